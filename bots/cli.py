@@ -1,0 +1,188 @@
+"""The `easel` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bots.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("easel")
+
+
+class UsageError(Exception):
+    """Options that do not fit together."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes end in one line on stderr, as every other bad input does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _InOrder(argparse.Action):
+    """Collects --image and --text into one ordered list, so mix weights follow the command line."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None) -> None:
+        items = list(getattr(namespace, self.dest) or [])
+        items.append((self.metavar, values))
+        setattr(namespace, self.dest, items)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="easel", description="Self-hosted image generation for Discord and Telegram communities.")
+    parser.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    generate = commands.add_parser("generate", help="run one request without the service and write PNG files")
+    generate.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    generate.add_argument("--model", choices=["kandinsky-2.2", "tiny"], help="model preset (default: from the config)")
+    generate.add_argument("--op", default="txt2img", choices=["txt2img", "img2img", "inpaint", "mix"])
+    generate.add_argument("--prompt", default="", help="what to draw (mix: an optional extra text item)")
+    generate.add_argument("--negative", default="", help="what to keep out of the image")
+    generate.add_argument("--width", type=int)
+    generate.add_argument("--height", type=int)
+    generate.add_argument("--steps", type=int, help="decoder steps")
+    generate.add_argument("--prior-steps", type=int)
+    generate.add_argument("--guidance", type=float, help="decoder guidance scale")
+    generate.add_argument("--prior-guidance", type=float, help="prior guidance scale")
+    generate.add_argument("--strength", type=float, help="img2img: how much to change, 0-1")
+    generate.add_argument("--count", type=int, default=1, help="images to make, 1-4 (files out-1.png ... out-N.png)")
+    generate.add_argument("--seed", type=int, help="random when absent; printed either way")
+    generate.add_argument("--image", dest="items", action=_InOrder, metavar="image", help="input image (mix: repeat)")
+    generate.add_argument("--text", dest="items", action=_InOrder, metavar="text", help="mix: a text item")
+    generate.add_argument("--mask", type=Path, help="inpaint: mask image, white is repainted")
+    generate.add_argument("--region", help="inpaint: X,Y,W,H in percent of the image")
+    generate.add_argument("--weights", help="mix: comma-separated weights in item order")
+    generate.add_argument("-o", "--output", type=Path, default=Path("out.png"), help="PNG file to write")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        return _fail(str(error))
+    if args.command == "generate":
+        return _generate(args, settings)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _fail(message: str) -> int:
+    print(f"easel: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    _quiet_libraries()
+    from generation.engine import Engine
+    from generation.errors import InvalidImage, InvalidRequest
+    from generation.models import load_models
+
+    if args.model:
+        settings = settings.model_copy(update={"model": settings.model.model_copy(update={"preset": args.model})})
+    try:
+        request = _request_from_args(args, settings)
+    except (InvalidRequest, InvalidImage, UsageError) as error:
+        return _fail(str(error))
+    except OSError as error:
+        return _fail(f"cannot read {error.filename}: {error.strerror}")
+    try:
+        models = load_models(settings.model)
+    except OSError as error:
+        return _fail(f"cannot load the {settings.model.preset} model: {error}")
+    started = time.perf_counter()
+    result = Engine(models).generate([request])[0]
+    seconds = time.perf_counter() - started
+    paths = _output_paths(args.output, request.count)
+    try:
+        for image, path in zip(result.images, paths, strict=True):
+            image.save(path)
+    except OSError as error:
+        return _fail(f"cannot write {error.filename}: {error.strerror}")
+    print(json.dumps({"files": [str(p) for p in paths], "seeds": list(result.seeds), "seconds": round(seconds, 3)}))
+    return 0
+
+
+def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
+    from generation.images import AlphaMask, MaskImage, decode_image, has_alpha, parse_region
+    from generation.requests import make_request
+
+    max_pixels = settings.limits.max_input_pixels
+
+    def read(path: str | Path) -> Any:
+        return decode_image(Path(path).read_bytes(), max_pixels)
+
+    items = args.items or []
+    images = [read(value) for kind, value in items if kind == "image"]
+    options: dict[str, Any] = {}
+    if args.op == "mix":
+        mix = [read(value) if kind == "image" else value for kind, value in items]
+        if args.prompt:
+            mix.append(args.prompt)
+        options["mix"] = mix
+        if args.weights:
+            options["weights"] = _weights(args.weights)
+    elif images:
+        if len(images) > 1 or any(kind == "text" for kind, _ in items):
+            raise UsageError(f"--op {args.op} takes one --image and no --text")
+        options["image"] = images[0]
+    if args.op == "inpaint" and images:
+        if args.mask and args.region:
+            raise UsageError("give either --mask or --region, not both")
+        if args.mask:
+            options["mask"] = MaskImage(read(args.mask))
+        elif args.region:
+            options["mask"] = parse_region(args.region)
+        elif has_alpha(images[0]):
+            options["mask"] = AlphaMask()
+    return make_request(
+        args.op,
+        args.prompt if args.op != "mix" else "",
+        defaults=settings.generation_defaults,
+        limits=settings.limits,
+        negative_prompt=args.negative,
+        width=args.width,
+        height=args.height,
+        steps=args.steps,
+        prior_steps=args.prior_steps,
+        guidance_scale=args.guidance,
+        prior_guidance_scale=args.prior_guidance,
+        strength=args.strength,
+        count=args.count,
+        seed=args.seed,
+        **options,
+    )
+
+
+def _weights(text: str) -> list[float]:
+    from generation.errors import InvalidRequest
+
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise InvalidRequest("not_a_number", "weights", text, "comma-separated numbers such as 0.5,0.3,0.2") from None
+
+
+def _output_paths(output: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{index}{output.suffix}") for index in range(1, count + 1)]
+
+
+def _quiet_libraries() -> None:
+    """diffusers and transformers warn about things an operator cannot act on; keep stderr for errors."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()

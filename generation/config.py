@@ -1,0 +1,114 @@
+"""Validated, frozen settings that the generation engine needs.
+
+The whole-application settings (`bots.config`) embed these sections; `generation/` never reads files
+or the environment itself.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Preset = Literal["kandinsky-2.2", "tiny"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelSettings(_Section):
+    """Which weights to load and where to run them."""
+
+    preset: Preset = "kandinsky-2.2"
+    prior: str = "kandinsky-community/kandinsky-2-2-prior"
+    decoder: str = "kandinsky-community/kandinsky-2-2-decoder"
+    inpaint_decoder: str = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
+    cache_dir: str | None = None
+    local_files_only: bool = False
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    cpu_offload: bool = False
+    attention_slicing: bool = False
+    preload_inpaint: bool = False
+    tiny_seed: int = Field(default=0, ge=0)
+
+
+class DefaultsSettings(_Section):
+    """What a request gets for each value its user did not name; unset values come from the preset."""
+
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    prior_steps: int | None = None
+    guidance_scale: float | None = None
+    prior_guidance_scale: float | None = None
+    strength: float | None = None
+
+
+class GenerationDefaults(_Section):
+    """Fully resolved defaults: the preset's values overlaid with the config's."""
+
+    width: int
+    height: int
+    steps: int
+    prior_steps: int
+    guidance_scale: float
+    prior_guidance_scale: float
+    strength: float
+
+
+PRESET_DEFAULTS: dict[str, GenerationDefaults] = {
+    "kandinsky-2.2": GenerationDefaults(
+        width=768,
+        height=768,
+        steps=50,
+        prior_steps=25,
+        guidance_scale=4.0,
+        prior_guidance_scale=4.0,
+        strength=0.5,
+    ),
+    # Small enough that the whole bot answers in well under a second on a laptop CPU.
+    "tiny": GenerationDefaults(
+        width=64,
+        height=64,
+        steps=4,
+        prior_steps=2,
+        guidance_scale=4.0,
+        prior_guidance_scale=4.0,
+        strength=0.5,
+    ),
+}
+
+
+def resolve_defaults(preset: Preset, overrides: DefaultsSettings) -> GenerationDefaults:
+    named = overrides.model_dump(exclude_none=True)
+    return PRESET_DEFAULTS[preset].model_copy(update=named)
+
+
+class Limits(_Section):
+    """What any single request may ask for; a request outside them is refused, never clamped."""
+
+    max_width: int = Field(default=1024, ge=64)
+    max_height: int = Field(default=1024, ge=64)
+    max_pixels: int = Field(default=1024 * 1024, ge=64 * 64)
+    min_steps: int = Field(default=1, ge=1)
+    max_steps: int = Field(default=100, ge=1)
+    min_prior_steps: int = Field(default=1, ge=1)
+    max_prior_steps: int = Field(default=100, ge=1)
+    min_guidance_scale: float = Field(default=0.0, ge=0.0)
+    max_guidance_scale: float = Field(default=20.0, gt=0.0)
+    max_images: int = Field(default=4, ge=1, le=4)
+    max_prompt_length: int = Field(default=1000, ge=1)
+    max_input_pixels: int = Field(default=50_000_000, ge=64 * 64)
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> Limits:
+        for low, high in (
+            ("min_steps", "max_steps"),
+            ("min_prior_steps", "max_prior_steps"),
+            ("min_guidance_scale", "max_guidance_scale"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} ({getattr(self, low)}) is greater than {high} ({getattr(self, high)})")
+        return self

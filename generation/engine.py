@@ -1,0 +1,194 @@
+"""The engine: runs a batch of compatible requests through the Kandinsky pipelines.
+
+Synchronous by design: it owns the GPU and is called from one dedicated thread. Progress and
+cancellation go through forward pre-hooks on the two denoisers (the prior transformer and the decoder
+UNet), because `KandinskyV22PriorPipeline.interpolate` takes no step callback; a hook sees every step
+of every operation alike. Raising from a hook stops within one step and leaves the pipelines usable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from generation.errors import GenerationCancelled
+from generation.models import KandinskyModels
+from generation.requests import GenerationRequest, Operation
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationResult:
+    request: GenerationRequest
+    images: tuple[Image.Image, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One image to make: the request it belongs to and its own seed."""
+
+    request: GenerationRequest
+    seed: int
+
+
+class _StepCounter:
+    """Counts denoiser calls across all stages of a batch, reports the fraction, and stops on request."""
+
+    def __init__(self, total: int, on_progress: ProgressCallback | None, should_cancel: CancelCheck | None) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.on_progress = on_progress
+        self.should_cancel = should_cancel
+
+    def __call__(self, _module: torch.nn.Module, _args: object) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise GenerationCancelled
+        if self.done and self.on_progress is not None:
+            self.on_progress(min(self.done / self.total, 1.0))
+        self.done += 1
+
+
+def total_steps(batch: Sequence[GenerationRequest]) -> int:
+    """Denoiser calls a batch will make; batched requests share their calls."""
+    head = batch[0]
+    return head.prior_steps * head.prior_runs + head.denoising_steps
+
+
+def check_batch(batch: Sequence[GenerationRequest]) -> None:
+    if not batch:
+        raise ValueError("an empty batch")
+    keys = {request.batch_key for request in batch}
+    if len(batch) > 1 and (None in keys or len(keys) > 1):
+        raise ValueError(f"requests cannot share a pipeline call: {[r.operation for r in batch]}")
+
+
+def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """CPU generators: the same seed gives the same image on any device."""
+    return [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+
+
+class Engine:
+    def __init__(self, models: KandinskyModels) -> None:
+        self.models = models
+
+    def generate(
+        self,
+        batch: Sequence[GenerationRequest],
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> list[GenerationResult]:
+        """Run compatible requests in one pipeline call; each image keeps its own seed.
+
+        Raises `GenerationCancelled` when `should_cancel` turns true, at the next denoising step.
+        """
+        check_batch(batch)
+        rows = [_Row(request, seed) for request in batch for seed in request.seeds]
+        counter = _StepCounter(total_steps(batch), on_progress, should_cancel)
+        started = time.perf_counter()
+        with self._hooked(counter, batch[0].operation):
+            images = self._run(batch[0].operation, rows)
+        if on_progress is not None:
+            on_progress(1.0)
+        log.debug("%s x%d in %.2fs", batch[0].operation, len(rows), time.perf_counter() - started)
+        results = []
+        offset = 0
+        for request in batch:
+            chunk = images[offset : offset + request.count]
+            offset += request.count
+            results.append(GenerationResult(request, tuple(chunk), request.seeds))
+        return results
+
+    @contextmanager
+    def _hooked(self, counter: _StepCounter, operation: Operation) -> Iterator[None]:
+        unet = self.models.inpaint.unet if operation is Operation.INPAINT else self.models.decoder.unet
+        handles = [module.register_forward_pre_hook(counter) for module in (self.models.prior.prior, unet)]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _run(self, operation: Operation, rows: list[_Row]) -> list[Image.Image]:
+        head = rows[0].request
+        if operation is Operation.MIX:
+            embeds, negative = self._mix_embeddings(head)
+        else:
+            embeds, negative = self._text_embeddings(rows)
+        common = {
+            "image_embeds": embeds,
+            "negative_image_embeds": negative,
+            "width": head.width,
+            "height": head.height,
+            "num_inference_steps": head.steps,
+            "guidance_scale": head.guidance_scale,
+            "generator": _generators([row.seed for row in rows]),
+            "output_type": "np",
+        }
+        if operation is Operation.IMG2IMG:
+            pixels = self.models.img2img(image=[row.request.image for row in rows], strength=head.strength, **common)
+        elif operation is Operation.INPAINT:
+            assert head.image is not None and head.mask is not None
+            pixels = self.models.inpaint(image=[head.image] * len(rows), mask_image=[head.mask] * len(rows), **common)
+            return [_keep_unmasked(image, head.image, head.mask) for image in pixels.images]
+        else:
+            pixels = self.models.decoder(**common)
+        return [_to_pil(image) for image in pixels.images]
+
+    def _text_embeddings(self, rows: list[_Row]) -> tuple[torch.Tensor, torch.Tensor]:
+        head = rows[0].request
+        prompts = [row.request.prompt for row in rows]
+        seeds = [row.seed for row in rows]
+        negatives = None
+        if head.negative_prompt:
+            negatives = [row.request.negative_prompt for row in rows]
+            seeds = seeds + seeds  # the prior runs the negatives as extra rows
+        output = self.models.prior(
+            prompt=prompts,
+            negative_prompt=negatives,
+            num_inference_steps=head.prior_steps,
+            guidance_scale=head.prior_guidance_scale,
+            generator=_generators(seeds),
+            output_type="pt",
+        )
+        return output.image_embeds, output.negative_image_embeds
+
+    def _mix_embeddings(self, request: GenerationRequest) -> tuple[torch.Tensor, torch.Tensor]:
+        prior = self.models.prior
+        output = prior.interpolate(
+            [item.text if item.text is not None else item.image for item in request.mix],
+            [item.weight for item in request.mix],
+            num_images_per_prompt=request.count,
+            num_inference_steps=request.prior_steps,
+            generator=_generators(request.seeds),
+            negative_prompt=request.negative_prompt,
+            guidance_scale=request.prior_guidance_scale,
+            device=prior._execution_device,
+        )
+        return output.image_embeds, output.negative_image_embeds
+
+
+def _to_pil(pixels: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.round(pixels * 255).clip(0, 255).astype(np.uint8))
+
+
+def _keep_unmasked(pixels: np.ndarray, source: Image.Image, mask: Image.Image) -> Image.Image:
+    """Paste the generated pixels through the soft mask, so unmasked pixels stay exactly the input's.
+
+    The pipeline only repaints at latent resolution and thresholds the mask; compositing in pixel
+    space keeps the rest of the picture untouched and lets grey mask values blend.
+    """
+    weight = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+    original = np.asarray(source, dtype=np.float32) / 255.0
+    return _to_pil(original * (1.0 - weight) + pixels * weight)

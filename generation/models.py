@@ -1,0 +1,165 @@
+"""Loading Kandinsky 2.2 once, with every weight shared between the four operations.
+
+The prior (with its text and image encoders) serves every operation; the decoder's UNet and MoVQ
+serve txt2img and img2img; the inpaint decoder brings only its own 9-channel UNet and borrows the
+MoVQ, and is loaded the first time an inpaint is asked for unless `preload_inpaint` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from diffusers import (
+    DiffusionPipeline,
+    KandinskyV22Img2ImgPipeline,
+    KandinskyV22InpaintPipeline,
+    KandinskyV22Pipeline,
+    KandinskyV22PriorPipeline,
+    VQModel,
+)
+
+from generation import tiny
+from generation.config import ModelSettings
+
+log = logging.getLogger(__name__)
+
+InpaintLoader = Callable[[VQModel], KandinskyV22InpaintPipeline]
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: torch.device
+    dtype: torch.dtype
+    cpu_offload: bool
+    attention_slicing: bool
+
+    def apply(self, pipe: DiffusionPipeline) -> None:
+        pipe.set_progress_bar_config(disable=True)
+        if pipe.dtype != self.dtype:
+            pipe.to(dtype=self.dtype)
+        if self.attention_slicing and not isinstance(pipe, KandinskyV22PriorPipeline):
+            pipe.enable_attention_slicing()
+        if self.cpu_offload:
+            pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            pipe.to(self.device)
+
+
+def pick_device(setting: str) -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU, unless the config names one."""
+    if setting != "auto":
+        return torch.device(setting)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(setting: str, device: torch.device) -> torch.dtype:
+    """Half precision on CUDA, where it halves memory at no visible cost; full precision elsewhere."""
+    if setting != "auto":
+        return getattr(torch, setting)
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def placement_for(settings: ModelSettings) -> Placement:
+    device = pick_device(settings.device)
+    offload = settings.cpu_offload and device.type == "cuda"
+    if settings.cpu_offload and not offload:
+        log.warning("cpu_offload needs a CUDA device; running everything on %s instead", device)
+    return Placement(device, pick_dtype(settings.dtype, device), offload, settings.attention_slicing)
+
+
+class KandinskyModels:
+    """The loaded pipelines; one instance per process, used only from the engine's thread."""
+
+    def __init__(
+        self,
+        prior: KandinskyV22PriorPipeline,
+        decoder: KandinskyV22Pipeline,
+        load_inpaint: InpaintLoader,
+        placement: Placement,
+    ) -> None:
+        self.placement = placement
+        self.prior = prior
+        self.decoder = decoder
+        self.img2img = KandinskyV22Img2ImgPipeline(unet=decoder.unet, scheduler=decoder.scheduler, movq=decoder.movq)
+        for pipe in (prior, decoder, self.img2img):
+            placement.apply(pipe)
+        self._load_inpaint = load_inpaint
+        self._inpaint: KandinskyV22InpaintPipeline | None = None
+        self._inpaint_lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        return self.placement.device
+
+    @property
+    def inpaint_loaded(self) -> bool:
+        return self._inpaint is not None
+
+    @property
+    def inpaint(self) -> KandinskyV22InpaintPipeline:
+        with self._inpaint_lock:
+            if self._inpaint is None:
+                log.info("loading the inpaint decoder")
+                pipe = self._load_inpaint(self.decoder.movq)
+                self.placement.apply(pipe)
+                self._inpaint = pipe
+            return self._inpaint
+
+
+def load_models(settings: ModelSettings) -> KandinskyModels:
+    placement = placement_for(settings)
+    if settings.preset == "tiny":
+        models = _tiny_models(settings.tiny_seed, placement)
+    else:
+        models = _pretrained_models(settings, placement)
+    if settings.preload_inpaint:
+        models.inpaint  # noqa: B018 - loading is the point
+    log.info("model %s ready on %s (%s)", settings.preset, placement.device, placement.dtype)
+    return models
+
+
+def _pretrained_models(settings: ModelSettings, placement: Placement) -> KandinskyModels:
+    """Hub ids or local directories, in the layout of the kandinsky-community repositories."""
+    options: dict[str, Any] = {
+        "dtype": placement.dtype,
+        "cache_dir": settings.cache_dir,
+        "local_files_only": settings.local_files_only,
+    }
+    prior = KandinskyV22PriorPipeline.from_pretrained(settings.prior, **options)
+    decoder = KandinskyV22Pipeline.from_pretrained(settings.decoder, **options)
+
+    def load_inpaint(movq: VQModel) -> KandinskyV22InpaintPipeline:
+        return KandinskyV22InpaintPipeline.from_pretrained(settings.inpaint_decoder, movq=movq, **options)
+
+    return KandinskyModels(prior, decoder, load_inpaint, placement)
+
+
+def _tiny_models(seed: int, placement: Placement) -> KandinskyModels:
+    tokenizer = tiny.tokenizer()
+    prior = KandinskyV22PriorPipeline(
+        prior=tiny.prior(seed),
+        image_encoder=tiny.image_encoder(seed + 1),
+        text_encoder=tiny.text_encoder(seed + 2, vocab_size=len(tokenizer)),
+        tokenizer=tokenizer,
+        scheduler=tiny.prior_scheduler(),
+        image_processor=tiny.image_processor(),
+    )
+    decoder = KandinskyV22Pipeline(
+        unet=tiny.unet(seed + 3, in_channels=4), scheduler=tiny.decoder_scheduler(), movq=tiny.movq(seed + 4)
+    )
+
+    def load_inpaint(movq: VQModel) -> KandinskyV22InpaintPipeline:
+        return KandinskyV22InpaintPipeline(
+            unet=tiny.unet(seed + 5, in_channels=9), scheduler=tiny.decoder_scheduler(), movq=movq
+        )
+
+    return KandinskyModels(prior, decoder, load_inpaint, placement)

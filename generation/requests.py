@@ -1,0 +1,305 @@
+"""Generation requests: what to make, fully resolved and validated before it reaches the GPU.
+
+`make_request` is the one way in: it fills what the user did not name from the defaults, checks every
+value against the limits (refusing, never clamping), fits input images to the output size and picks a
+seed, so a request is always reproducible from what it records.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from PIL import Image
+
+from generation.config import GenerationDefaults, Limits
+from generation.errors import InvalidRequest
+from generation.images import MaskSpec, build_mask, fit, fitted_size, to_rgb
+
+SEED_LIMIT = 2**32
+MIN_MIX_ITEMS = 2
+MAX_MIX_ITEMS = 4
+
+
+class Operation(StrEnum):
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+    MIX = "mix"
+
+
+@dataclass(frozen=True, eq=False)
+class MixItem:
+    """One ingredient of a mix: a text or an image, and its share after normalisation."""
+
+    weight: float
+    text: str | None = None
+    image: Image.Image | None = None
+
+
+MixInput = str | Image.Image
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationRequest:
+    operation: Operation
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    steps: int
+    prior_steps: int
+    guidance_scale: float
+    prior_guidance_scale: float
+    count: int
+    seed: int
+    strength: float | None = None
+    image: Image.Image | None = None
+    mask: Image.Image | None = None
+    mix: tuple[MixItem, ...] = field(default_factory=tuple)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """One seed per image: image i of a request equals a single-image request with seed + i."""
+        return tuple((self.seed + index) % SEED_LIMIT for index in range(self.count))
+
+    @property
+    def denoising_steps(self) -> int:
+        """Decoder steps actually run: img2img skips the part of the schedule its strength keeps."""
+        if self.operation is Operation.IMG2IMG and self.strength is not None:
+            return min(int(self.steps * self.strength), self.steps)
+        return self.steps
+
+    @property
+    def prior_runs(self) -> int:
+        """Prior passes: a mix runs the prior once per text item and once for the negative."""
+        if self.operation is Operation.MIX:
+            return 1 + sum(1 for item in self.mix if item.text is not None)
+        return 1
+
+    @property
+    def batch_key(self) -> tuple[Any, ...] | None:
+        """Requests with equal keys can share one pipeline call; None means never batched.
+
+        Inpaint is never batched: diffusers blends every item with the first item's image and mask.
+        Mix goes through `interpolate`, which takes one set of ingredients per call.
+        """
+        if self.operation not in (Operation.TXT2IMG, Operation.IMG2IMG):
+            return None
+        return (
+            self.operation,
+            self.width,
+            self.height,
+            self.steps,
+            self.prior_steps,
+            self.guidance_scale,
+            self.prior_guidance_scale,
+            self.strength,
+            bool(self.negative_prompt),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters as plain data, for logs, storage and reproduction."""
+        return {
+            "operation": str(self.operation),
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "prior_steps": self.prior_steps,
+            "guidance_scale": self.guidance_scale,
+            "prior_guidance_scale": self.prior_guidance_scale,
+            "strength": self.strength,
+            "count": self.count,
+            "seed": self.seed,
+            "mix_weights": [item.weight for item in self.mix],
+            "mix_texts": [item.text for item in self.mix],
+        }
+
+
+def make_request(
+    operation: Operation | str,
+    prompt: str = "",
+    *,
+    defaults: GenerationDefaults,
+    limits: Limits,
+    negative_prompt: str = "",
+    width: int | None = None,
+    height: int | None = None,
+    steps: int | None = None,
+    prior_steps: int | None = None,
+    guidance_scale: float | None = None,
+    prior_guidance_scale: float | None = None,
+    strength: float | None = None,
+    count: int = 1,
+    seed: int | None = None,
+    image: Image.Image | None = None,
+    mask: MaskSpec | None = None,
+    mix: Sequence[MixInput] = (),
+    weights: Sequence[float] | None = None,
+) -> GenerationRequest:
+    """Resolve and validate one request; raises `InvalidRequest` or `InvalidImage` naming the bad value."""
+    operation = _operation(operation)
+    prompt = _text("prompt", prompt, limits)
+    negative_prompt = _text("negative_prompt", negative_prompt, limits)
+    if operation is not Operation.MIX and not prompt:
+        raise InvalidRequest("required", "prompt", prompt, f"{operation} needs a prompt describing the image")
+
+    source = _input_image(operation, image)
+    if source is not None and width is None and height is None:
+        width, height = fitted_size(
+            source.size, defaults.width * defaults.height, limits.max_width, limits.max_height, limits.max_pixels
+        )
+    width = _dimension("width", width if width is not None else defaults.width, limits.max_width)
+    height = _dimension("height", height if height is not None else defaults.height, limits.max_height)
+    if width * height > limits.max_pixels:
+        raise InvalidRequest("out_of_range", "size", f"{width}x{height}", f"at most {limits.max_pixels} pixels")
+
+    steps = _int_in("steps", steps if steps is not None else defaults.steps, limits.min_steps, limits.max_steps)
+    prior_steps = _int_in(
+        "prior_steps",
+        prior_steps if prior_steps is not None else defaults.prior_steps,
+        limits.min_prior_steps,
+        limits.max_prior_steps,
+    )
+    guidance_scale = _float_in(
+        "guidance_scale",
+        guidance_scale if guidance_scale is not None else defaults.guidance_scale,
+        limits.min_guidance_scale,
+        limits.max_guidance_scale,
+    )
+    prior_guidance_scale = _float_in(
+        "prior_guidance_scale",
+        prior_guidance_scale if prior_guidance_scale is not None else defaults.prior_guidance_scale,
+        limits.min_guidance_scale,
+        limits.max_guidance_scale,
+    )
+    count = _int_in("count", count, 1, limits.max_images)
+    seed = secrets.randbelow(SEED_LIMIT) if seed is None else _int_in("seed", seed, 0, SEED_LIMIT - 1)
+
+    resolved_strength = None
+    if operation is Operation.IMG2IMG:
+        resolved_strength = _float_in("strength", strength if strength is not None else defaults.strength, 0.0, 1.0)
+        if int(steps * resolved_strength) < 1:
+            raise InvalidRequest(
+                "out_of_range",
+                "strength",
+                resolved_strength,
+                f"with {steps} steps the strength must be at least {1 / steps:.3g} so that at least one step runs",
+            )
+    elif strength is not None:
+        raise InvalidRequest("unexpected", "strength", strength, "only img2img takes a strength")
+
+    fitted = mask_image = None
+    if source is not None:
+        fitted = fit(to_rgb(source), width, height)
+    if operation is Operation.INPAINT:
+        if mask is None:
+            raise InvalidRequest("required", "mask", None, "inpaint needs a mask image, a transparent area or a region")
+        assert source is not None
+        mask_image = build_mask(mask, source, width, height)
+    elif mask is not None:
+        raise InvalidRequest("unexpected", "mask", "given", "only inpaint takes a mask")
+
+    items: tuple[MixItem, ...] = ()
+    if operation is Operation.MIX:
+        items = _mix_items(mix, weights, limits)
+    elif mix:
+        raise InvalidRequest("unexpected", "mix", len(mix), "only mix takes mix items")
+
+    return GenerationRequest(
+        operation=operation,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        width=width,
+        height=height,
+        steps=steps,
+        prior_steps=prior_steps,
+        guidance_scale=guidance_scale,
+        prior_guidance_scale=prior_guidance_scale,
+        count=count,
+        seed=seed,
+        strength=resolved_strength,
+        image=fitted,
+        mask=mask_image,
+        mix=items,
+    )
+
+
+def _operation(value: Operation | str) -> Operation:
+    try:
+        return Operation(value)
+    except ValueError:
+        allowed = ", ".join(op.value for op in Operation)
+        raise InvalidRequest("unknown", "operation", value, f"one of {allowed}") from None
+
+
+def _text(name: str, value: str, limits: Limits) -> str:
+    value = value.strip()
+    if len(value) > limits.max_prompt_length:
+        raise InvalidRequest("too_long", name, f"{len(value)} characters", f"at most {limits.max_prompt_length} characters")
+    return value
+
+
+def _input_image(operation: Operation, image: Image.Image | None) -> Image.Image | None:
+    needs_image = operation in (Operation.IMG2IMG, Operation.INPAINT)
+    if needs_image and image is None:
+        raise InvalidRequest("required", "image", None, f"{operation} needs an input image")
+    if not needs_image and image is not None:
+        raise InvalidRequest("unexpected", "image", "given", "only img2img and inpaint take an input image")
+    return image
+
+
+def _dimension(name: str, value: int, maximum: int) -> int:
+    value = _int_in(name, value, 64, maximum)
+    if value % 64:
+        raise InvalidRequest("not_multiple", name, value, f"a multiple of 64 between 64 and {maximum}")
+    return value
+
+
+def _int_in(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest("not_a_number", name, value, f"a whole number from {low} to {high}")
+    if not low <= value <= high:
+        raise InvalidRequest("out_of_range", name, value, f"a whole number from {low} to {high}")
+    return value
+
+
+def _float_in(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidRequest("not_a_number", name, value, f"a number from {low:g} to {high:g}")
+    if not low <= value <= high:
+        raise InvalidRequest("out_of_range", name, value, f"a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _mix_items(mix: Sequence[MixInput], weights: Sequence[float] | None, limits: Limits) -> tuple[MixItem, ...]:
+    if not MIN_MIX_ITEMS <= len(mix) <= MAX_MIX_ITEMS:
+        raise InvalidRequest(
+            "out_of_range", "mix", f"{len(mix)} items", f"from {MIN_MIX_ITEMS} to {MAX_MIX_ITEMS} images or texts"
+        )
+    if weights is None:
+        weights = [1.0] * len(mix)
+    if len(weights) != len(mix):
+        raise InvalidRequest("mismatch", "weights", list(weights), f"one weight for each of the {len(mix)} mix items")
+    for weight in weights:
+        _float_in("weight", weight, 0.0, math.inf)
+    total = sum(weights)
+    if total <= 0:
+        raise InvalidRequest("out_of_range", "weights", list(weights), "at least one weight above zero")
+    items = []
+    for item, weight in zip(mix, weights, strict=True):
+        share = weight / total
+        if isinstance(item, str):
+            text = _text("mix text", item, limits)
+            if not text:
+                raise InvalidRequest("required", "mix text", item, "a text item must not be empty")
+            items.append(MixItem(weight=share, text=text))
+        else:
+            items.append(MixItem(weight=share, image=to_rgb(item)))
+    return tuple(items)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the tiny model preset, built once per session, and request helpers."""
+
+from __future__ import annotations
+
+import os
+
+# Tests never reach the network: the hub is off before diffusers or transformers are imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from generation.config import DefaultsSettings, GenerationDefaults, Limits, ModelSettings, resolve_defaults
+from generation.engine import Engine
+from generation.models import KandinskyModels, load_models
+from generation.requests import GenerationRequest, make_request
+
+
+@pytest.fixture(scope="session")
+def defaults() -> GenerationDefaults:
+    return resolve_defaults("tiny", DefaultsSettings())
+
+
+@pytest.fixture(scope="session")
+def limits() -> Limits:
+    return Limits()
+
+
+@pytest.fixture(scope="session")
+def request_for(defaults: GenerationDefaults, limits: Limits) -> Callable[..., GenerationRequest]:
+    def build(operation: str, prompt: str = "a red cat", **options: Any) -> GenerationRequest:
+        return make_request(operation, prompt, defaults=defaults, limits=limits, **options)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> KandinskyModels:
+    return load_models(ModelSettings(preset="tiny"))
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_models: KandinskyModels) -> Engine:
+    return Engine(tiny_models)
+
+
+@pytest.fixture
+def photo() -> Image.Image:
+    """A 64x64 picture with structure (a gradient and a square), so changes to it are visible."""
+    image = Image.linear_gradient("L").resize((64, 64)).convert("RGB")
+    image.paste((200, 30, 30), (16, 16, 48, 48))
+    return image

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bots.config import ConfigError, load_settings
+from generation.models import pick_device, pick_dtype
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_shipped_config_is_valid_and_uses_the_real_model() -> None:
+    settings = load_settings(REPO / "config.toml", environ={})
+    assert settings.model.preset == "kandinsky-2.2"
+    assert settings.model.prior == "kandinsky-community/kandinsky-2-2-prior"
+    assert settings.model.device == "auto"
+    defaults = settings.generation_defaults
+    assert (defaults.width, defaults.height, defaults.steps, defaults.prior_steps) == (768, 768, 50, 25)
+
+
+def test_the_tiny_preset_brings_its_own_small_defaults() -> None:
+    settings = load_settings(REPO / "config.toml", environ={"EASEL_MODEL__PRESET": "tiny"})
+    defaults = settings.generation_defaults
+    assert (defaults.width, defaults.height, defaults.steps, defaults.prior_steps) == (64, 64, 4, 2)
+
+
+def test_named_defaults_win_over_the_preset(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[model]\npreset = "tiny"\n[defaults]\nwidth = 128\n'), environ={})
+    assert settings.generation_defaults.width == 128
+    assert settings.generation_defaults.height == 64
+
+
+def test_environment_overrides_are_read_as_toml_values(tmp_path: Path) -> None:
+    environ = {
+        "EASEL_MODEL__CPU_OFFLOAD": "true",
+        "EASEL_LIMITS__MAX_IMAGES": "2",
+        "EASEL_MODEL__DECODER": "/srv/models/decoder",
+        "UNRELATED": "1",
+    }
+    settings = load_settings(write(tmp_path, "[model]\ncpu_offload = false\n"), environ=environ)
+    assert settings.model.cpu_offload is True
+    assert settings.limits.max_images == 2
+    assert settings.model.decoder == "/srv/models/decoder"
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(None, environ={})
+    with pytest.raises(Exception):
+        settings.model.preset = "tiny"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('[model]\npreset = "sdxl"\n', "model.preset"),
+        ('[model]\ndevice = "gpu"\n', "model.device"),
+        ("[model]\nunknown_key = 1\n", "model.unknown_key"),
+        ("[limits]\nmax_images = 9\n", "limits.max_images"),
+        ("[limits]\nmin_steps = 50\nmax_steps = 10\n", "min_steps"),
+        ("[defaults]\nwidth = 100\n", "defaults.width"),
+        ("[defaults]\nsteps = 500\n", "defaults.steps"),
+        ("[defaults]\nstrength = 0\n", "defaults.strength"),
+        ("[model\npreset = 1", "not valid TOML"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_setting(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(write(tmp_path, text), environ={})
+
+
+def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_device_is_picked_automatically(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("cuda")
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+
+
+def test_half_precision_only_on_cuda() -> None:
+    assert pick_dtype("auto", torch.device("cuda")) is torch.float16
+    assert pick_dtype("auto", torch.device("cpu")) is torch.float32
+    assert pick_dtype("auto", torch.device("mps")) is torch.float32
+    assert pick_dtype("bfloat16", torch.device("cpu")) is torch.bfloat16
