@@ -85,7 +85,7 @@ def _fail(message: str) -> int:
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     _quiet_libraries()
     from generation.engine import Engine
-    from generation.errors import InvalidImage, InvalidRequest
+    from generation.errors import InvalidImage, InvalidRequest, ModelLoadError
     from generation.models import load_models
 
     if args.model:
@@ -97,11 +97,11 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as error:
         return _fail(f"cannot read {error.filename}: {error.strerror}")
     try:
-        models = load_models(settings.model)
-    except OSError as error:
-        return _fail(f"cannot load the {settings.model.preset} model: {error}")
-    started = time.perf_counter()
-    result = Engine(models).generate([request])[0]
+        engine = Engine(load_models(settings.model))
+        started = time.perf_counter()
+        result = engine.generate([request])[0]
+    except ModelLoadError as error:
+        return _fail(str(error))
     seconds = time.perf_counter() - started
     paths = _output_paths(args.output, request.count)
     try:

@@ -94,8 +94,9 @@ class Limits(_Section):
     max_pixels: int = Field(default=1024 * 1024, ge=64 * 64)
     min_steps: int = Field(default=1, ge=1)
     max_steps: int = Field(default=100, ge=1)
-    min_prior_steps: int = Field(default=1, ge=1)
-    max_prior_steps: int = Field(default=100, ge=1)
+    # UnCLIPScheduler spaces its timesteps over (steps - 1) intervals: one prior step is undefined.
+    min_prior_steps: int = Field(default=2, ge=2)
+    max_prior_steps: int = Field(default=100, ge=2)
     min_guidance_scale: float = Field(default=0.0, ge=0.0)
     max_guidance_scale: float = Field(default=20.0, gt=0.0)
     max_images: int = Field(default=4, ge=1, le=4)

@@ -30,3 +30,7 @@ class InvalidImage(ValueError):
 
 class GenerationCancelled(Exception):
     """Raised inside the pipeline's step loop when the caller asked to stop."""
+
+
+class ModelLoadError(Exception):
+    """Weights could not be loaded: a wrong id or path, no network, or an incomplete download."""

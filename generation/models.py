@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from diffusers import (
@@ -25,9 +25,11 @@ from diffusers import (
 
 from generation import tiny
 from generation.config import ModelSettings
+from generation.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
+PipelineT = TypeVar("PipelineT", bound=DiffusionPipeline)
 InpaintLoader = Callable[[VQModel], KandinskyV22InpaintPipeline]
 
 
@@ -134,13 +136,20 @@ def _pretrained_models(settings: ModelSettings, placement: Placement) -> Kandins
         "cache_dir": settings.cache_dir,
         "local_files_only": settings.local_files_only,
     }
-    prior = KandinskyV22PriorPipeline.from_pretrained(settings.prior, **options)
-    decoder = KandinskyV22Pipeline.from_pretrained(settings.decoder, **options)
+    prior = _from_pretrained(KandinskyV22PriorPipeline, settings.prior, options)
+    decoder = _from_pretrained(KandinskyV22Pipeline, settings.decoder, options)
 
     def load_inpaint(movq: VQModel) -> KandinskyV22InpaintPipeline:
-        return KandinskyV22InpaintPipeline.from_pretrained(settings.inpaint_decoder, movq=movq, **options)
+        return _from_pretrained(KandinskyV22InpaintPipeline, settings.inpaint_decoder, {**options, "movq": movq})
 
     return KandinskyModels(prior, decoder, load_inpaint, placement)
+
+
+def _from_pretrained(pipeline: type[PipelineT], source: str, options: dict[str, Any]) -> PipelineT:
+    try:
+        return pipeline.from_pretrained(source, **options)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"cannot load {pipeline.__name__} from {source}: {error}") from error
 
 
 def _tiny_models(seed: int, placement: Placement) -> KandinskyModels:

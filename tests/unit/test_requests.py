@@ -44,7 +44,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str, str, str]] = [
     ("txt2img", {"steps": 0}, "steps", "0", "from 1 to 100"),
     ("txt2img", {"steps": 101}, "steps", "101", "from 1 to 100"),
     ("txt2img", {"steps": 2.5}, "steps", "2.5", "whole number"),
-    ("txt2img", {"prior_steps": 0}, "prior_steps", "0", "from 1 to 100"),
+    ("txt2img", {"prior_steps": 1}, "prior_steps", "1", "from 2 to 100"),
     ("txt2img", {"guidance_scale": -1.0}, "guidance_scale", "-1.0", "from 0 to 20"),
     ("txt2img", {"guidance_scale": math.nan}, "guidance_scale", "nan", "from 0 to 20"),
     ("txt2img", {"prior_guidance_scale": 21}, "prior_guidance_scale", "21", "from 0 to 20"),

@@ -1,0 +1,173 @@
+"""`easel generate` as operators and scripts use it, on the tiny preset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bots.cli import main
+
+TINY = ["generate", "--model", "tiny"]
+
+
+@pytest.fixture(autouse=True)
+def _no_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run where no config.toml lies, with no EASEL_ overrides, so only the arguments count."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("EASEL_"):
+            monkeypatch.delenv(name)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main([*TINY, *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def picture(tmp_path: Path, photo: Image.Image) -> Path:
+    path = tmp_path / "in.png"
+    photo.save(path)
+    return path
+
+
+def test_the_documented_txt2img_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(
+        capsys, "--op", "txt2img", "--prompt", "a red cat", "--width", "64", "--height", "64",
+        "--steps", "4", "--prior-steps", "2", "--seed", "1", "-o", "out.png",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["files"] == ["out.png"] and summary["seeds"] == [1]
+    assert Image.open(tmp_path / "out.png").size == (64, 64)
+
+
+def test_the_same_seed_writes_the_same_pixels(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for name in ("a.png", "b.png"):
+        assert run(capsys, "--prompt", "a red cat", "--seed", "9", "-o", name)[0] == 0
+    first, second = (np.asarray(Image.open(tmp_path / name)) for name in ("a.png", "b.png"))
+    assert np.array_equal(first, second)
+
+
+def test_a_random_seed_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--prompt", "a red cat", "--count", "2")
+    seeds = json.loads(out)["seeds"]
+    assert code == 0 and len(seeds) == 2 and seeds[1] == (seeds[0] + 1) % 2**32
+
+
+def test_count_writes_numbered_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "--prompt", "boats", "--count", "3", "--seed", "5", "-o", "boat.png")
+    assert code == 0
+    assert json.loads(out)["files"] == ["boat-1.png", "boat-2.png", "boat-3.png"]
+    assert all((tmp_path / f"boat-{index}.png").is_file() for index in (1, 2, 3))
+
+
+def test_img2img(capsys: pytest.CaptureFixture[str], picture: Path, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "--op", "img2img", "--image", str(picture), "--prompt", "a dog", "--strength", "0.5")
+    assert code == 0, err
+    assert Image.open(tmp_path / "out.png").size == (64, 64)
+
+
+@pytest.mark.parametrize("how", ["region", "mask", "alpha"])
+def test_inpaint_with_each_kind_of_mask(
+    capsys: pytest.CaptureFixture[str], picture: Path, tmp_path: Path, how: str
+) -> None:
+    options: list[str] = ["--image", str(picture)]
+    if how == "region":
+        options += ["--region", "25,25,50,50"]
+    elif how == "mask":
+        mask = Image.new("L", (64, 64), 0)
+        mask.paste(255, (16, 16, 48, 48))
+        mask.save(tmp_path / "mask.png")
+        options += ["--mask", str(tmp_path / "mask.png")]
+    else:
+        transparent = Image.open(picture).convert("RGBA")
+        transparent.paste((0, 0, 0, 0), (16, 16, 48, 48))
+        transparent.save(tmp_path / "holed.png")
+        options = ["--image", str(tmp_path / "holed.png")]
+    code, _, err = run(capsys, "--op", "inpaint", "--prompt", "a window", "--seed", "2", *options)
+    assert code == 0, err
+    output = np.asarray(Image.open(tmp_path / "out.png")).astype(int)
+    source = np.asarray(Image.open(picture).convert("RGB")).astype(int)
+    assert np.array_equal(output[:8], source[:8])  # the top rows lie outside every mask here
+    assert not np.array_equal(output[20:40, 20:40], source[20:40, 20:40])
+
+
+def test_mix_of_images_and_text_with_weights(capsys: pytest.CaptureFixture[str], picture: Path) -> None:
+    code, out, err = run(
+        capsys, "--op", "mix", "--image", str(picture), "--image", str(picture), "--text", "a cat",
+        "--weights", "0.5,0.3,0.2", "--seed", "3",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["seeds"] == [3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prompt", "cat", "--width", "100"], "width 100 is not allowed: a multiple of 64"),
+        (["--prompt", "cat", "--steps", "0"], "steps 0 is not allowed: a whole number from 1 to 100"),
+        (["--prompt", "cat", "--count", "5"], "count 5 is not allowed: a whole number from 1 to 4"),
+        (["--prompt", ""], "txt2img needs a prompt"),
+        (["--op", "img2img", "--prompt", "cat"], "img2img needs an input image"),
+        (["--op", "img2img", "--prompt", "cat", "--image", "missing.png"], "cannot read missing.png"),
+        (["--op", "img2img", "--prompt", "cat", "--image", "{text}"], "not an image"),
+        (["--op", "img2img", "--prompt", "cat", "--image", "{picture}", "--strength", "2"], "strength 2.0 is not allowed"),
+        (["--op", "inpaint", "--prompt", "cat", "--image", "{picture}"], "inpaint needs a mask"),
+        (["--op", "inpaint", "--prompt", "cat", "--image", "{picture}", "--region", "90,0,50,50"], "past the edge"),
+        (["--op", "inpaint", "--prompt", "cat", "--image", "{picture}", "--region", "1,2"], "four numbers"),
+        (["--op", "inpaint", "--prompt", "c", "--image", "{picture}", "--region", "0,0,5,5", "--mask", "{picture}"], "not both"),
+        (["--op", "mix", "--image", "{picture}"], "mix '1 items' is not allowed: from 2 to 4"),
+        (["--op", "mix", "--image", "{picture}", "--text", "a", "--weights", "1,x"], "comma-separated numbers"),
+        (["--op", "mix", "--image", "{picture}", "--text", "a", "--weights", "1"], "one weight for each of the 2"),
+        (["--op", "img2img", "--prompt", "c", "--image", "{picture}", "--image", "{picture}"], "takes one --image"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_clear_line(
+    capsys: pytest.CaptureFixture[str], picture: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "notes.png").write_text("not a picture")
+    args = [arg.format(picture=picture, text=tmp_path / "notes.png") for arg in args]
+    code, out, err = run(capsys, *args)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("easel: error: ")
+    assert message in err
+
+
+def test_an_unloadable_model_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "local.toml"
+    config.write_text(f'[model]\nprior = "{tmp_path / "nothing"}"\nlocal_files_only = true\n')
+    code = main(["--config", str(config), "generate", "--prompt", "cat"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "cannot load KandinskyV22PriorPipeline" in err
+
+
+def test_a_bad_config_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[limits]\nmax_images = 99\n")
+    code = main([*TINY, "--prompt", "cat"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "limits.max_images" in err
+
+
+def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
+    """The real entry point in a fresh process: a usage error and a bad image, each one line on stderr."""
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    command = [str(Path(sys.executable).with_name("easel"))]
+    usage = subprocess.run([*command, "generate", "--op", "paint"], capture_output=True, text=True, cwd=tmp_path)
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and "invalid choice" in usage.stderr
+    bad = subprocess.run(
+        [*command, *TINY, "--op", "img2img", "--prompt", "x", "--image", "bad.png"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 1, bad.stderr
+    assert bad.stderr.strip().splitlines() == ["easel: error: the image is damaged or incomplete: Truncated File Read"]
