@@ -250,3 +250,30 @@ def test_attention_slicing_can_be_enabled(request_for: Build) -> None:
     models: KandinskyModels = load_models(ModelSettings(preset="tiny", attention_slicing=True))
     (result,) = Engine(models).generate([request_for("txt2img", seed=1)])
     assert result.images[0].size == (64, 64)
+
+
+@pytest.mark.parametrize("guidance", [0.0, 1.0, 7.5])
+@pytest.mark.parametrize("negative", ["", "blurry"])
+@pytest.mark.parametrize("operation", ["txt2img", "img2img", "inpaint", "mix"])
+def test_every_guidance_and_negative_combination_runs(
+    engine: Engine, request_for: Build, photo: Image.Image, operation: str, negative: str, guidance: float
+) -> None:
+    """Guidance at or below 1 switches classifier-free guidance off, which changes the batch layout."""
+    inputs = {
+        "txt2img": {},
+        "img2img": {"image": photo},
+        "inpaint": {"image": photo, "mask": RegionMask(0, 0, 50, 50)},
+        "mix": {"mix": ["a cat", photo]},
+    }[operation]
+    request = request_for(
+        operation,
+        "" if operation == "mix" else "a cat",
+        negative_prompt=negative,
+        guidance_scale=guidance,
+        prior_guidance_scale=guidance,
+        count=2,
+        steps=2,
+        **inputs,
+    )
+    (result,) = engine.generate([request])
+    assert [image.size for image in result.images] == [(64, 64), (64, 64)]
