@@ -112,7 +112,10 @@ class Engine:
 
     @contextmanager
     def _hooked(self, counter: _StepCounter, operation: Operation) -> Iterator[None]:
-        unet = self.models.inpaint.unet if operation is Operation.INPAINT else self.models.decoder.unet
+        if operation is Operation.INPAINT:
+            unet = self.models.inpaint_pipeline().unet
+        else:
+            unet = self.models.decoder.unet
         handles = [module.register_forward_pre_hook(counter) for module in (self.models.prior.prior, unet)]
         try:
             yield
@@ -140,7 +143,8 @@ class Engine:
             pixels = self.models.img2img(image=[row.request.image for row in rows], strength=head.strength, **common)
         elif operation is Operation.INPAINT:
             assert head.image is not None and head.mask is not None
-            pixels = self.models.inpaint(image=[head.image] * len(rows), mask_image=[head.mask] * len(rows), **common)
+            inpaint = self.models.inpaint_pipeline()
+            pixels = inpaint(image=[head.image] * len(rows), mask_image=[head.mask] * len(rows), **common)
             return [_keep_unmasked(image, head.image, head.mask) for image in pixels.images]
         else:
             pixels = self.models.decoder(**common)

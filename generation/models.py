@@ -106,8 +106,8 @@ class KandinskyModels:
     def inpaint_loaded(self) -> bool:
         return self._inpaint is not None
 
-    @property
-    def inpaint(self) -> KandinskyV22InpaintPipeline:
+    def inpaint_pipeline(self) -> KandinskyV22InpaintPipeline:
+        """The inpaint pipeline, loading its decoder on the first call."""
         with self._inpaint_lock:
             if self._inpaint is None:
                 log.info("loading the inpaint decoder")
@@ -124,7 +124,7 @@ def load_models(settings: ModelSettings) -> KandinskyModels:
     else:
         models = _pretrained_models(settings, placement)
     if settings.preload_inpaint:
-        models.inpaint  # noqa: B018 - loading is the point
+        models.inpaint_pipeline()
     log.info("model %s ready on %s (%s)", settings.preset, placement.device, placement.dtype)
     return models
 

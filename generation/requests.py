@@ -147,6 +147,8 @@ def make_request(
     operation = _operation(operation)
     prompt = _text("prompt", prompt, limits)
     negative_prompt = _text("negative_prompt", negative_prompt, limits)
+    if operation is Operation.MIX and prompt:
+        raise InvalidRequest("unexpected", "prompt", prompt, "mix takes its texts as mix items, each with a weight")
     if operation is not Operation.MIX and not prompt:
         raise InvalidRequest("required", "prompt", prompt, f"{operation} needs a prompt describing the image")
 

@@ -208,9 +208,9 @@ def test_weights_are_shared_between_operations() -> None:
     assert models.img2img.unet is models.decoder.unet
     assert models.img2img.movq is models.decoder.movq
     assert not models.inpaint_loaded
-    assert models.inpaint.movq is models.decoder.movq
-    assert models.inpaint.unet is not models.decoder.unet
-    assert models.inpaint.unet.config.in_channels == 9
+    assert models.inpaint_pipeline().movq is models.decoder.movq
+    assert models.inpaint_pipeline().unet is not models.decoder.unet
+    assert models.inpaint_pipeline().unet.config.in_channels == 9
     assert models.inpaint_loaded
 
 

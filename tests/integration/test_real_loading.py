@@ -113,7 +113,7 @@ def local_copy(tmp_path_factory: pytest.TempPathFactory) -> ModelSettings:
     tiny = load_models(ModelSettings(preset="tiny"))
     tiny.prior.save_pretrained(root / "prior")
     tiny.decoder.save_pretrained(root / "decoder")
-    tiny.inpaint.save_pretrained(root / "inpaint")
+    tiny.inpaint_pipeline().save_pretrained(root / "inpaint")
     return ModelSettings(
         preset="kandinsky-2.2",
         prior=str(root / "prior"),
@@ -128,8 +128,8 @@ def test_local_directories_load_through_the_real_loading_code(local_copy: ModelS
     assert isinstance(models.prior, KandinskyV22PriorPipeline)
     assert isinstance(models.decoder, KandinskyV22Pipeline)
     assert not models.inpaint_loaded
-    assert isinstance(models.inpaint, KandinskyV22InpaintPipeline)
-    assert models.inpaint.movq is models.decoder.movq  # the inpaint repo's own MoVQ is never loaded
+    assert isinstance(models.inpaint_pipeline(), KandinskyV22InpaintPipeline)
+    assert models.inpaint_pipeline().movq is models.decoder.movq  # the inpaint repo's own MoVQ is never loaded
     assert models.img2img.unet is models.decoder.unet
 
 

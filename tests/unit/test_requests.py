@@ -71,6 +71,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str, str, str]] = [
     ("mix", {"mix": ["a", "b"], "weights": [0.0, 0.0]}, "weights", "[0.0, 0.0]", "at least one weight above zero"),
     ("mix", {"mix": ["a", " "]}, "mix text", "' '", "must not be empty"),
     ("mix", {"mix": ["a", "b"], "image": "photo"}, "image", "given", "only img2img and inpaint"),
+    ("mix", {"mix": ["a", "b"], "prompt": "a dog"}, "prompt", "a dog", "mix takes its texts as mix items"),
 ]
 
 
