@@ -30,7 +30,9 @@ class _Parser(argparse.ArgumentParser):
 class _InOrder(argparse.Action):
     """Collects --image and --text into one ordered list, so mix weights follow the command line."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None) -> None:
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
         items = list(getattr(namespace, self.dest) or [])
         items.append((self.const, values))
         setattr(namespace, self.dest, items)
@@ -56,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--strength", type=float, help="img2img: how much to change, 0-1")
     generate.add_argument("--count", type=int, default=1, help="images to make, 1-4 (files out-1.png ... out-N.png)")
     generate.add_argument("--seed", type=int, help="random when absent; printed either way")
-    generate.add_argument("--image", dest="items", action=_InOrder, const="image", metavar="PATH", help="input image (mix: repeat)")
-    generate.add_argument("--text", dest="items", action=_InOrder, const="text", metavar="TEXT", help="mix: a text item")
+    generate.add_argument(
+        "--image", dest="items", action=_InOrder, const="image", metavar="PATH", help="input image (mix: repeat)"
+    )
+    generate.add_argument(
+        "--text", dest="items", action=_InOrder, const="text", metavar="TEXT", help="mix: a text item"
+    )
     generate.add_argument("--mask", type=Path, help="inpaint: mask image, white is repainted")
     generate.add_argument("--region", help="inpaint: X,Y,W,H in percent of the image")
     generate.add_argument("--weights", help="mix: comma-separated weights in item order")

@@ -13,9 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from generation.config import DefaultsSettings, GenerationDefaults, Limits, ModelSettings, resolve_defaults
+from generation.config import (
+    DefaultsSettings,
+    GenerationDefaults,
+    Limits,
+    ModelSettings,
+    defaults_problems,
+    resolve_defaults,
+)
 
 ENV_PREFIX = "EASEL_"
 DEFAULT_CONFIG = Path("config.toml")
@@ -36,6 +43,13 @@ class Settings(BaseModel):
     def generation_defaults(self) -> GenerationDefaults:
         return resolve_defaults(self.model.preset, self.defaults)
 
+    @model_validator(mode="after")
+    def _defaults_fit_the_limits(self) -> Settings:
+        problems = defaults_problems(self.generation_defaults, self.limits)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read `path` (or ./config.toml when it exists) and the environment into validated settings."""
@@ -55,7 +69,6 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         settings = Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_describe(error, path)) from None
-    _check_consistency(settings)
     return settings
 
 
@@ -78,32 +91,9 @@ def _describe(error: ValidationError, path: Path | None) -> str:
     where = f" in {path}" if path else ""
     lines = []
     for problem in error.errors():
-        setting = ".".join(str(part) for part in problem["loc"])
-        lines.append(f"{setting}: {problem['msg']} (got {problem.get('input')!r})")
+        if problem["loc"]:
+            setting = ".".join(str(part) for part in problem["loc"])
+            lines.append(f"{setting}: {problem['msg']} (got {problem.get('input')!r})")
+        else:
+            lines.append(str(problem["ctx"]["error"]) if "error" in problem.get("ctx", {}) else problem["msg"])
     return f"invalid configuration{where}: " + "; ".join(lines)
-
-
-def _check_consistency(settings: Settings) -> None:
-    """The defaults must themselves be a valid request under the limits."""
-    defaults, limits = settings.generation_defaults, settings.limits
-    problems = []
-    if not 64 <= defaults.width <= limits.max_width or defaults.width % 64:
-        problems.append(f"defaults.width {defaults.width} must be a multiple of 64 up to limits.max_width {limits.max_width}")
-    if not 64 <= defaults.height <= limits.max_height or defaults.height % 64:
-        problems.append(f"defaults.height {defaults.height} must be a multiple of 64 up to limits.max_height {limits.max_height}")
-    if defaults.width * defaults.height > limits.max_pixels:
-        problems.append(f"defaults.width x height exceeds limits.max_pixels {limits.max_pixels}")
-    if not limits.min_steps <= defaults.steps <= limits.max_steps:
-        problems.append(f"defaults.steps {defaults.steps} is outside limits {limits.min_steps}-{limits.max_steps}")
-    if not limits.min_prior_steps <= defaults.prior_steps <= limits.max_prior_steps:
-        problems.append(
-            f"defaults.prior_steps {defaults.prior_steps} is outside limits {limits.min_prior_steps}-{limits.max_prior_steps}"
-        )
-    for name in ("guidance_scale", "prior_guidance_scale"):
-        value = getattr(defaults, name)
-        if not limits.min_guidance_scale <= value <= limits.max_guidance_scale:
-            problems.append(f"defaults.{name} {value} is outside limits {limits.min_guidance_scale}-{limits.max_guidance_scale}")
-    if not 0.0 < defaults.strength <= 1.0:
-        problems.append(f"defaults.strength {defaults.strength} must be above 0 and at most 1")
-    if problems:
-        raise ConfigError("invalid configuration: " + "; ".join(problems))

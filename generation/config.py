@@ -113,3 +113,28 @@ class Limits(_Section):
             if getattr(self, low) > getattr(self, high):
                 raise ValueError(f"{low} ({getattr(self, low)}) is greater than {high} ({getattr(self, high)})")
         return self
+
+
+def defaults_problems(defaults: GenerationDefaults, limits: Limits) -> list[str]:
+    """What would make the defaults themselves an invalid request under the limits."""
+    ranges = {
+        "width": (64, limits.max_width),
+        "height": (64, limits.max_height),
+        "steps": (limits.min_steps, limits.max_steps),
+        "prior_steps": (limits.min_prior_steps, limits.max_prior_steps),
+        "guidance_scale": (limits.min_guidance_scale, limits.max_guidance_scale),
+        "prior_guidance_scale": (limits.min_guidance_scale, limits.max_guidance_scale),
+    }
+    problems = [
+        f"defaults.{name} {getattr(defaults, name)} is outside {low}-{high} allowed by [limits]"
+        for name, (low, high) in ranges.items()
+        if not low <= getattr(defaults, name) <= high
+    ]
+    problems += [
+        f"defaults.{name} must be a multiple of 64" for name in ("width", "height") if getattr(defaults, name) % 64
+    ]
+    if defaults.width * defaults.height > limits.max_pixels:
+        problems.append(f"defaults.width x defaults.height exceeds limits.max_pixels {limits.max_pixels}")
+    if not 0.0 < defaults.strength <= 1.0:
+        problems.append(f"defaults.strength {defaults.strength} must be above 0 and at most 1")
+    return problems

@@ -64,7 +64,9 @@ def fit(image: Image.Image, width: int, height: int) -> Image.Image:
     return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
 
 
-def fitted_size(image_size: tuple[int, int], area: int, max_width: int, max_height: int, max_pixels: int) -> tuple[int, int]:
+def fitted_size(
+    image_size: tuple[int, int], area: int, max_width: int, max_height: int, max_pixels: int
+) -> tuple[int, int]:
     """A size in multiples of 64 near `area` pixels with the image's aspect ratio, inside the limits."""
     source_width, source_height = image_size
     aspect = source_width / source_height
@@ -137,9 +139,13 @@ def build_mask(spec: MaskSpec, source: Image.Image, width: int, height: int) -> 
 def _region(region: RegionMask, size: tuple[int, int]) -> Image.Image:
     values = (region.x, region.y, region.width, region.height)
     if not all(0 <= value <= 100 for value in values) or region.width <= 0 or region.height <= 0:
-        raise InvalidImage("bad_region", f"region {values} must be percentages between 0 and 100 with a positive width and height")
+        raise InvalidImage(
+            "bad_region", f"region {values} must be percentages between 0 and 100 with a positive width and height"
+        )
     if region.x + region.width > 100 or region.y + region.height > 100:
-        raise InvalidImage("bad_region", f"region {values} reaches past the edge of the image (X+W and Y+H must be at most 100)")
+        raise InvalidImage(
+            "bad_region", f"region {values} reaches past the edge of the image (X+W and Y+H must be at most 100)"
+        )
     image_width, image_height = size
     left = round(region.x / 100 * image_width)
     top = round(region.y / 100 * image_height)

@@ -244,7 +244,9 @@ def _operation(value: Operation | str) -> Operation:
 def _text(name: str, value: str, limits: Limits) -> str:
     value = value.strip()
     if len(value) > limits.max_prompt_length:
-        raise InvalidRequest("too_long", name, f"{len(value)} characters", f"at most {limits.max_prompt_length} characters")
+        raise InvalidRequest(
+            "too_long", name, f"{len(value)} characters", f"at most {limits.max_prompt_length} characters"
+        )
     return value
 
 

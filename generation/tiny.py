@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from diffusers import DDPMScheduler, PriorTransformer, UNet2DConditionModel, UnCLIPScheduler, VQModel
+from diffusers import DDPMScheduler, PriorTransformer, UnCLIPScheduler, UNet2DConditionModel, VQModel
 from transformers import (
     CLIPImageProcessor,
     CLIPTextConfig,

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from bots.config import ConfigError, load_settings
 from generation.models import pick_device, pick_dtype
@@ -53,7 +54,7 @@ def test_environment_overrides_are_read_as_toml_values(tmp_path: Path) -> None:
 
 def test_settings_are_frozen() -> None:
     settings = load_settings(None, environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.model.preset = "tiny"  # type: ignore[misc]
 
 

@@ -132,7 +132,13 @@ def test_a_region_in_percent_marks_that_rectangle() -> None:
 
 @pytest.mark.parametrize(
     "region",
-    [RegionMask(-1, 0, 10, 10), RegionMask(0, 0, 0, 10), RegionMask(60, 0, 50, 10), RegionMask(0, 95, 10, 10), RegionMask(0, 0, 101, 5)],
+    [
+        RegionMask(-1, 0, 10, 10),
+        RegionMask(0, 0, 0, 10),
+        RegionMask(60, 0, 50, 10),
+        RegionMask(0, 95, 10, 10),
+        RegionMask(0, 0, 101, 5),
+    ],
 )
 def test_bad_regions_are_refused(region: RegionMask) -> None:
     with pytest.raises(InvalidImage) as caught:

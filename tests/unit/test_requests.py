@@ -77,7 +77,13 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str, str, str]] = [
 
 @pytest.mark.parametrize(("operation", "options", "field", "value", "allowed"), BAD_VALUES)
 def test_bad_values_are_refused_naming_the_value_and_the_allowed_range(
-    request_for: Build, photo: Image.Image, operation: str, options: dict[str, Any], field: str, value: str, allowed: str
+    request_for: Build,
+    photo: Image.Image,
+    operation: str,
+    options: dict[str, Any],
+    field: str,
+    value: str,
+    allowed: str,
 ) -> None:
     options = {key: photo if option == "photo" else option for key, option in options.items()}
     prompt = options.pop("prompt", "" if operation == "mix" else "a cat")
@@ -103,7 +109,9 @@ def test_img2img_fits_the_input_to_the_requested_size(request_for: Build) -> Non
     assert request.strength == 0.5
 
 
-@pytest.mark.parametrize(("size", "expected"), [((2000, 1000), (1024, 512)), ((600, 800), (640, 832)), ((50, 50), (768, 768))])
+@pytest.mark.parametrize(
+    ("size", "expected"), [((2000, 1000), (1024, 512)), ((600, 800), (640, 832)), ((50, 50), (768, 768))]
+)
 def test_img2img_without_a_size_keeps_the_input_aspect_ratio(
     limits: Any, size: tuple[int, int], expected: tuple[int, int]
 ) -> None:
