@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -43,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    run = commands.add_parser("run", help="run the bot: the worker and every adapter that can start")
+    run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    run.add_argument("--console", action="store_true", help="chat on this terminal (or piped stdin)")
+
+    database = commands.add_parser("db", help="database maintenance")
+    database.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    database_commands = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    database_commands.add_parser("upgrade", help="migrate the database to the current schema")
+
     generate = commands.add_parser("generate", help="run one request without the service and write PNG files")
     generate.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
     generate.add_argument("--model", choices=["kandinsky-2.2", "tiny"], help="model preset (default: from the config)")
@@ -80,7 +90,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error))
     if args.command == "generate":
         return _generate(args, settings)
+    if args.command == "run":
+        return _run(args, settings)
+    if args.command == "db":
+        return _upgrade(settings)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    _quiet_libraries()
+    from bots.run import NothingToRun, serve
+    from generation.errors import ModelLoadError
+
+    console = args.console or sys.stdin.isatty()
+    try:
+        asyncio.run(serve(settings, console=console))
+    except (NothingToRun, ModelLoadError) as error:
+        return _fail(str(error))
+    return 0
+
+
+def _upgrade(settings: Settings) -> int:
+    from storage.database import Database
+
+    async def upgrade() -> None:
+        database = Database(settings.storage.database_url)
+        await database.connect()
+        try:
+            await database.upgrade()
+        finally:
+            await database.close()
+
+    asyncio.run(upgrade())
+    print(f"database {settings.storage.database_url} is up to date")
+    return 0
 
 
 def _fail(message: str) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from generation.config import (
     DefaultsSettings,
@@ -32,12 +32,50 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says which setting and why."""
 
 
-class Settings(BaseModel):
+class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+
+class StorageSettings(_Section):
+    """Relative paths are taken from the directory of the config file."""
+
+    database_url: str = "sqlite+aiosqlite:///data/easel.db"
+    outputs_dir: Path = Path("data/files")
+
+
+class QueueSettings(_Section):
+    max_pending_per_user: int = Field(default=5, ge=1)
+    max_queue: int = Field(default=200, ge=1)
+    max_wait_seconds: float = Field(default=900.0, gt=0)
+    max_batch_images: int = Field(default=4, ge=1, le=16)
+    fair_communities: bool = False
+
+
+class TierSettings(_Section):
+    """A class of users: their share of the GPU and their daily quota."""
+
+    weight: float = Field(default=1.0, gt=0)
+    images_per_day: int = Field(default=100, ge=0)
+    gpu_seconds_per_day: float = Field(default=1800.0, ge=0)
+
+
+class Settings(_Section):
     model: ModelSettings = ModelSettings()
     defaults: DefaultsSettings = DefaultsSettings()
     limits: Limits = Limits()
+    storage: StorageSettings = StorageSettings()
+    queue: QueueSettings = QueueSettings()
+    tiers: dict[str, TierSettings] = {"default": TierSettings()}
+
+    def tier(self, name: str) -> TierSettings:
+        """Unknown tier names (a tier removed from the config) fall back to the default tier."""
+        return self.tiers.get(name) or self.tiers["default"]
+
+    @model_validator(mode="after")
+    def _default_tier_exists(self) -> Settings:
+        if "default" not in self.tiers:
+            raise ValueError("tiers.default is required: it applies to every user without a tier")
+        return self
 
     @property
     def generation_defaults(self) -> GenerationDefaults:
@@ -69,7 +107,18 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         settings = Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_describe(error, path)) from None
-    return settings
+    return _resolve_paths(settings, path.parent if path is not None else Path.cwd())
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    storage = settings.storage
+    url = storage.database_url
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        url = prefix + str((base / url[len(prefix) :]).resolve())
+    outputs = storage.outputs_dir if storage.outputs_dir.is_absolute() else (base / storage.outputs_dir).resolve()
+    resolved = storage.model_copy(update={"database_url": url, "outputs_dir": outputs})
+    return settings.model_copy(update={"storage": resolved})
 
 
 def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -1,0 +1,105 @@
+"""The shared prompt parser: free text, then options, as people type them in any chat.
+
+`a lighthouse at dawn --size 768x512 --steps 30 --neg blurry, dark` becomes a prompt and the keyword
+arguments of `make_request`. Phone keyboards turn `--` into an em or en dash, so those count too.
+Values are converted here and range-checked by the engine, which names the allowed range.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bots.errors import UserError
+from generation.errors import InvalidImage
+from generation.images import parse_region
+
+_OPTION = re.compile(r"^(?:--|—|–)([a-z][a-z-]*)$")
+_SIZE = re.compile(r"^(\d+)\s*[x×*]\s*(\d+)$")
+
+
+def _integer(text: str) -> int:
+    return int(text)
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", "."))
+
+
+def _size(text: str) -> dict[str, int]:
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(text)
+    return {"width": int(match.group(1)), "height": int(match.group(2))}
+
+
+def _weights(text: str) -> list[float]:
+    return [float(part) for part in text.split(",")]
+
+
+# option -> (request keyword, converter, what the value must look like)
+_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "size": ("size", _size, "a size such as 768x512"),
+    "width": ("width", _integer, "a whole number of pixels"),
+    "height": ("height", _integer, "a whole number of pixels"),
+    "steps": ("steps", _integer, "a whole number"),
+    "prior-steps": ("prior_steps", _integer, "a whole number"),
+    "seed": ("seed", _integer, "a whole number"),
+    "count": ("count", _integer, "a whole number from 1 to 4"),
+    "guidance": ("guidance_scale", _number, "a number"),
+    "strength": ("strength", _number, "a number from 0 to 1"),
+    "neg": ("negative_prompt", str, "text"),
+    "negative": ("negative_prompt", str, "text"),
+    "region": ("mask", parse_region, "X,Y,W,H in percent"),
+    "weights": ("weights", _weights, "numbers separated by commas"),
+}
+_TEXT_OPTIONS = {"neg", "negative"}
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    prompt: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_prompt(text: str) -> ParsedPrompt:
+    """Split `text` into the prompt and the options after it; raises `UserError` naming a bad option."""
+    words = text.split()
+    prompt: list[str] = []
+    options: dict[str, Any] = {}
+    index = 0
+    while index < len(words):
+        match = _OPTION.match(words[index].lower())
+        if not match:
+            prompt.append(words[index])
+            index += 1
+            continue
+        name = match.group(1)
+        if name not in _OPTIONS:
+            raise UserError("request.unknown_option", option=f"--{name}", known=", ".join(f"--{o}" for o in _OPTIONS))
+        keyword, convert, expected = _OPTIONS[name]
+        value_words, index = _value(words, index + 1, whole_rest=name in _TEXT_OPTIONS)
+        raw = " ".join(value_words)
+        if not raw:
+            raise UserError("request.bad_option", option=f"--{name}", expected=expected, value="")
+        try:
+            value = convert(raw)
+        except (ValueError, InvalidImage):
+            raise UserError("request.bad_option", option=f"--{name}", expected=expected, value=raw) from None
+        if keyword == "size":
+            options.update(value)
+        else:
+            options[keyword] = value
+    return ParsedPrompt(" ".join(prompt), options)
+
+
+def _value(words: list[str], start: int, *, whole_rest: bool) -> tuple[list[str], int]:
+    """One word, or for text options every word up to the next option."""
+    if not whole_rest:
+        return words[start : start + 1], start + 1
+    end = start
+    while end < len(words) and not _OPTION.match(words[end].lower()):
+        end += 1
+    return words[start:end], end

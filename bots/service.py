@@ -1,0 +1,541 @@
+"""The platform-neutral core: the use cases that every chat adapter calls.
+
+submit -> (ban, validate, quota, persist, enqueue); the worker reports back through `JobSink`, and
+every state change is written before it is announced. Adapters register one listener per platform;
+a final event (done, failed, cancelled) counts as delivered when the listener returns, and is
+delivered again later (and after a restart) when it raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from bots.config import Settings, TierSettings
+from bots.errors import UserError, from_generation, from_queue
+from generation.costs import job_cost
+from generation.engine import GenerationResult
+from generation.errors import InvalidImage, InvalidRequest
+from generation.images import AlphaMask, MaskImage, RegionMask, decode_image, has_alpha
+from generation.requests import GenerationRequest, Operation, make_request
+from generation.scheduler import QueueRefused
+from generation.worker import Worker, WorkItem
+from storage.database import Database
+from storage.errors import InvalidTransition, QuotaExceeded
+from storage.files import FileStore
+from storage.records import Job, JobDraft, JobState, OutputDraft, User
+
+log = logging.getLogger(__name__)
+
+FINAL_KINDS = frozenset({"done", "failed", "cancelled"})
+MAX_ATTEMPTS = 2  # a job interrupted by a crash is retried once
+MAX_DELIVERY_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: a user of one platform."""
+
+    platform: str
+    user_id: str
+    display_name: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where they ask: a channel or chat, inside a community (guild, group) when there is one."""
+
+    platform: str
+    channel_id: str
+    community_id: str | None = None
+    community_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What a user asked for, before validation: `options` are `make_request` keywords."""
+
+    operation: str
+    prompt: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    image: bytes | None = None
+    mask_image: bytes | None = None
+    mix: tuple[bytes | str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    job_id: str
+    position: int | None
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    kind: str  # queued, started, progress, position, done, failed, cancelled
+    job_id: str
+    platform: str
+    channel_id: str
+    user_id: str
+    language: str | None
+    prompt: str = ""
+    progress: float = 0.0
+    position: int | None = None
+    eta_seconds: float | None = None
+    files: tuple[Path, ...] = ()
+    seeds: tuple[int, ...] = ()
+    error_key: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job_id: str
+    state: str
+    operation: str
+    prompt: str
+    seed: int
+    created_at: datetime
+    files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    images: int
+    images_limit: int
+    gpu_seconds: float
+    gpu_seconds_limit: float
+
+
+Listener = Callable[[JobEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Route:
+    """Where a job's events go."""
+
+    platform: str
+    channel_id: str
+    user_id: str
+    language: str | None
+    prompt: str
+
+
+class Service:
+    def __init__(self, settings: Settings, db: Database, files: FileStore) -> None:
+        self.settings = settings
+        self.db = db
+        self.files = files
+        self.worker: Worker | None = None
+        self._listeners: dict[str, Listener] = {}
+        self._routes: dict[str, _Route] = {}
+
+    def attach(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def listen(self, platform: str, listener: Listener) -> None:
+        self._listeners[platform] = listener
+
+    def has_pending(self, platform: str) -> bool:
+        """Whether any job of this platform is still to finish or to be announced."""
+        return any(route.platform == platform for route in self._routes.values())
+
+    # --- use cases -------------------------------------------------------------------------
+
+    async def submit(self, actor: Actor, place: Place, ask: Ask, parent_job_id: str | None = None) -> Receipt:
+        worker = self._worker()
+        user = await self._user(actor)
+        community_id = await self._community_id(place)
+        request, inputs = await asyncio.to_thread(self._build, ask, None)
+        tier = self.settings.tier(user.tier)
+        estimate = job_cost(request) * worker.throughput.seconds_per_cost
+        await self._check_quota(user, request.count, estimate)
+        try:
+            worker.scheduler.check_capacity(_user_key(user))
+        except QueueRefused as error:
+            raise from_queue(error) from None
+        stored = await asyncio.to_thread(self._store_inputs, inputs)
+        job = await self.db.create_job(
+            JobDraft(
+                owner_id=user.id,
+                community_id=community_id,
+                platform=place.platform,
+                channel_id=place.channel_id,
+                operation=str(request.operation),
+                parameters={**request.describe(), "inputs": stored},
+                prompt=ask.prompt or " + ".join(item for item in ask.mix if isinstance(item, str)),
+                negative_prompt=request.negative_prompt,
+                seed=request.seed,
+                cost=job_cost(request),
+                parent_id=parent_job_id,
+            )
+        )
+        try:
+            await self.db.reserve_quota(
+                user.id,
+                job.id,
+                _today(),
+                request.count,
+                estimate,
+                max_images=tier.images_per_day,
+                max_gpu_seconds=tier.gpu_seconds_per_day,
+            )
+        except QuotaExceeded as error:  # another request of the same user got there first
+            await self.db.mark_cancelled(job.id, _now())
+            await self.db.mark_delivered(job.id, _now())
+            raise _quota_error(error.resource, tier) from None
+        self._routes[job.id] = _Route(place.platform, place.channel_id, actor.user_id, actor.language, job.prompt)
+        try:
+            worker.submit(WorkItem(job.id, request, _user_key(user), _community_key(community_id), tier.weight))
+        except QueueRefused as error:
+            await self._close(job.id, JobState.FAILED, error_key="queue.refused")
+            raise from_queue(error) from None
+        receipt = Receipt(job.id, worker.position(job.id), worker.eta(job.id))
+        await self._emit("queued", job.id, position=receipt.position, eta_seconds=receipt.eta_seconds)
+        return receipt
+
+    async def cancel(self, actor: Actor, job_id: str) -> str:
+        """Cancel the actor's own job: 'queued' (removed) or 'running' (stops at its next step)."""
+        job = await self._own_job(actor, job_id)
+        outcome = self._worker().cancel(job_id)
+        if outcome == "queued":
+            await self._close(job_id, JobState.CANCELLED)
+            return "queued"
+        if outcome == "running":
+            return "running"
+        raise UserError("job.not_cancellable", job_id=job_id, state=job.state.value)
+
+    async def reroll(self, actor: Actor, job_id: str) -> Receipt:
+        """The same request with a new seed."""
+        job = await self._own_job(actor, job_id)
+        ask = await asyncio.to_thread(self._ask_of, job)
+        options = {key: value for key, value in ask.options.items() if key != "seed"}
+        return await self.submit(actor, await self._place_of(job), replace(ask, options=options), job.id)
+
+    async def variations(self, actor: Actor, job_id: str, index: int = 0) -> Receipt:
+        """An img2img of one of the job's images with its own prompt, at the default strength."""
+        job = await self._own_job(actor, job_id)
+        outputs = await self.db.outputs_of(job_id)
+        if not outputs:
+            raise UserError("job.no_images", job_id=job_id)
+        output = outputs[min(max(index, 0), len(outputs) - 1)]
+        data = await asyncio.to_thread(self.files.read, output.path)
+        ask = Ask("img2img", job.prompt or "a variation", {"width": output.width, "height": output.height}, image=data)
+        return await self.submit(actor, await self._place_of(job), ask, job.id)
+
+    async def history(self, actor: Actor, limit: int = 10) -> list[JobSummary]:
+        user = await self._user(actor)
+        summaries = []
+        for job in await self.db.recent_jobs(user.id, limit):
+            outputs = await self.db.outputs_of(job.id)
+            summaries.append(
+                JobSummary(
+                    job.id,
+                    job.state.value,
+                    job.operation,
+                    job.prompt,
+                    job.seed,
+                    job.created_at,
+                    tuple(self.files.path_of(output.path) for output in outputs),
+                )
+            )
+        return summaries
+
+    async def quota(self, actor: Actor) -> QuotaStatus:
+        user = await self._user(actor)
+        tier = self.settings.tier(user.tier)
+        usage = await self.db.quota_usage(user.id, _today())
+        return QuotaStatus(usage.images, tier.images_per_day, usage.gpu_seconds, tier.gpu_seconds_per_day)
+
+    async def recover(self) -> int:
+        """Re-enqueue what a previous run left queued or running; running jobs are retried once."""
+        worker = self._worker()
+        recovered = 0
+        for job in await self.db.jobs_in_states([JobState.QUEUED, JobState.RUNNING]):
+            if job.state is JobState.RUNNING and job.attempts >= MAX_ATTEMPTS:
+                log.error("job %s was interrupted %d times; giving up", job.id, job.attempts)
+                await self._close(job.id, JobState.FAILED, error_key="error.internal")
+                continue
+            try:
+                request, _ = await asyncio.to_thread(self._build, await asyncio.to_thread(self._ask_of, job), job.seed)
+            except (UserError, OSError) as error:
+                log.error("job %s cannot be rebuilt after a restart: %s", job.id, error)
+                await self._close(job.id, JobState.FAILED, error_key="error.internal")
+                continue
+            if job.state is JobState.RUNNING:
+                await self.db.requeue_job(job.id)
+            owner = await self.db.get_user(job.owner_id)
+            assert owner is not None
+            self._routes[job.id] = _Route(
+                job.platform, job.channel_id, owner.platform_user_id, owner.language, job.prompt
+            )
+            weight = self.settings.tier(owner.tier).weight
+            item = WorkItem(job.id, request, _user_key(owner), _community_key(job.community_id), weight)
+            try:
+                worker.submit(item)
+            except QueueRefused as error:  # the caps were lowered since the job was accepted
+                await self._close(job.id, JobState.FAILED, error_key=from_queue(error).key)
+                continue
+            recovered += 1
+        if recovered:
+            log.info("re-enqueued %d jobs left by the previous run", recovered)
+        return recovered
+
+    async def redeliver(self) -> int:
+        """Announce again the final results that were never delivered."""
+        count = 0
+        for job in await self.db.undelivered_jobs():
+            if job.platform not in self._listeners or job.delivery_attempts >= MAX_DELIVERY_ATTEMPTS:
+                continue
+            owner = await self.db.get_user(job.owner_id)
+            assert owner is not None
+            self._routes[job.id] = _Route(
+                job.platform, job.channel_id, owner.platform_user_id, owner.language, job.prompt
+            )
+            kind = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}[job.state]
+            await self._emit(kind, job.id, error_key=job.error_code)
+            count += 1
+        return count
+
+    # --- JobSink: what the worker reports --------------------------------------------------
+
+    async def on_started(self, job_ids: Sequence[str]) -> None:
+        now = _now()
+        for job_id in job_ids:
+            try:
+                await self.db.mark_running(job_id, now)
+            except InvalidTransition as error:  # cancelled in the instant before the GPU took it
+                log.info("job %s started after it ended: %s", job_id, error)
+                continue
+            await self._emit("started", job_id)
+        await self._announce_positions()
+
+    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
+        for job_id in job_ids:
+            await self._emit("progress", job_id, progress=fraction)
+
+    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+        outputs = await asyncio.to_thread(self._store_outputs, result)
+        await self.db.mark_done(job_id, _now(), outputs)
+        await self.db.commit_quota(job_id, gpu_seconds)
+        await self._emit(
+            "done",
+            job_id,
+            files=tuple(self.files.path_of(output.path) for output in outputs),
+            seeds=result.seeds,
+        )
+
+    async def on_failed(self, job_id: str, error: BaseException) -> None:
+        log.error("job %s failed: %r", job_id, error)
+        await self._close(job_id, JobState.FAILED, error_key="error.internal", message=repr(error))
+
+    async def on_cancelled(self, job_id: str) -> None:
+        await self._close(job_id, JobState.CANCELLED)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _worker(self) -> Worker:
+        if self.worker is None:
+            raise RuntimeError("the service has no worker attached")
+        return self.worker
+
+    async def _user(self, actor: Actor) -> User:
+        user = await self.db.get_or_create_user(actor.platform, actor.user_id, actor.display_name, actor.language)
+        if user.is_banned(_now()):
+            assert user.banned_until is not None
+            until = "" if user.banned_permanently else f" until {user.banned_until:%Y-%m-%d %H:%M} UTC"
+            raise UserError("user.banned", until=until, reason=user.ban_reason or "-")
+        return user
+
+    async def _community_id(self, place: Place) -> int | None:
+        if place.community_id is None:
+            return None
+        community = await self.db.get_or_create_community(place.platform, place.community_id, place.community_name)
+        return community.id
+
+    async def _own_job(self, actor: Actor, job_id: str) -> Job:
+        user = await self._user(actor)
+        job = await self.db.get_job(job_id)
+        if job is None:
+            raise UserError("job.not_found", job_id=job_id)
+        if job.owner_id != user.id:
+            raise UserError("job.not_yours", job_id=job_id)
+        return job
+
+    async def _place_of(self, job: Job) -> Place:
+        community = await self.db.get_community(job.community_id) if job.community_id is not None else None
+        return Place(job.platform, job.channel_id, community.platform_id if community else None)
+
+    async def _check_quota(self, user: User, images: int, gpu_seconds: float) -> None:
+        tier = self.settings.tier(user.tier)
+        usage = await self.db.quota_usage(user.id, _today())
+        if usage.images + images > tier.images_per_day:
+            raise _quota_error("images", tier)
+        if usage.gpu_seconds + gpu_seconds > tier.gpu_seconds_per_day:
+            raise _quota_error("gpu_seconds", tier)
+
+    async def _close(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> None:
+        """Fail or cancel a job: written, quota refunded, then announced."""
+        if state is JobState.FAILED:
+            await self.db.mark_failed(job_id, _now(), error_key or "error.internal", message)
+        else:
+            await self.db.mark_cancelled(job_id, _now())
+        await self.db.refund_quota(job_id)
+        await self._emit("failed" if state is JobState.FAILED else "cancelled", job_id, error_key=error_key)
+
+    async def _announce_positions(self) -> None:
+        worker = self._worker()
+        for job_id, position in worker.positions().items():
+            await self._emit("position", job_id, position=position, eta_seconds=worker.eta(job_id))
+
+    async def _emit(self, kind: str, job_id: str, **values: Any) -> None:
+        route = self._routes.get(job_id)
+        if route is None:
+            return
+        event = JobEvent(
+            kind, job_id, route.platform, route.channel_id, route.user_id, route.language, route.prompt, **values
+        )
+        listener = self._listeners.get(route.platform)
+        if kind in FINAL_KINDS:
+            self._routes.pop(job_id, None)
+        if listener is None:
+            return
+        try:
+            await listener(event)
+        except Exception as error:
+            if kind in FINAL_KINDS:
+                log.warning("delivering job %s failed, will retry: %r", job_id, error)
+                await self.db.mark_delivery_failed(job_id, _now(), repr(error))
+            else:
+                log.warning("announcing %s of job %s failed: %r", kind, job_id, error)
+            return
+        if kind in FINAL_KINDS:
+            await self.db.mark_delivered(job_id, _now())
+
+    def _build(self, ask: Ask, seed: int | None) -> tuple[GenerationRequest, dict[str, Any]]:
+        """Decode and validate; also returns the raw inputs to keep, so a restart can rebuild the request."""
+        limits = self.settings.limits
+        options = dict(ask.options)
+        if seed is not None:
+            options["seed"] = seed
+        inputs: dict[str, Any] = {}
+        try:
+            if ask.image is not None:
+                image = decode_image(ask.image, limits.max_input_pixels)
+                options["image"] = image
+                inputs["image"] = ask.image
+                if ask.operation == Operation.INPAINT and "mask" not in options:
+                    if ask.mask_image is not None:
+                        options["mask"] = MaskImage(decode_image(ask.mask_image, limits.max_input_pixels))
+                        inputs["mask_image"] = ask.mask_image
+                    elif has_alpha(image):
+                        options["mask"] = AlphaMask()
+            if ask.mix:
+                options["mix"] = [
+                    item if isinstance(item, str) else decode_image(item, limits.max_input_pixels) for item in ask.mix
+                ]
+                inputs["mix"] = list(ask.mix)
+            region = options.get("mask")
+            if isinstance(region, RegionMask):
+                inputs["region"] = [region.x, region.y, region.width, region.height]
+            request = make_request(
+                ask.operation,
+                ask.prompt,
+                defaults=self.settings.generation_defaults,
+                limits=limits,
+                **options,
+            )
+        except (InvalidRequest, InvalidImage) as error:
+            raise from_generation(error) from None
+        except TypeError as error:
+            raise UserError("request.invalid", detail=str(error)) from None
+        return request, inputs
+
+    def _store_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Uploads go to the file store; the job keeps their paths."""
+        stored: dict[str, Any] = {}
+        for key in ("image", "mask_image"):
+            if key in inputs:
+                stored[key] = self.files.put(inputs[key], ".bin", kind="inputs").path
+        if "mix" in inputs:
+            stored["mix"] = [
+                {"text": item} if isinstance(item, str) else {"image": self.files.put(item, ".bin", kind="inputs").path}
+                for item in inputs["mix"]
+            ]
+        if "region" in inputs:
+            stored["region"] = inputs["region"]
+        return stored
+
+    def _ask_of(self, job: Job) -> Ask:
+        """The stored request, resolved values included, as an Ask again."""
+        parameters = job.parameters
+        stored = parameters.get("inputs", {})
+        options: dict[str, Any] = {
+            key: parameters[key]
+            for key in ("width", "height", "steps", "prior_steps", "guidance_scale", "prior_guidance_scale", "count")
+        }
+        options["seed"] = job.seed
+        options["negative_prompt"] = parameters.get("negative_prompt", "")
+        if parameters.get("strength") is not None:
+            options["strength"] = parameters["strength"]
+        if "region" in stored:
+            options["mask"] = RegionMask(*stored["region"])
+        mix: tuple[bytes | str, ...] = ()
+        if "mix" in stored:
+            mix = tuple(item["text"] if "text" in item else self.files.read(item["image"]) for item in stored["mix"])
+            options["weights"] = parameters["mix_weights"]
+        return Ask(
+            operation=job.operation,
+            prompt=parameters.get("prompt", ""),
+            options=options,
+            image=self.files.read(stored["image"]) if "image" in stored else None,
+            mask_image=self.files.read(stored["mask_image"]) if "mask_image" in stored else None,
+            mix=mix,
+        )
+
+    def _store_outputs(self, result: GenerationResult) -> list[OutputDraft]:
+        outputs = []
+        for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")
+            stored = self.files.put(buffer.getvalue(), ".png")
+            outputs.append(
+                OutputDraft(
+                    index=index,
+                    path=stored.path,
+                    sha256=stored.sha256,
+                    size=stored.size,
+                    width=image.width,
+                    height=image.height,
+                    seed=seed,
+                )
+            )
+        return outputs
+
+
+def _quota_error(resource: str, tier: TierSettings) -> UserError:
+    if resource == "images":
+        return UserError("quota.images", limit=tier.images_per_day)
+    return UserError("quota.gpu_seconds", limit=int(tier.gpu_seconds_per_day))
+
+
+def _user_key(user: User) -> str:
+    return f"user:{user.id}"
+
+
+def _community_key(community_id: int | None) -> str | None:
+    return None if community_id is None else f"community:{community_id}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _today() -> date:
+    return _now().date()

@@ -1,0 +1,59 @@
+"""User-facing texts, by message key.
+
+English only for now, kept in one place so that the multilingual work can swap this table for
+gettext catalogs without touching the callers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGES: dict[str, str] = {
+    "queued": "Queued as job {job_id}: position {position}, ready in about {eta}.",
+    "started": "Job {job_id} is being drawn…",
+    "progress": "Job {job_id}: {percent}%",
+    "done": "Job {job_id} is ready (seed {seeds}): {files}",
+    "failed": "Sorry, job {job_id} failed. Please try again; if it keeps failing, quote reference {job_id}.",
+    "cancelled": "Job {job_id} was cancelled; it did not count against your quota.",
+    "cancel.queued": "Job {job_id} was removed from the queue.",
+    "cancel.running": "Job {job_id} will stop at its next step.",
+    "error.internal": "Sorry, something went wrong on our side (reference {reference}).",
+    "request.invalid": "That request cannot be made: {detail}.",
+    "request.empty_prompt": "Please describe the image you want.",
+    "request.bad_option": "The option {option} needs {expected}; got {value!r}.",
+    "request.unknown_option": "There is no option {option}. Options: {known}.",
+    "image.not_an_image": "That file is not an image I can read.",
+    "image.truncated_image": "That image is damaged or incomplete; please send it again.",
+    "image.image_too_large": "That image is too large: {detail}.",
+    "image.empty_mask": "The mask marks nothing to repaint: white areas of a mask are repainted.",
+    "image.no_alpha": "That image has no transparent pixels to use as a mask.",
+    "image.bad_region": "That region cannot be used: {detail}.",
+    "image.unreadable_file": "I could not read {path}.",
+    "queue.user_full": "You already have {limit} requests waiting; please wait for one to finish.",
+    "queue.full": "The queue is full ({limit} requests); please try again in a few minutes.",
+    "queue.refused": "The queue cannot take your request right now; please try again later.",
+    "quota.images": "You have used your {limit} images for today; the quota resets at midnight UTC.",
+    "quota.gpu_seconds": "You have used your {limit} GPU-seconds for today; the quota resets at midnight UTC.",
+    "quota.status": (
+        "Today you have made {images} of {images_limit} images"
+        " and used {seconds:.0f} of {seconds_limit} GPU-seconds."
+    ),
+    "user.banned": "You cannot make images here{until}. Reason: {reason}.",
+    "job.not_found": "There is no job {job_id}.",
+    "job.not_yours": "Job {job_id} belongs to someone else; you can only change your own jobs.",
+    "job.not_cancellable": "Job {job_id} is already {state}.",
+    "job.no_images": "Job {job_id} has no images to vary.",
+    "history.empty": "You have no images yet.",
+    "history.line": "{job_id}  {state:<9}  {operation:<7}  seed {seed}  {prompt}",
+}
+
+
+def render(key: str, language: str | None = None, **values: Any) -> str:
+    """The text for `key`; an unknown key or a missing value is a bug, but the user still gets a line."""
+    template = MESSAGES.get(key)
+    if template is None:
+        return f"{key} {values}"
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return f"{template} {values}"

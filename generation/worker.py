@@ -1,0 +1,248 @@
+"""The GPU worker: one asyncio task that feeds the engine, one thread that runs it.
+
+The worker asks the fair-share scheduler for the next batch, runs it in its single dedicated thread,
+and hands every result to a `JobSink` (implemented by the chat core: database, files, events) as a
+separate task, so encoding, writing and notifying overlap with the next batch on the GPU. It knows
+nothing of storage or chat platforms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from generation.costs import job_cost
+from generation.engine import CancelCheck, GenerationResult, ProgressCallback
+from generation.errors import GenerationCancelled
+from generation.requests import GenerationRequest
+from generation.scheduler import FairScheduler, QueuedJob
+
+log = logging.getLogger(__name__)
+
+GenerateFn = Callable[[Sequence[GenerationRequest], ProgressCallback, CancelCheck], list[GenerationResult]]
+
+
+@dataclass(frozen=True, eq=False)
+class WorkItem:
+    job_id: str
+    request: GenerationRequest
+    user: str
+    community: str | None = None
+    weight: float = 1.0
+
+
+class JobSink(Protocol):
+    """What the worker reports; the core persists it and tells the users."""
+
+    async def on_started(self, job_ids: Sequence[str]) -> None: ...
+
+    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None: ...
+
+    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None: ...
+
+    async def on_failed(self, job_id: str, error: BaseException) -> None: ...
+
+    async def on_cancelled(self, job_id: str) -> None: ...
+
+
+class Throughput:
+    """Seconds per unit of cost, smoothed over recent batches; the basis of every ETA."""
+
+    def __init__(self, initial: float, smoothing: float = 0.3) -> None:
+        self.seconds_per_cost = initial
+        self.smoothing = smoothing
+
+    def record(self, cost: float, seconds: float) -> None:
+        if cost > 0 and seconds > 0:
+            sample = seconds / cost
+            self.seconds_per_cost += self.smoothing * (sample - self.seconds_per_cost)
+
+
+class Worker:
+    def __init__(
+        self,
+        generate: GenerateFn,
+        scheduler: FairScheduler,
+        sink: JobSink,
+        *,
+        max_batch_images: int = 4,
+        seconds_per_cost: float = 1.0,
+        progress_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._generate = generate
+        self.scheduler = scheduler
+        self._sink = sink
+        self._max_batch_images = max_batch_images
+        self.throughput = Throughput(seconds_per_cost)
+        self._progress_interval = progress_interval
+        self._clock = clock
+        self._items: dict[str, WorkItem] = {}
+        self._running: list[str] = []
+        self._running_cost = 0.0
+        self._running_since = 0.0
+        self._cancel_requested: set[str] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="easel-gpu")
+        self.busy_seconds = 0.0
+
+    def submit(self, item: WorkItem) -> None:
+        """Queue a job; raises the scheduler's `QueueRefused` when a cap is reached."""
+        queued = QueuedJob(
+            job_id=item.job_id,
+            user=item.user,
+            community=item.community,
+            cost=job_cost(item.request),
+            weight=item.weight,
+            batch_key=item.request.batch_key,
+            images=item.request.count,
+            submitted_at=self._clock(),
+        )
+        self.scheduler.submit(queued, self._clock())
+        self._items[item.job_id] = item
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> str | None:
+        """'queued' if removed from the queue, 'running' if it will stop at the next step, else None."""
+        if self.scheduler.cancel(job_id):
+            self._items.pop(job_id, None)
+            return "queued"
+        if job_id in self._running:
+            self._cancel_requested.add(job_id)
+            return "running"
+        return None
+
+    def is_running(self, job_id: str) -> bool:
+        return job_id in self._running
+
+    def position(self, job_id: str) -> int | None:
+        """1-based place in the queue; None once the job has left it."""
+        if job_id not in self.scheduler:
+            return None
+        return self.scheduler.position(job_id, self._clock())
+
+    def positions(self) -> dict[str, int]:
+        return self.scheduler.positions(self._clock())
+
+    def eta(self, job_id: str) -> float | None:
+        """Seconds until the job is done, from the measured throughput; None for a job the worker does not hold."""
+        seconds_per_cost = self.throughput.seconds_per_cost
+        if job_id in self._running:
+            return max(self._running_cost * seconds_per_cost - self._elapsed(), 0.0)
+        item = self._items.get(job_id)
+        if item is None:
+            return None
+        start = self.scheduler.eta(job_id, self._clock(), seconds_per_cost)
+        return start + job_cost(item.request) * seconds_per_cost
+
+    async def run(self) -> None:
+        """Serve batches until `stop`; the current batch always finishes, so nothing is lost."""
+        while not self._stopping:
+            batch = self._next_batch()
+            if not batch:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._run_batch(batch)
+        await self._drain()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def close(self) -> None:
+        self._gpu.shutdown(wait=True)
+
+    def _next_batch(self) -> list[WorkItem]:
+        limit = self._max_batch_images
+        jobs = self.scheduler.next_batch(self._clock(), max_jobs=limit, max_images=limit)
+        return [self._items.pop(job.job_id) for job in jobs]
+
+    async def _run_batch(self, batch: list[WorkItem]) -> None:
+        ids = [item.job_id for item in batch]
+        cost = sum(job_cost(item.request) for item in batch)
+        self._running = ids
+        self._running_cost = cost
+        self._running_since = since = self._clock()
+        started = asyncio.create_task(self._sink.on_started(ids))
+        try:
+            results = await self._on_gpu(batch)
+        except GenerationCancelled:
+            await started
+            for job_id in ids:
+                self._spawn(self._sink.on_cancelled(job_id))
+            return
+        except Exception as error:
+            await started
+            if len(batch) > 1:
+                log.warning("batch %s failed (%s); running its jobs one by one", ids, error)
+                for item in batch:
+                    await self._run_batch([item])
+                return
+            log.exception("job %s failed", ids[0])
+            self._spawn(self._sink.on_failed(ids[0], error))
+            return
+        finally:
+            self._finish(ids)
+        await started
+        elapsed = self._clock() - since
+        self.throughput.record(cost, elapsed)
+        for item, result in zip(batch, results, strict=True):
+            if item.job_id in self._cancel_requested:
+                self._spawn(self._sink.on_cancelled(item.job_id))
+            else:
+                self._spawn(self._sink.on_done(item.job_id, result, elapsed * job_cost(item.request) / cost))
+        self._cancel_requested.difference_update(ids)
+
+    async def _on_gpu(self, batch: list[WorkItem]) -> list[GenerationResult]:
+        loop = asyncio.get_running_loop()
+        ids = [item.job_id for item in batch]
+        last_report = 0.0
+
+        def report(fraction: float) -> None:
+            nonlocal last_report
+            now = self._clock()
+            if fraction >= 1.0 or now - last_report >= self._progress_interval:
+                last_report = now
+                loop.call_soon_threadsafe(self._spawn, self._sink.on_progress(ids, fraction))
+
+        def should_cancel() -> bool:
+            return all(job_id in self._cancel_requested for job_id in ids)
+
+        requests = [item.request for item in batch]
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self._gpu, self._generate, requests, report, should_cancel)
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+
+    def _finish(self, ids: list[str]) -> None:
+        for job_id in ids:
+            self.scheduler.finished(job_id, self._clock())
+        self._running = []
+        self._running_cost = 0.0
+
+    def _elapsed(self) -> float:
+        return self._clock() - self._running_since
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("reporting a job failed", exc_info=task.exception())

@@ -1,0 +1,62 @@
+"""The database: one engine, and the query methods of every table group (one mixin module each)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from storage.communities import Communities
+from storage.engine import open_engine
+from storage.jobs import Jobs
+from storage.messages import MessageLinks
+from storage.migrate import upgrade_database
+from storage.moderation import ModerationLog
+from storage.quotas import Quotas
+from storage.repository import Clock, utc_now
+from storage.users import Users
+
+
+class Database(Users, Communities, Jobs, MessageLinks, Quotas, ModerationLog):
+    """easel's database at `url`, e.g. `sqlite+aiosqlite:///data/easel.db`.
+
+    Its methods come from one module per table group; they work once `connect` has run. `clock` stamps
+    creations (users, communities, jobs, quota reservations, moderation entries); later job changes take
+    `now` explicitly, because the caller knows when the event happened.
+    """
+
+    def __init__(self, url: str, clock: Clock = utc_now) -> None:
+        self.url = url
+        self._clock = clock
+        self._engine: AsyncEngine | None = None
+        self._sessions = async_sessionmaker(expire_on_commit=False)
+
+    async def upgrade(self) -> None:
+        """Migrate the schema to the newest revision; safe to run at every start."""
+        await upgrade_database(self.url)
+
+    async def connect(self) -> None:
+        """Open the engine and check that the database answers, so a wrong URL fails at start-up."""
+        if self._engine is not None:
+            return
+        engine = open_engine(self.url)
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        self._engine = engine
+        self._sessions.configure(bind=engine)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            self._sessions.configure(bind=None)
+            await self._engine.dispose()
+            self._engine = None
+
+    async def __aenter__(self) -> Database:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,47 @@
+"""The async engine, with SQLite set up for a long-running service.
+
+Every SQLite connection gets WAL (readers never block the writer), foreign keys (off by default in
+SQLite), and synchronous=FULL (each commit is on disk before it returns, so a job or a delivery mark
+survives a power loss too; NORMAL would save one fsync per commit). SQLAlchemy, not the sqlite3 module,
+begins transactions, with BEGIN IMMEDIATE: a transaction that reads and then writes cannot fail
+half-way because another process wrote in between. The process keeps one SQLite connection: its
+coroutines take turns, each `Database` call being one short transaction, and never wait on file locks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, event, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=FULL")
+
+
+def open_engine(url: str) -> AsyncEngine:
+    """An engine for `url`; for a SQLite file, its directory is created if missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url)
+    database = parsed.database or ":memory:"
+    pool: dict[str, Any] = {}
+    if database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        pool = {"pool_size": 1, "max_overflow": 0}
+    engine = create_async_engine(url, **pool)
+    event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    event.listen(engine.sync_engine, "begin", _begin_immediate)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,206 @@
+"""Jobs: their lifecycle, their outputs, and the delivery of their results.
+
+Every state change is one guarded UPDATE: it applies only from the states listed in `TRANSITIONS`,
+and otherwise raises `InvalidTransition` naming the current state (so cancelling a job that is done
+fails loudly instead of passing silently), or `NotFound` for an unknown id.
+
+    queued --> running --> done | failed | cancelled
+      |           |
+      |           +--> queued     (requeue: restart recovery puts a job left running back)
+      +--> failed | cancelled
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.columns import as_utc
+from storage.errors import InvalidTransition, NotFound
+from storage.models import JobRow, OutputRow
+from storage.records import (
+    FINISHED_STATES,
+    DeliveryState,
+    Job,
+    JobDraft,
+    JobState,
+    Output,
+    OutputDraft,
+)
+from storage.repository import Repository
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.RUNNING: frozenset({JobState.QUEUED}),
+    JobState.QUEUED: frozenset({JobState.RUNNING}),
+    JobState.DONE: frozenset({JobState.RUNNING}),
+    JobState.FAILED: frozenset({JobState.QUEUED, JobState.RUNNING}),
+    JobState.CANCELLED: frozenset({JobState.QUEUED, JobState.RUNNING}),
+}
+"""For each target state, the states a job may reach it from."""
+
+
+class Jobs(Repository):
+    async def create_job(self, draft: JobDraft) -> Job:
+        """Write a new job, queued, with a fresh id."""
+        async with self._sessions.begin() as session:
+            row = JobRow(
+                id=uuid.uuid4().hex,
+                owner_id=draft.owner_id,
+                community_id=draft.community_id,
+                platform=draft.platform,
+                channel_id=draft.channel_id,
+                operation=draft.operation,
+                parameters=dict(draft.parameters),
+                prompt=draft.prompt,
+                processed_prompt=draft.processed_prompt,
+                negative_prompt=draft.negative_prompt,
+                seed=draft.seed,
+                cost=draft.cost,
+                state=JobState.QUEUED,
+                attempts=0,
+                created_at=self._now(),
+                delivery_state=DeliveryState.PENDING,
+                delivery_attempts=0,
+                parent_id=draft.parent_id,
+                input_files=list(draft.input_files),
+            )
+            session.add(row)
+            await session.flush()
+            return row.record()
+
+    async def get_job(self, job_id: str) -> Job | None:
+        async with self._sessions() as session:
+            row = await session.get(JobRow, job_id)
+            return None if row is None else row.record()
+
+    async def mark_running(self, job_id: str, now: datetime) -> Job:
+        """Start an attempt: counts it in `attempts`."""
+        return await self._change_state(job_id, JobState.RUNNING, started_at=as_utc(now), attempts=JobRow.attempts + 1)
+
+    async def requeue_job(self, job_id: str) -> Job:
+        """Put a job left running (by a crash or a restart) back in the queue; `attempts` keeps the count."""
+        return await self._change_state(job_id, JobState.QUEUED, started_at=None)
+
+    async def mark_done(self, job_id: str, now: datetime, outputs: Sequence[OutputDraft]) -> Job:
+        """Finish a job and record its images in one transaction: both happen, or neither."""
+        async with self._sessions.begin() as session:
+            row = await _transition(session, job_id, JobState.DONE, finished_at=as_utc(now))
+            session.add_all(
+                OutputRow(
+                    job_id=job_id,
+                    index=output.index,
+                    path=output.path,
+                    sha256=output.sha256,
+                    size=output.size,
+                    width=output.width,
+                    height=output.height,
+                    seed=output.seed,
+                )
+                for output in outputs
+            )
+            return row.record()
+
+    async def mark_failed(self, job_id: str, now: datetime, code: str, message: str | None = None) -> Job:
+        return await self._change_state(
+            job_id, JobState.FAILED, finished_at=as_utc(now), error_code=code, error_message=message
+        )
+
+    async def mark_cancelled(self, job_id: str, now: datetime) -> Job:
+        return await self._change_state(job_id, JobState.CANCELLED, finished_at=as_utc(now))
+
+    async def jobs_in_states(self, states: Iterable[JobState]) -> list[Job]:
+        """Jobs in any of `states`, oldest first: what a restart re-enqueues or retries."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(JobRow).where(JobRow.state.in_(list(states))).order_by(JobRow.created_at, JobRow.id)
+            )
+            return [row.record() for row in rows]
+
+    async def recent_jobs(self, user_id: int, limit: int = 10) -> list[Job]:
+        """A user's jobs, newest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(JobRow)
+                .where(JobRow.owner_id == user_id)
+                .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+                .limit(limit)
+            )
+            return [row.record() for row in rows]
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Finished jobs whose result still has to reach the user, earliest finished first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(JobRow)
+                .where(JobRow.delivery_state == DeliveryState.PENDING, JobRow.state.in_(FINISHED_STATES))
+                .order_by(JobRow.finished_at, JobRow.id)
+            )
+            return [row.record() for row in rows]
+
+    async def mark_delivered(self, job_id: str, now: datetime) -> Job:
+        return await self._record_delivery(job_id, now, DeliveryState.DELIVERED, error=None)
+
+    async def mark_delivery_failed(self, job_id: str, now: datetime, error: str, *, final: bool = False) -> Job:
+        """Record a failed delivery attempt. The job stays pending, so `undelivered_jobs` offers it again, unless
+        `final`: then its delivery is failed for good."""
+        target = DeliveryState.FAILED if final else DeliveryState.PENDING
+        return await self._record_delivery(job_id, now, target, error=error)
+
+    async def outputs_of(self, job_id: str) -> list[Output]:
+        async with self._sessions() as session:
+            rows = await session.scalars(select(OutputRow).where(OutputRow.job_id == job_id).order_by(OutputRow.index))
+            return [row.record() for row in rows]
+
+    async def _change_state(self, job_id: str, target: JobState, **values: Any) -> Job:
+        async with self._sessions.begin() as session:
+            return (await _transition(session, job_id, target, **values)).record()
+
+    async def _record_delivery(self, job_id: str, now: datetime, target: DeliveryState, error: str | None) -> Job:
+        """A delivery attempt on a finished job whose delivery is still pending."""
+        now = as_utc(now)
+        async with self._sessions.begin() as session:
+            row = await session.scalar(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.state.in_(FINISHED_STATES),
+                    JobRow.delivery_state == DeliveryState.PENDING,
+                )
+                .values(
+                    delivery_state=target,
+                    delivery_attempts=JobRow.delivery_attempts + 1,
+                    delivery_attempted_at=now,
+                    delivered_at=now if target is DeliveryState.DELIVERED else None,
+                    delivery_error=error,
+                )
+                .returning(JobRow)
+            )
+            if row is not None:
+                return row.record()
+            found = (
+                await session.execute(select(JobRow.state, JobRow.delivery_state).where(JobRow.id == job_id))
+            ).first()
+            if found is None:
+                raise NotFound("job", job_id)
+            state, delivery = found
+            raise InvalidTransition(f"delivery of job {job_id}", delivery if state.finished else state, target)
+
+
+async def _transition(session: AsyncSession, job_id: str, target: JobState, **values: Any) -> JobRow:
+    row = await session.scalar(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.state.in_(TRANSITIONS[target]))
+        .values(state=target, **values)
+        .returning(JobRow)
+    )
+    if row is not None:
+        return row
+    current = await session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+    if current is None:
+        raise NotFound("job", job_id)
+    raise InvalidTransition(f"job {job_id}", current, target)

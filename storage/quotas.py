@@ -1,0 +1,104 @@
+"""The quota ledger: what each job charges its owner for a day.
+
+One row per job, changed in place: `reserved` when the job is submitted, `committed` with the actual
+GPU seconds when it is done, `refunded` when it failed or was cancelled. A user's usage for a day is
+the sum of their rows of that day that are not refunded, so a reservation counts as soon as it is
+made. Every step is idempotent per job: reserving again returns the first reservation, committing
+again keeps the first commit, refunding again changes nothing; only committing a refunded charge is
+refused. Committing or refunding a job that reserved nothing returns None.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import InvalidTransition, QuotaExceeded
+from storage.models import QuotaChargeRow, UserRow
+from storage.records import QuotaCharge, QuotaState, QuotaUsage
+from storage.repository import Repository
+
+
+class Quotas(Repository):
+    async def reserve_quota(
+        self,
+        user_id: int,
+        job_id: str,
+        day: date,
+        images: int,
+        gpu_seconds: float,
+        *,
+        max_images: int | None = None,
+        max_gpu_seconds: float | None = None,
+    ) -> QuotaCharge:
+        """Charge an existing job's estimate to `user_id` for `day`.
+
+        With limits, the check against the day's usage happens in the same transaction, under a lock on
+        the user's row, so concurrent submissions cannot overdraw; over a limit, `QuotaExceeded` is raised
+        and nothing is written.
+        """
+        async with self._sessions.begin() as session:
+            existing = await session.get(QuotaChargeRow, job_id)
+            if existing is not None:
+                return existing.record()
+            await session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
+            usage = await _usage(session, user_id, day)
+            if max_images is not None and usage.images + images > max_images:
+                raise QuotaExceeded("images", usage.images, images, max_images)
+            if max_gpu_seconds is not None and usage.gpu_seconds + gpu_seconds > max_gpu_seconds:
+                raise QuotaExceeded("gpu_seconds", usage.gpu_seconds, gpu_seconds, max_gpu_seconds)
+            row = QuotaChargeRow(
+                job_id=job_id,
+                user_id=user_id,
+                day=day,
+                images=images,
+                gpu_seconds=gpu_seconds,
+                state=QuotaState.RESERVED,
+                created_at=self._now(),
+            )
+            session.add(row)
+            return row.record()
+
+    async def commit_quota(self, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
+        """Settle a job's reservation at the GPU seconds it actually took."""
+        async with self._sessions.begin() as session:
+            row = await session.get(QuotaChargeRow, job_id, with_for_update=True)
+            if row is None:
+                return None
+            if row.state is QuotaState.REFUNDED:
+                raise InvalidTransition(f"quota charge of job {job_id}", row.state, QuotaState.COMMITTED)
+            if row.state is QuotaState.RESERVED:
+                row.state = QuotaState.COMMITTED
+                row.gpu_seconds = gpu_seconds
+            return row.record()
+
+    async def refund_quota(self, job_id: str) -> QuotaCharge | None:
+        """Give a job's charge back, whether only reserved or already committed."""
+        async with self._sessions.begin() as session:
+            row = await session.get(QuotaChargeRow, job_id, with_for_update=True)
+            if row is None:
+                return None
+            row.state = QuotaState.REFUNDED
+            return row.record()
+
+    async def quota_usage(self, user_id: int, day: date) -> QuotaUsage:
+        async with self._sessions() as session:
+            return await _usage(session, user_id, day)
+
+
+async def _usage(session: AsyncSession, user_id: int, day: date) -> QuotaUsage:
+    images, gpu_seconds = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(QuotaChargeRow.images), 0),
+                func.coalesce(func.sum(QuotaChargeRow.gpu_seconds), 0.0),
+            ).where(
+                QuotaChargeRow.user_id == user_id,
+                QuotaChargeRow.day == day,
+                QuotaChargeRow.state != QuotaState.REFUNDED,
+            )
+        )
+    ).one()
+    return QuotaUsage(images=int(images), gpu_seconds=float(gpu_seconds))
