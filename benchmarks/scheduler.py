@@ -1,12 +1,15 @@
-"""Scheduler benchmark: decision latency, fairness between equal users, and the flood test.
+"""Scheduler benchmark: decision latency, fairness, the flood test, the worker's duty cycle and the service's overhead.
 
 Why it exists: the fair-share scheduler promises O(log n) decisions, equal service for equal demand, and that one
-user's flood cannot hold back newcomers. This puts numbers on all three, so a change that makes a decision scan
-the queue, skews the shares, or lets a backlog jump ahead shows up as a changed figure.
+user's flood cannot hold back newcomers; the worker promises that the GPU never waits for the database or the PNG
+encoder; the service promises that its own bookkeeping adds next to nothing to a job's latency. This puts numbers
+on all five, so a change that makes a decision scan the queue, skews the shares, lets a backlog jump ahead, puts a
+write between two batches, or slows a state change shows up as a changed figure.
 
-Everything here is the pure scheduler on a model clock (a job takes its cost in seconds): no GPU, no asyncio, so
-the figures say nothing about the worker's duty cycle or the service's overhead, which belong in their own
-functions here.
+The first three are the pure scheduler on a model clock (a job takes its cost in seconds): no GPU, no asyncio.
+The last two run a real `Worker` on a stand-in pipeline that sleeps instead of computing (DUTY_GPU_SECONDS per
+batch) and returns small noise images: with a sink that only counts, and with the real `Service` over a SQLite
+file and a file store in a temporary directory, wired as `easel run` wires them.
 
 Run it from the repository root:
 
@@ -14,24 +17,41 @@ Run it from the repository root:
 
 Latencies are the median and 99th percentile of N timed calls of each kind with about 10,000 jobs from 1,000
 users queued, flat and with 50 communities (the clock barely moves, so nothing ages). Fairness is Jain's index of
-the work served while every user keeps a backlog, with aging off. Human-readable lines come first; the last line
-of stdout is one JSON object with every figure.
+the work served while every user keeps a backlog, with aging off. The duty cycle is the time the stand-in ran over
+the wall time from its first start to its last return, while DUTY_JOBS jobs of DUTY_USERS users keep it
+saturated; each job asks for 4 images, a whole batch, so every job is one pipeline call. The service's overhead is
+the median over OVERHEAD_JOBS jobs submitted one at a time to an idle worker. Human-readable lines come first; the
+last line of stdout is one JSON object with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import itertools
 import json
 import math
 import os
 import random
 import statistics
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
+from PIL import Image
+
+from bots.config import Settings, load_settings
+from bots.run import build_worker
+from bots.service import FINAL_KINDS, Actor, Ask, JobEvent, Place, Service
+from generation.config import DefaultsSettings, Limits, resolve_defaults
+from generation.engine import CancelCheck, GenerationResult, ProgressCallback
+from generation.requests import GenerationRequest, make_request
 from generation.scheduler import FairScheduler, QueuedJob
+from generation.worker import Worker, WorkItem
+from storage import Database, FileStore
 
 QUEUED = 10_000
 USERS = 1_000
@@ -52,6 +72,25 @@ FLOOD_HEAVY_JOBS = 50
 FLOOD_LIGHT_USERS = 5
 JAIN_TARGET = 0.99
 FLOOD_TARGET = 1
+
+# What one batch takes on the stand-in pipeline, in how many reported steps, and the size of its images.
+DUTY_GPU_SECONDS = 0.2
+STAND_IN_STEPS = 4
+STAND_IN_SIZE = 64
+DUTY_JOBS = 50
+DUTY_USERS = 5
+# Images per job: with the worker's default max_batch_images (4) a job fills a batch alone.
+DUTY_IMAGES = 4
+DUTY_TARGET = 0.98
+OVERHEAD_JOBS = 100
+# Short on purpose: the figures are the service's own time, which does not grow with the pipeline's.
+OVERHEAD_GPU_SECONDS = 0.05
+OVERHEAD_TARGET_MS = 10.0
+PLATFORM = "bench"
+# A stuck or dead worker fails the run instead of hanging it.
+WAIT_LIMIT_SECONDS = 120.0
+
+T = TypeVar("T")
 
 
 class _Load:
@@ -243,6 +282,263 @@ def flood(communities: bool) -> int:
     )
 
 
+class StandIn:
+    """A `GenerateFn` that sleeps instead of computing, and notes when each call ran (perf_counter seconds).
+
+    Like the engine it reports progress after every step and returns one image per seed; the images are noise, so
+    that every PNG is encoded and written anew (the file store keeps identical bytes once).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls: list[tuple[float, float]] = []
+        self.returned: dict[int, float] = {}  # by the request's seed
+
+    def __call__(
+        self, requests: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> list[GenerationResult]:
+        started = time.perf_counter()
+        results = [GenerationResult(request, _noise_images(request.seeds), request.seeds) for request in requests]
+        for step in range(1, STAND_IN_STEPS + 1):
+            time.sleep(max(0.0, started + self.seconds * step / STAND_IN_STEPS - time.perf_counter()))
+            on_progress(step / STAND_IN_STEPS)
+        finished = time.perf_counter()
+        self.calls.append((started, finished))
+        for request in requests:
+            self.returned[request.seed] = finished
+        return results
+
+
+def _noise_images(seeds: tuple[int, ...]) -> tuple[Image.Image, ...]:
+    size = (STAND_IN_SIZE, STAND_IN_SIZE)
+    return tuple(Image.frombytes("RGB", size, random.Random(seed).randbytes(size[0] * size[1] * 3)) for seed in seeds)
+
+
+def _request(seed: int) -> GenerationRequest:
+    defaults = resolve_defaults("tiny", DefaultsSettings())
+    return make_request("txt2img", "a prompt", defaults=defaults, limits=Limits(), count=DUTY_IMAGES, seed=seed)
+
+
+class Tally:
+    """Jobs ended so far and the ones that ended badly; wakes whoever waits for a count."""
+
+    def __init__(self) -> None:
+        self.ended = 0
+        self.problems: list[str] = []
+        self._changed = asyncio.Event()
+
+    def end(self, problem: str | None = None) -> None:
+        self.ended += 1
+        if problem is not None:
+            self.problems.append(problem)
+        self._changed.set()
+
+    async def wait_for(self, target: int, worker: asyncio.Task[None]) -> None:
+        """Until `target` jobs have ended; a job that fails, or a worker that dies or stalls, fails the run."""
+        waiter = asyncio.create_task(self._reach(target))
+        done, _ = await asyncio.wait({waiter, worker}, timeout=WAIT_LIMIT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+            if worker in done:
+                worker.result()
+            raise RuntimeError(f"only {self.ended} of {target} jobs ended within {WAIT_LIMIT_SECONDS} s")
+        if self.problems:
+            raise RuntimeError("; ".join(self.problems))
+
+    async def _reach(self, target: int) -> None:
+        while self.ended < target:
+            self._changed.clear()
+            await self._changed.wait()
+
+
+class MemorySink:
+    """A `JobSink` that only counts ended jobs: the worker's own overhead, with nothing to write."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+    async def on_started(self, job_ids: Sequence[str]) -> None:
+        pass
+
+    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
+        pass
+
+    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+        self.tally.end()
+
+    async def on_failed(self, job_id: str, error: BaseException) -> None:
+        self.tally.end(f"job {job_id} failed: {error!r}")
+
+    async def on_cancelled(self, job_id: str) -> None:
+        self.tally.end(f"job {job_id} was cancelled")
+
+
+class TimedService(Service):
+    """The real service, noting when each `on_done` returned: written, announced and marked delivered."""
+
+    def __init__(self, settings: Settings, db: Database, files: FileStore, tally: Tally) -> None:
+        super().__init__(settings, db, files)
+        self.tally = tally
+        self.done_at: dict[str, float] = {}
+
+    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+        await super().on_done(job_id, result, gpu_seconds)
+        self.done_at[job_id] = time.perf_counter()
+        self.tally.end()
+
+
+class Recorder:
+    """The bench platform's listener: when each kind of event of each job arrived; failures end a job badly."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        self.arrived: dict[tuple[str, str], float] = {}
+
+    async def __call__(self, event: JobEvent) -> None:
+        self.arrived[(event.kind, event.job_id)] = time.perf_counter()
+        if event.kind in FINAL_KINDS and event.kind != "done":
+            self.tally.end(f"job {event.job_id} ended {event.kind} ({event.error_key})")
+
+
+def _bench_settings(root: Path) -> Settings:
+    """The tiny preset with storage in `root` and caps and quotas high enough that nothing is refused."""
+    settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
+    storage = settings.storage.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{root / 'easel.db'}", "outputs_dir": root / "files"}
+    )
+    queue = settings.queue.model_copy(update={"max_pending_per_user": DUTY_JOBS, "max_queue": DUTY_JOBS})
+    tier = settings.tier("default").model_copy(update={"images_per_day": 1_000_000, "gpu_seconds_per_day": 1e9})
+    return settings.model_copy(
+        update={"storage": storage, "queue": queue, "tiers": {**settings.tiers, "default": tier}}
+    )
+
+
+async def _with_service(
+    generate: StandIn,
+    tally: Tally,
+    listener: Recorder,
+    use: Callable[[TimedService, Worker, asyncio.Task[None]], Awaitable[T]],
+) -> T:
+    """Wire service and worker as `easel run` does, over a SQLite file and a file store in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
+        settings = _bench_settings(Path(root))
+        db = Database(settings.storage.database_url)
+        await db.connect()
+        try:
+            await db.upgrade()
+            service = TimedService(settings, db, FileStore(settings.storage.outputs_dir), tally)
+            worker = build_worker(settings, service, generate)
+            service.attach(worker)
+            service.listen(PLATFORM, listener)
+            task = asyncio.create_task(worker.run(), name="easel-worker")
+            try:
+                return await use(service, worker, task)
+            finally:
+                await worker.stop()
+                await task
+                worker.close()
+        finally:
+            await db.close()
+
+
+def _duty_figures(stand_in: StandIn, worker_busy_seconds: float, last_ended: float) -> dict[str, Any]:
+    """Duty cycle from the stand-in's own timestamps, with the gaps between calls and what came after the last."""
+    first, last = stand_in.calls[0][0], stand_in.calls[-1][1]
+    wall = last - first
+    busy = sum(end - start for start, end in stand_in.calls)
+    gaps = [after[0] - before[1] for before, after in itertools.pairwise(stand_in.calls)]
+    return {
+        "duty_cycle": round(busy / wall, 4),
+        "batches": len(stand_in.calls),
+        "wall_s": round(wall, 3),
+        "gap_ms": {"median": round(statistics.median(gaps) * 1000, 2), "max": round(max(gaps) * 1000, 2)},
+        "worker_busy_ratio": round(worker_busy_seconds / wall, 4),
+        "tail_ms": round((last_ended - last) * 1000, 2),
+    }
+
+
+async def _duty_memory() -> dict[str, Any]:
+    stand_in = StandIn(DUTY_GPU_SECONDS)
+    tally = Tally()
+    scheduler = FairScheduler(max_pending_per_user=DUTY_JOBS, max_queue=DUTY_JOBS, max_wait=MAX_WAIT_SECONDS)
+    worker = Worker(stand_in, scheduler, MemorySink(tally))
+    task = asyncio.create_task(worker.run(), name="easel-worker")
+    try:
+        for index in range(DUTY_JOBS):
+            worker.submit(WorkItem(f"job{index}", _request(index), f"user{index % DUTY_USERS}"))
+        await tally.wait_for(DUTY_JOBS, task)
+        last_ended = time.perf_counter()
+    finally:
+        await worker.stop()
+        await task
+        worker.close()
+    return _duty_figures(stand_in, worker.busy_seconds, last_ended)
+
+
+async def _duty_service() -> dict[str, Any]:
+    stand_in = StandIn(DUTY_GPU_SECONDS)
+    tally = Tally()
+
+    async def use(service: TimedService, worker: Worker, task: asyncio.Task[None]) -> dict[str, Any]:
+        for index in range(DUTY_JOBS):
+            actor = Actor(PLATFORM, f"user-{index % DUTY_USERS}")
+            ask = Ask("txt2img", "a prompt", {"seed": index, "count": DUTY_IMAGES})
+            await service.submit(actor, Place(PLATFORM, "channel"), ask)
+        await tally.wait_for(DUTY_JOBS, task)
+        return _duty_figures(stand_in, worker.busy_seconds, max(service.done_at.values()))
+
+    return await _with_service(stand_in, tally, Recorder(tally), use)
+
+
+def duty_cycle() -> dict[str, dict[str, Any]]:
+    """How much of the wall time the pipeline runs while jobs wait, with a counting sink and with the real service.
+
+    The jobs are submitted right after the worker starts (through the service one after another, each taking a
+    few milliseconds while the first job already runs), so the queue is never empty until the last job. gap_ms is
+    the time from one pipeline call's return to the next one's start; tail_ms, from the last return to the end of
+    the last job in the sink; worker_busy_ratio is `Worker.busy_seconds` over the same wall time.
+    """
+    return {"memory_sink": asyncio.run(_duty_memory()), "service_sqlite": asyncio.run(_duty_service())}
+
+
+def service_overhead(jobs: int = OVERHEAD_JOBS) -> dict[str, dict[str, float]]:
+    """Milliseconds the service adds to a job on SQLite, with the worker idle before each submission.
+
+    submit: the `submit` call itself. submit_to_running: from calling `submit` to the "started" event, which the
+    service emits once the running state is written. done_to_event: from the pipeline's return to the "done"
+    event (PNG encoded and stored, job and quota written). done_to_delivered: from the pipeline's return to the
+    end of `on_done`, delivery mark included.
+    """
+    stand_in = StandIn(OVERHEAD_GPU_SECONDS)
+    tally = Tally()
+    recorder = Recorder(tally)
+
+    async def use(service: TimedService, worker: Worker, task: asyncio.Task[None]) -> dict[str, list[float]]:
+        samples: dict[str, list[float]] = {
+            "submit": [],
+            "submit_to_running": [],
+            "done_to_event": [],
+            "done_to_delivered": [],
+        }
+        for index in range(jobs):
+            actor = Actor(PLATFORM, f"user-{index % DUTY_USERS}")
+            called = time.perf_counter()
+            receipt = await service.submit(
+                actor, Place(PLATFORM, "channel"), Ask("txt2img", "a prompt", {"seed": index})
+            )
+            submitted = time.perf_counter()
+            await tally.wait_for(index + 1, task)
+            returned = stand_in.returned[index]
+            samples["submit"].append(submitted - called)
+            samples["submit_to_running"].append(recorder.arrived[("started", receipt.job_id)] - called)
+            samples["done_to_event"].append(recorder.arrived[("done", receipt.job_id)] - returned)
+            samples["done_to_delivered"].append(service.done_at[receipt.job_id] - returned)
+        return samples
+
+    samples = asyncio.run(_with_service(stand_in, tally, recorder, use))
+    return {kind: _summary([value * 1000 for value in values]) for kind, values in samples.items()}
+
+
 def print_latency(title: str, figures: dict[str, dict[str, float]]) -> None:
     print(f"\ndecision latency, {title} ({QUEUED} queued from {USERS} users), microseconds")
     for kind, summary in figures.items():
@@ -272,6 +568,20 @@ def benchmark(ops: int) -> dict[str, Any]:
     print(f"  most heavy jobs started while a light job waited: {flood_flat} (target <= {FLOOD_TARGET})")
     print(f"  the same with every user in a community of their own: {flood_grouped}")
 
+    duty = duty_cycle()
+    print(f"\nduty cycle: {DUTY_JOBS} jobs of {DUTY_USERS} users, {DUTY_IMAGES} images each, ", end="")
+    print(f"a {DUTY_GPU_SECONDS * 1000:.0f} ms stand-in pipeline")
+    for title, figures in duty.items():
+        print(f"  {title:<15} {figures['duty_cycle']:.2%} busy (target >= {DUTY_TARGET:.0%}), ", end="")
+        print(f"gap median {figures['gap_ms']['median']:.2f} ms, max {figures['gap_ms']['max']:.2f} ms, ", end="")
+        print(f"tail {figures['tail_ms']:.2f} ms, Worker.busy_seconds says {figures['worker_busy_ratio']:.2%}")
+
+    overhead = service_overhead()
+    print(f"\nservice overhead on SQLite, {OVERHEAD_JOBS} jobs one at a time, milliseconds (target <= ", end="")
+    print(f"{OVERHEAD_TARGET_MS:.0f} for submit_to_running and done_to_delivered)")
+    for kind, summary in overhead.items():
+        print(f"  {kind:<18} median {summary['median']:8.2f}   p99 {summary['p99']:8.2f}")
+
     wall_s = time.perf_counter() - started
     print(f"\nwall time {wall_s:.1f} s")
     return {
@@ -285,6 +595,11 @@ def benchmark(ops: int) -> dict[str, Any]:
         **fair,
         "flood_max_wait_jobs": flood_flat,
         "flood_max_wait_jobs_communities": flood_grouped,
+        "duty_gpu_seconds": DUTY_GPU_SECONDS,
+        "duty_jobs": DUTY_JOBS,
+        "duty": duty,
+        "overhead_jobs": OVERHEAD_JOBS,
+        "overhead_ms": overhead,
         "cpus": os.cpu_count(),
         "load_average_1m": round(load_average, 2),
         "wall_s": round(wall_s, 1),

@@ -258,6 +258,7 @@ class Service:
         worker = self._worker()
         recovered = 0
         for job in await self.db.jobs_in_states([JobState.QUEUED, JobState.RUNNING]):
+            owner = await self._route_stored(job)
             if job.state is JobState.RUNNING and job.attempts >= MAX_ATTEMPTS:
                 log.error("job %s was interrupted %d times; giving up", job.id, job.attempts)
                 await self._close(job.id, JobState.FAILED, error_key="error.internal")
@@ -270,11 +271,6 @@ class Service:
                 continue
             if job.state is JobState.RUNNING:
                 await self.db.requeue_job(job.id)
-            owner = await self.db.get_user(job.owner_id)
-            assert owner is not None
-            self._routes[job.id] = _Route(
-                job.platform, job.channel_id, owner.platform_user_id, owner.language, job.prompt
-            )
             weight = self.settings.tier(owner.tier).weight
             item = WorkItem(job.id, request, _user_key(owner), _community_key(job.community_id), weight)
             try:
@@ -293,11 +289,7 @@ class Service:
         for job in await self.db.undelivered_jobs():
             if job.platform not in self._listeners or job.delivery_attempts >= MAX_DELIVERY_ATTEMPTS:
                 continue
-            owner = await self.db.get_user(job.owner_id)
-            assert owner is not None
-            self._routes[job.id] = _Route(
-                job.platform, job.channel_id, owner.platform_user_id, owner.language, job.prompt
-            )
+            await self._route_stored(job)
             kind = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}[job.state]
             await self._emit(kind, job.id, error_key=job.error_code)
             count += 1
@@ -353,6 +345,13 @@ class Service:
             raise UserError("user.banned", until=until, reason=user.ban_reason or "-")
         return user
 
+    async def _route_stored(self, job: Job) -> User:
+        """Route the events of a job found in the database (after a restart) to its owner."""
+        owner = await self.db.get_user(job.owner_id)
+        assert owner is not None, f"job {job.id} has no owner"
+        self._routes[job.id] = _Route(job.platform, job.channel_id, owner.platform_user_id, owner.language, job.prompt)
+        return owner
+
     async def _community_id(self, place: Place) -> int | None:
         if place.community_id is None:
             return None
@@ -391,8 +390,9 @@ class Service:
 
     async def _announce_positions(self) -> None:
         worker = self._worker()
+        etas = worker.etas()
         for job_id, position in worker.positions().items():
-            await self._emit("position", job_id, position=position, eta_seconds=worker.eta(job_id))
+            await self._emit("position", job_id, position=position, eta_seconds=etas.get(job_id))
 
     async def _emit(self, kind: str, job_id: str, **values: Any) -> None:
         route = self._routes.get(job_id)

@@ -35,8 +35,7 @@ MESSAGES: dict[str, str] = {
     "quota.images": "You have used your {limit} images for today; the quota resets at midnight UTC.",
     "quota.gpu_seconds": "You have used your {limit} GPU-seconds for today; the quota resets at midnight UTC.",
     "quota.status": (
-        "Today you have made {images} of {images_limit} images"
-        " and used {seconds:.0f} of {seconds_limit} GPU-seconds."
+        "Today you have made {images} of {images_limit} images and used {seconds:.0f} of {seconds_limit} GPU-seconds."
     ),
     "user.banned": "You cannot make images here{until}. Reason: {reason}.",
     "job.not_found": "There is no job {job_id}.",

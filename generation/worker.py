@@ -131,6 +131,14 @@ class Worker:
     def positions(self) -> dict[str, int]:
         return self.scheduler.positions(self._clock())
 
+    def etas(self) -> dict[str, float]:
+        """`eta` for every queued job in one pass over the queue."""
+        seconds_per_cost = self.throughput.seconds_per_cost
+        starts = self.scheduler.etas(self._clock(), seconds_per_cost)
+        return {
+            job_id: start + job_cost(self._items[job_id].request) * seconds_per_cost for job_id, start in starts.items()
+        }
+
     def eta(self, job_id: str) -> float | None:
         """Seconds until the job is done, from the measured throughput; None for a job the worker does not hold."""
         seconds_per_cost = self.throughput.seconds_per_cost
@@ -167,13 +175,24 @@ class Worker:
 
     async def _run_batch(self, batch: list[WorkItem]) -> None:
         ids = [item.job_id for item in batch]
+        try:
+            await self._attempt(batch, announce=True)
+        finally:
+            now = self._clock()
+            for job_id in ids:
+                self.scheduler.finished(job_id, now)
+            self._cancel_requested.difference_update(ids)
+
+    async def _attempt(self, batch: list[WorkItem], *, announce: bool) -> None:
+        """Run a batch; if it fails, run its jobs one by one so that a bad job fails alone."""
+        ids = [item.job_id for item in batch]
         cost = sum(job_cost(item.request) for item in batch)
         self._running = ids
         self._running_cost = cost
         self._running_since = since = self._clock()
-        started = asyncio.create_task(self._sink.on_started(ids))
+        started = asyncio.create_task(self._sink.on_started(ids) if announce else asyncio.sleep(0))
         try:
-            results = await self._on_gpu(batch)
+            results = await self._on_gpu(batch, started)
         except GenerationCancelled:
             await started
             for job_id in ids:
@@ -182,15 +201,16 @@ class Worker:
         except Exception as error:
             await started
             if len(batch) > 1:
-                log.warning("batch %s failed (%s); running its jobs one by one", ids, error)
+                log.warning("batch %s failed (%r); running its jobs one by one", ids, error)
                 for item in batch:
-                    await self._run_batch([item])
+                    await self._attempt([item], announce=False)
                 return
             log.exception("job %s failed", ids[0])
             self._spawn(self._sink.on_failed(ids[0], error))
             return
         finally:
-            self._finish(ids)
+            self._running = []
+            self._running_cost = 0.0
         await started
         elapsed = self._clock() - since
         self.throughput.record(cost, elapsed)
@@ -199,35 +219,35 @@ class Worker:
                 self._spawn(self._sink.on_cancelled(item.job_id))
             else:
                 self._spawn(self._sink.on_done(item.job_id, result, elapsed * job_cost(item.request) / cost))
-        self._cancel_requested.difference_update(ids)
 
-    async def _on_gpu(self, batch: list[WorkItem]) -> list[GenerationResult]:
+    async def _on_gpu(self, batch: list[WorkItem], started: asyncio.Task[None]) -> list[GenerationResult]:
+        """Run the batch in the GPU thread; its progress is reported only after its start is."""
         loop = asyncio.get_running_loop()
         ids = [item.job_id for item in batch]
         last_report = 0.0
+
+        async def progress(fraction: float) -> None:
+            await started
+            await self._sink.on_progress(ids, fraction)
 
         def report(fraction: float) -> None:
             nonlocal last_report
             now = self._clock()
             if fraction >= 1.0 or now - last_report >= self._progress_interval:
                 last_report = now
-                loop.call_soon_threadsafe(self._spawn, self._sink.on_progress(ids, fraction))
+                loop.call_soon_threadsafe(lambda: self._spawn(progress(fraction)))
 
         def should_cancel() -> bool:
             return all(job_id in self._cancel_requested for job_id in ids)
 
-        requests = [item.request for item in batch]
-        started = time.perf_counter()
-        try:
-            return await loop.run_in_executor(self._gpu, self._generate, requests, report, should_cancel)
-        finally:
-            self.busy_seconds += time.perf_counter() - started
+        def run() -> list[GenerationResult]:
+            began = time.perf_counter()
+            try:
+                return self._generate([item.request for item in batch], report, should_cancel)
+            finally:
+                self.busy_seconds += time.perf_counter() - began
 
-    def _finish(self, ids: list[str]) -> None:
-        for job_id in ids:
-            self.scheduler.finished(job_id, self._clock())
-        self._running = []
-        self._running_cost = 0.0
+        return await loop.run_in_executor(self._gpu, run)
 
     def _elapsed(self) -> float:
         return self._clock() - self._running_since

@@ -1,0 +1,389 @@
+"""The core service over a real SQLite file, with the tiny engine or a controllable stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bots.config import Settings, TierSettings, load_settings
+from bots.errors import UserError
+from bots.run import build_worker
+from bots.service import Actor, Ask, JobEvent, Place, Service
+from generation.engine import CancelCheck, Engine, GenerationResult, ProgressCallback
+from generation.errors import GenerationCancelled
+from generation.images import RegionMask
+from generation.models import KandinskyModels
+from generation.requests import GenerationRequest
+from generation.worker import GenerateFn, Worker
+from storage import Database, FileStore, JobState
+
+ALICE = Actor("test", "alice", "Alice", "en")
+BOB = Actor("test", "bob", "Bob", "en")
+HERE = Place("test", "channel-1", "guild-1", "Guild")
+
+
+def settings_for(tmp_path: Path, **queue: Any) -> Settings:
+    settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
+    storage = settings.storage.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'easel.db'}", "outputs_dir": tmp_path / "files"}
+    )
+    return settings.model_copy(
+        update={"storage": storage, "queue": settings.queue.model_copy(update=queue)},
+    )
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 50).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class Gate:
+    """A stand-in pipeline that holds each batch until released, and fails prompts containing 'boom'."""
+
+    def __init__(self, held: bool = False) -> None:
+        self.released = threading.Event()
+        if not held:
+            self.released.set()
+        self.batches: list[list[str]] = []
+
+    def __call__(
+        self, batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> list[GenerationResult]:
+        self.batches.append([request.prompt for request in batch])
+        while not self.released.wait(0.01):
+            if should_cancel():
+                raise GenerationCancelled
+        if any("boom" in request.prompt for request in batch):
+            raise RuntimeError("the stand-in pipeline exploded")
+        on_progress(0.5)
+        return [
+            GenerationResult(
+                request,
+                tuple(Image.new("RGB", (64, 64), (index, 0, 0)) for index in range(request.count)),
+                request.seeds,
+            )
+            for request in batch
+        ]
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    db: Database
+    files: FileStore
+    service: Service
+    worker: Worker
+    generate: GenerateFn | None
+    events: list[JobEvent] = field(default_factory=list)
+    failing_deliveries: int = 0
+
+    async def listener(self, event: JobEvent) -> None:
+        self.events.append(event)
+        if event.kind == "done" and self.failing_deliveries:
+            self.failing_deliveries -= 1
+            raise ConnectionError("the platform is down")
+
+    def kinds(self, job_id: str) -> list[str]:
+        return [event.kind for event in self.events if event.job_id == job_id]
+
+    async def final(self, job_id: str, timeout: float = 20.0) -> JobEvent:
+        async def wait() -> JobEvent:
+            while True:
+                for event in self.events:
+                    if event.job_id == job_id and event.kind in ("done", "failed", "cancelled"):
+                        return event
+                await asyncio.sleep(0.01)
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def state(self, job_id: str) -> JobState:
+        job = await self.db.get_job(job_id)
+        assert job is not None
+        return job.state
+
+
+Start = Callable[..., Any]
+
+
+@pytest.fixture
+async def start(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[Start]:
+    running: list[tuple[Harness, asyncio.Task[None]]] = []
+
+    async def launch(
+        generate: GenerateFn | None = None, *, recover: bool = False, work: bool = True, **queue: Any
+    ) -> Harness:
+        settings = settings_for(tmp_path, **queue)
+        db = Database(settings.storage.database_url)
+        await db.connect()
+        await db.upgrade()
+        files = FileStore(settings.storage.outputs_dir)
+        service = Service(settings, db, files)
+        worker = build_worker(settings, service, generate or Engine(tiny_models).generate)
+        service.attach(worker)
+        harness = Harness(settings, db, files, service, worker, generate)
+        service.listen("test", harness.listener)
+        if recover:
+            await service.recover()
+        running.append((harness, asyncio.create_task(worker.run() if work else asyncio.sleep(0))))
+        return harness
+
+    yield launch
+    for harness, task in running:
+        if isinstance(harness.generate, Gate):
+            harness.generate.released.set()  # a failed test must not leave a batch held forever
+        await harness.worker.stop()
+        await task
+        harness.worker.close()
+        await harness.db.close()
+
+
+async def test_a_prompt_becomes_a_stored_delivered_image(start: Start) -> None:
+    harness: Harness = await start()
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a red cat", {"seed": 5, "count": 2}))
+    assert receipt.position == 1 and receipt.eta_seconds is not None
+    done = await harness.final(receipt.job_id)
+    assert done.kind == "done" and done.seeds == (5, 6) and done.user_id == "alice" and done.channel_id == "channel-1"
+    assert harness.kinds(receipt.job_id)[0] == "queued" and "started" in harness.kinds(receipt.job_id)
+    job = await harness.db.get_job(receipt.job_id)
+    assert job is not None and job.state is JobState.DONE and job.seed == 5 and job.attempts == 1
+    assert job.delivery_state.value == "delivered"
+    outputs = await harness.db.outputs_of(receipt.job_id)
+    assert [output.seed for output in outputs] == [5, 6]
+    for output, path in zip(outputs, done.files, strict=True):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == output.sha256
+        assert output.sha256 in path.name and "cat" not in str(path)
+        assert Image.open(path).size == (64, 64)
+    status = await harness.service.quota(ALICE)
+    assert status.images == 2 and status.gpu_seconds > 0
+
+
+async def test_quota_is_reserved_at_submit_and_refunded_on_failure(start: Start) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "boom", {"count": 3}))
+    assert (await harness.service.quota(ALICE)).images == 3
+    gate.released.set()
+    failed = await harness.final(receipt.job_id)
+    assert failed.kind == "failed" and failed.error_key == "error.internal"
+    assert (await harness.service.quota(ALICE)).images == 0
+    job = await harness.db.get_job(receipt.job_id)
+    assert job is not None and job.state is JobState.FAILED and "exploded" in (job.error_message or "")
+
+
+async def test_quota_is_refunded_on_cancel_and_committed_on_done(start: Start) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    first = await harness.service.submit(ALICE, HERE, Ask("txt2img", "one", {"steps": 5}))
+    second = await harness.service.submit(ALICE, HERE, Ask("txt2img", "two", {"steps": 6}))
+    assert (await harness.service.quota(ALICE)).images == 2
+    assert await harness.service.cancel(ALICE, second.job_id) == "queued"
+    assert (await harness.final(second.job_id)).kind == "cancelled"
+    assert (await harness.service.quota(ALICE)).images == 1
+    gate.released.set()
+    assert (await harness.final(first.job_id)).kind == "done"
+    status = await harness.service.quota(ALICE)
+    assert status.images == 1 and status.gpu_seconds > 0
+
+
+async def test_requests_over_the_daily_quota_never_enter_the_queue(start: Start, tmp_path: Path) -> None:
+    harness: Harness = await start()
+    tiers = {"default": TierSettings(images_per_day=2)}
+    harness.service.settings = harness.service.settings.model_copy(update={"tiers": tiers})
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a cat", {"count": 2}))
+    await harness.final(receipt.job_id)
+    with pytest.raises(UserError) as caught:
+        await harness.service.submit(ALICE, HERE, Ask("txt2img", "another cat"))
+    assert caught.value.key == "quota.images" and caught.value.values["limit"] == 2
+    assert len(await harness.service.history(ALICE)) == 1
+    assert len(harness.worker.scheduler) == 0
+
+
+async def test_a_failing_pipeline_fails_that_job_only_and_the_next_one_runs(start: Start) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    blocker = await harness.service.submit(BOB, HERE, Ask("txt2img", "first", {"steps": 3}))
+    bad = await harness.service.submit(ALICE, HERE, Ask("txt2img", "boom"))
+    good = await harness.service.submit(BOB, HERE, Ask("txt2img", "fine"))
+    gate.released.set()
+    assert (await harness.final(blocker.job_id)).kind == "done"
+    assert (await harness.final(bad.job_id)).kind == "failed"
+    assert (await harness.final(good.job_id)).kind == "done"
+    assert ["boom", "fine"] in gate.batches  # batched first, then retried one by one
+    assert ["fine"] in gate.batches and ["boom"] in gate.batches
+
+
+async def test_cancelling_a_running_job_stops_it(start: Start) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "slow"))
+    while not harness.worker.is_running(receipt.job_id):
+        await asyncio.sleep(0.01)
+    assert await harness.service.cancel(ALICE, receipt.job_id) == "running"
+    assert (await harness.final(receipt.job_id)).kind == "cancelled"
+    assert await harness.state(receipt.job_id) is JobState.CANCELLED
+    assert (await harness.service.quota(ALICE)).images == 0
+    gate.released.set()
+    after = await harness.service.submit(ALICE, HERE, Ask("txt2img", "next"))
+    assert (await harness.final(after.job_id)).kind == "done"
+
+
+async def test_only_the_owner_may_cancel(start: Start) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "mine"))
+    for actor, key in ((BOB, "job.not_yours"), (ALICE, None)):
+        if key is None:
+            assert await harness.service.cancel(actor, receipt.job_id) in ("queued", "running")
+        else:
+            with pytest.raises(UserError) as caught:
+                await harness.service.cancel(actor, receipt.job_id)
+            assert caught.value.key == key
+    with pytest.raises(UserError) as caught:
+        await harness.service.cancel(ALICE, "no-such-job")
+    assert caught.value.key == "job.not_found"
+    gate.released.set()
+
+
+async def test_per_user_cap_refuses_politely_and_writes_nothing(start: Start) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate, max_pending_per_user=1)
+    await harness.service.submit(ALICE, HERE, Ask("txt2img", "running"))
+    while not harness.worker.scheduler.positions(0) == {} and len(gate.batches) == 0:
+        await asyncio.sleep(0.01)
+    await harness.service.submit(ALICE, HERE, Ask("txt2img", "waiting"))
+    with pytest.raises(UserError) as caught:
+        await harness.service.submit(ALICE, HERE, Ask("txt2img", "one too many"))
+    assert caught.value.key == "queue.user_full" and caught.value.values["limit"] == 1
+    assert len(await harness.service.history(ALICE)) == 2
+    gate.released.set()
+
+
+@pytest.mark.parametrize(
+    ("ask", "key"),
+    [
+        (Ask("txt2img", ""), "request.invalid"),
+        (Ask("txt2img", "cat", {"width": 100}), "request.invalid"),
+        (Ask("img2img", "cat", image=b"not an image"), "image.not_an_image"),
+        (Ask("inpaint", "cat", image=_png()[:200]), "image.truncated_image"),
+        (Ask("mix", "", mix=("only one",)), "request.invalid"),
+    ],
+)
+async def test_bad_input_is_refused_without_a_job_or_quota(start: Start, ask: Ask, key: str) -> None:
+    harness: Harness = await start(Gate())
+    with pytest.raises(UserError) as caught:
+        await harness.service.submit(ALICE, HERE, ask)
+    assert caught.value.key == key
+    assert await harness.service.history(ALICE) == []
+    assert (await harness.service.quota(ALICE)).images == 0
+
+
+async def test_a_banned_user_is_refused(start: Start) -> None:
+    harness: Harness = await start(Gate())
+    user = await harness.db.get_or_create_user("test", "alice")
+    await harness.db.ban_user(user.id, None, "spam")
+    with pytest.raises(UserError) as caught:
+        await harness.service.submit(ALICE, HERE, Ask("txt2img", "cat"))
+    assert caught.value.key == "user.banned" and caught.value.values["reason"] == "spam"
+    assert len(harness.worker.scheduler) == 0
+
+
+async def test_reroll_and_variations(start: Start, photo: Image.Image, tmp_path: Path) -> None:
+    harness: Harness = await start()
+    path = tmp_path / "in.png"
+    photo.save(path)
+    original = await harness.service.submit(ALICE, HERE, Ask("img2img", "a dog", {"seed": 1}, image=path.read_bytes()))
+    await harness.final(original.job_id)
+    reroll = await harness.service.reroll(ALICE, original.job_id)
+    variation = await harness.service.variations(ALICE, original.job_id)
+    for receipt in (reroll, variation):
+        assert (await harness.final(receipt.job_id)).kind == "done"
+        job = await harness.db.get_job(receipt.job_id)
+        assert job is not None and job.parent_id == original.job_id and job.operation == "img2img"
+    rerolled = await harness.db.get_job(reroll.job_id)
+    assert rerolled is not None and rerolled.parameters["strength"] == 0.5
+    with pytest.raises(UserError):
+        await harness.service.reroll(BOB, original.job_id)
+    history = await harness.service.history(ALICE)
+    assert [summary.job_id for summary in history][-1] == original.job_id and len(history) == 3
+
+
+async def test_inpaint_and_mix_inputs_survive_in_the_file_store(
+    start: Start, photo: Image.Image, tmp_path: Path
+) -> None:
+    harness: Harness = await start()
+    path = tmp_path / "in.png"
+    photo.save(path)
+    data = path.read_bytes()
+    inpaint = await harness.service.submit(
+        ALICE, HERE, Ask("inpaint", "a window", {"mask": RegionMask(0, 0, 50, 50)}, image=data)
+    )
+    mix = await harness.service.submit(ALICE, HERE, Ask("mix", "", {"weights": [2, 1]}, mix=(data, "autumn")))
+    for receipt in (inpaint, mix):
+        assert (await harness.final(receipt.job_id)).kind == "done"
+    job = await harness.db.get_job(mix.job_id)
+    assert job is not None and job.parameters["mix_weights"] == pytest.approx([2 / 3, 1 / 3])
+    stored = job.parameters["inputs"]["mix"][0]["image"]
+    assert harness.files.read(stored) == data and stored.startswith("inputs/")
+
+
+async def test_undelivered_results_are_delivered_again_and_only_once(start: Start) -> None:
+    harness: Harness = await start(Gate())
+    harness.failing_deliveries = 1
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "cat"))
+    await harness.final(receipt.job_id)
+    await asyncio.sleep(0.05)
+    job = await harness.db.get_job(receipt.job_id)
+    assert job is not None and job.delivery_state.value == "pending" and job.delivery_attempts == 1
+    assert await harness.service.redeliver() == 1
+    assert await harness.service.redeliver() == 0
+    assert harness.kinds(receipt.job_id).count("done") == 2
+    job = await harness.db.get_job(receipt.job_id)
+    assert job is not None and job.delivery_state.value == "delivered"
+
+
+async def test_restart_recovery_requeues_and_retries_once(start: Start) -> None:
+    crashed: Harness = await start(work=False)  # accepts jobs, but its worker never runs: the process died
+    running = await crashed.service.submit(ALICE, HERE, Ask("txt2img", "was running", {"steps": 3}))
+    queued = await crashed.service.submit(BOB, HERE, Ask("txt2img", "was queued"))
+    twice = await crashed.service.submit(BOB, HERE, Ask("txt2img", "crashed twice", {"steps": 7}))
+    now = datetime.now(UTC)
+    await crashed.db.mark_running(running.job_id, now)
+    for _ in range(2):
+        await crashed.db.mark_running(twice.job_id, now)
+        await crashed.db.requeue_job(twice.job_id)
+    await crashed.db.mark_running(twice.job_id, now)
+
+    restarted: Harness = await start(recover=True)
+    assert (await restarted.final(running.job_id)).kind == "done"
+    assert (await restarted.final(queued.job_id)).kind == "done"
+    assert (await restarted.final(twice.job_id)).kind == "failed"
+    retried = await restarted.db.get_job(running.job_id)
+    assert retried is not None and retried.attempts == 2 and retried.delivery_state.value == "delivered"
+    assert (await restarted.service.quota(BOB)).images == 1
+    assert await restarted.service.redeliver() == 0
+
+
+async def test_positions_are_announced_as_the_queue_moves(start: Start) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    receipts = [
+        await harness.service.submit(actor, HERE, Ask("txt2img", f"job {n}", {"steps": 3 + n}))
+        for n, actor in enumerate((ALICE, BOB, ALICE))
+    ]
+    assert [receipt.position for receipt in receipts][1:] == [1, 2] or receipts[0].position == 1
+    gate.released.set()
+    for receipt in receipts:
+        await harness.final(receipt.job_id)
+    positions = [event for event in harness.events if event.kind == "position"]
+    assert positions and all(event.position is not None and event.position >= 1 for event in positions)
