@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-ARGS ?= generate --prompt "a lighthouse on a cliff at dawn, oil painting" -o out.png
+ARGS ?= run
 
 .PHONY: run test install benchmark clean
 
@@ -25,6 +25,7 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/scheduler.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

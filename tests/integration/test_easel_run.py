@@ -1,0 +1,152 @@
+"""`easel run --console` as a process: piped input, a kill in the middle of a job, and SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+EASEL = str(Path(sys.executable).with_name("easel"))
+DONE = re.compile(r"^\[(\w+)\] done: (.+) \(seed ([\d, ]+)\)$", re.MULTILINE)
+# Slow enough on the tiny model (a few seconds) to be caught mid-job.
+SLOW = "a slow lighthouse --steps 100 --prior-steps 50 --seed 7"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "config.toml").write_text('[model]\npreset = "tiny"\n')
+    return tmp_path
+
+
+def environment() -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("EASEL_")}
+    return env | {"PYTHONUNBUFFERED": "1"}
+
+
+def run_piped(workdir: Path, text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EASEL, "run", "--console"],
+        input=text,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=environment(),
+        timeout=120,
+    )
+
+
+def job_rows(workdir: Path) -> list[tuple[str, str, int, str]]:
+    with sqlite3.connect(workdir / "data" / "easel.db") as connection:
+        return connection.execute("SELECT id, state, attempts, delivery_state FROM jobs ORDER BY created_at").fetchall()
+
+
+def wait_until_running(workdir: Path, process: subprocess.Popen[str], jobs: int = 1) -> None:
+    """Until one job is running and `jobs` jobs exist."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        if (workdir / "data" / "easel.db").exists():
+            try:
+                rows = job_rows(workdir)
+                if len(rows) >= jobs and any(state == "running" for _, state, _, _ in rows):
+                    return
+            except sqlite3.OperationalError:
+                pass  # the schema is still being created
+        time.sleep(0.05)
+    raise AssertionError("the job never started")
+
+
+def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> None:
+    picture = workdir / "photo.png"
+    Image.linear_gradient("L").resize((64, 64)).convert("RGB").save(picture)
+    lines = [
+        "a red cat --seed 1",
+        f"/img2img {picture} a blue cat --strength 0.5",
+        f"/inpaint {picture} - a window --region 10,10,50,50",
+        f"/mix {picture} {picture} autumn --weights 2,1,1",
+        "a cat --size 100x64",
+        "a cat --steps many",
+        "/cancel nothing",
+        "/history",
+        "/quota",
+        "/help",
+    ]
+    result = run_piped(workdir, "\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    done = DONE.findall(result.stdout)
+    assert len(done) == 4
+    for _, files, _ in done:
+        for file in files.split(", "):
+            assert Image.open(file).size == (64, 64)
+    assert "width 100 is not allowed: a multiple of 64" in result.stdout
+    assert "The option --steps needs a whole number; got 'many'." in result.stdout
+    assert "There is no job nothing." in result.stdout
+    assert "Today you have made 4 of 100 images" in result.stdout
+    assert "/img2img PATH prompt" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "INFO easel: console adapter started" in result.stderr
+    assert [row[1:] for row in job_rows(workdir)] == [("done", 1, "delivered")] * 4
+
+
+def test_a_job_killed_mid_way_completes_after_a_restart_and_is_delivered_once(workdir: Path) -> None:
+    process = subprocess.Popen(
+        [EASEL, "run", "--console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env=environment(),
+    )
+    assert process.stdin is not None
+    process.stdin.write(SLOW + "\n")
+    process.stdin.flush()
+    wait_until_running(workdir, process)
+    process.kill()
+    process.communicate(timeout=30)
+    [(job_id, state, attempts, _)] = job_rows(workdir)
+    assert (state, attempts) == ("running", 1)
+
+    restarted = run_piped(workdir, "")
+    assert restarted.returncode == 0, restarted.stderr
+    assert [match[0] for match in DONE.findall(restarted.stdout)] == [job_id]
+    assert "re-enqueued 1 jobs" in restarted.stderr
+    assert job_rows(workdir) == [(job_id, "done", 2, "delivered")]
+
+    again = run_piped(workdir, "")
+    assert again.returncode == 0, again.stderr
+    assert job_id not in again.stdout
+
+
+def test_sigterm_finishes_the_running_job_and_loses_nothing(workdir: Path) -> None:
+    process = subprocess.Popen(
+        [EASEL, "run", "--console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env=environment(),
+    )
+    assert process.stdin is not None
+    process.stdin.write(SLOW + "\n" + "queued behind it --seed 3\n")
+    process.stdin.flush()
+    wait_until_running(workdir, process, jobs=2)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "signal received" in stderr
+    rows = job_rows(workdir)
+    assert [row[1:] for row in rows] == [("done", 1, "delivered"), ("queued", 0, "pending")]
+    assert len(DONE.findall(stdout)) == 1
+
+    restarted = run_piped(workdir, "")
+    assert [match[0] for match in DONE.findall(restarted.stdout)] == [rows[1][0]]
