@@ -314,8 +314,7 @@ class Service:
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
         outputs = await asyncio.to_thread(self._store_outputs, result)
-        await self.db.mark_done(job_id, _now(), outputs)
-        await self.db.commit_quota(job_id, gpu_seconds)
+        await self.db.mark_done(job_id, _now(), outputs, gpu_seconds=gpu_seconds)
         await self._emit(
             "done",
             job_id,

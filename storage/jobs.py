@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.columns import as_utc
 from storage.errors import InvalidTransition, NotFound
 from storage.models import JobRow, OutputRow
+from storage.quotas import commit_charge
 from storage.records import (
     FINISHED_STATES,
     DeliveryState,
@@ -86,10 +87,14 @@ class Jobs(Repository):
         """Put a job left running (by a crash or a restart) back in the queue; `attempts` keeps the count."""
         return await self._change_state(job_id, JobState.QUEUED, started_at=None)
 
-    async def mark_done(self, job_id: str, now: datetime, outputs: Sequence[OutputDraft]) -> Job:
-        """Finish a job and record its images in one transaction: both happen, or neither."""
+    async def mark_done(
+        self, job_id: str, now: datetime, outputs: Sequence[OutputDraft], gpu_seconds: float | None = None
+    ) -> Job:
+        """Finish a job, record its images and (given `gpu_seconds`) settle its quota: all happen, or none."""
         async with self._sessions.begin() as session:
             row = await _transition(session, job_id, JobState.DONE, finished_at=as_utc(now))
+            if gpu_seconds is not None:
+                await commit_charge(session, job_id, gpu_seconds)
             session.add_all(
                 OutputRow(
                     job_id=job_id,

@@ -64,15 +64,7 @@ class Quotas(Repository):
     async def commit_quota(self, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
         """Settle a job's reservation at the GPU seconds it actually took."""
         async with self._sessions.begin() as session:
-            row = await session.get(QuotaChargeRow, job_id, with_for_update=True)
-            if row is None:
-                return None
-            if row.state is QuotaState.REFUNDED:
-                raise InvalidTransition(f"quota charge of job {job_id}", row.state, QuotaState.COMMITTED)
-            if row.state is QuotaState.RESERVED:
-                row.state = QuotaState.COMMITTED
-                row.gpu_seconds = gpu_seconds
-            return row.record()
+            return await commit_charge(session, job_id, gpu_seconds)
 
     async def refund_quota(self, job_id: str) -> QuotaCharge | None:
         """Give a job's charge back, whether only reserved or already committed."""
@@ -86,6 +78,19 @@ class Quotas(Repository):
     async def quota_usage(self, user_id: int, day: date) -> QuotaUsage:
         async with self._sessions() as session:
             return await _usage(session, user_id, day)
+
+
+async def commit_charge(session: AsyncSession, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
+    """Inside a caller's transaction: reserved becomes committed at the actual seconds; idempotent."""
+    row = await session.get(QuotaChargeRow, job_id, with_for_update=True)
+    if row is None:
+        return None
+    if row.state is QuotaState.REFUNDED:
+        raise InvalidTransition(f"quota charge of job {job_id}", row.state, QuotaState.COMMITTED)
+    if row.state is QuotaState.RESERVED:
+        row.state = QuotaState.COMMITTED
+        row.gpu_seconds = gpu_seconds
+    return row.record()
 
 
 async def _usage(session: AsyncSession, user_id: int, day: date) -> QuotaUsage:

@@ -673,3 +673,12 @@ async def test_callers_get_frozen_domain_records_detached_from_the_database(db: 
 
     job.parameters["steps"] = 1  # type: ignore[index]
     assert (await db.get_job(job.id)).parameters["steps"] == 50
+
+
+async def test_mark_done_settles_the_quota_in_the_same_transaction(db: Database, owner: User) -> None:
+    job = await db.create_job(draft_for(owner))
+    await db.reserve_quota(owner.id, job.id, DAY, 1, 10.0)
+    await db.mark_running(job.id, at(1))
+    await db.mark_done(job.id, at(2), outputs(1), gpu_seconds=2.5)
+    usage = await db.quota_usage(owner.id, DAY)
+    assert (usage.images, usage.gpu_seconds) == (1, 2.5)
