@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,18 @@ def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1, bad.stderr
     assert bad.stderr.strip().splitlines() == ["easel: error: the image is damaged or incomplete: Truncated File Read"]
+
+
+def test_db_upgrade_creates_the_schema(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[storage]\ndatabase_url = "sqlite+aiosqlite:///state/easel.db"\n')
+    assert main(["db", "upgrade"]) == 0
+    assert "is up to date" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "state" / "easel.db") as connection:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"users", "jobs", "outputs", "quota_ledger", "moderation_log", "message_links"} <= tables
+    assert main(["db", "upgrade"]) == 0
+
+
+def test_run_without_a_platform_or_console_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 1
+    assert "easel run --console" in capsys.readouterr().err
