@@ -452,8 +452,6 @@ class Service:
             )
         except (InvalidRequest, InvalidImage) as error:
             raise from_generation(error) from None
-        except TypeError as error:
-            raise UserError("request.invalid", detail=str(error)) from None
         return request, inputs
 
     def _store_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -6,20 +6,18 @@ gettext catalogs without touching the callers.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 MESSAGES: dict[str, str] = {
-    "queued": "Queued as job {job_id}: position {position}, ready in about {eta}.",
-    "started": "Job {job_id} is being drawn…",
-    "progress": "Job {job_id}: {percent}%",
-    "done": "Job {job_id} is ready (seed {seeds}): {files}",
     "failed": "Sorry, job {job_id} failed. Please try again; if it keeps failing, quote reference {job_id}.",
     "cancelled": "Job {job_id} was cancelled; it did not count against your quota.",
     "cancel.queued": "Job {job_id} was removed from the queue.",
     "cancel.running": "Job {job_id} will stop at its next step.",
     "error.internal": "Sorry, something went wrong on our side (reference {reference}).",
     "request.invalid": "That request cannot be made: {detail}.",
-    "request.empty_prompt": "Please describe the image you want.",
     "request.bad_option": "The option {option} needs {expected}; got {value!r}.",
     "request.unknown_option": "There is no option {option}. Options: {known}.",
     "image.not_an_image": "That file is not an image I can read.",
@@ -48,11 +46,13 @@ MESSAGES: dict[str, str] = {
 
 
 def render(key: str, language: str | None = None, **values: Any) -> str:
-    """The text for `key`; an unknown key or a missing value is a bug, but the user still gets a line."""
+    """The text for `key`; an unknown key or a missing value is a bug, logged, but the user still gets a line."""
     template = MESSAGES.get(key)
     if template is None:
+        log.error("no text for message key %r", key)
         return f"{key} {values}"
     try:
         return template.format(**values)
     except (KeyError, IndexError, ValueError):
+        log.exception("text %r cannot take %r", key, values)
         return f"{template} {values}"

@@ -43,6 +43,19 @@ def run_piped(workdir: Path, text: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def start_console(workdir: Path) -> subprocess.Popen[str]:
+    """A console that keeps running: its stdin stays open until the test closes or kills it."""
+    return subprocess.Popen(
+        [EASEL, "run", "--console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env=environment(),
+    )
+
+
 def job_rows(workdir: Path) -> list[tuple[str, str, int, str]]:
     with sqlite3.connect(workdir / "data" / "easel.db") as connection:
         return connection.execute("SELECT id, state, attempts, delivery_state FROM jobs ORDER BY created_at").fetchall()
@@ -97,15 +110,7 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
 
 
 def test_a_job_killed_mid_way_completes_after_a_restart_and_is_delivered_once(workdir: Path) -> None:
-    process = subprocess.Popen(
-        [EASEL, "run", "--console"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=workdir,
-        env=environment(),
-    )
+    process = start_console(workdir)
     assert process.stdin is not None
     process.stdin.write(SLOW + "\n")
     process.stdin.flush()
@@ -127,15 +132,7 @@ def test_a_job_killed_mid_way_completes_after_a_restart_and_is_delivered_once(wo
 
 
 def test_sigterm_finishes_the_running_job_and_loses_nothing(workdir: Path) -> None:
-    process = subprocess.Popen(
-        [EASEL, "run", "--console"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=workdir,
-        env=environment(),
-    )
+    process = start_console(workdir)
     assert process.stdin is not None
     process.stdin.write(SLOW + "\n" + "queued behind it --seed 3\n")
     process.stdin.flush()
