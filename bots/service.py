@@ -29,7 +29,7 @@ from generation.worker import Worker, WorkItem
 from storage.database import Database
 from storage.errors import InvalidTransition, QuotaExceeded
 from storage.files import FileStore
-from storage.records import Job, JobDraft, JobState, OutputDraft, User
+from storage.records import Job, JobDraft, JobState, OutputDraft, QuotaReservation, User
 
 log = logging.getLogger(__name__)
 
@@ -161,34 +161,23 @@ class Service:
         except QueueRefused as error:
             raise from_queue(error) from None
         stored = await asyncio.to_thread(self._store_inputs, inputs)
-        job = await self.db.create_job(
-            JobDraft(
-                owner_id=user.id,
-                community_id=community_id,
-                platform=place.platform,
-                channel_id=place.channel_id,
-                operation=str(request.operation),
-                parameters={**request.describe(), "inputs": stored},
-                prompt=ask.prompt or " + ".join(item for item in ask.mix if isinstance(item, str)),
-                negative_prompt=request.negative_prompt,
-                seed=request.seed,
-                cost=job_cost(request),
-                parent_id=parent_job_id,
-            )
+        draft = JobDraft(
+            owner_id=user.id,
+            community_id=community_id,
+            platform=place.platform,
+            channel_id=place.channel_id,
+            operation=str(request.operation),
+            parameters={**request.describe(), "inputs": stored},
+            prompt=ask.prompt or " + ".join(item for item in ask.mix if isinstance(item, str)),
+            negative_prompt=request.negative_prompt,
+            seed=request.seed,
+            cost=job_cost(request),
+            parent_id=parent_job_id,
         )
+        reservation = QuotaReservation(_today(), request.count, estimate, tier.images_per_day, tier.gpu_seconds_per_day)
         try:
-            await self.db.reserve_quota(
-                user.id,
-                job.id,
-                _today(),
-                request.count,
-                estimate,
-                max_images=tier.images_per_day,
-                max_gpu_seconds=tier.gpu_seconds_per_day,
-            )
+            job = await self.db.create_job(draft, reservation)
         except QuotaExceeded as error:  # another request of the same user got there first
-            await self.db.mark_cancelled(job.id, _now())
-            await self.db.mark_delivered(job.id, _now())
             raise _quota_error(error.resource, tier) from None
         self._routes[job.id] = _Route(place.platform, place.channel_id, actor.user_id, actor.language, job.prompt)
         try:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.columns import as_utc
 from storage.errors import InvalidTransition, NotFound
 from storage.models import JobRow, OutputRow
-from storage.quotas import commit_charge
+from storage.quotas import commit_charge, reserve_charge
 from storage.records import (
     FINISHED_STATES,
     DeliveryState,
@@ -32,6 +32,7 @@ from storage.records import (
     JobState,
     Output,
     OutputDraft,
+    QuotaReservation,
 )
 from storage.repository import Repository
 
@@ -46,8 +47,11 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 
 
 class Jobs(Repository):
-    async def create_job(self, draft: JobDraft) -> Job:
-        """Write a new job, queued, with a fresh id."""
+    async def create_job(self, draft: JobDraft, reservation: QuotaReservation | None = None) -> Job:
+        """Write a new job, queued, with a fresh id, and charge its quota in the same transaction.
+
+        Over a limit of the reservation, `QuotaExceeded` is raised and nothing is written.
+        """
         async with self._sessions.begin() as session:
             row = JobRow(
                 id=uuid.uuid4().hex,
@@ -72,6 +76,8 @@ class Jobs(Repository):
             )
             session.add(row)
             await session.flush()
+            if reservation is not None:
+                await reserve_charge(session, draft.owner_id, row.id, reservation, row.created_at)
             return row.record()
 
     async def get_job(self, job_id: str) -> Job | None:

@@ -10,14 +10,14 @@ refused. Committing or refunding a job that reserved nothing returns None.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import InvalidTransition, QuotaExceeded
 from storage.models import QuotaChargeRow, UserRow
-from storage.records import QuotaCharge, QuotaState, QuotaUsage
+from storage.records import QuotaCharge, QuotaReservation, QuotaState, QuotaUsage
 from storage.repository import Repository
 
 
@@ -39,27 +39,9 @@ class Quotas(Repository):
         the user's row, so concurrent submissions cannot overdraw; over a limit, `QuotaExceeded` is raised
         and nothing is written.
         """
+        reservation = QuotaReservation(day, images, gpu_seconds, max_images, max_gpu_seconds)
         async with self._sessions.begin() as session:
-            existing = await session.get(QuotaChargeRow, job_id)
-            if existing is not None:
-                return existing.record()
-            await session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
-            usage = await _usage(session, user_id, day)
-            if max_images is not None and usage.images + images > max_images:
-                raise QuotaExceeded("images", usage.images, images, max_images)
-            if max_gpu_seconds is not None and usage.gpu_seconds + gpu_seconds > max_gpu_seconds:
-                raise QuotaExceeded("gpu_seconds", usage.gpu_seconds, gpu_seconds, max_gpu_seconds)
-            row = QuotaChargeRow(
-                job_id=job_id,
-                user_id=user_id,
-                day=day,
-                images=images,
-                gpu_seconds=gpu_seconds,
-                state=QuotaState.RESERVED,
-                created_at=self._now(),
-            )
-            session.add(row)
-            return row.record()
+            return await reserve_charge(session, user_id, job_id, reservation, self._now())
 
     async def commit_quota(self, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
         """Settle a job's reservation at the GPU seconds it actually took."""
@@ -78,6 +60,33 @@ class Quotas(Repository):
     async def quota_usage(self, user_id: int, day: date) -> QuotaUsage:
         async with self._sessions() as session:
             return await _usage(session, user_id, day)
+
+
+async def reserve_charge(
+    session: AsyncSession, user_id: int, job_id: str, reservation: QuotaReservation, now: datetime
+) -> QuotaCharge:
+    """Inside a caller's transaction: check the day's usage under a lock on the user's row, then charge."""
+    existing = await session.get(QuotaChargeRow, job_id)
+    if existing is not None:
+        return existing.record()
+    await session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
+    usage = await _usage(session, user_id, reservation.day)
+    if reservation.max_images is not None and usage.images + reservation.images > reservation.max_images:
+        raise QuotaExceeded("images", usage.images, reservation.images, reservation.max_images)
+    limit = reservation.max_gpu_seconds
+    if limit is not None and usage.gpu_seconds + reservation.gpu_seconds > limit:
+        raise QuotaExceeded("gpu_seconds", usage.gpu_seconds, reservation.gpu_seconds, limit)
+    row = QuotaChargeRow(
+        job_id=job_id,
+        user_id=user_id,
+        day=reservation.day,
+        images=reservation.images,
+        gpu_seconds=reservation.gpu_seconds,
+        state=QuotaState.RESERVED,
+        created_at=now,
+    )
+    session.add(row)
+    return row.record()
 
 
 async def commit_charge(session: AsyncSession, job_id: str, gpu_seconds: float) -> QuotaCharge | None:

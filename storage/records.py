@@ -178,6 +178,17 @@ class QuotaCharge:
 
 
 @dataclass(frozen=True)
+class QuotaReservation:
+    """A job's estimated charge for `day`, refused past the limits that are given."""
+
+    day: date
+    images: int
+    gpu_seconds: float
+    max_images: int | None = None
+    max_gpu_seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class QuotaUsage:
     images: int = 0
     gpu_seconds: float = 0.0

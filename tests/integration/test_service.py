@@ -387,3 +387,16 @@ async def test_positions_are_announced_as_the_queue_moves(start: Start) -> None:
         await harness.final(receipt.job_id)
     positions = [event for event in harness.events if event.kind == "position"]
     assert positions and all(event.position is not None and event.position >= 1 for event in positions)
+
+
+async def test_concurrent_requests_cannot_overdraw_the_quota(start: Start) -> None:
+    harness: Harness = await start(Gate(held=True))
+    tiers = {"default": TierSettings(images_per_day=1)}
+    harness.service.settings = harness.service.settings.model_copy(update={"tiers": tiers})
+    outcomes = await asyncio.gather(
+        *(harness.service.submit(ALICE, HERE, Ask("txt2img", f"cat {n}")) for n in range(3)), return_exceptions=True
+    )
+    refused = [outcome for outcome in outcomes if isinstance(outcome, UserError)]
+    assert len(refused) == 2 and all(error.key == "quota.images" for error in refused)
+    assert len(await harness.service.history(ALICE)) == 1
+    assert (await harness.service.quota(ALICE)).images == 1

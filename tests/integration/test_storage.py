@@ -30,6 +30,7 @@ from storage import (
     NotFound,
     OutputDraft,
     QuotaExceeded,
+    QuotaReservation,
     QuotaState,
     QuotaUsage,
     User,
@@ -682,3 +683,13 @@ async def test_mark_done_settles_the_quota_in_the_same_transaction(db: Database,
     await db.mark_done(job.id, at(2), outputs(1), gpu_seconds=2.5)
     usage = await db.quota_usage(owner.id, DAY)
     assert (usage.images, usage.gpu_seconds) == (1, 2.5)
+
+
+async def test_a_job_and_its_reservation_are_written_together_or_not_at_all(db: Database, owner: User) -> None:
+    reservation = QuotaReservation(DAY, 2, 10.0, max_images=3)
+    first = await db.create_job(draft_for(owner), reservation)
+    assert (await db.quota_usage(owner.id, DAY)).images == 2
+    with pytest.raises(QuotaExceeded):
+        await db.create_job(draft_for(owner), reservation)
+    assert [job.id for job in await db.recent_jobs(owner.id)] == [first.id]
+    assert (await db.quota_usage(owner.id, DAY)).images == 2
