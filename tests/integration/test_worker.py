@@ -1,0 +1,150 @@
+"""The GPU worker with an in-memory sink: batching, cancellation inside a batch, failures, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PIL import Image
+
+from generation.engine import CancelCheck, GenerationResult, ProgressCallback
+from generation.errors import GenerationCancelled
+from generation.requests import GenerationRequest
+from generation.scheduler import FairScheduler
+from generation.worker import Worker, WorkItem
+
+Build = Callable[..., GenerationRequest]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str]] = []
+        self.finished = asyncio.Event()
+        self.expected = 0
+
+    def _record(self, kind: str, job_id: str) -> None:
+        self.log.append((kind, job_id))
+        if sum(1 for entry in self.log if entry[0] in ("done", "failed", "cancelled")) >= self.expected:
+            self.finished.set()
+
+    async def on_started(self, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            self.log.append(("started", job_id))
+
+    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
+        return None
+
+    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+        assert gpu_seconds >= 0
+        self._record("done", job_id)
+
+    async def on_failed(self, job_id: str, error: BaseException) -> None:
+        self._record("failed", job_id)
+
+    async def on_cancelled(self, job_id: str) -> None:
+        self._record("cancelled", job_id)
+
+
+class Pipeline:
+    """Holds every batch until released; records what ran together."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.batches: list[list[str]] = []
+
+    def __call__(
+        self, batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> list[GenerationResult]:
+        self.batches.append([request.prompt for request in batch])
+        self.entered.set()
+        while not self.release.wait(0.005):
+            if should_cancel():
+                raise GenerationCancelled
+        image = Image.new("RGB", (64, 64))
+        return [GenerationResult(request, (image,) * request.count, request.seeds) for request in batch]
+
+
+def worker_for(pipeline: Pipeline, sink: Sink, **options: Any) -> Worker:
+    scheduler = FairScheduler(max_pending_per_user=10, max_queue=100, max_wait=900.0)
+    return Worker(pipeline, scheduler, sink, **options)
+
+
+async def run_until_finished(worker: Worker, sink: Sink, pipeline: Pipeline, expected: int) -> None:
+    sink.expected = expected
+    task = asyncio.create_task(worker.run())
+    await asyncio.to_thread(pipeline.entered.wait, 5)
+    pipeline.release.set()
+    await asyncio.wait_for(sink.finished.wait(), 10)
+    await worker.stop()
+    await task
+    worker.close()
+
+
+async def test_compatible_jobs_at_the_head_share_one_call_in_fair_order(request_for: Build) -> None:
+    pipeline, sink = Pipeline(), Sink()
+    worker = worker_for(pipeline, sink)
+    worker.submit(WorkItem("a1", request_for("txt2img", "a1"), "alice"))
+    worker.submit(WorkItem("a2", request_for("txt2img", "a2"), "alice"))
+    worker.submit(WorkItem("b1", request_for("txt2img", "b1", steps=7), "bob"))
+    worker.submit(WorkItem("c1", request_for("txt2img", "c1"), "carol"))
+    await run_until_finished(worker, sink, pipeline, expected=4)
+    # fair order is a1, b1, c1, a2: b1 is not compatible, so a1 runs alone and c1 + a2 share a call
+    assert pipeline.batches == [["a1"], ["b1"], ["c1", "a2"]]
+
+
+async def test_batches_hold_at_most_max_batch_images(request_for: Build) -> None:
+    pipeline, sink = Pipeline(), Sink()
+    worker = worker_for(pipeline, sink, max_batch_images=4)
+    for index, count in enumerate((3, 2, 1)):
+        worker.submit(WorkItem(f"j{index}", request_for("txt2img", f"j{index}", count=count), f"user{index}"))
+    await run_until_finished(worker, sink, pipeline, expected=3)
+    assert pipeline.batches == [["j0"], ["j1", "j2"]]
+
+
+async def test_cancelling_one_job_of_a_running_batch_cancels_only_that_job(request_for: Build) -> None:
+    pipeline, sink = Pipeline(), Sink()
+    worker = worker_for(pipeline, sink)
+    worker.submit(WorkItem("keep", request_for("txt2img", "keep"), "alice"))
+    worker.submit(WorkItem("drop", request_for("txt2img", "drop"), "bob"))
+    sink.expected = 2
+    task = asyncio.create_task(worker.run())
+    await asyncio.to_thread(pipeline.entered.wait, 5)
+    assert worker.cancel("drop") == "running"
+    pipeline.release.set()
+    await asyncio.wait_for(sink.finished.wait(), 10)
+    await worker.stop()
+    await task
+    worker.close()
+    assert ("done", "keep") in sink.log and ("cancelled", "drop") in sink.log
+    assert ("done", "drop") not in sink.log
+
+
+async def test_cancel_of_a_queued_job_and_of_an_unknown_one(request_for: Build) -> None:
+    pipeline, sink = Pipeline(), Sink()
+    worker = worker_for(pipeline, sink)
+    worker.submit(WorkItem("first", request_for("txt2img", "first"), "alice"))
+    worker.submit(WorkItem("second", request_for("txt2img", "second", steps=9), "alice"))
+    assert worker.position("second") == 2 and worker.eta("second") is not None
+    assert worker.cancel("second") == "queued"
+    assert worker.cancel("second") is None and worker.cancel("never") is None
+    assert worker.position("second") is None
+    await run_until_finished(worker, sink, pipeline, expected=1)
+    assert pipeline.batches == [["first"]]
+
+
+async def test_stop_lets_the_running_batch_finish_and_leaves_the_rest_queued(request_for: Build) -> None:
+    pipeline, sink = Pipeline(), Sink()
+    worker = worker_for(pipeline, sink)
+    worker.submit(WorkItem("running", request_for("txt2img", "running"), "alice"))
+    worker.submit(WorkItem("waiting", request_for("txt2img", "waiting", steps=9), "bob"))
+    task = asyncio.create_task(worker.run())
+    await asyncio.to_thread(pipeline.entered.wait, 5)
+    await worker.stop()
+    pipeline.release.set()
+    await asyncio.wait_for(task, 10)
+    worker.close()
+    assert sink.log == [("started", "running"), ("done", "running")]
+    assert worker.position("waiting") == 1
