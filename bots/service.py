@@ -276,11 +276,11 @@ class Service:
         """Announce again the final results that were never delivered."""
         count = 0
         for job in await self.db.undelivered_jobs():
-            if job.platform not in self._listeners or job.delivery_attempts >= MAX_DELIVERY_ATTEMPTS:
+            if job.platform not in self._listeners:
                 continue
             await self._route_stored(job)
             kind = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}[job.state]
-            await self._emit(kind, job.id, error_key=job.error_code)
+            await self._emit(kind, job.id, error_key=job.error_code, delivery_attempts=job.delivery_attempts)
             count += 1
         return count
 
@@ -382,7 +382,8 @@ class Service:
         for job_id, position in worker.positions().items():
             await self._emit("position", job_id, position=position, eta_seconds=etas.get(job_id))
 
-    async def _emit(self, kind: str, job_id: str, **values: Any) -> None:
+    async def _emit(self, kind: str, job_id: str, delivery_attempts: int = 0, **values: Any) -> None:
+        """Tell the job's platform; a final event counts as delivered once its listener returns."""
         route = self._routes.get(job_id)
         if route is None:
             return
@@ -398,8 +399,16 @@ class Service:
             await listener(event)
         except Exception as error:
             if kind in FINAL_KINDS:
-                log.warning("delivering job %s failed, will retry: %r", job_id, error)
-                await self.db.mark_delivery_failed(job_id, _now(), repr(error))
+                final = delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS
+                log.log(
+                    logging.ERROR if final else logging.WARNING,
+                    "delivering job %s failed (attempt %d of %d): %r",
+                    job_id,
+                    delivery_attempts + 1,
+                    MAX_DELIVERY_ATTEMPTS,
+                    error,
+                )
+                await self.db.mark_delivery_failed(job_id, _now(), repr(error), final=final)
             else:
                 log.warning("announcing %s of job %s failed: %r", kind, job_id, error)
             return

@@ -18,7 +18,7 @@ from PIL import Image
 from bots.config import Settings, TierSettings, load_settings
 from bots.errors import UserError
 from bots.run import build_worker
-from bots.service import Actor, Ask, JobEvent, Place, Service
+from bots.service import MAX_DELIVERY_ATTEMPTS, Actor, Ask, JobEvent, Place, Service
 from generation.engine import CancelCheck, Engine, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
 from generation.images import RegionMask
@@ -400,3 +400,16 @@ async def test_concurrent_requests_cannot_overdraw_the_quota(start: Start) -> No
     assert len(refused) == 2 and all(error.key == "quota.images" for error in refused)
     assert len(await harness.service.history(ALICE)) == 1
     assert (await harness.service.quota(ALICE)).images == 1
+
+
+async def test_delivery_is_given_up_after_the_last_attempt(start: Start) -> None:
+    harness: Harness = await start(Gate())
+    harness.failing_deliveries = MAX_DELIVERY_ATTEMPTS + 5
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "cat"))
+    await harness.final(receipt.job_id)
+    await asyncio.sleep(0.05)
+    while await harness.service.redeliver():
+        pass
+    assert harness.kinds(receipt.job_id).count("done") == MAX_DELIVERY_ATTEMPTS
+    job = await harness.db.get_job(receipt.job_id)
+    assert job is not None and job.delivery_state.value == "failed" and job.delivery_attempts == MAX_DELIVERY_ATTEMPTS
