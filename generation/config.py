@@ -31,6 +31,7 @@ class ModelSettings(_Section):
     cpu_offload: bool = False
     attention_slicing: bool = False
     preload_inpaint: bool = False
+    threads: int = Field(default=0, ge=0)
     tiny_seed: int = Field(default=0, ge=0)
 
 

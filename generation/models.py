@@ -118,6 +118,8 @@ class KandinskyModels:
 
 
 def load_models(settings: ModelSettings) -> KandinskyModels:
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     placement = placement_for(settings)
     if settings.preset == "tiny":
         models = _tiny_models(settings.tiny_seed, placement)

@@ -277,3 +277,12 @@ def test_every_guidance_and_negative_combination_runs(
     )
     (result,) = engine.generate([request])
     assert [image.size for image in result.images] == [(64, 64), (64, 64)]
+
+
+def test_the_cpu_thread_count_is_a_setting() -> None:
+    before = torch.get_num_threads()
+    try:
+        load_models(ModelSettings(preset="tiny", threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
