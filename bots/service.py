@@ -154,7 +154,7 @@ class Service:
         community_id = await self._community_id(place)
         request, inputs = await asyncio.to_thread(self._build, ask, None)
         tier = self.settings.tier(user.tier)
-        estimate = job_cost(request) * worker.throughput.seconds_per_cost
+        estimate = worker.throughput.seconds(request)
         await self._check_quota(user, request.count, estimate)
         try:
             worker.scheduler.check_capacity(_user_key(user))

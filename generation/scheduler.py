@@ -41,7 +41,7 @@ that is SFQ's reset at the end of a busy period, and it also bounds the state ke
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -53,7 +53,8 @@ class QueuedJob:
     """One job waiting for the GPU: who asked, what it costs, and what it may share a pipeline call with.
 
     `cost` is the job's GPU work in any unit the caller keeps consistent; `weight` is the owner's tier weight;
-    `batch_key` is `GenerationRequest.batch_key` (None: never batched); `images` is how many rows it adds to a batch.
+    `batch_key` is `GenerationRequest.batch_key` (None: never batched); `images` is how many rows it adds to a batch;
+    `kind` names the throughput an ETA measures it by (the operation).
     """
 
     job_id: str
@@ -63,6 +64,7 @@ class QueuedJob:
     weight: float = 1.0
     batch_key: Hashable | None = None
     images: int = 1
+    kind: Hashable | None = None
     submitted_at: float
 
     def __post_init__(self) -> None:
@@ -70,6 +72,10 @@ class QueuedJob:
         _check_positive("weight", self.weight)
         if not math.isfinite(self.submitted_at):
             raise ValueError(f"submitted_at {self.submitted_at!r} is not allowed: a finite time in seconds")
+
+
+Rate = float | Callable[[QueuedJob], float]
+"""Seconds per unit of cost: one figure for all jobs, or each job's own."""
 
 
 class QueueRefused(Exception):
@@ -105,6 +111,11 @@ class DuplicateJob(ValueError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id!r} is already queued or running")
+
+
+def _seconds(job: QueuedJob, seconds_per_cost: Rate) -> float:
+    rate = seconds_per_cost(job) if callable(seconds_per_cost) else seconds_per_cost
+    return job.cost * rate
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -166,6 +177,7 @@ class _Entry:
 class _Batch:
     started_at: float
     cost: float
+    jobs: tuple[QueuedJob, ...]
 
 
 @dataclass(eq=False, slots=True)
@@ -286,7 +298,7 @@ class FairScheduler:
             batch.append(self._take())
             cost += head.job.cost
             images += head.job.images
-        running = _Batch(started_at=self._now, cost=cost)
+        running = _Batch(started_at=self._now, cost=cost, jobs=tuple(entry.job for entry in batch))
         for entry in batch:
             self._running[entry.job.job_id] = _Running(entry.group, running)
         return [entry.job for entry in batch]
@@ -326,25 +338,28 @@ class FairScheduler:
         self._advance(now)
         return {entry.job.job_id: place for place, entry in enumerate(self._in_order(), start=1)}
 
-    def eta(self, job_id: str, now: float, seconds_per_cost: float) -> float:
-        """Seconds until the job starts: what is running, then the work ahead of it, at `seconds_per_cost`."""
+    def eta(self, job_id: str, now: float, seconds_per_cost: Rate) -> float:
+        """Seconds until the job starts: what is running, then the work ahead of it.
+
+        `seconds_per_cost` is one rate for all jobs, or a function giving each job's own (by its `kind`).
+        """
         self._advance(now)
         target = self._entries[job_id]
-        ahead = 0.0
+        ahead = self._running_left(seconds_per_cost)
         for entry in self._in_order():
             if entry is target:
                 break
-            ahead += entry.job.cost
-        return self._running_left(seconds_per_cost) + ahead * seconds_per_cost
+            ahead += _seconds(entry.job, seconds_per_cost)
+        return ahead
 
-    def etas(self, now: float, seconds_per_cost: float) -> dict[str, float]:
+    def etas(self, now: float, seconds_per_cost: Rate) -> dict[str, float]:
         """Every queued job's `eta`, in one pass."""
         self._advance(now)
         ahead = self._running_left(seconds_per_cost)
         estimates = {}
         for entry in self._in_order():
             estimates[entry.job.job_id] = ahead
-            ahead += entry.job.cost * seconds_per_cost
+            ahead += _seconds(entry.job, seconds_per_cost)
         return estimates
 
     def _group(self, key: str | None) -> _Group:
@@ -458,6 +473,9 @@ class FairScheduler:
                 cursor = cursors[key] = iter(self._groups[key].jobs)
             yield self._entries[next(cursor)[2]]
 
-    def _running_left(self, seconds_per_cost: float) -> float:
+    def _running_left(self, seconds_per_cost: Rate) -> float:
         batches = {running.batch for running in self._running.values()}
-        return sum(max(0.0, batch.cost * seconds_per_cost - (self._now - batch.started_at)) for batch in batches)
+        return sum(
+            max(0.0, sum(_seconds(job, seconds_per_cost) for job in batch.jobs) - (self._now - batch.started_at))
+            for batch in batches
+        )

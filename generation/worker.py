@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,16 +51,33 @@ class JobSink(Protocol):
 
 
 class Throughput:
-    """Seconds per unit of cost, smoothed over recent batches; the basis of every ETA."""
+    """Seconds per unit of cost for each operation, smoothed over recent batches; the basis of every ETA.
+
+    An operation not yet measured borrows the figure of all operations together.
+    """
 
     def __init__(self, initial: float, smoothing: float = 0.3) -> None:
-        self.seconds_per_cost = initial
+        self.overall = initial
         self.smoothing = smoothing
+        self._by_operation: dict[Hashable, float] = {}
 
-    def record(self, cost: float, seconds: float) -> None:
-        if cost > 0 and seconds > 0:
-            sample = seconds / cost
-            self.seconds_per_cost += self.smoothing * (sample - self.seconds_per_cost)
+    def rate(self, operation: Hashable) -> float:
+        return self._by_operation.get(operation, self.overall)
+
+    def of(self, job: QueuedJob) -> float:
+        return self.rate(job.kind)
+
+    def seconds(self, request: GenerationRequest) -> float:
+        """The expected GPU seconds of one request."""
+        return job_cost(request) * self.rate(str(request.operation))
+
+    def record(self, operation: Hashable, cost: float, seconds: float) -> None:
+        if cost <= 0 or seconds <= 0:
+            return
+        sample = seconds / cost
+        self.overall += self.smoothing * (sample - self.overall)
+        current = self._by_operation.get(operation)
+        self._by_operation[operation] = sample if current is None else current + self.smoothing * (sample - current)
 
 
 class Worker:
@@ -84,7 +101,7 @@ class Worker:
         self._clock = clock
         self._items: dict[str, WorkItem] = {}
         self._running: list[str] = []
-        self._running_cost = 0.0
+        self._running_seconds = 0.0
         self._running_since = 0.0
         self._cancel_requested: set[str] = set()
         self._wake = asyncio.Event()
@@ -103,6 +120,7 @@ class Worker:
             weight=item.weight,
             batch_key=item.request.batch_key,
             images=item.request.count,
+            kind=str(item.request.operation),
             submitted_at=self._clock(),
         )
         self.scheduler.submit(queued, self._clock())
@@ -133,22 +151,19 @@ class Worker:
 
     def etas(self) -> dict[str, float]:
         """`eta` for every queued job in one pass over the queue."""
-        seconds_per_cost = self.throughput.seconds_per_cost
-        starts = self.scheduler.etas(self._clock(), seconds_per_cost)
+        starts = self.scheduler.etas(self._clock(), self.throughput.of)
         return {
-            job_id: start + job_cost(self._items[job_id].request) * seconds_per_cost for job_id, start in starts.items()
+            job_id: start + self.throughput.seconds(self._items[job_id].request) for job_id, start in starts.items()
         }
 
     def eta(self, job_id: str) -> float | None:
         """Seconds until the job is done, from the measured throughput; None for a job the worker does not hold."""
-        seconds_per_cost = self.throughput.seconds_per_cost
         if job_id in self._running:
-            return max(self._running_cost * seconds_per_cost - self._elapsed(), 0.0)
+            return max(self._running_seconds - self._elapsed(), 0.0)
         item = self._items.get(job_id)
         if item is None:
             return None
-        start = self.scheduler.eta(job_id, self._clock(), seconds_per_cost)
-        return start + job_cost(item.request) * seconds_per_cost
+        return self.scheduler.eta(job_id, self._clock(), self.throughput.of) + self.throughput.seconds(item.request)
 
     async def run(self) -> None:
         """Serve batches until `stop`; the current batch always finishes, so nothing is lost."""
@@ -188,7 +203,7 @@ class Worker:
         ids = [item.job_id for item in batch]
         cost = sum(job_cost(item.request) for item in batch)
         self._running = ids
-        self._running_cost = cost
+        self._running_seconds = sum(self.throughput.seconds(item.request) for item in batch)
         self._running_since = since = self._clock()
         started = asyncio.create_task(self._sink.on_started(ids) if announce else asyncio.sleep(0))
         try:
@@ -210,10 +225,10 @@ class Worker:
             return
         finally:
             self._running = []
-            self._running_cost = 0.0
+            self._running_seconds = 0.0
         await started
         elapsed = self._clock() - since
-        self.throughput.record(cost, elapsed)
+        self.throughput.record(str(batch[0].request.operation), cost, elapsed)
         for item, result in zip(batch, results, strict=True):
             if item.job_id in self._cancel_requested:
                 self._spawn(self._sink.on_cancelled(item.job_id))

@@ -7,13 +7,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
 from generation.requests import GenerationRequest
 from generation.scheduler import FairScheduler
-from generation.worker import Worker, WorkItem
+from generation.worker import Throughput, Worker, WorkItem
 
 Build = Callable[..., GenerationRequest]
 
@@ -148,3 +149,30 @@ async def test_stop_lets_the_running_batch_finish_and_leaves_the_rest_queued(req
     worker.close()
     assert sink.log == [("started", "running"), ("done", "running")]
     assert worker.position("waiting") == 1
+
+
+def test_throughput_is_measured_per_operation() -> None:
+    throughput = Throughput(initial=1.0, smoothing=0.5)
+    throughput.record("txt2img", cost=10.0, seconds=2.0)
+    throughput.record("inpaint", cost=10.0, seconds=6.0)
+    assert throughput.rate("txt2img") == 0.2 and throughput.rate("inpaint") == 0.6
+    assert throughput.rate("mix") == throughput.overall  # not measured yet: the overall figure
+    throughput.record("txt2img", cost=10.0, seconds=4.0)
+    assert throughput.rate("txt2img") == pytest.approx(0.3)
+
+
+async def test_etas_follow_each_operations_own_throughput(request_for: Build, photo: Image.Image) -> None:
+    from generation.costs import job_cost
+    from generation.images import RegionMask
+
+    pipeline, sink = Pipeline(), Sink()
+    worker = worker_for(pipeline, sink)
+    txt2img = request_for("txt2img", "fast")
+    inpaint = request_for("inpaint", "slow", image=photo, mask=RegionMask(0, 0, 50, 50))
+    worker.throughput.record("txt2img", job_cost(txt2img), 1.0)
+    worker.throughput.record("inpaint", job_cost(inpaint), 5.0)
+    worker.submit(WorkItem("slow", inpaint, "alice"))
+    worker.submit(WorkItem("fast", txt2img, "bob"))
+    etas = worker.etas()
+    assert etas["slow"] == pytest.approx(5.0) and etas["fast"] == pytest.approx(6.0)
+    assert worker.eta("fast") == pytest.approx(etas["fast"])
