@@ -213,7 +213,9 @@ class Service:
         outputs = await self.db.outputs_of(job_id)
         if not outputs:
             raise UserError("job.no_images", job_id=job_id)
-        output = outputs[min(max(index, 0), len(outputs) - 1)]
+        if not 0 <= index < len(outputs):
+            raise UserError("job.no_such_image", job_id=job_id, number=index + 1, count=len(outputs))
+        output = outputs[index]
         data = await asyncio.to_thread(self.files.read, output.path)
         ask = Ask("img2img", job.prompt or "a variation", {"width": output.width, "height": output.height}, image=data)
         return await self.submit(actor, await self._place_of(job), ask, job.id)

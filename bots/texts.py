@@ -40,6 +40,7 @@ MESSAGES: dict[str, str] = {
     "job.not_yours": "Job {job_id} belongs to someone else; you can only change your own jobs.",
     "job.not_cancellable": "Job {job_id} is already {state}.",
     "job.no_images": "Job {job_id} has no images to vary.",
+    "job.no_such_image": "Job {job_id} has no image {number}: it has {count}.",
     "history.empty": "You have no images yet.",
     "history.line": "{job_id}  {state:<9}  {operation:<7}  seed {seed}  {prompt}",
 }

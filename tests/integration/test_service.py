@@ -314,6 +314,9 @@ async def test_reroll_and_variations(start: Start, photo: Image.Image, tmp_path:
     assert rerolled is not None and rerolled.parameters["strength"] == 0.5
     with pytest.raises(UserError):
         await harness.service.reroll(BOB, original.job_id)
+    with pytest.raises(UserError) as caught:
+        await harness.service.variations(ALICE, original.job_id, index=1)
+    assert caught.value.key == "job.no_such_image" and caught.value.values["count"] == 1
     history = await harness.service.history(ALICE)
     assert [summary.job_id for summary in history][-1] == original.job_id and len(history) == 3
 
