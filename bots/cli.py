@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -101,10 +102,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _quiet_libraries()
-    from bots.run import NothingToRun, serve
+    from bots.run import NothingToRun, platform_tokens, serve
     from generation.errors import ModelLoadError
 
-    console = args.console or sys.stdin.isatty()
+    console = args.console or (sys.stdin.isatty() and not platform_tokens(settings, os.environ))
     try:
         asyncio.run(serve(settings, console=console))
     except (NothingToRun, ModelLoadError) as error:

@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -59,6 +59,44 @@ class TierSettings(_Section):
     gpu_seconds_per_day: float = Field(default=1800.0, ge=0)
 
 
+class TelegramSettings(_Section):
+    """The Telegram adapter. The token comes only from the environment variable named by `token_env`."""
+
+    enabled: bool = True
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    api_base_url: str = "https://api.telegram.org/bot"
+    file_base_url: str = "https://api.telegram.org/file/bot"
+    local_mode: bool = False
+    group_trigger: Literal["mention", "command", "all"] = "mention"
+    max_download_mb: float = Field(default=20.0, gt=0)
+    album_wait_seconds: float = Field(default=1.5, gt=0)
+    progress_interval_seconds: float = Field(default=2.0, ge=0)
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret_env: str = "TELEGRAM_WEBHOOK_SECRET"
+
+    @model_validator(mode="after")
+    def _webhook_has_an_address(self) -> TelegramSettings:
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError("telegram.mode is webhook: set telegram.webhook_url to the public HTTPS address")
+        return self
+
+
+class DiscordSettings(_Section):
+    """The Discord adapter. The token comes only from the environment variable named by `token_env`."""
+
+    enabled: bool = True
+    token_env: str = "DISCORD_BOT_TOKEN"
+    api_base_url: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+    guild_ids: list[int] = []
+    sync_commands: bool = False
+    max_download_mb: float = Field(default=25.0, gt=0)
+    progress_interval_seconds: float = Field(default=2.0, ge=0)
+
+
 class Settings(_Section):
     model: ModelSettings = ModelSettings()
     defaults: DefaultsSettings = DefaultsSettings()
@@ -66,6 +104,8 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     queue: QueueSettings = QueueSettings()
     tiers: dict[str, TierSettings] = {"default": TierSettings()}
+    telegram: TelegramSettings = TelegramSettings()
+    discord: DiscordSettings = DiscordSettings()
 
     def tier(self, name: str) -> TierSettings:
         """Unknown tier names (a tier removed from the config) fall back to the default tier."""

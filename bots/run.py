@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Protocol, TextIO
 
 from bots.config import Settings
 from bots.console.adapter import ConsoleAdapter
@@ -33,6 +35,45 @@ class NothingToRun(Exception):
     """No adapter can start: no platform token, and no console asked for."""
 
 
+class ChatAdapter(Protocol):
+    """What `serve` needs of an adapter: `register` its listener, then `run` until cancelled (the console
+    also returns at the end of its input). `run` releases what it holds when it is cancelled."""
+
+    name: str
+
+    def register(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+def platform_tokens(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The enabled platforms whose token is in the environment; an enabled platform without one is named
+    in the log (never its token), so an operator sees why it did not start."""
+    tokens = {}
+    for platform, section in (("telegram", settings.telegram), ("discord", settings.discord)):
+        if not section.enabled:
+            continue
+        token = environ.get(section.token_env, "").strip()
+        if token:
+            tokens[platform] = token
+        else:
+            log.info("%s: %s is not set; the %s adapter does not start", platform, section.token_env, platform)
+    return tokens
+
+
+def _chat_adapters(settings: Settings, service: Service, tokens: Mapping[str, str]) -> list[ChatAdapter]:
+    adapters: list[ChatAdapter] = []
+    if "telegram" in tokens:
+        from bots.telegram.adapter import TelegramAdapter
+
+        adapters.append(TelegramAdapter(service, settings.telegram, tokens["telegram"]))
+    if "discord" in tokens:
+        from bots.discord.adapter import DiscordAdapter
+
+        adapters.append(DiscordAdapter(service, settings.discord, tokens["discord"]))
+    return adapters
+
+
 def build_worker(settings: Settings, service: Service, generate: GenerateFn) -> Worker:
     queue = settings.queue
     scheduler = FairScheduler(
@@ -51,10 +92,15 @@ async def serve(
     generate: GenerateFn | None = None,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Run until the console input ends or a signal arrives. `generate` replaces the engine in benchmarks."""
-    if not console:
-        raise NothingToRun("no chat platform is configured yet; run `easel run --console` for the console adapter")
+    """Run until a signal arrives (or the console's input ends). `generate` replaces the engine in benchmarks."""
+    tokens = platform_tokens(settings, os.environ if environ is None else environ)
+    if not console and not tokens:
+        raise NothingToRun(
+            f"no chat platform to serve: set {settings.telegram.token_env} or {settings.discord.token_env} "
+            "(with telegram.enabled / discord.enabled), or run `easel run --console`"
+        )
     db = Database(settings.storage.database_url)
     await db.connect()
     try:
@@ -65,15 +111,20 @@ async def serve(
         service = Service(settings, db, FileStore(settings.storage.outputs_dir))
         worker = build_worker(settings, service, generate)
         service.attach(worker)
-        adapter = ConsoleAdapter(service, stdin, stdout)
-        adapter.register()
-        log.info("console adapter started")
+        adapters = _chat_adapters(settings, service, tokens)
+        if console:
+            adapters.append(ConsoleAdapter(service, stdin, stdout))
+        for adapter in adapters:
+            adapter.register()
         await service.recover()
         worker_task = asyncio.create_task(worker.run(), name="easel-worker")
+        running = {asyncio.create_task(adapter.run(), name=f"easel-{adapter.name}"): adapter for adapter in adapters}
+        for adapter in adapters:
+            log.info("%s adapter started", adapter.name)
         await service.redeliver()
         redelivery = asyncio.create_task(_redeliver_periodically(service), name="easel-redelivery")
         try:
-            await _until_done_or_signalled(asyncio.create_task(adapter.run(), name="easel-console"), worker_task)
+            await _until_done_or_signalled(set(running), worker_task)
         finally:
             redelivery.cancel()
             await worker.stop()
@@ -84,27 +135,27 @@ async def serve(
     log.info("stopped")
 
 
-async def _until_done_or_signalled(main: asyncio.Task[None], worker: asyncio.Task[None]) -> None:
-    """Wait for the adapter to finish or a signal; a worker that dies is a bug that stops the service."""
+async def _until_done_or_signalled(adapters: set[asyncio.Task[None]], worker: asyncio.Task[None]) -> None:
+    """Wait for a signal or the first adapter to end (the console at the end of its input; a chat adapter
+    only by failing), then stop the others. A worker that dies is a bug that stops the service."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     stopper = asyncio.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait({main, stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({*adapters, stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         stopper.cancel()
-    if main in done:
-        main.result()
-        return
     if stop.is_set():
         log.info("signal received: finishing the batch on the GPU, then stopping")
-    main.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await main
+    for task in adapters - done:
+        task.cancel()
+    for task in adapters:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _redeliver_periodically(service: Service) -> None:

@@ -29,11 +29,20 @@ from generation.worker import Worker, WorkItem
 from storage.database import Database
 from storage.errors import InvalidTransition, QuotaExceeded
 from storage.files import FileStore
-from storage.records import Job, JobDraft, JobState, OutputDraft, QuotaReservation, User
+from storage.records import Job, JobDraft, JobState, MessageLink, Output, OutputDraft, QuotaReservation, User
 
 log = logging.getLogger(__name__)
 
 FINAL_KINDS = frozenset({"done", "failed", "cancelled"})
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+SHORT_ID_LENGTH = 8
+MIN_JOB_REFERENCE = 4
+PREFERENCE_KEYS = frozenset(
+    {"width", "height", "steps", "prior_steps", "guidance_scale", "prior_guidance_scale", "negative_prompt", "count"}
+)
+"""What a user may keep as their own defaults (`/settings`); a request's own options still win."""
+SIZE_KEYS = frozenset({"width", "height"})
+"""Preferences that an operation sized by its input image ignores: the image decides."""
 MAX_ATTEMPTS = 2  # a job interrupted by a crash is retried once
 MAX_DELIVERY_ATTEMPTS = 10
 
@@ -106,6 +115,21 @@ class JobSummary:
 
 
 @dataclass(frozen=True)
+class QueueEntry:
+    job_id: str
+    state: str
+    prompt: str
+    position: int | None
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    job_id: str
+    outcome: str  # "queued": removed from the queue; "running": stops at its next step
+
+
+@dataclass(frozen=True)
 class QuotaStatus:
     images: int
     images_limit: int
@@ -152,6 +176,7 @@ class Service:
         worker = self._worker()
         user = await self._user(actor)
         community_id = await self._community_id(place)
+        ask = replace(ask, options={**_preferences_for(ask, user.preferences), **ask.options})
         request, inputs = await asyncio.to_thread(self._build, ask, None)
         tier = self.settings.tier(user.tier)
         estimate = worker.throughput.seconds(request)
@@ -189,42 +214,97 @@ class Service:
         await self._emit("queued", job.id, position=receipt.position, eta_seconds=receipt.eta_seconds)
         return receipt
 
-    async def cancel(self, actor: Actor, job_id: str) -> str:
-        """Cancel the actor's own job: 'queued' (removed) or 'running' (stops at its next step)."""
-        job = await self._own_job(actor, job_id)
-        outcome = self._worker().cancel(job_id)
+    async def cancel(self, actor: Actor, reference: str | None = None) -> Cancellation:
+        """Cancel one of the actor's own jobs, named by its id or an unambiguous start of it; without a
+        reference, their newest job that is still queued or running."""
+        job = await self._own_job(actor, reference) if reference else await self._newest_active(actor)
+        outcome = self._worker().cancel(job.id)
         if outcome == "queued":
-            await self._close(job_id, JobState.CANCELLED)
-            return "queued"
+            await self._close(job.id, JobState.CANCELLED)
+            return Cancellation(job.id, "queued")
         if outcome == "running":
-            return "running"
-        raise UserError("job.not_cancellable", job_id=job_id, state=job.state.value)
+            return Cancellation(job.id, "running")
+        raise UserError("job.not_cancellable", job_id=short_id(job.id), state=job.state.value)
 
-    async def reroll(self, actor: Actor, job_id: str) -> Receipt:
-        """The same request with a new seed."""
-        job = await self._own_job(actor, job_id)
+    async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:
+        """The same request with a new seed, for whoever asks: the new job is theirs, and so is its cost."""
+        job = await self._visible_job(job_id)
         ask = await asyncio.to_thread(self._ask_of, job)
         options = {key: value for key, value in ask.options.items() if key != "seed"}
-        return await self.submit(actor, await self._place_of(job), replace(ask, options=options), job.id)
+        return await self.submit(actor, place, replace(ask, options=options), job.id)
 
-    async def variations(self, actor: Actor, job_id: str, index: int = 0) -> Receipt:
+    async def variations(self, actor: Actor, place: Place, job_id: str, index: int = 0) -> Receipt:
         """An img2img of one of the job's images with its own prompt, at the default strength."""
-        job = await self._own_job(actor, job_id)
-        outputs = await self.db.outputs_of(job_id)
-        if not outputs:
-            raise UserError("job.no_images", job_id=job_id)
-        if not 0 <= index < len(outputs):
-            raise UserError("job.no_such_image", job_id=job_id, number=index + 1, count=len(outputs))
-        output = outputs[index]
-        data = await asyncio.to_thread(self.files.read, output.path)
+        job, output, data = await self._output(job_id, index)
         ask = Ask("img2img", job.prompt or "a variation", {"width": output.width, "height": output.height}, image=data)
-        return await self.submit(actor, await self._place_of(job), ask, job.id)
+        return await self.submit(actor, place, ask, job.id)
+
+    async def edit(
+        self, actor: Actor, place: Place, job_id: str, index: int, prompt: str, options: Mapping[str, Any]
+    ) -> Receipt:
+        """An img2img of one of the job's images after a new prompt: a reply to a bot image, an Edit button."""
+        job, output, data = await self._output(job_id, index)
+        sized = {"width": output.width, "height": output.height, **options}
+        return await self.submit(actor, place, Ask("img2img", prompt, sized, image=data), job.id)
+
+    async def delete(self, actor: Actor, job_id: str) -> list[MessageLink]:
+        """Delete the images of the actor's own job; returns the messages that showed them, for the adapter to
+        remove. The job row stays, marked deleted."""
+        job = await self._own_job(actor, job_id)
+        if job.state in ACTIVE_STATES:
+            raise UserError("job.not_finished", job_id=short_id(job.id))
+        paths = [output.path for output in await self.db.outputs_of(job.id)]
+        await self.db.mark_deleted(job.id, _now())
+        shared = await self.db.paths_shared(paths, job.id)
+        await asyncio.to_thread(self._remove_files, [path for path in paths if path not in shared])
+        return await self.db.messages_of(job.id)
+
+    async def link_message(
+        self, platform: str, chat_id: str, message_id: str, job_id: str, output_index: int | None = None
+    ) -> None:
+        """Remember that a platform message shows a job (or its image `output_index`)."""
+        await self.db.link_message(platform, chat_id, message_id, job_id, output_index)
+
+    async def job_of_message(self, platform: str, chat_id: str, message_id: str) -> MessageLink | None:
+        return await self.db.find_message(platform, chat_id, message_id)
+
+    async def queue(self, actor: Actor) -> list[QueueEntry]:
+        """The actor's jobs still queued or running, with their place in the queue."""
+        user = await self._user(actor)
+        worker = self._worker()
+        return [
+            QueueEntry(job.id, job.state.value, job.prompt, worker.position(job.id), worker.eta(job.id))
+            for job in reversed(await self.db.owner_jobs(user.id, ACTIVE_STATES, limit=100))
+        ]
+
+    async def preferences(self, actor: Actor) -> dict[str, Any]:
+        return dict((await self._user(actor)).preferences)
+
+    async def set_preferences(self, actor: Actor, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change the actor's own defaults (a None value removes one); refused when the result would make an
+        invalid request, so a bad default can never break later requests."""
+        user = await self._user(actor)
+        unknown = sorted(set(changes) - PREFERENCE_KEYS)
+        if unknown:
+            raise UserError("settings.unknown", option=", ".join(unknown))
+        merged = {key: value for key, value in {**user.preferences, **changes}.items() if value is not None}
+        try:
+            make_request(
+                "txt2img", "check", defaults=self.settings.generation_defaults, limits=self.settings.limits, **merged
+            )
+        except InvalidRequest as error:
+            raise from_generation(error) from None
+        return dict((await self.db.set_user_preferences(user.id, merged)).preferences)
+
+    async def reset_preferences(self, actor: Actor) -> None:
+        user = await self._user(actor)
+        await self.db.set_user_preferences(user.id, {})
 
     async def history(self, actor: Actor, limit: int = 10) -> list[JobSummary]:
         user = await self._user(actor)
         summaries = []
-        for job in await self.db.recent_jobs(user.id, limit):
-            outputs = await self.db.outputs_of(job.id)
+        for job in await self.db.owner_jobs(user.id, limit=limit):
+            outputs = [] if job.deleted_at is not None else await self.db.outputs_of(job.id)
             summaries.append(
                 JobSummary(
                     job.id,
@@ -348,14 +428,55 @@ class Service:
         community = await self.db.get_or_create_community(place.platform, place.community_id, place.community_name)
         return community.id
 
-    async def _own_job(self, actor: Actor, job_id: str) -> Job:
+    async def _own_job(self, actor: Actor, reference: str) -> Job:
+        """The actor's job named by its full id or by the start of one of their own job ids."""
         user = await self._user(actor)
+        reference = reference.strip().lower()
+        job = await self.db.get_job(reference)
+        if job is not None:
+            if job.owner_id != user.id:
+                raise UserError("job.not_yours", job_id=short_id(job.id))
+            return job
+        if len(reference) < MIN_JOB_REFERENCE:
+            raise UserError("job.not_found", job_id=reference)
+        matches = await self.db.owner_jobs(user.id, id_prefix=reference, limit=2)
+        if not matches:
+            raise UserError("job.not_found", job_id=reference)
+        if len(matches) > 1:
+            raise UserError("job.ambiguous", job_id=reference)
+        return matches[0]
+
+    async def _newest_active(self, actor: Actor) -> Job:
+        user = await self._user(actor)
+        active = await self.db.owner_jobs(user.id, ACTIVE_STATES, limit=1)
+        if not active:
+            raise UserError("job.none_active")
+        return active[0]
+
+    async def _visible_job(self, job_id: str) -> Job:
+        """A job that anyone who sees its message may build on (reroll, vary, edit): not deleted."""
         job = await self.db.get_job(job_id)
-        if job is None:
-            raise UserError("job.not_found", job_id=job_id)
-        if job.owner_id != user.id:
-            raise UserError("job.not_yours", job_id=job_id)
+        if job is None or job.deleted_at is not None:
+            raise UserError("job.not_found", job_id=short_id(job_id))
         return job
+
+    async def _output(self, job_id: str, index: int) -> tuple[Job, Output, bytes]:
+        job = await self._visible_job(job_id)
+        outputs = await self.db.outputs_of(job_id)
+        if not outputs:
+            raise UserError("job.no_images", job_id=short_id(job_id))
+        if not 0 <= index < len(outputs):
+            raise UserError("job.no_such_image", job_id=short_id(job_id), number=index + 1, count=len(outputs))
+        output = outputs[index]
+        try:
+            data = await asyncio.to_thread(self.files.read, output.path)
+        except OSError:
+            raise UserError("job.not_found", job_id=short_id(job_id)) from None
+        return job, output, data
+
+    def _remove_files(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            self.files.path_of(path).unlink(missing_ok=True)
 
     async def _place_of(self, job: Job) -> Place:
         community = await self.db.get_community(job.community_id) if job.community_id is not None else None
@@ -514,6 +635,21 @@ class Service:
                 )
             )
         return outputs
+
+
+def short_id(job_id: str) -> str:
+    """The id shown to users: enough to tell their jobs apart, and accepted back by `cancel`."""
+    return job_id[:SHORT_ID_LENGTH]
+
+
+def _preferences_for(ask: Ask, preferences: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's defaults that apply to this request: an input image decides its own size."""
+    sized_by_image = ask.image is not None
+    return {
+        key: value
+        for key, value in preferences.items()
+        if key in PREFERENCE_KEYS and not (sized_by_image and key in SIZE_KEYS)
+    }
 
 
 def _quota_error(resource: str, tier: TierSettings) -> UserError:

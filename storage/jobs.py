@@ -132,16 +132,39 @@ class Jobs(Repository):
             )
             return [row.record() for row in rows]
 
-    async def recent_jobs(self, user_id: int, limit: int = 10) -> list[Job]:
-        """A user's jobs, newest first."""
+    async def owner_jobs(
+        self, user_id: int, states: Iterable[JobState] | None = None, id_prefix: str = "", limit: int = 10
+    ) -> list[Job]:
+        """A user's jobs, newest first, optionally only in `states` or with ids starting with `id_prefix`."""
+        query = select(JobRow).where(JobRow.owner_id == user_id)
+        if states is not None:
+            query = query.where(JobRow.state.in_(list(states)))
+        if id_prefix:
+            query = query.where(JobRow.id.startswith(id_prefix, autoescape=True))
+        async with self._sessions() as session:
+            rows = await session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
+            return [row.record() for row in rows]
+
+    async def paths_shared(self, paths: Iterable[str], job_id: str) -> set[str]:
+        """Which of `paths` (files are named by content, so two jobs may share one) other undeleted jobs
+        still show: deleting a job must leave those files in place."""
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(JobRow)
-                .where(JobRow.owner_id == user_id)
-                .order_by(JobRow.created_at.desc(), JobRow.id.desc())
-                .limit(limit)
+                select(OutputRow.path)
+                .join(JobRow, JobRow.id == OutputRow.job_id)
+                .where(OutputRow.path.in_(list(paths)), OutputRow.job_id != job_id, JobRow.deleted_at.is_(None))
             )
-            return [row.record() for row in rows]
+            return set(rows)
+
+    async def mark_deleted(self, job_id: str, now: datetime) -> Job:
+        """Note that a job's images were deleted; deleting again keeps the first time."""
+        async with self._sessions.begin() as session:
+            row = await session.get(JobRow, job_id)
+            if row is None:
+                raise NotFound("job", job_id)
+            if row.deleted_at is None:
+                row.deleted_at = as_utc(now)
+            return row.record()
 
     async def undelivered_jobs(self) -> list[Job]:
         """Finished jobs whose result still has to reach the user, earliest finished first."""

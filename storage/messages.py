@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from storage.errors import MessageAlreadyLinked
 from storage.models import MessageLinkRow
 from storage.records import MessageLink
@@ -24,6 +26,16 @@ class MessageLinks(Repository):
             elif (row.job_id, row.output_index) != (job_id, output_index):
                 raise MessageAlreadyLinked(platform, chat_id, message_id)
             return row.record()
+
+    async def messages_of(self, job_id: str) -> list[MessageLink]:
+        """Every message that shows the job, so deleting the job can delete them too."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(MessageLinkRow)
+                .where(MessageLinkRow.job_id == job_id)
+                .order_by(MessageLinkRow.chat_id, MessageLinkRow.message_id)
+            )
+            return [row.record() for row in rows]
 
     async def find_message(self, platform: str, chat_id: str, message_id: str) -> MessageLink | None:
         async with self._sessions() as session:

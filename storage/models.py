@@ -55,6 +55,7 @@ class UserRow(Base):
     tier: Mapped[str] = mapped_column(String(32))
     banned_until: Mapped[datetime | None]
     ban_reason: Mapped[str | None] = mapped_column(Text)
+    preferences: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
 
     def record(self) -> User:
@@ -67,6 +68,7 @@ class UserRow(Base):
             tier=self.tier,
             banned_until=self.banned_until,
             ban_reason=self.ban_reason,
+            preferences=dict(self.preferences),
             created_at=self.created_at,
         )
 
@@ -127,6 +129,7 @@ class JobRow(Base):
     delivery_error: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
     input_files: Mapped[list[str]]
+    deleted_at: Mapped[datetime | None]
 
     def record(self) -> Job:
         return Job(
@@ -156,6 +159,7 @@ class JobRow(Base):
             delivery_error=self.delivery_error,
             parent_id=self.parent_id,
             input_files=tuple(self.input_files),
+            deleted_at=self.deleted_at,
         )
 
 

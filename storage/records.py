@@ -58,6 +58,8 @@ class User:
     banned_until: datetime | None
     """None: never banned or unbanned; `PERMANENT` for a ban without end."""
     ban_reason: str | None
+    preferences: Mapping[str, Any]
+    """The user's own request defaults (size, steps...), as `make_request` keywords."""
     created_at: datetime
 
     def is_banned(self, now: datetime) -> bool:
@@ -129,6 +131,8 @@ class Job:
     delivery_error: str | None
     parent_id: str | None
     input_files: tuple[str, ...]
+    deleted_at: datetime | None
+    """When its images were deleted (by the owner or a moderator); the row stays for the audit trail."""
 
 
 @dataclass(frozen=True)

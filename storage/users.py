@@ -39,6 +39,10 @@ class Users(Repository):
     async def set_user_language(self, user_id: int, language: str | None) -> User:
         return await self._update_user(user_id, language=language)
 
+    async def set_user_preferences(self, user_id: int, preferences: dict[str, Any]) -> User:
+        """Replace the user's request defaults."""
+        return await self._update_user(user_id, preferences=preferences)
+
     async def set_user_tier(self, user_id: int, tier: str) -> User:
         return await self._update_user(user_id, tier=tier)
 
@@ -63,6 +67,7 @@ class Users(Repository):
                     display_name=display_name,
                     language=language,
                     tier=DEFAULT_TIER,
+                    preferences={},
                     created_at=self._now(),
                 )
                 session.add(row)

@@ -33,10 +33,12 @@ Commands:
   /inpaint PATH MASK prompt                  repaint the white part of MASK (MASK may be - with --region X,Y,W,H,
                                              or - for a PNG whose transparent pixels are the mask)
   /mix PATH PATH [PATH...] [text] [--weights 0.5,0.5]   blend 2-4 images (and a text)
-  /cancel ID    /history    /quota    /help"""
+  /cancel [ID]  /history    /quota    /help"""
 
 
 class ConsoleAdapter:
+    name = PLATFORM
+
     def __init__(self, service: Service, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
         self.service = service
         self.stdin = stdin
@@ -134,9 +136,8 @@ class ConsoleAdapter:
         await self._submit(Ask("mix", "", options, mix=tuple(items)))
 
     async def _cancel(self, rest: str) -> None:
-        job_id = rest.strip()
-        outcome = await self.service.cancel(self.actor, job_id)
-        self._say(render(f"cancel.{outcome}", job_id=job_id))
+        cancellation = await self.service.cancel(self.actor, rest.strip() or None)
+        self._say(render(f"cancel.{cancellation.outcome}", job_id=cancellation.job_id))
 
     async def _history(self, _: str) -> None:
         jobs = await self.service.history(self.actor)

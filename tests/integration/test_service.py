@@ -18,7 +18,7 @@ from PIL import Image
 from bots.config import Settings, TierSettings, load_settings
 from bots.errors import UserError
 from bots.run import build_worker
-from bots.service import MAX_DELIVERY_ATTEMPTS, Actor, Ask, JobEvent, Place, Service
+from bots.service import MAX_DELIVERY_ATTEMPTS, Actor, Ask, JobEvent, Place, Service, short_id
 from generation.engine import CancelCheck, Engine, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
 from generation.images import RegionMask
@@ -187,7 +187,7 @@ async def test_quota_is_refunded_on_cancel_and_committed_on_done(start: Start) -
     first = await harness.service.submit(ALICE, HERE, Ask("txt2img", "one", {"steps": 5}))
     second = await harness.service.submit(ALICE, HERE, Ask("txt2img", "two", {"steps": 6}))
     assert (await harness.service.quota(ALICE)).images == 2
-    assert await harness.service.cancel(ALICE, second.job_id) == "queued"
+    assert (await harness.service.cancel(ALICE, second.job_id)).outcome == "queued"
     assert (await harness.final(second.job_id)).kind == "cancelled"
     assert (await harness.service.quota(ALICE)).images == 1
     gate.released.set()
@@ -229,7 +229,7 @@ async def test_cancelling_a_running_job_stops_it(start: Start) -> None:
     receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "slow"))
     while not harness.worker.is_running(receipt.job_id):
         await asyncio.sleep(0.01)
-    assert await harness.service.cancel(ALICE, receipt.job_id) == "running"
+    assert (await harness.service.cancel(ALICE, receipt.job_id)).outcome == "running"
     assert (await harness.final(receipt.job_id)).kind == "cancelled"
     assert await harness.state(receipt.job_id) is JobState.CANCELLED
     assert (await harness.service.quota(ALICE)).images == 0
@@ -244,7 +244,7 @@ async def test_only_the_owner_may_cancel(start: Start) -> None:
     receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "mine"))
     for actor, key in ((BOB, "job.not_yours"), (ALICE, None)):
         if key is None:
-            assert await harness.service.cancel(actor, receipt.job_id) in ("queued", "running")
+            assert (await harness.service.cancel(actor, receipt.job_id)).outcome in ("queued", "running")
         else:
             with pytest.raises(UserError) as caught:
                 await harness.service.cancel(actor, receipt.job_id)
@@ -304,18 +304,16 @@ async def test_reroll_and_variations(start: Start, photo: Image.Image, tmp_path:
     photo.save(path)
     original = await harness.service.submit(ALICE, HERE, Ask("img2img", "a dog", {"seed": 1}, image=path.read_bytes()))
     await harness.final(original.job_id)
-    reroll = await harness.service.reroll(ALICE, original.job_id)
-    variation = await harness.service.variations(ALICE, original.job_id)
+    reroll = await harness.service.reroll(ALICE, HERE, original.job_id)
+    variation = await harness.service.variations(ALICE, HERE, original.job_id)
     for receipt in (reroll, variation):
         assert (await harness.final(receipt.job_id)).kind == "done"
         job = await harness.db.get_job(receipt.job_id)
         assert job is not None and job.parent_id == original.job_id and job.operation == "img2img"
     rerolled = await harness.db.get_job(reroll.job_id)
     assert rerolled is not None and rerolled.parameters["strength"] == 0.5
-    with pytest.raises(UserError):
-        await harness.service.reroll(BOB, original.job_id)
     with pytest.raises(UserError) as caught:
-        await harness.service.variations(ALICE, original.job_id, index=1)
+        await harness.service.variations(ALICE, HERE, original.job_id, index=1)
     assert caught.value.key == "job.no_such_image" and caught.value.values["count"] == 1
     history = await harness.service.history(ALICE)
     assert [summary.job_id for summary in history][-1] == original.job_id and len(history) == 3
@@ -416,3 +414,89 @@ async def test_delivery_is_given_up_after_the_last_attempt(start: Start) -> None
     assert harness.kinds(receipt.job_id).count("done") == MAX_DELIVERY_ATTEMPTS
     job = await harness.db.get_job(receipt.job_id)
     assert job is not None and job.delivery_state.value == "failed" and job.delivery_attempts == MAX_DELIVERY_ATTEMPTS
+
+
+async def test_anyone_may_reroll_a_visible_job_and_pays_for_it(start: Start) -> None:
+    harness: Harness = await start(Gate())
+    original = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a fox", {"seed": 5}))
+    await harness.final(original.job_id)
+    rerolled = await harness.service.reroll(BOB, HERE, original.job_id)
+    assert (await harness.final(rerolled.job_id)).kind == "done"
+    job = await harness.db.get_job(rerolled.job_id)
+    assert job is not None and job.seed != 5 and job.prompt == "a fox"
+    assert (await harness.service.quota(BOB)).images == 1 and (await harness.service.quota(ALICE)).images == 1
+
+
+async def test_edit_redraws_one_output_after_a_new_prompt(start: Start) -> None:
+    harness: Harness = await start()
+    original = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a house", {"count": 2}))
+    await harness.final(original.job_id)
+    edited = await harness.service.edit(BOB, HERE, original.job_id, 1, "a house in snow", {"strength": 0.7})
+    assert (await harness.final(edited.job_id)).kind == "done"
+    job = await harness.db.get_job(edited.job_id)
+    assert job is not None and job.operation == "img2img" and job.parent_id == original.job_id
+    assert job.prompt == "a house in snow" and job.parameters["strength"] == 0.7
+    with pytest.raises(UserError) as caught:
+        await harness.service.edit(ALICE, HERE, original.job_id, 2, "x", {})
+    assert caught.value.key == "job.no_such_image"
+
+
+async def test_cancel_takes_a_short_id_or_the_newest_active_job(start: Start) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    first = await harness.service.submit(ALICE, HERE, Ask("txt2img", "one"))
+    second = await harness.service.submit(ALICE, HERE, Ask("txt2img", "two"))
+    assert [entry.job_id for entry in await harness.service.queue(ALICE)] == [first.job_id, second.job_id]
+    assert (await harness.service.cancel(ALICE, short_id(second.job_id).upper())).job_id == second.job_id
+    assert (await harness.service.cancel(ALICE)).job_id == first.job_id
+    assert (await harness.final(first.job_id)).kind == "cancelled"
+    for reference, key in (("abc", "job.not_found"), (None, "job.none_active")):
+        with pytest.raises(UserError) as caught:
+            await harness.service.cancel(ALICE, reference)
+        assert caught.value.key == key
+    with pytest.raises(UserError) as caught:
+        await harness.service.cancel(BOB, first.job_id[:6])
+    assert caught.value.key == "job.not_found"  # a prefix only ever names the actor's own jobs
+    gate.released.set()
+
+
+async def test_preferences_apply_under_explicit_options_and_bad_ones_are_refused(start: Start) -> None:
+    harness: Harness = await start(Gate())
+    assert await harness.service.set_preferences(ALICE, {"steps": 3, "width": 128}) == {"steps": 3, "width": 128}
+    for changes, key in (({"seed": 1}, "settings.unknown"), ({"steps": 10_000}, "request.invalid")):
+        with pytest.raises(UserError) as caught:
+            await harness.service.set_preferences(ALICE, changes)
+        assert caught.value.key == key
+    mine = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a", {"steps": 4}))
+    theirs = await harness.service.submit(BOB, HERE, Ask("txt2img", "b"))
+    for receipt in (mine, theirs):
+        await harness.final(receipt.job_id)
+    job = await harness.db.get_job(mine.job_id)
+    assert job is not None and (job.parameters["steps"], job.parameters["width"]) == (4, 128)
+    other = await harness.db.get_job(theirs.job_id)
+    assert other is not None and other.parameters["width"] != 128
+    assert await harness.service.set_preferences(ALICE, {"width": None}) == {"steps": 3}
+    await harness.service.reset_preferences(ALICE)
+    assert await harness.service.preferences(ALICE) == {}
+
+
+async def test_delete_removes_the_files_of_own_finished_jobs_and_returns_their_messages(start: Start) -> None:
+    harness: Harness = await start()
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a boat", {"seed": 9}))
+    done = await harness.final(receipt.job_id)
+    twin = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a boat", {"seed": 9}))
+    await harness.final(twin.job_id)  # the same pixels: one file, shown by both jobs
+    await harness.service.link_message("test", "channel-1", "m1", receipt.job_id, 0)
+    with pytest.raises(UserError) as caught:
+        await harness.service.delete(BOB, receipt.job_id)
+    assert caught.value.key == "job.not_yours"
+    links = await harness.service.delete(ALICE, receipt.job_id)
+    assert [link.message_id for link in links] == ["m1"]
+    assert done.files[0].exists()  # still shown by the twin
+    await harness.service.delete(ALICE, twin.job_id)
+    assert not done.files[0].exists()
+    with pytest.raises(UserError) as caught:
+        await harness.service.variations(ALICE, HERE, receipt.job_id)
+    assert caught.value.key == "job.not_found"
+    assert all(summary.files == () for summary in await harness.service.history(ALICE))
+    assert (await harness.service.job_of_message("test", "channel-1", "m1")).job_id == receipt.job_id

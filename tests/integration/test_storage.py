@@ -140,7 +140,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
     assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0001"
+    assert await on_database(url, current_revision) == head == "0002"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
@@ -406,14 +406,14 @@ async def test_restart_recovery_finds_unfinished_jobs_oldest_first_and_retries_t
     assert (await db.mark_running(first.id, at(7))).attempts == 2
 
 
-async def test_recent_jobs_are_a_users_own_newest_first(db: Database, clock: Clock, owner: User) -> None:
+async def test_owner_jobs_are_a_users_own_newest_first(db: Database, clock: Clock, owner: User) -> None:
     other = await db.get_or_create_user("discord", "2")
     mine = [await job_at(db, clock, owner, minute) for minute in range(5)]
     await job_at(db, clock, other, 10)
 
-    assert [job.id for job in await db.recent_jobs(owner.id, limit=3)] == [job.id for job in mine[::-1][:3]]
-    assert len(await db.recent_jobs(owner.id)) == 5
-    assert await db.recent_jobs(12345) == []
+    assert [job.id for job in await db.owner_jobs(owner.id, limit=3)] == [job.id for job in mine[::-1][:3]]
+    assert len(await db.owner_jobs(owner.id)) == 5
+    assert await db.owner_jobs(12345) == []
 
 
 async def test_finished_results_wait_for_delivery_until_delivered(db: Database, owner: User) -> None:
@@ -647,7 +647,7 @@ async def test_two_processes_can_share_the_database_file(db: Database, owner: Us
             *(database.mark_running(job.id, at(1)) for job, database in zip(created, databases[::-1], strict=True))
         )
         assert len(await other.jobs_in_states([JobState.RUNNING])) == 20
-    assert len(await db.recent_jobs(owner.id, limit=100)) == 20
+    assert len(await db.owner_jobs(owner.id, limit=100)) == 20
 
 
 async def test_callers_get_frozen_domain_records_detached_from_the_database(db: Database, owner: User) -> None:
@@ -665,7 +665,7 @@ async def test_callers_get_frozen_domain_records_detached_from_the_database(db: 
         await db.commit_quota(job.id, 1.0),
         await db.quota_usage(owner.id, DAY),
         await db.log_moderation("ban", "x"),
-        *await db.recent_jobs(owner.id),
+        *await db.owner_jobs(owner.id),
     ]
     for value in returned:
         assert dataclasses.is_dataclass(value) and type(value).__module__ == "storage.records"
@@ -691,5 +691,33 @@ async def test_a_job_and_its_reservation_are_written_together_or_not_at_all(db: 
     assert (await db.quota_usage(owner.id, DAY)).images == 2
     with pytest.raises(QuotaExceeded):
         await db.create_job(draft_for(owner), reservation)
-    assert [job.id for job in await db.recent_jobs(owner.id)] == [first.id]
+    assert [job.id for job in await db.owner_jobs(owner.id)] == [first.id]
     assert (await db.quota_usage(owner.id, DAY)).images == 2
+
+
+async def test_preferences_start_empty_and_are_replaced_whole(db: Database, owner: User) -> None:
+    assert owner.preferences == {}
+    changed = await db.set_user_preferences(owner.id, {"width": 512, "steps": 20})
+    assert changed.preferences == {"width": 512, "steps": 20}
+    assert (await db.set_user_preferences(owner.id, {"steps": 30})).preferences == {"steps": 30}
+    assert (await db.get_user(owner.id)).preferences == {"steps": 30}
+
+
+async def test_owner_jobs_filter_by_state_and_id_prefix(db: Database, owner: User) -> None:
+    first, second = await db.create_job(draft_for(owner)), await db.create_job(draft_for(owner))
+    await db.mark_cancelled(first.id, datetime.now(UTC))
+    assert [job.id for job in await db.owner_jobs(owner.id, states=[JobState.QUEUED])] == [second.id]
+    assert [job.id for job in await db.owner_jobs(owner.id, id_prefix=first.id[:6])] == [first.id]
+    assert await db.owner_jobs(owner.id, id_prefix="%") == []
+
+
+async def test_deleting_a_job_keeps_the_first_time_and_its_message_links(db: Database, owner: User) -> None:
+    job = await db.create_job(draft_for(owner))
+    await db.link_message("telegram", "1", "10", job.id, 0)
+    await db.link_message("telegram", "1", "9", job.id)
+    first = await db.mark_deleted(job.id, datetime(2026, 1, 1, tzinfo=UTC))
+    again = await db.mark_deleted(job.id, datetime(2026, 1, 2, tzinfo=UTC))
+    assert first.deleted_at == again.deleted_at == datetime(2026, 1, 1, tzinfo=UTC)
+    assert [link.message_id for link in await db.messages_of(job.id)] == ["10", "9"]
+    with pytest.raises(NotFound):
+        await db.mark_deleted("missing", datetime.now(UTC))
