@@ -65,6 +65,8 @@ class Place:
     channel_id: str
     community_id: str | None = None
     community_name: str | None = None
+    message_id: str | None = None
+    """The message that asked, so that replies can answer it; not kept across a restart."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class JobEvent:
     files: tuple[Path, ...] = ()
     seeds: tuple[int, ...] = ()
     error_key: str | None = None
+    reply_to: str | None = None
+    """The message that asked for the job, when it is known (`Place.message_id`)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class _Route:
     user_id: str
     language: str | None
     prompt: str
+    reply_to: str | None = None
 
 
 class Service:
@@ -204,7 +209,9 @@ class Service:
             job = await self.db.create_job(draft, reservation)
         except QuotaExceeded as error:  # another request of the same user got there first
             raise _quota_error(error.resource, tier) from None
-        self._routes[job.id] = _Route(place.platform, place.channel_id, actor.user_id, actor.language, job.prompt)
+        self._routes[job.id] = _Route(
+            place.platform, place.channel_id, actor.user_id, actor.language, job.prompt, place.message_id
+        )
         try:
             worker.submit(WorkItem(job.id, request, _user_key(user), _community_key(community_id), tier.weight))
         except QueueRefused as error:
@@ -267,6 +274,20 @@ class Service:
 
     async def job_of_message(self, platform: str, chat_id: str, message_id: str) -> MessageLink | None:
         return await self.db.find_message(platform, chat_id, message_id)
+
+    async def messages_of(self, job_id: str) -> list[MessageLink]:
+        """The messages that show a job: after a restart, what an adapter already posted for it."""
+        return await self.db.messages_of(job_id)
+
+    async def upload_operation(self, data: bytes) -> str:
+        """What an image sent with only a prompt asks for: inpaint when some of its pixels are transparent
+        (they mark what to repaint), img2img otherwise."""
+        try:
+            image = await asyncio.to_thread(decode_image, data, self.settings.limits.max_input_pixels)
+        except InvalidImage as error:
+            raise from_generation(error) from None
+        transparent = has_alpha(image) and image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+        return Operation.INPAINT.value if transparent else Operation.IMG2IMG.value
 
     async def queue(self, actor: Actor) -> list[QueueEntry]:
         """The actor's jobs still queued or running, with their place in the queue."""
@@ -511,7 +532,15 @@ class Service:
         if route is None:
             return
         event = JobEvent(
-            kind, job_id, route.platform, route.channel_id, route.user_id, route.language, route.prompt, **values
+            kind,
+            job_id,
+            route.platform,
+            route.channel_id,
+            route.user_id,
+            route.language,
+            route.prompt,
+            reply_to=route.reply_to,
+            **values,
         )
         listener = self._listeners.get(route.platform)
         if kind in FINAL_KINDS:

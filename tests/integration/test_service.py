@@ -7,7 +7,7 @@ import hashlib
 import io
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -500,3 +500,28 @@ async def test_delete_removes_the_files_of_own_finished_jobs_and_returns_their_m
     assert caught.value.key == "job.not_found"
     assert all(summary.files == () for summary in await harness.service.history(ALICE))
     assert (await harness.service.job_of_message("test", "channel-1", "m1")).job_id == receipt.job_id
+
+
+async def test_an_image_with_transparent_pixels_asks_for_inpaint(start: Start, photo: Image.Image) -> None:
+    harness: Harness = await start(Gate())
+
+    def png(image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    holed = photo.convert("RGBA")
+    holed.putpixel((3, 3), (0, 0, 0, 0))
+    assert await harness.service.upload_operation(png(holed)) == "inpaint"
+    assert await harness.service.upload_operation(png(photo.convert("RGBA"))) == "img2img"  # alpha, all opaque
+    assert await harness.service.upload_operation(png(photo)) == "img2img"
+    with pytest.raises(UserError) as caught:
+        await harness.service.upload_operation(b"%PDF-1.4")
+    assert caught.value.key == "image.not_an_image"
+
+
+async def test_events_answer_the_message_that_asked(start: Start) -> None:
+    harness: Harness = await start(Gate())
+    receipt = await harness.service.submit(ALICE, replace(HERE, message_id="m7"), Ask("txt2img", "a cat"))
+    assert {event.reply_to for event in harness.events if event.job_id == receipt.job_id} == {"m7"}
+    assert (await harness.final(receipt.job_id)).reply_to == "m7"
