@@ -1,0 +1,449 @@
+"""Discord interactions and messages turned into core calls.
+
+Every handler acknowledges at once (Discord wants an answer within 3 seconds): commands that make images defer
+publicly, and their deferred response becomes the job's status message; lookups defer ephemerally. Refusals and
+failures of every kind end in `_refuse`, the adapter's one error boundary, as an ephemeral reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bots.config import Settings
+from bots.discord.status import Status, StatusBoard
+from bots.discord.uploads import read_image
+from bots.discord.views import EditModal, status_view
+from bots.errors import UserError, from_generation
+from bots.formatting import eta_text, queued_text
+from bots.parsing import parse_prompt
+from bots.service import Actor, Ask, Place, Receipt, Service, short_id
+from bots.texts import render
+from generation.errors import InvalidImage
+from generation.images import parse_region
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+MESSAGE_LIMIT = 2000
+NEEDED_PERMISSIONS = ("view_channel", "send_messages", "attach_files")
+"""What a result posted in the channel needs, once the interaction token that could answer has expired."""
+
+StartJob = Callable[[Actor, Place], Awaitable[Receipt]]
+
+
+class Actions:
+    def __init__(self, service: Service, settings: Settings, board: StatusBoard) -> None:
+        self.service = service
+        self.settings = settings
+        self.board = board
+
+    # --- commands that make images ------------------------------------------------------------
+
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        *,
+        negative: str | None,
+        size: str | None,
+        steps: int | None,
+        guidance: float | None,
+        seed: int | None,
+        count: int | None,
+    ) -> None:
+        async def start(actor: Actor, place: Place) -> Receipt:
+            parsed = parse_prompt(prompt)
+            chosen = _given(negative_prompt=negative, steps=steps, guidance_scale=guidance, seed=seed, count=count)
+            options = {**parsed.options, **_size(size), **chosen}
+            return await self.service.submit(actor, place, Ask("txt2img", parsed.prompt, options))
+
+        await self._start_job(interaction, start)
+
+    async def edit(
+        self, interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None
+    ) -> None:
+        async def start(actor: Actor, place: Place) -> Receipt:
+            parsed = parse_prompt(prompt)
+            data = await read_image(image, self.settings.discord.max_download_mb)
+            options = {**parsed.options, **_given(strength=strength)}
+            return await self.service.submit(actor, place, Ask("img2img", parsed.prompt, options, image=data))
+
+        await self._start_job(interaction, start)
+
+    async def inpaint(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        prompt: str,
+        mask: discord.Attachment | None,
+        region: str | None,
+    ) -> None:
+        async def start(actor: Actor, place: Place) -> Receipt:
+            parsed = parse_prompt(prompt)
+            options: dict[str, Any] = dict(parsed.options)
+            if region:
+                try:
+                    options["mask"] = parse_region(region)
+                except InvalidImage as error:
+                    raise from_generation(error) from None
+            max_mb = self.settings.discord.max_download_mb
+            data = await read_image(image, max_mb)
+            mask_data = await read_image(mask, max_mb) if mask is not None else None
+            ask = Ask("inpaint", parsed.prompt, options, image=data, mask_image=mask_data)
+            return await self.service.submit(actor, place, ask)
+
+        await self._start_job(interaction, start)
+
+    async def mix(
+        self,
+        interaction: discord.Interaction,
+        images: list[discord.Attachment],
+        prompt: str | None,
+        weights: str | None,
+    ) -> None:
+        async def start(actor: Actor, place: Place) -> Receipt:
+            parsed = parse_prompt(prompt or "")
+            options = dict(parsed.options)
+            if weights:
+                options.update(parse_prompt("--weights " + "".join(weights.split())).options)
+            items: list[bytes | str] = [
+                await read_image(image, self.settings.discord.max_download_mb) for image in images
+            ]
+            if parsed.prompt:
+                items.append(parsed.prompt)
+            return await self.service.submit(actor, place, Ask("mix", "", options, mix=tuple(items)))
+
+        await self._start_job(interaction, start)
+
+    # --- buttons, the edit modal and the context menu -------------------------------------------
+
+    async def on_button(self, interaction: discord.Interaction, action: str, job_id: str, index: int | None) -> None:
+        if action == "reroll":
+            await self._start_job(interaction, lambda actor, place: self.service.reroll(actor, place, job_id), job_id)
+        elif action == "vary":
+            await self._start_job(
+                interaction, lambda actor, place: self.service.variations(actor, place, job_id, index or 0), job_id
+            )
+        elif action == "edit":
+            count = len(interaction.message.attachments) if interaction.message is not None else 1
+
+            async def locate() -> tuple[str, int | None]:
+                return job_id, None
+
+            async def submit(modal_interaction: discord.Interaction, prompt: str, number: str) -> None:
+                await self._edit_job(modal_interaction, locate, prompt, number, count)
+
+            await self._open_modal(interaction, submit, count, job_id)
+        elif action == "delete":
+            await self._answer(interaction, lambda actor: self._delete(interaction, actor, job_id), job_id)
+        elif action == "cancel":
+            await self._answer(interaction, lambda actor: self._cancel(actor, job_id), job_id)
+
+    async def open_edit_for_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """The "Edit image" menu: the modal first (it must be the first answer); the job is looked up on submit."""
+        count = max(1, len(message.attachments))
+
+        async def locate() -> tuple[str, int | None]:
+            link = await self.service.job_of_message(PLATFORM, str(message.channel.id), str(message.id))
+            if link is None:
+                raise UserError("discord.not_a_result")
+            return link.job_id, link.output_index
+
+        async def submit(modal_interaction: discord.Interaction, prompt: str, number: str) -> None:
+            await self._edit_job(modal_interaction, locate, prompt, number, count)
+
+        await self._open_modal(interaction, submit, count, None)
+
+    async def reply_edit(self, message: discord.Message) -> None:
+        """A reply to one of the bot's images, with new text, edits it. Without an interaction nothing can be
+        ephemeral: the answer is a reply, first "got it", then the status, the result or the refusal."""
+        reference = message.reference
+        if message.author.bot or reference is None or reference.message_id is None:
+            return
+        channel_id = str(message.channel.id)
+        link = await self.service.job_of_message(PLATFORM, channel_id, str(reference.message_id))
+        if link is None:
+            return
+        actor = Actor(PLATFORM, str(message.author.id), message.author.display_name)
+        guild = message.guild
+        place = Place(PLATFORM, channel_id, str(guild.id) if guild else None, guild.name if guild else None)
+        try:
+            status = await message.reply(render("discord.received"), mention_author=False)
+        except discord.HTTPException as error:  # 403: the bot may read this channel but not write in it
+            log.warning("cannot answer message %s in channel %s: %s", message.id, channel_id, error)
+            return
+        try:
+            parsed = parse_prompt(message.content)
+            index = link.output_index or 0
+            receipt = await self.service.edit(actor, place, link.job_id, index, parsed.prompt, parsed.options)
+        except Exception as error:
+            text = self._refusal_text(error, actor.language, short_id(link.job_id))
+            await _quietly(status.edit(content=text))
+            return
+        self._track(receipt, Status(message=status), actor.language)
+
+    # --- lookups ----------------------------------------------------------------------------------
+
+    async def history(self, interaction: discord.Interaction) -> None:
+        async def produce(actor: Actor) -> str:
+            jobs = await self.service.history(actor)
+            lines = [
+                render(
+                    "history.line",
+                    actor.language,
+                    job_id=short_id(job.job_id),
+                    state=job.state,
+                    operation=job.operation,
+                    seed=job.seed,
+                    prompt=job.prompt,
+                )
+                for job in jobs
+            ]
+            return _fenced(lines) if lines else render("history.empty", actor.language)
+
+        await self._answer(interaction, produce)
+
+    async def quota(self, interaction: discord.Interaction) -> None:
+        async def produce(actor: Actor) -> str:
+            status = await self.service.quota(actor)
+            return render(
+                "quota.status",
+                actor.language,
+                images=status.images,
+                images_limit=status.images_limit,
+                seconds=status.gpu_seconds,
+                seconds_limit=int(status.gpu_seconds_limit),
+            )
+
+        await self._answer(interaction, produce)
+
+    async def queue(self, interaction: discord.Interaction) -> None:
+        async def produce(actor: Actor) -> str:
+            lines = []
+            for entry in await self.service.queue(actor):
+                if entry.state == "running":
+                    lines.append(
+                        render("queue.running_line", actor.language, job_id=short_id(entry.job_id), prompt=entry.prompt)
+                    )
+                else:
+                    lines.append(
+                        render(
+                            "queue.line",
+                            actor.language,
+                            job_id=short_id(entry.job_id),
+                            state=entry.state,
+                            position=entry.position or 1,
+                            eta=eta_text(entry.eta_seconds, actor.language),
+                            prompt=entry.prompt,
+                        )
+                    )
+            return "\n".join(lines) if lines else render("queue.empty", actor.language)
+
+        await self._answer(interaction, produce)
+
+    async def cancel(self, interaction: discord.Interaction, job: str | None) -> None:
+        await self._answer(interaction, lambda actor: self._cancel(actor, job))
+
+    async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Errors discord.py raises before a handler runs: a payload that does not fit the command's options."""
+        language = interaction.locale.value
+        if isinstance(error, app_commands.CommandSignatureMismatch):
+            text = render("discord.command_mismatch", language, command=error.command.name)
+        else:
+            text = self._refusal_text(error, language, str(interaction.id))
+        if interaction.response.is_done():
+            await _quietly(interaction.followup.send(text, ephemeral=True))
+        else:
+            await _quietly(interaction.response.send_message(text, ephemeral=True))
+
+    # --- internals --------------------------------------------------------------------------------
+
+    async def _start_job(self, interaction: discord.Interaction, start: StartJob, job_id: str | None = None) -> None:
+        """Defer publicly, start the job, and make the deferred response its status message."""
+        if not await _defer(interaction, ephemeral=False):
+            return
+        actor, place = actor_of(interaction), place_of(interaction)
+        try:
+            _check_permissions(interaction)
+            receipt = await start(actor, place)
+        except Exception as error:
+            await self._refuse(interaction, error, short_id(job_id) if job_id else str(interaction.id), public=True)
+            return
+        self._track(receipt, Status(interaction=interaction), actor.language)
+
+    def _track(self, receipt: Receipt, status: Status, language: str | None) -> None:
+        self.board.track(receipt.job_id, status)
+        text = queued_text(receipt.position, receipt.eta_seconds, language)
+        self.board.show(receipt.job_id, text, status_view(receipt.job_id, language))
+
+    async def _answer(
+        self,
+        interaction: discord.Interaction,
+        produce: Callable[[Actor], Awaitable[str]],
+        job_id: str | None = None,
+    ) -> None:
+        """Defer ephemerally, then answer with what `produce` says, or with the refusal."""
+        if not await _defer(interaction, ephemeral=True):
+            return
+        actor = actor_of(interaction)
+        try:
+            text = await produce(actor)
+            await interaction.followup.send(_cut(text), ephemeral=True)
+        except Exception as error:
+            await self._refuse(interaction, error, short_id(job_id) if job_id else str(interaction.id), public=False)
+
+    async def _open_modal(
+        self,
+        interaction: discord.Interaction,
+        submit: Callable[[discord.Interaction, str, str], Awaitable[None]],
+        count: int,
+        job_id: str | None,
+    ) -> None:
+        modal = EditModal(
+            submit,
+            count=count,
+            max_prompt_length=self.settings.limits.max_prompt_length,
+            language=interaction.locale.value,
+        )
+        try:
+            await interaction.response.send_modal(modal)
+        except discord.HTTPException as error:
+            log.warning("could not open the edit form (job %s): %s", job_id, error)
+
+    async def _edit_job(
+        self,
+        interaction: discord.Interaction,
+        locate: Callable[[], Awaitable[tuple[str, int | None]]],
+        prompt: str,
+        number: str,
+        count: int,
+    ) -> None:
+        """An edit modal was submitted: `locate` names the job and, when the message shows one image of it, which."""
+
+        async def start(actor: Actor, place: Place) -> Receipt:
+            job_id, output_index = await locate()
+            index = output_index if output_index is not None else _image_index(number, count)
+            parsed = parse_prompt(prompt)
+            return await self.service.edit(actor, place, job_id, index, parsed.prompt, parsed.options)
+
+        await self._start_job(interaction, start)
+
+    async def _cancel(self, actor: Actor, reference: str | None) -> str:
+        cancellation = await self.service.cancel(actor, reference)
+        return render(f"cancel.{cancellation.outcome}", actor.language, job_id=short_id(cancellation.job_id))
+
+    async def _delete(self, interaction: discord.Interaction, actor: Actor, job_id: str) -> str:
+        """Delete the job (the core checks it is the actor's), then every message that showed it."""
+        links = await self.service.delete(actor, job_id)
+        refused = False
+        for link in links:
+            channel = interaction.client.get_partial_messageable(int(link.chat_id))
+            try:
+                await channel.get_partial_message(int(link.message_id)).delete()
+            except discord.NotFound:
+                continue
+            except discord.Forbidden as error:
+                log.warning("cannot delete message %s of job %s: %s", link.message_id, job_id, error)
+                refused = True
+        deleted = render("deleted", actor.language, job_id=short_id(job_id))
+        return deleted + ("\n" + render("discord.forbidden", actor.language) if refused else "")
+
+    async def _refuse(
+        self, interaction: discord.Interaction, error: Exception, reference: str, *, public: bool
+    ) -> None:
+        """The error boundary: a refusal the user can act on, or a bug logged with its reference. A public
+        deferred response is removed so that the refusal is seen only by the one who asked."""
+        text = self._refusal_text(error, interaction.locale.value, reference)
+        if public:
+            await _quietly(interaction.delete_original_response())
+        await _quietly(interaction.followup.send(text, ephemeral=True))
+
+    @staticmethod
+    def _refusal_text(error: Exception, language: str | None, reference: str) -> str:
+        if isinstance(error, UserError):
+            return render(error.key, language, **error.values)
+        if isinstance(error, discord.Forbidden):
+            log.warning("discord refused a call (reference %s): %s", reference, error)
+            return render("discord.forbidden", language)
+        log.error("discord request failed (reference %s)", reference, exc_info=error)
+        return render("error.internal", language, reference=reference)
+
+
+def actor_of(interaction: discord.Interaction) -> Actor:
+    user = interaction.user
+    return Actor(PLATFORM, str(user.id), user.display_name, interaction.locale.value)
+
+
+def place_of(interaction: discord.Interaction) -> Place:
+    guild = interaction.guild
+    community = str(interaction.guild_id) if interaction.guild_id else None
+    return Place(PLATFORM, str(interaction.channel_id), community, guild.name if guild is not None else None)
+
+
+def _check_permissions(interaction: discord.Interaction) -> None:
+    """Refuse before queueing what could not be delivered once the interaction token has expired."""
+    if interaction.guild_id is None:
+        return
+    permissions = interaction.app_permissions
+    missing = [name for name in NEEDED_PERMISSIONS if not getattr(permissions, name)]
+    if missing:
+        raise UserError("discord.missing_permissions", permissions=", ".join(missing))
+
+
+async def _defer(interaction: discord.Interaction, *, ephemeral: bool) -> bool:
+    try:
+        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+    except discord.HTTPException as error:  # expired or answered elsewhere: nothing can be said any more
+        log.warning("could not acknowledge interaction %s: %s", interaction.id, error)
+        return False
+    return True
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    """A reply that may fail (the channel or the token is gone); the failure is logged, never raised."""
+    try:
+        await call
+    except discord.HTTPException as error:
+        log.warning("could not answer on Discord: %s", error)
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The slash-command options the user filled in."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _size(size: str | None) -> dict[str, int]:
+    if not size:
+        return {}
+    width, _, height = size.partition("x")
+    return {"width": int(width), "height": int(height)}
+
+
+def _image_index(number: str, count: int) -> int:
+    try:
+        return int(number.strip() or "1") - 1
+    except ValueError:
+        raise UserError(
+            "request.bad_option", option="#", expected=f"a number from 1 to {count}", value=number
+        ) from None
+
+
+def _fenced(lines: list[str]) -> str:
+    """Lines in a code block, as many as fit in one message."""
+    kept: list[str] = []
+    room = MESSAGE_LIMIT - len("```\n\n```")
+    for line in lines:
+        room -= len(line) + 1
+        if room < 0:
+            break
+        kept.append(line)
+    return "```\n" + "\n".join(kept) + "\n```"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"

@@ -1,0 +1,117 @@
+"""The Discord adapter: discord.py's client wired to the core, with an explicit lifetime.
+
+`register` hands the core its listener; `run` connects and serves until cancelled, then closes the client.
+The message-content intent is asked for so that replies to the bot's images can edit them; when the bot's
+owner has not enabled it, the adapter connects again without it, and the "Edit image" menu still works.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bots.config import DiscordSettings, Settings
+from bots.discord.actions import PLATFORM, Actions
+from bots.discord.commands import add_commands, sync_commands
+from bots.discord.delivery import Delivery
+from bots.discord.endpoints import point_at
+from bots.discord.status import StatusBoard
+from bots.discord.views import JobButton
+from bots.service import Service
+
+log = logging.getLogger(__name__)
+
+
+def intents(*, message_content: bool) -> discord.Intents:
+    chosen = discord.Intents.none()
+    chosen.guilds = True
+    chosen.guild_messages = True
+    chosen.dm_messages = True
+    chosen.message_content = message_content
+    return chosen
+
+
+class EaselClient(discord.Client):
+    def __init__(self, settings: Settings, actions: Actions, delivery: Delivery, **options: Any) -> None:
+        super().__init__(**options)
+        self.settings = settings
+        self.actions = actions
+        self.delivery = delivery
+        self.tree: app_commands.CommandTree[EaselClient] = app_commands.CommandTree(self)
+        self.tree.error(actions.on_command_error)
+        add_commands(self.tree, settings)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(JobButton)
+        if self.settings.discord.sync_commands:
+            names = await sync_commands(self.tree, self.settings)
+            log.info("discord: synced %d application commands", len(names))
+
+    async def on_ready(self) -> None:
+        log.info("discord: connected as %s (id %s)", self.user, self.user.id if self.user else "?")
+        self.delivery.ready.set()
+
+    async def on_message(self, message: discord.Message) -> None:
+        try:
+            await self.actions.reply_edit(message)
+        except Exception:
+            log.exception("handling message %s failed", message.id)
+
+
+class DiscordAdapter:
+    name = PLATFORM
+
+    def __init__(
+        self, service: Service, settings: DiscordSettings, token: str, *, guild_ready_timeout: float = 2.0
+    ) -> None:
+        self.service = service
+        self.settings = service.settings.model_copy(update={"discord": settings})
+        self._token = token
+        self._guild_ready_timeout = guild_ready_timeout
+        board = StatusBoard(settings.progress_interval_seconds)
+        self.actions = Actions(service, self.settings, board)
+        self.delivery = Delivery(service, board)
+        self.client: EaselClient | None = None
+
+    def register(self) -> None:
+        self.service.listen(PLATFORM, self.delivery.on_event)
+
+    async def run(self) -> None:
+        point_at(self.settings.discord)
+        try:
+            await self._serve(message_content=True)
+        except discord.PrivilegedIntentsRequired:
+            log.warning(
+                "discord: the message content intent is not enabled for this bot, so replies to its images "
+                "cannot edit them; the Edit image menu still can. Enable it in the developer portal to allow both."
+            )
+            await self._serve(message_content=False)
+
+    async def _serve(self, *, message_content: bool) -> None:
+        client = EaselClient(
+            self.settings,
+            self.actions,
+            self.delivery,
+            intents=intents(message_content=message_content),
+            guild_ready_timeout=self._guild_ready_timeout,
+        )
+        self.client = self.delivery.client = client
+        try:
+            await client.start(self._token)
+        finally:
+            self.delivery.ready.clear()
+            await client.close()
+
+
+async def sync_once(settings: Settings, token: str) -> list[str]:
+    """`easel discord sync`: log in over REST only, upload the command definitions, and close."""
+    point_at(settings.discord)
+    client = discord.Client(intents=discord.Intents.none())
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+    add_commands(tree, settings)
+    async with client:
+        await client.login(token)
+        return await sync_commands(tree, settings)

@@ -1,0 +1,72 @@
+"""Images in and out of Discord: checking uploads before downloading them, fitting results to the upload limit.
+
+Uploads come from strangers, so their declared type and size are checked before a byte is read. Results
+larger than what the channel accepts are re-encoded (WebP, then smaller) rather than dropped; the original
+PNG stays on disk.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+from PIL import Image
+
+from bots.errors import UserError
+
+MEGABYTE = 1024 * 1024
+_QUALITIES = (95, 90, 85, 80, 70, 60, 50)
+_SHRINK = 0.8
+_MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str
+
+    def file(self) -> discord.File:
+        """A fresh `discord.File` each time: a sent file's stream is spent, and a retry needs a new one."""
+        return discord.File(io.BytesIO(self.data), filename=self.filename)
+
+
+async def read_image(attachment: discord.Attachment, max_mb: float) -> bytes:
+    """The attachment's bytes, once its declared content type and size say it is an image we may take."""
+    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+    if not content_type.startswith("image/"):
+        raise UserError("discord.attachment.not_image", name=attachment.filename, content_type=content_type or "?")
+    limit = int(max_mb * MEGABYTE)
+    if attachment.size > limit:
+        raise _too_large(attachment, attachment.size, max_mb)
+    try:
+        data = await attachment.read()
+    except discord.HTTPException:
+        raise UserError("discord.attachment.unreadable", name=attachment.filename) from None
+    if len(data) > limit:  # the declared size was wrong
+        raise _too_large(attachment, len(data), max_mb)
+    return data
+
+
+def _too_large(attachment: discord.Attachment, size: int, max_mb: float) -> UserError:
+    return UserError("discord.attachment.too_large", name=attachment.filename, size_mb=size / MEGABYTE, limit_mb=max_mb)
+
+
+def fit_upload(path: Path, limit: int) -> Upload:
+    """The file as it is when it fits in `limit` bytes; otherwise re-encoded as high-quality WebP, lowering the
+    quality and then the size until it fits."""
+    data = path.read_bytes()
+    if len(data) <= limit:
+        return Upload(data, path.name)
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
+    while True:
+        for quality in _QUALITIES:
+            buffer = io.BytesIO()
+            image.save(buffer, "WEBP", quality=quality, method=4)
+            if buffer.tell() <= limit:
+                return Upload(buffer.getvalue(), f"{path.stem}.webp")
+        if min(image.size) <= _MIN_SIDE:
+            raise ValueError(f"{path.name} cannot be made to fit in {limit} bytes")
+        image = image.resize((max(1, int(image.width * _SHRINK)), max(1, int(image.height * _SHRINK))), Image.LANCZOS)

@@ -1,0 +1,105 @@
+"""The buttons under status and result messages, and the modal that asks how to edit an image.
+
+Buttons are persistent dynamic items: their custom id carries the action and the job id (and the image number
+for variations), nothing else, so they keep working after a restart. What a button does is up to the
+`JobActions` that the client holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import discord
+
+from bots.texts import render
+
+MAX_TEXT_INPUT = 4000
+
+ButtonStyle = discord.ButtonStyle
+
+
+class JobActions(Protocol):
+    async def on_button(self, interaction: discord.Interaction, action: str, job_id: str, index: int | None) -> None:
+        """A press on one of the job buttons."""
+
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=re.compile(r"easel:(?P<action>reroll|vary|edit|delete|cancel):(?P<job>[0-9a-f]{32})(?::(?P<index>\d))?"),
+):
+    def __init__(
+        self,
+        action: str,
+        job_id: str,
+        index: int | None = None,
+        *,
+        label: str = "",
+        style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+    ) -> None:
+        custom_id = f"easel:{action}:{job_id}" + ("" if index is None else f":{index}")
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id))
+        self.action = action
+        self.job_id = job_id
+        self.index = index
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> JobButton:
+        index = match["index"]
+        return cls(match["action"], match["job"], None if index is None else int(index))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        actions: JobActions = interaction.client.actions  # type: ignore[attr-defined]
+        await actions.on_button(interaction, self.action, self.job_id, self.index)
+
+
+def status_view(job_id: str, language: str | None) -> discord.ui.View:
+    """Under a job that waits or draws: Cancel."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton("cancel", job_id, label=render("button.cancel", language), style=ButtonStyle.danger))
+    return view
+
+
+def result_view(job_id: str, count: int, language: str | None) -> discord.ui.View:
+    """Under a result: Reroll, Variations (one per image when there are several), Edit, Delete."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton("reroll", job_id, label=render("button.reroll", language), style=ButtonStyle.primary))
+    if count == 1:
+        view.add_item(JobButton("vary", job_id, 0, label=render("button.variations", language)))
+    else:
+        for index in range(count):
+            label = render("button.variation_of", language, number=index + 1)
+            view.add_item(JobButton("vary", job_id, index, label=label))
+    view.add_item(JobButton("edit", job_id, label=render("button.edit", language)))
+    view.add_item(JobButton("delete", job_id, label=render("button.delete", language), style=ButtonStyle.danger))
+    return view
+
+
+EditSubmit = Callable[[discord.Interaction, str, str], Awaitable[None]]
+"""What a submitted edit modal calls with the interaction, the prompt and the image number as typed."""
+
+
+class EditModal(discord.ui.Modal):
+    """Asks for the new prompt (and which image, when there are several); needs no message-content intent."""
+
+    def __init__(self, submit: EditSubmit, *, count: int, max_prompt_length: int, language: str | None) -> None:
+        super().__init__(title=render("discord.modal.title", language))
+        self._submit = submit
+        self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+            label=render("discord.modal.prompt", language),
+            style=discord.TextStyle.paragraph,
+            max_length=min(max_prompt_length, MAX_TEXT_INPUT),
+        )
+        self.add_item(self.prompt)
+        self.image: discord.ui.TextInput[EditModal] | None = None
+        if count > 1:
+            self.image = discord.ui.TextInput(
+                label=render("discord.modal.image", language, count=count), default="1", max_length=1
+            )
+            self.add_item(self.image)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self._submit(interaction, self.prompt.value, self.image.value if self.image is not None else "1")

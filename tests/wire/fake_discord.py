@@ -1,0 +1,569 @@
+"""A fake Discord for wire tests: the REST API, the CDN and the gateway, served by aiohttp on 127.0.0.1.
+
+It implements what the real discord.py client needs to log in, connect, receive interactions and messages, and
+answer them: interaction callbacks, the interaction webhook (original response and follow-ups), channel
+messages, command registration and attachment downloads. It keeps every message, so tests can look at what a
+user would see. Facts it relies on: the client asks for a compressed gateway but decompresses only binary
+frames, so frames here are plain text JSON; discord.py parses a body only when its Content-Type is exactly
+`application/json`; a 429 is retried only when it carries a `Via` header (otherwise it looks like a ban).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+DISCORD_EPOCH_MS = 1_420_070_400_000
+APPLICATION_ID = 900_000_000_000_000_001
+BOT_ID = APPLICATION_ID
+GUILD_ID = 900_000_000_000_000_100
+CHANNEL_ID = 900_000_000_000_000_200
+EPHEMERAL = 64
+LOADING = 128
+MESSAGE_CONTENT_INTENT = 1 << 15
+ALL_PERMISSIONS = (1 << 50) - 1
+TOKEN_LIFETIME = timedelta(minutes=15)
+
+BOT_USER = {"id": str(BOT_ID), "username": "easel", "discriminator": "0", "avatar": None, "bot": True}
+
+
+def user(user_id: int, name: str) -> dict[str, Any]:
+    return {"id": str(user_id), "username": name, "global_name": name, "discriminator": "0", "avatar": None}
+
+
+@dataclass
+class FakeMessage:
+    id: int
+    channel_id: int
+    author: dict[str, Any]
+    content: str = ""
+    flags: int = 0
+    components: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    reference: int | None = None
+    interaction_id: int | None = None
+    deleted: bool = False
+    edits: int = 0
+    mentions: list[str] = field(default_factory=list)
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL)
+
+    @property
+    def loading(self) -> bool:
+        return bool(self.flags & LOADING)
+
+    def custom_ids(self) -> list[str]:
+        found: list[str] = []
+
+        def walk(components: list[dict[str, Any]]) -> None:
+            for component in components:
+                if "custom_id" in component:
+                    found.append(component["custom_id"])
+                walk(component.get("components", []))
+
+        walk(self.components)
+        return found
+
+    def labels(self) -> list[str]:
+        return [c.get("label", "") for row in self.components for c in row.get("components", [])]
+
+
+@dataclass
+class FakeInteraction:
+    id: int
+    token: str
+    type: int
+    user: dict[str, Any]
+    channel_id: int
+    created: datetime
+    payload: dict[str, Any]
+    response_type: int | None = None
+    original_id: int | None = None
+    modal: dict[str, Any] | None = None
+
+    @property
+    def expired(self) -> bool:
+        return datetime.now(UTC) - self.created > TOKEN_LIFETIME
+
+
+class FakeDiscord:
+    def __init__(self) -> None:
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_route("*", "/api/v10/{tail:.*}", self._api)
+        self.app.router.add_get("/cdn/{key}/{filename}", self._cdn)
+        self.app.router.add_get("/gateway", self._gateway)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self._ids = itertools.count(1)
+        self.messages: dict[int, FakeMessage] = {}
+        self.interactions: dict[int, FakeInteraction] = {}
+        self.by_token: dict[str, FakeInteraction] = {}
+        self.cdn: dict[str, tuple[bytes, str]] = {}
+        self.cdn_fetches: list[str] = []
+        self.commands: dict[int | None, list[dict[str, Any]]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.forbidden_channels: set[int] = set()
+        self.rate_limited_edits = 0
+        self.refuse_message_content = False
+        self.identifies: list[int] = []
+        self._sockets: list[web.WebSocketResponse] = []
+        self._sequence = itertools.count(1)
+
+    # --- lifetime --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.base_url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # --- what tests do as users ----------------------------------------------------------------
+
+    def snowflake(self, when: datetime | None = None) -> int:
+        moment = when or datetime.now(UTC)
+        return ((int(moment.timestamp() * 1000) - DISCORD_EPOCH_MS) << 22) | (next(self._ids) & 0x3FFFFF)
+
+    def attachment(self, filename: str, data: bytes, content_type: str, size: int | None = None) -> dict[str, Any]:
+        """An upload as Discord describes it; its bytes are served at its `url`."""
+        attachment_id = self.snowflake()
+        key = str(attachment_id)
+        self.cdn[key] = (data, content_type)
+        url = f"{self.base_url}/cdn/{key}/{filename}"
+        return {
+            "id": key,
+            "filename": filename,
+            "size": len(data) if size is None else size,
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type,
+        }
+
+    async def command(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        member: dict[str, Any],
+        attachments: dict[str, dict[str, Any]] | None = None,
+        app_permissions: int = ALL_PERMISSIONS,
+        age: timedelta = timedelta(0),
+        attachment_size_limit: int = 10 * 1024 * 1024,
+    ) -> FakeInteraction:
+        """A slash command; `attachments` maps option names to `attachment()` payloads."""
+        wire_options: list[dict[str, Any]] = []
+        resolved: dict[str, Any] = {}
+        for key, value in (options or {}).items():
+            kind = 3 if isinstance(value, str) else 10 if isinstance(value, float) else 4
+            wire_options.append({"name": key, "type": kind, "value": value})
+        for key, attachment in (attachments or {}).items():
+            wire_options.append({"name": key, "type": 11, "value": attachment["id"]})
+            resolved.setdefault("attachments", {})[attachment["id"]] = attachment
+        data = {"id": str(self.snowflake()), "name": name, "type": 1, "options": wire_options, "resolved": resolved}
+        return await self._interact(2, data, member, app_permissions, age, attachment_size_limit)
+
+    async def press(self, message: FakeMessage, custom_id: str, *, member: dict[str, Any]) -> FakeInteraction:
+        assert custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._interact(3, data, member, ALL_PERMISSIONS, timedelta(0), 10 * 1024 * 1024, message)
+
+    async def message_command(self, name: str, target: FakeMessage, *, member: dict[str, Any]) -> FakeInteraction:
+        data = {
+            "id": str(self.snowflake()),
+            "name": name,
+            "type": 3,
+            "target_id": str(target.id),
+            "resolved": {"messages": {str(target.id): self.payload(target)}},
+        }
+        return await self._interact(2, data, member, ALL_PERMISSIONS, timedelta(0), 10 * 1024 * 1024)
+
+    async def submit_modal(
+        self, opened: FakeInteraction, values: list[str], *, member: dict[str, Any]
+    ) -> FakeInteraction:
+        """Fill the modal that `opened` answered with, text inputs in order."""
+        assert opened.modal is not None, "that interaction opened no modal"
+        remaining = list(values)
+
+        def fill(component: dict[str, Any]) -> dict[str, Any]:
+            if component["type"] == 4:
+                return {"type": 4, "custom_id": component["custom_id"], "value": remaining.pop(0)}
+            if "component" in component:
+                return {"type": component["type"], "component": fill(component["component"])}
+            return {"type": component["type"], "components": [fill(c) for c in component.get("components", [])]}
+
+        data = {"custom_id": opened.modal["custom_id"], "components": [fill(c) for c in opened.modal["components"]]}
+        return await self._interact(5, data, member, ALL_PERMISSIONS, timedelta(0), 10 * 1024 * 1024)
+
+    async def say(self, content: str, *, member: dict[str, Any], reply_to: FakeMessage | None = None) -> FakeMessage:
+        """A user's message in the channel (MESSAGE_CREATE)."""
+        message = FakeMessage(self.snowflake(), CHANNEL_ID, member["user"], content)
+        message.reference = reply_to.id if reply_to is not None else None
+        self.messages[message.id] = message
+        payload = self.payload(message)
+        payload["member"] = {key: value for key, value in member.items() if key != "user"}
+        await self.dispatch("MESSAGE_CREATE", payload)
+        return message
+
+    # --- what tests look at ------------------------------------------------------------------------
+
+    def visible(self) -> list[FakeMessage]:
+        """Messages still there, oldest first."""
+        return [message for message in self.messages.values() if not message.deleted]
+
+    def results(self) -> list[FakeMessage]:
+        return [message for message in self.visible() if message.attachments and message.author.get("bot")]
+
+    def original(self, interaction: FakeInteraction) -> FakeMessage | None:
+        return self.messages.get(interaction.original_id) if interaction.original_id else None
+
+    def replies_to(self, interaction: FakeInteraction) -> list[FakeMessage]:
+        return [message for message in self.messages.values() if message.interaction_id == interaction.id]
+
+    def data_of(self, attachment: dict[str, Any]) -> bytes:
+        return self.cdn[attachment["id"]][0]
+
+    async def wait_for(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while not (value := check()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {check}")
+            await asyncio.sleep(0.02)
+        return value
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        assert self._sockets, "no client is connected to the gateway"
+        await self._sockets[-1].send_str(json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data}))
+
+    # --- payloads --------------------------------------------------------------------------------
+
+    def payload(self, message: FakeMessage) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": str(message.id),
+            "channel_id": str(message.channel_id),
+            "guild_id": str(GUILD_ID),
+            "author": message.author,
+            "content": message.content,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": message.attachments,
+            "embeds": [],
+            "pinned": False,
+            "type": 19 if message.reference else 0,
+            "flags": message.flags,
+            "components": message.components,
+        }
+        if message.reference is not None:
+            data["message_reference"] = {
+                "message_id": str(message.reference),
+                "channel_id": str(message.channel_id),
+                "guild_id": str(GUILD_ID),
+            }
+        return data
+
+    def _channel(self) -> dict[str, Any]:
+        return {
+            "id": str(CHANNEL_ID),
+            "type": 0,
+            "guild_id": str(GUILD_ID),
+            "name": "art",
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+        }
+
+    async def _interact(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        member: dict[str, Any],
+        app_permissions: int,
+        age: timedelta,
+        attachment_size_limit: int,
+        message: FakeMessage | None = None,
+    ) -> FakeInteraction:
+        created = datetime.now(UTC) - age
+        interaction_id = self.snowflake(created)
+        token = f"token-{interaction_id}"
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(APPLICATION_ID),
+            "type": kind,
+            "data": data,
+            "guild_id": str(GUILD_ID),
+            "channel_id": str(CHANNEL_ID),
+            "channel": self._channel(),
+            "member": member,
+            "token": token,
+            "version": 1,
+            "app_permissions": str(app_permissions),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "context": 0,
+            "attachment_size_limit": attachment_size_limit,
+        }
+        if message is not None:
+            payload["message"] = self.payload(message)
+        interaction = FakeInteraction(interaction_id, token, kind, member["user"], CHANNEL_ID, created, payload)
+        self.interactions[interaction_id] = interaction
+        self.by_token[token] = interaction
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction
+
+    # --- the gateway ---------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for frame in socket:
+            if frame.type != WSMsgType.TEXT:
+                continue
+            message = json.loads(frame.data)
+            if message["op"] == 1:
+                await socket.send_str(json.dumps({"op": 11}))
+            elif message["op"] == 2:
+                intents = message["d"]["intents"]
+                self.identifies.append(intents)
+                if self.refuse_message_content and intents & MESSAGE_CONTENT_INTENT:
+                    await socket.close(code=4014, message=b"Disallowed intent(s).")
+                    break
+                self._sockets.append(socket)
+                ready = {
+                    "v": 10,
+                    "user": BOT_USER,
+                    "guilds": [],
+                    "session_id": "fake-session",
+                    "resume_gateway_url": self.gateway_url,
+                    "application": {"id": str(APPLICATION_ID), "flags": 0},
+                }
+                await socket.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._sequence), "d": ready}))
+            elif message["op"] == 6:  # resume: not kept, so start a new session
+                await socket.send_str(json.dumps({"op": 9, "d": False}))
+        if socket in self._sockets:
+            self._sockets.remove(socket)
+        return socket
+
+    # --- the CDN ---------------------------------------------------------------------------------------
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        self.cdn_fetches.append(key)
+        if key not in self.cdn:
+            return web.Response(status=404)
+        data, content_type = self.cdn[key]
+        return web.Response(body=data, content_type=content_type)
+
+    # --- REST -------------------------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        self.requests.append((request.method, path))
+        parts = path.strip("/").split("/")
+        method = request.method
+        if path == "/users/@me":
+            return _json(BOT_USER)
+        if path == "/oauth2/applications/@me":
+            return _json(_application())
+        if parts[0] == "applications" and method == "PUT":
+            return _json(self._put_commands(parts, await request.json()))
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            return await self._callback(int(parts[1]), parts[2], await request.json())
+        if parts[0] == "webhooks":
+            return await self._webhook(request, parts[2], parts[3:])
+        if parts[0] == "channels" and parts[2] == "messages":
+            return await self._channel_messages(request, int(parts[1]), parts[3:])
+        return _error(404, 0, f"the fake has no {method} {path}")
+
+    def _put_commands(self, parts: list[str], commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        guild = int(parts[3]) if len(parts) > 3 and parts[2] == "guilds" else None
+        stored = [
+            {
+                **command,
+                "id": str(self.snowflake()),
+                "application_id": str(APPLICATION_ID),
+                "version": "1",
+                "guild_id": None if guild is None else str(guild),
+            }
+            for command in commands
+        ]
+        self.commands[guild] = stored
+        return stored
+
+    async def _callback(self, interaction_id: int, token: str, body: dict[str, Any]) -> web.Response:
+        interaction = self.interactions.get(interaction_id)
+        if interaction is None or interaction.token != token:
+            return _error(404, 10062, "Unknown interaction")
+        if interaction.response_type is not None:
+            return _error(400, 40060, "Interaction has already been acknowledged.")
+        kind = body["type"]
+        data = body.get("data") or {}
+        interaction.response_type = kind
+        result: dict[str, Any] = {
+            "interaction": {"id": str(interaction_id), "type": interaction.type},
+        }
+        if kind in (4, 5):
+            flags = data.get("flags", 0) | (LOADING if kind == 5 else 0)
+            message = FakeMessage(self.snowflake(), interaction.channel_id, BOT_USER, data.get("content", ""), flags)
+            message.components = data.get("components", [])
+            message.interaction_id = interaction_id
+            self.messages[message.id] = message
+            interaction.original_id = message.id
+            result["interaction"].update(
+                response_message_id=str(message.id),
+                response_message_loading=kind == 5,
+                response_message_ephemeral=bool(flags & EPHEMERAL),
+            )
+            result["resource"] = {"type": kind, "message": self.payload(message)}
+        elif kind == 9:
+            interaction.modal = data
+        return _json(result)
+
+    async def _webhook(self, request: web.Request, token: str, rest: list[str]) -> web.StreamResponse:
+        interaction = self.by_token.get(token)
+        if interaction is None or interaction.expired:
+            return _error(401, 50027, "Invalid Webhook Token")
+        if request.method == "POST" and not rest:
+            body, files = await _body(request)
+            original = self.original(interaction)
+            if original is not None and original.loading and not original.deleted:  # the first follow-up
+                return _json(self.payload(self._edit(original, body, files, keep_flags=True)))
+            flags = body.get("flags", 0)
+            message = FakeMessage(self.snowflake(), interaction.channel_id, BOT_USER, body.get("content", ""), flags)
+            message.interaction_id = interaction.id
+            self.messages[message.id] = message
+            return _json(self.payload(self._edit(message, body, files, keep_flags=True)))
+        target = self.original(interaction) if rest[-1] == "@original" else self.messages.get(int(rest[-1]))
+        if target is None or target.deleted:
+            return _error(404, 10008, "Unknown Message")
+        if request.method == "DELETE":
+            target.deleted = True
+            return web.Response(status=204)
+        if request.method == "PATCH":
+            if self.rate_limited_edits > 0:
+                self.rate_limited_edits -= 1
+                return _rate_limited()
+            body, files = await _body(request)
+            return _json(self.payload(self._edit(target, body, files)))
+        return _json(self.payload(target))
+
+    async def _channel_messages(self, request: web.Request, channel_id: int, rest: list[str]) -> web.StreamResponse:
+        if channel_id in self.forbidden_channels:
+            return _error(403, 50013, "Missing Permissions")
+        if request.method == "POST" and not rest:
+            body, files = await _body(request)
+            message = FakeMessage(self.snowflake(), channel_id, BOT_USER)
+            reference = body.get("message_reference")
+            message.reference = int(reference["message_id"]) if reference else None
+            message.mentions = [str(u) for u in (body.get("allowed_mentions") or {}).get("users", [])]
+            self.messages[message.id] = message
+            return _json(self.payload(self._edit(message, body, files)))
+        target = self.messages.get(int(rest[0])) if rest else None
+        if target is None or target.deleted:
+            return _error(404, 10008, "Unknown Message")
+        if request.method == "DELETE":
+            target.deleted = True
+            return web.Response(status=204)
+        if request.method == "PATCH":
+            body, files = await _body(request)
+            return _json(self.payload(self._edit(target, body, files)))
+        return _json(self.payload(target))
+
+    def _edit(
+        self,
+        message: FakeMessage,
+        body: dict[str, Any],
+        files: list[tuple[str, bytes, str]],
+        *,
+        keep_flags: bool = False,
+    ) -> FakeMessage:
+        if "content" in body:
+            message.content = body["content"] or ""
+        if "components" in body:
+            message.components = body["components"] or []
+        if "attachments" in body or files:
+            kept_ids = {str(item.get("id")) for item in body.get("attachments", [])}
+            kept = [item for item in message.attachments if item["id"] in kept_ids]
+            uploaded = [self.attachment(name, data, content_type) for name, data, content_type in files]
+            message.attachments = kept + uploaded
+        if not keep_flags and "flags" in body:
+            message.flags = body["flags"]
+        message.flags &= ~LOADING
+        message.edits += 1
+        return message
+
+
+def _application() -> dict[str, Any]:
+    return {
+        "id": str(APPLICATION_ID),
+        "name": "easel",
+        "description": "",
+        "icon": None,
+        "bot_public": True,
+        "bot_require_code_grant": False,
+        "owner": BOT_USER,
+        "verify_key": "0" * 64,
+        "flags": 0,
+    }
+
+
+async def _body(request: web.Request) -> tuple[dict[str, Any], list[tuple[str, bytes, str]]]:
+    """The JSON payload and the files of a request, whether it is plain JSON or multipart."""
+    if request.content_type != "multipart/form-data":
+        return (await request.json() if request.can_read_body else {}), []
+    form = await request.post()
+    body = json.loads(str(form["payload_json"]))
+    files = []
+    for key, value in form.items():
+        if key.startswith("files[") and isinstance(value, web.FileField):
+            files.append((value.filename, value.file.read(), value.content_type))
+    return body, files
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    """discord.py parses a body only when its Content-Type is exactly application/json (no charset)."""
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    return _json({"code": code, "message": message}, status)
+
+
+def _rate_limited() -> web.Response:
+    response = _json({"message": "You are being rate limited.", "retry_after": 0.05, "global": False}, 429)
+    response.headers.update({"Via": "1.1 google", "Retry-After": "1", "X-RateLimit-Scope": "user"})
+    return response
