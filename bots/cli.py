@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     database_commands = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     database_commands.add_parser("upgrade", help="migrate the database to the current schema")
 
+    discord_parser = commands.add_parser("discord", help="Discord maintenance")
+    discord_parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    discord_commands = discord_parser.add_subparsers(dest="discord_command", required=True, parser_class=_Parser)
+    discord_commands.add_parser(
+        "sync", help="register the slash commands with Discord (in discord.guild_ids, or globally), then exit"
+    )
+
     generate = commands.add_parser("generate", help="run one request without the service and write PNG files")
     generate.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
     generate.add_argument("--model", choices=["kandinsky-2.2", "tiny"], help="model preset (default: from the config)")
@@ -95,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, settings)
     if args.command == "db":
         return _upgrade(settings)
+    if args.command == "discord":
+        return _discord_sync(settings)
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -126,6 +135,29 @@ def _upgrade(settings: Settings) -> int:
 
     asyncio.run(upgrade())
     print(f"database {settings.storage.database_url} is up to date")
+    return 0
+
+
+def _discord_sync(settings: Settings) -> int:
+    """Commands are uploaded on request, not on every start: Discord rate-limits command registration."""
+    import aiohttp
+    import discord
+
+    from bots.discord.adapter import sync_once
+
+    token_env = settings.discord.token_env
+    token = os.environ.get(token_env, "").strip()
+    if not token:
+        return _fail(f"{token_env} is not set: the Discord bot token is read only from the environment")
+    try:
+        names = asyncio.run(sync_once(settings, token))
+    except discord.LoginFailure:
+        return _fail(f"Discord refused the token in {token_env}")
+    except (discord.HTTPException, aiohttp.ClientError) as error:
+        return _fail(f"syncing the Discord commands failed: {error}")
+    guild_ids = settings.discord.guild_ids
+    where = "in guilds " + ", ".join(str(guild) for guild in guild_ids) if guild_ids else "globally"
+    print(f"synced {len(names)} Discord commands {where}: {', '.join(names)}")
     return 0
 
 

@@ -71,9 +71,9 @@ class DiscordAdapter:
         self.settings = service.settings.model_copy(update={"discord": settings})
         self._token = token
         self._guild_ready_timeout = guild_ready_timeout
-        board = StatusBoard(settings.progress_interval_seconds)
-        self.actions = Actions(service, self.settings, board)
-        self.delivery = Delivery(service, board)
+        self.board = StatusBoard(settings.progress_interval_seconds)
+        self.actions = Actions(service, self.settings, self.board)
+        self.delivery = Delivery(service, self.board)
         self.client: EaselClient | None = None
 
     def register(self) -> None:
@@ -103,13 +103,14 @@ class DiscordAdapter:
             await client.start(self._token)
         finally:
             self.delivery.ready.clear()
+            await self.board.close()
             await client.close()
 
 
 async def sync_once(settings: Settings, token: str) -> list[str]:
     """`easel discord sync`: log in over REST only, upload the command definitions, and close."""
     point_at(settings.discord)
-    client = discord.Client(intents=discord.Intents.none())
+    client = discord.Client(intents=intents(message_content=False))
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     add_commands(tree, settings)
     async with client:

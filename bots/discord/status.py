@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import aiohttp
 import discord
 
 from bots.discord.uploads import Upload
@@ -89,6 +90,11 @@ class StatusBoard:
                 await entry.task
         return entry.status
 
+    async def close(self) -> None:
+        """The client is closing: its interactions and messages can no longer be edited through it."""
+        for job_id in list(self._entries):
+            await self.release(job_id)
+
     async def _flush(self, job_id: str, entry: _Entry) -> None:
         loop = asyncio.get_running_loop()
         while entry.latest is not None:
@@ -101,6 +107,6 @@ class StatusBoard:
                 return
             try:
                 await entry.status.show(text, view)
-            except discord.HTTPException as error:
+            except (discord.HTTPException, aiohttp.ClientError) as error:
                 log.warning("editing the status of job %s failed: %s", job_id, error)
             entry.last_edit = loop.time()

@@ -250,11 +250,12 @@ class FakeDiscord:
     def data_of(self, attachment: dict[str, Any]) -> bytes:
         return self.cdn[attachment["id"]][0]
 
-    async def wait_for(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    async def wait_for(self, check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+        """The first true value of `check`, polled; an AssertionError naming `what` after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while not (value := check()):
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {check}")
+                raise AssertionError(f"timed out waiting for {what or check}")
             await asyncio.sleep(0.02)
         return value
 
@@ -413,6 +414,7 @@ class FakeDiscord:
         guild = int(parts[3]) if len(parts) > 3 and parts[2] == "guilds" else None
         stored = [
             {
+                "description": "",
                 **command,
                 "id": str(self.snowflake()),
                 "application_id": str(APPLICATION_ID),

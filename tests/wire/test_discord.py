@@ -6,18 +6,35 @@ import asyncio
 import contextlib
 import io
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import discord
 import pytest
-from fake_discord import ALL_PERMISSIONS, FakeDiscord, FakeInteraction, FakeMessage, user
+import yarl
+from fake_discord import (
+    ALL_PERMISSIONS,
+    CHANNEL_ID,
+    GUILD_ID,
+    MESSAGE_CONTENT_INTENT,
+    FakeDiscord,
+    FakeInteraction,
+    FakeMessage,
+    user,
+)
 from PIL import Image
 
+from bots.cli import main
 from bots.config import Settings, load_settings
 from bots.discord.adapter import DiscordAdapter
+from bots.discord.endpoints import point_at
 from bots.service import Actor
+from generation.engine import Engine
+from generation.models import KandinskyModels
 
 if TYPE_CHECKING:
     from conftest import Launch, Stack
@@ -43,7 +60,7 @@ BOB = member(BOB_ID, "bob")
 
 
 def png(size: tuple[int, int] = (64, 64), *, transparent: bool = False) -> bytes:
-    image = Image.linear_gradient("L").resize(size).convert("RGBA")
+    image = Image.effect_noise(size, 64).convert("RGBA")
     if transparent:
         image.paste((0, 0, 0, 0), (16, 16, 48, 48))
     buffer = io.BytesIO()
@@ -74,9 +91,10 @@ class Bot:
         return await self.fake.wait_for(lambda: _with_files(self.fake.original(interaction)))
 
     async def refusal(self, interaction: FakeInteraction) -> str:
-        """The ephemeral reply to an interaction that was refused."""
+        """The ephemeral reply to an interaction (a refusal, or a lookup's answer)."""
         message = await self.fake.wait_for(
-            lambda: next((m for m in self.fake.replies_to(interaction) if m.ephemeral and m.content), None)
+            lambda: next((m for m in self.fake.replies_to(interaction) if m.ephemeral and m.content), None),
+            what=f"an ephemeral reply to {interaction.payload['data']}",
         )
         return message.content
 
@@ -153,3 +171,360 @@ async def test_imagine_defers_at_once_shows_progress_and_answers_with_the_images
     assert link is not None and link.job_id[:8] in result.content
     assert buttons(result) == ["reroll", "vary:0", "vary:1", "edit", "delete"]
     assert await bot.images_used(ALICE_ID) == 2
+
+
+async def test_the_endpoints_discord_py_offers_no_setting_for_still_exist_and_follow_the_settings(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    """A discord.py upgrade that drops these would make the adapter talk to discord.com: fail here instead."""
+    assert isinstance(discord.http.Route.BASE, str)
+    assert isinstance(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, yarl.URL)
+    point_at(settings_for(fake, tmp_path).discord)
+    assert discord.http.Route("GET", "/users/@me").url == f"{fake.api_base_url}/users/@me"
+    assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == fake.gateway_url
+
+
+async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with_nothing_queued(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot(max_download_mb=1.0)
+    fake = bot.fake
+    picture = fake.attachment("cat.png", png(), "image/png")
+    refused = {
+        "prompt": await fake.command("imagine", {"prompt": "   "}, member=ALICE),
+        "steps": await fake.command("imagine", {"prompt": "a cat", "steps": 1000}, member=ALICE),
+        "count": await fake.command("imagine", {"prompt": "a cat", "count": 9}, member=ALICE),
+        "--size": await fake.command("imagine", {"prompt": "a cat --size big"}, member=ALICE),
+        "not an image": await fake.command(
+            "edit",
+            {"prompt": "blue"},
+            member=ALICE,
+            attachments={"image": fake.attachment("a.txt", b"hi", "text/plain")},
+        ),
+        "at most 1 MB": await fake.command(
+            "edit",
+            {"prompt": "blue"},
+            member=ALICE,
+            attachments={"image": fake.attachment("huge.png", png(), "image/png", size=200 * 1024 * 1024)},
+        ),
+        "damaged": await fake.command(
+            "edit",
+            {"prompt": "blue"},
+            member=ALICE,
+            attachments={"image": fake.attachment("broken.png", png()[:2000], "image/png")},
+        ),
+        "region": await fake.command(
+            "inpaint", {"prompt": "a hat", "region": "left"}, member=ALICE, attachments={"image": picture}
+        ),
+        "at least two images": await fake.command(
+            "mix", {"prompt": "cats"}, member=ALICE, attachments={"image1": picture}
+        ),
+        "--weights": await fake.command(
+            "mix", {"weights": "a lot"}, member=ALICE, attachments={"image1": picture, "image2": picture}
+        ),
+        "attach_files": await fake.command(
+            "imagine", {"prompt": "a cat"}, member=ALICE, app_permissions=ALL_PERMISSIONS & ~(1 << 15)
+        ),
+    }
+
+    for expected, interaction in refused.items():
+        reply = await bot.refusal(interaction)
+        assert expected in reply, (expected, reply)
+        public = [m for m in fake.replies_to(interaction) if not m.ephemeral and not m.deleted]
+        assert not public, "a refusal is seen only by the one who asked"
+    declared_only = [
+        refused[name].payload["data"]["resolved"]["attachments"] for name in ("not an image", "at most 1 MB")
+    ]
+    assert not {key for resolved in declared_only for key in resolved} & set(fake.cdn_fetches)
+    assert await bot.images_used(ALICE_ID) == 0
+    assert await bot.core.service.history(bot.actor(ALICE_ID)) == []
+    assert await bot.core.service.queue(bot.actor(ALICE_ID)) == []
+
+    accepted = await fake.command(
+        "imagine",
+        {"prompt": "a cat --prior-steps 3", "negative": "dogs", "size": "64x64", "steps": 3, "guidance": 5.5},
+        member=ALICE,
+    )
+    await bot.result_of(accepted)
+    (job,) = await bot.core.service.history(bot.actor(ALICE_ID))
+    stored = await bot.core.db.get_job(job.job_id)
+    assert stored is not None
+    expected = {"steps": 3, "prior_steps": 3, "guidance_scale": 5.5, "negative_prompt": "dogs", "width": 64}
+    assert {key: stored.parameters[key] for key in expected} == expected
+
+
+async def test_edit_inpaint_and_mix_take_attachments(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    picture = fake.attachment("cat.png", png((96, 64)), "image/png")
+    other = fake.attachment("dog.png", png((64, 64)), "image/png")
+    holed = fake.attachment("hole.png", png(transparent=True), "image/png")
+    interactions = [
+        await fake.command(
+            "edit", {"prompt": "in blue", "strength": 0.6}, member=ALICE, attachments={"image": picture}
+        ),
+        await fake.command("inpaint", {"prompt": "a hat"}, member=ALICE, attachments={"image": holed}),
+        await fake.command(
+            "inpaint", {"prompt": "a hat", "region": "10,10,50,50"}, member=ALICE, attachments={"image": picture}
+        ),
+        await fake.command("inpaint", {"prompt": "a hat"}, member=ALICE, attachments={"image": picture, "mask": holed}),
+        await fake.command(
+            "mix",
+            {"prompt": "sunset", "weights": "0.5, 0.3, 0.2"},
+            member=ALICE,
+            attachments={"image1": picture, "image2": other},
+        ),
+    ]
+
+    for interaction in interactions:
+        await bot.result_of(interaction)
+
+    jobs = await bot.core.service.history(bot.actor(ALICE_ID))
+    assert sorted(job.operation for job in jobs) == ["img2img", "inpaint", "inpaint", "inpaint", "mix"]
+    mix = await bot.core.db.get_job(next(job.job_id for job in jobs if job.operation == "mix"))
+    assert mix is not None and mix.parameters["mix_weights"] == [0.5, 0.3, 0.2]
+    assert mix.parameters["mix_texts"][2] == "sunset"
+
+
+async def test_buttons_reroll_vary_edit_and_delete_by_job_id(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    first = await bot.result_of(await fake.command("imagine", {"prompt": "a red cat", "seed": 5}, member=ALICE))
+    job_id = first.custom_ids()[0].split(":")[2]
+
+    rerolled = await bot.result_of(await fake.press(first, f"easel:reroll:{job_id}", member=BOB))
+    varied = await bot.result_of(await fake.press(first, f"easel:vary:{job_id}:0", member=ALICE))
+    opened = await fake.press(first, f"easel:edit:{job_id}", member=ALICE)
+    await fake.wait_for(lambda: opened.modal)
+    edited = await bot.result_of(await fake.submit_modal(opened, ["now in blue"], member=ALICE))
+
+    assert "a red cat" in rerolled.content and "seed 5" not in rerolled.content
+    assert await bot.images_used(BOB_ID) == 1, "a reroll is the new job of whoever pressed it"
+    assert "now in blue" in edited.content
+    assert sorted(job.operation for job in await bot.core.service.history(bot.actor(ALICE_ID))) == [
+        "img2img",
+        "img2img",
+        "txt2img",
+    ]
+    assert varied.attachments
+
+    not_yours = await fake.press(first, f"easel:delete:{job_id}", member=BOB)
+    assert "belongs to someone else" in await bot.refusal(not_yours)
+    assert not first.deleted
+    deleted = await fake.press(first, f"easel:delete:{job_id}", member=ALICE)
+    assert "Deleted job" in await bot.refusal(deleted)
+    assert first.deleted
+
+    two = await bot.result_of(await fake.command("imagine", {"prompt": "two dogs", "count": 2}, member=ALICE))
+    two_id = two.custom_ids()[0].split(":")[2]
+    form = await fake.press(two, f"easel:edit:{two_id}", member=ALICE)
+    await fake.wait_for(lambda: form.modal)
+    assert "no image 3" in await bot.refusal(await fake.submit_modal(form, ["hats", "3"], member=ALICE))
+    form = await fake.press(two, f"easel:edit:{two_id}", member=ALICE)
+    await fake.wait_for(lambda: form.modal)
+    assert "hats" in (await bot.result_of(await fake.submit_modal(form, ["hats", "2"], member=ALICE))).content
+
+
+def gated(engine: Engine, gate: threading.Event) -> Any:
+    """The tiny engine, held until `gate` opens: a job that stays running while the test looks at it."""
+
+    def generate(batch: Any, on_progress: Any, should_cancel: Any) -> Any:
+        gate.wait(30)
+        return engine.generate(batch, on_progress, should_cancel)
+
+    return generate
+
+
+async def test_cancel_queue_quota_and_history(start_bot: StartBot, tiny_models: KandinskyModels) -> None:
+    gate = threading.Event()
+    bot = await start_bot(generate=gated(Engine(tiny_models), gate), queue={"max_batch_images": 1})
+    fake = bot.fake
+    running = await fake.command("imagine", {"prompt": "first"}, member=ALICE)
+    await fake.wait_for(lambda: (m := fake.original(running)) and m.content.startswith("Drawing"))
+    waiting = await fake.command("imagine", {"prompt": "second"}, member=ALICE)
+    status = await fake.wait_for(lambda: (m := fake.original(waiting)) and m.content.startswith("Queued") and m)
+    assert buttons(status) == ["cancel"]
+
+    queue = await bot.refusal(await fake.command("queue", member=ALICE))
+    assert "drawing now · first" in queue and "number 1 in line" in queue and "second" in queue
+    assert "someone else" in await bot.refusal(await fake.press(status, status.custom_ids()[0], member=BOB))
+    removed = await bot.refusal(await fake.press(status, status.custom_ids()[0], member=ALICE))
+    assert "removed from the queue" in removed
+    await fake.wait_for(lambda: "was cancelled" in status.content and not status.components)
+
+    stopping = await bot.refusal(await fake.command("cancel", member=ALICE))
+    assert "will stop at its next step" in stopping
+    gate.set()
+    first = fake.original(running)
+    assert first is not None
+    await fake.wait_for(lambda: "was cancelled" in first.content)
+
+    quota = await bot.refusal(await fake.command("quota", member=ALICE))
+    assert "made 0 of 100 images" in quota
+    history = await bot.refusal(await fake.command("history", member=ALICE))
+    assert history.count("cancelled") == 2
+    nothing = await bot.refusal(await fake.command("cancel", {"job": "zzzz"}, member=ALICE))
+    assert "There is no job zzzz" in nothing
+
+
+async def test_replying_to_a_result_or_using_the_menu_edits_it(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    result = await bot.result_of(await fake.command("imagine", {"prompt": "a red cat"}, member=ALICE))
+    chatter = await fake.say("nice", member=BOB)
+    ignored = await fake.say("what is this", member=BOB, reply_to=chatter)
+    asked = await fake.say("now in blue --strength 0.6", member=BOB, reply_to=result)
+
+    answer = await fake.wait_for(lambda: next((m for m in fake.results() if m.reference == asked.id), None), timeout=15)
+    assert "now in blue" in answer.content
+    assert not any(m.reference == ignored.id for m in fake.messages.values())
+    link = await bot.core.service.job_of_message("discord", str(answer.channel_id), str(answer.id))
+    assert link is not None
+    (bob_job,) = await bot.core.service.history(bot.actor(BOB_ID))
+    assert link.job_id == bob_job.job_id and bob_job.operation == "img2img"
+
+    menu = await fake.message_command("Edit image", result, member=ALICE)
+    await fake.wait_for(lambda: menu.modal)
+    assert "in green" in (await bot.result_of(await fake.submit_modal(menu, ["in green"], member=ALICE))).content
+    wrong = await fake.message_command("Edit image", chatter, member=ALICE)
+    await fake.wait_for(lambda: wrong.modal)
+    assert "not one of my images" in await bot.refusal(await fake.submit_modal(wrong, ["x"], member=ALICE))
+
+
+async def test_without_the_message_content_intent_the_bot_connects_without_it(
+    fake: FakeDiscord, start_bot: StartBot
+) -> None:
+    fake.refuse_message_content = True
+    bot = await start_bot()
+
+    assert [bool(intents & MESSAGE_CONTENT_INTENT) for intents in fake.identifies] == [True, False]
+    await bot.result_of(await fake.command("imagine", {"prompt": "a cat"}, member=ALICE))
+
+
+async def test_a_result_after_the_token_expired_is_posted_in_the_channel_with_a_mention(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    late = await fake.command("imagine", {"prompt": "a slow cat"}, member=ALICE, age=timedelta(minutes=16))
+
+    posted = await fake.wait_for(lambda: fake.results())
+    (message,) = posted
+    assert message.content.startswith(f"<@{ALICE_ID}> a slow cat") and message.mentions == [str(ALICE_ID)]
+    assert message.interaction_id is None and buttons(message)[0] == "reroll"
+    assert await bot.core.service.job_of_message("discord", str(message.channel_id), str(message.id)) is not None
+    original = fake.original(late)
+    assert original is not None and original.loading, "an expired token cannot edit the deferred response"
+
+
+async def test_a_result_over_the_upload_limit_is_re_encoded_to_fit(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    limit = 1500
+    interaction = await fake.command("imagine", {"prompt": "a cat"}, member=ALICE, attachment_size_limit=limit)
+
+    (attachment,) = (await bot.result_of(interaction)).attachments
+    (job,) = await bot.core.service.history(bot.actor(ALICE_ID))
+    assert job.files[0].stat().st_size > limit, "the original is kept on disk as it was"
+    assert attachment["filename"].endswith(".webp") and attachment["size"] <= limit
+    assert Image.open(io.BytesIO(fake.data_of(attachment))).format == "WEBP"
+
+
+async def test_rate_limited_status_edits_are_retried(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    fake.rate_limited_edits = 2
+
+    result = await bot.result_of(await fake.command("imagine", {"prompt": "a cat"}, member=ALICE))
+
+    assert fake.rate_limited_edits == 0
+    assert len(result.attachments) == 1 and len(fake.results()) == 1
+
+
+async def test_two_users_at_once_each_get_their_own_result(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    alice, bob = await asyncio.gather(
+        fake.command("imagine", {"prompt": "alice's cat"}, member=ALICE),
+        fake.command("imagine", {"prompt": "bob's dog"}, member=BOB),
+    )
+
+    for interaction, user_id, prompt in ((alice, ALICE_ID, "alice's cat"), (bob, BOB_ID, "bob's dog")):
+        result = await bot.result_of(interaction)
+        (job,) = await bot.core.service.history(bot.actor(user_id))
+        assert job.prompt == prompt and job.job_id[:8] in result.content and prompt in result.content
+    assert len(fake.results()) == 2
+
+
+async def test_a_channel_that_refuses_the_bot_loses_nothing(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    result = await bot.result_of(await fake.command("imagine", {"prompt": "a cat"}, member=ALICE))
+    fake.forbidden_channels.add(CHANNEL_ID)
+
+    await fake.say("in blue", member=ALICE, reply_to=result)
+    await fake.wait_for(lambda: ("POST", f"/channels/{CHANNEL_ID}/messages") in fake.requests)
+    late = await fake.command("imagine", {"prompt": "a late cat"}, member=ALICE, age=timedelta(minutes=16))
+    await fake.wait_for(lambda: fake.requests.count(("POST", f"/channels/{CHANNEL_ID}/messages")) >= 2)
+
+    jobs = await bot.core.service.history(bot.actor(ALICE_ID))
+    assert [job.prompt for job in jobs] == ["a late cat", "a cat"], (
+        "the reply that could not be answered queued nothing"
+    )
+    assert await bot.images_used(ALICE_ID) == 2
+    fake.forbidden_channels.clear()
+    await bot.core.service.redeliver()
+    await fake.wait_for(lambda: len(fake.results()) == 2)
+    await bot.core.service.redeliver()
+    assert [m.content.split()[1:4] for m in fake.results()][1] == ["a", "late", "cat"]
+    assert len(fake.results()) == 2
+    assert fake.original(late) is not None
+
+
+async def test_a_restart_with_jobs_in_flight_delivers_each_result_once(
+    fake: FakeDiscord, start_bot: StartBot, stack: Launch, tmp_path: Path, tiny_models: KandinskyModels
+) -> None:
+    gate = threading.Event()
+    settings = settings_for(fake, tmp_path, queue={"max_batch_images": 1})
+    first = await start_bot(core=await stack(settings, gated(Engine(tiny_models), gate)))
+    running = await fake.command("imagine", {"prompt": "running cat"}, member=ALICE)
+    await fake.wait_for(lambda: (m := fake.original(running)) and m.content.startswith("Drawing"))
+    waiting = await fake.command("imagine", {"prompt": "waiting dog"}, member=BOB)
+    await fake.wait_for(lambda: (m := fake.original(waiting)) and m.content.startswith("Queued"))
+
+    await first.stop()
+    stopping = asyncio.create_task(first.core.stop())
+    gate.set()
+    await stopping
+    assert not fake.results(), "the client was closed: nothing could be posted"
+
+    core = await stack(settings, recover=True)
+    await start_bot(core=core)
+    await core.service.redeliver()
+    await fake.wait_for(lambda: len(fake.results()) == 2)
+
+    assert await core.service.redeliver() == 0, "both results are recorded as delivered"
+    contents = sorted(message.content for message in fake.results())
+    assert len(contents) == 2
+    assert contents[0].startswith(f"<@{BOB_ID}> waiting dog") or contents[1].startswith(f"<@{BOB_ID}> waiting dog")
+    assert any(content.startswith(f"<@{ALICE_ID}> running cat") for content in contents)
+
+
+async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
+    fake: FakeDiscord, start_bot: StartBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[model]\npreset = "tiny"\n[discord]\napi_base_url = "{fake.api_base_url}"\nguild_ids = [{GUILD_ID}]\n'
+    )
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "fake-token")
+
+    assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
+
+    names = {command["name"] for command in fake.commands[GUILD_ID]}
+    assert names == {"imagine", "edit", "inpaint", "mix", "history", "quota", "queue", "cancel", "Edit image"}
+    imagine = next(command for command in fake.commands[GUILD_ID] if command["name"] == "imagine")
+    count = next(option for option in imagine["options"] if option["name"] == "count")
+    assert (count["min_value"], count["max_value"]) == (1, 4)
+    assert None not in fake.commands
+
+    await start_bot(sync_commands=True)
+    assert {command["name"] for command in fake.commands[None]} == names
