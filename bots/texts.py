@@ -103,9 +103,9 @@ MESSAGES: dict[str, str] = {
     "discord.missing_permissions": "I cannot post results in this channel: I need the permissions {permissions}.",
     "discord.forbidden": "Discord did not let me do that: I am missing a permission in this channel.",
     "discord.command_mismatch": (
-        "Discord sent /{command} without all the options it needs (a mix needs at least two images); "
-        "if this keeps happening, the bot's commands need to be synced again."
+        "Discord sent /{command} with options that do not match the bot's; its commands need to be synced again."
     ),
+    "discord.mix_too_few": "A mix needs at least {minimum} images; this one has {count}.",
     "discord.late_result": "{mention} {caption}",
     "discord.late_notice": "{mention} {text}",
     "history.empty": "You have no images yet.",

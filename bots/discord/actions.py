@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 MESSAGE_LIMIT = 2000
+MIN_MIX_IMAGES = 2
+"""/mix declares two image options as required; a payload with fewer means Discord's copy of the command is old."""
 NEEDED_PERMISSIONS = ("view_channel", "send_messages", "attach_files")
 """What a result posted in the channel needs, once the interaction token that could answer has expired."""
 
@@ -110,7 +112,7 @@ class Actions:
             parsed = parse_prompt(prompt or "")
             options = dict(parsed.options)
             if weights:
-                options.update(parse_prompt("--weights " + "".join(weights.split())).options)
+                options["weights"] = _weights(weights)
             items: list[bytes | str] = [
                 await read_image(image, self.settings.discord.max_download_mb) for image in images
             ]
@@ -253,7 +255,11 @@ class Actions:
         """Errors discord.py raises before a handler runs: a payload that does not fit the command's options."""
         language = interaction.locale.value
         if isinstance(error, app_commands.CommandSignatureMismatch):
-            text = render("discord.command_mismatch", language, command=error.command.name)
+            attached = sum(isinstance(value, discord.Attachment) for _, value in interaction.namespace)
+            if error.command.name == "mix" and attached < MIN_MIX_IMAGES:
+                text = render("discord.mix_too_few", language, minimum=MIN_MIX_IMAGES, count=attached)
+            else:
+                text = render("discord.command_mismatch", language, command=error.command.name)
         else:
             text = self._refusal_text(error, language, str(interaction.id))
         if interaction.response.is_done():
@@ -422,6 +428,15 @@ def _size(size: str | None) -> dict[str, int]:
         return {}
     width, _, height = size.partition("x")
     return {"width": int(width), "height": int(height)}
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(
+            "request.bad_option", option="weights", expected="numbers separated by commas", value=text
+        ) from None
 
 
 def _image_index(number: str, count: int) -> int:
