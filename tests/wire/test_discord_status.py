@@ -1,0 +1,100 @@
+"""Status messages: edits coalesce, one in flight per job, the latest text winning; none after release."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bots.discord.status import Status, StatusBoard
+from bots.discord.uploads import Upload
+
+
+class RecordingStatus(Status):
+    """A status message that records its edits; `hold` keeps an edit in flight until it is set."""
+
+    def __init__(self, usable: bool = True) -> None:
+        super().__init__()
+        self.edits: list[str] = []
+        self.hold = asyncio.Event()
+        self.hold.set()
+        self.in_flight = asyncio.Event()
+        self._usable = usable
+
+    def usable(self) -> bool:
+        return self._usable
+
+    async def show(self, text: str, view: Any = None, uploads: Sequence[Upload] = ()) -> Any:
+        self.in_flight.set()
+        await self.hold.wait()
+        self.edits.append(text)
+        self.in_flight.clear()
+
+
+async def until(check: Callable[[], bool]) -> None:
+    while not check():
+        await asyncio.sleep(0.01)
+
+
+async def test_a_burst_of_progress_becomes_one_edit_with_the_latest_text() -> None:
+    board = StatusBoard(interval=60.0)
+    status = RecordingStatus()
+    board.track("job", status)
+
+    for percent in range(0, 101, 5):
+        board.show("job", f"{percent}%")
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    assert status.edits == ["100%"]
+    board.show("job", "drawing")  # waits for the interval
+    await asyncio.sleep(0.05)
+    assert await board.release("job") is status
+    await asyncio.sleep(0.05)
+    assert status.edits == ["100%"], "the edit waiting for the interval is dropped: the result replaces it"
+
+
+async def test_while_an_edit_is_in_flight_later_texts_wait_and_only_the_latest_is_sent() -> None:
+    board = StatusBoard(interval=0.0)
+    status = RecordingStatus()
+    status.hold.clear()
+    board.track("job", status)
+
+    board.show("job", "queued")
+    await status.in_flight.wait()
+    board.show("job", "10%")
+    board.show("job", "20%")
+    status.hold.set()
+    await asyncio.wait_for(until(lambda: len(status.edits) >= 2), timeout=5)
+    await asyncio.sleep(0.05)
+
+    assert status.edits == ["queued", "20%"]
+
+
+async def test_an_expired_status_or_an_untracked_job_is_not_edited() -> None:
+    board = StatusBoard(interval=0.0)
+    expired = RecordingStatus(usable=False)
+    board.track("old", expired)
+
+    board.show("old", "50%")
+    board.show("unknown", "50%")
+    await asyncio.sleep(0.05)
+
+    assert expired.edits == []
+    assert await board.release("unknown") is None
+
+
+async def test_closing_the_board_stops_every_pending_edit() -> None:
+    board = StatusBoard(interval=0.0)
+    status = RecordingStatus()
+    status.hold.clear()
+    board.track("job", status)
+    board.show("job", "queued")
+    await status.in_flight.wait()
+
+    await board.close()
+    status.hold.set()
+    await asyncio.sleep(0.05)
+
+    assert status.edits == []
+    assert await board.release("job") is None
