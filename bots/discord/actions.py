@@ -16,7 +16,7 @@ from discord import app_commands
 
 from bots.config import Settings
 from bots.discord.status import Status, StatusBoard
-from bots.discord.uploads import read_image
+from bots.discord.uploads import read_images
 from bots.discord.views import EditModal, status_view
 from bots.errors import UserError, from_generation
 from bots.formatting import eta_text, queued_text
@@ -71,7 +71,7 @@ class Actions:
     ) -> None:
         async def start(actor: Actor, place: Place) -> Receipt:
             parsed = parse_prompt(prompt)
-            data = await read_image(image, self.settings.discord.max_download_mb)
+            (data,) = await read_images([image], self.settings.discord.max_download_mb)
             options = {**parsed.options, **_given(strength=strength)}
             return await self.service.submit(actor, place, Ask("img2img", parsed.prompt, options, image=data))
 
@@ -93,10 +93,10 @@ class Actions:
                     options["mask"] = parse_region(region)
                 except InvalidImage as error:
                     raise from_generation(error) from None
-            max_mb = self.settings.discord.max_download_mb
-            data = await read_image(image, max_mb)
-            mask_data = await read_image(mask, max_mb) if mask is not None else None
-            ask = Ask("inpaint", parsed.prompt, options, image=data, mask_image=mask_data)
+            data, *masks = await read_images(
+                [image] if mask is None else [image, mask], self.settings.discord.max_download_mb
+            )
+            ask = Ask("inpaint", parsed.prompt, options, image=data, mask_image=masks[0] if masks else None)
             return await self.service.submit(actor, place, ask)
 
         await self._start_job(interaction, start)
@@ -113,9 +113,7 @@ class Actions:
             options = dict(parsed.options)
             if weights:
                 options["weights"] = _weights(weights)
-            items: list[bytes | str] = [
-                await read_image(image, self.settings.discord.max_download_mb) for image in images
-            ]
+            items: list[bytes | str] = [*await read_images(images, self.settings.discord.max_download_mb)]
             if parsed.prompt:
                 items.append(parsed.prompt)
             return await self.service.submit(actor, place, Ask("mix", "", options, mix=tuple(items)))
@@ -165,7 +163,7 @@ class Actions:
         """A reply to one of the bot's images, with new text, edits it. Without an interaction nothing can be
         ephemeral: the answer is a reply, first "got it", then the status, the result or the refusal."""
         reference = message.reference
-        if message.author.bot or reference is None or reference.message_id is None:
+        if message.author.bot or reference is None or reference.message_id is None or not message.content.strip():
             return
         channel_id = str(message.channel.id)
         link = await self.service.job_of_message(PLATFORM, channel_id, str(reference.message_id))

@@ -8,6 +8,7 @@ PNG stays on disk.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +33,20 @@ class Upload:
         return discord.File(io.BytesIO(self.data), filename=self.filename)
 
 
-async def read_image(attachment: discord.Attachment, max_mb: float) -> bytes:
-    """The attachment's bytes, once its declared content type and size say it is an image we may take."""
-    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
-    if not content_type.startswith("image/"):
-        raise UserError("discord.attachment.not_image", name=attachment.filename, content_type=content_type or "?")
+async def read_images(attachments: Sequence[discord.Attachment], max_mb: float) -> list[bytes]:
+    """The attachments' bytes, once every one's declared content type and size say it is an image we may take:
+    nothing is downloaded while any of them would be refused."""
     limit = int(max_mb * MEGABYTE)
-    if attachment.size > limit:
-        raise _too_large(attachment, attachment.size, max_mb)
+    for attachment in attachments:
+        content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+        if not content_type.startswith("image/"):
+            raise UserError("discord.attachment.not_image", name=attachment.filename, content_type=content_type or "?")
+        if attachment.size > limit:
+            raise _too_large(attachment, attachment.size, max_mb)
+    return [await _download(attachment, limit, max_mb) for attachment in attachments]
+
+
+async def _download(attachment: discord.Attachment, limit: int, max_mb: float) -> bytes:
     try:
         data = await attachment.read()
     except discord.HTTPException:

@@ -35,6 +35,7 @@ from bots.discord.endpoints import point_at
 from bots.service import Actor
 from generation.engine import Engine
 from generation.models import KandinskyModels
+from storage.records import MessageLink
 
 if TYPE_CHECKING:
     from conftest import Launch, Stack
@@ -87,8 +88,19 @@ class Bot:
         return (await self.core.service.quota(self.actor(user_id))).images
 
     async def result_of(self, interaction: FakeInteraction) -> FakeMessage:
-        """The interaction's original response, once it shows a result."""
-        return await self.fake.wait_for(lambda: _with_files(self.fake.original(interaction)))
+        """The interaction's original response, once it shows a result and is linked to its job."""
+        message = await self.fake.wait_for(lambda: _with_files(self.fake.original(interaction)))
+        await self.link_of(message)
+        return message
+
+    async def link_of(self, message: FakeMessage) -> MessageLink:
+        """The job a result message shows: linked just after the message is posted, so polled."""
+        for _ in range(250):
+            link = await self.core.service.job_of_message("discord", str(message.channel_id), str(message.id))
+            if link is not None:
+                return link
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"message {message.id} is not linked to a job")
 
     async def refusal(self, interaction: FakeInteraction) -> str:
         """The ephemeral reply to an interaction (a refusal, or a lookup's answer)."""
@@ -167,8 +179,7 @@ async def test_imagine_defers_at_once_shows_progress_and_answers_with_the_images
     assert all(Image.open(io.BytesIO(fake.data_of(item))).size == (64, 64) for item in result.attachments)
     assert "a red cat" in result.content and "seed 7, 8" in result.content
     assert result.edits >= 2  # queued, then the result
-    link = await bot.core.service.job_of_message("discord", str(result.channel_id), str(result.id))
-    assert link is not None and link.job_id[:8] in result.content
+    assert (await bot.link_of(result)).job_id[:8] in result.content
     assert buttons(result) == ["reroll", "vary:0", "vary:1", "edit", "delete"]
     assert await bot.images_used(ALICE_ID) == 2
 
@@ -378,8 +389,7 @@ async def test_replying_to_a_result_or_using_the_menu_edits_it(start_bot: StartB
     answer = await fake.wait_for(lambda: next((m for m in fake.results() if m.reference == asked.id), None), timeout=15)
     assert "now in blue" in answer.content
     assert not any(m.reference == ignored.id for m in fake.messages.values())
-    link = await bot.core.service.job_of_message("discord", str(answer.channel_id), str(answer.id))
-    assert link is not None
+    link = await bot.link_of(answer)
     (bob_job,) = await bot.core.service.history(bot.actor(BOB_ID))
     assert link.job_id == bob_job.job_id and bob_job.operation == "img2img"
 
@@ -410,7 +420,7 @@ async def test_a_result_after_the_token_expired_is_posted_in_the_channel_with_a_
     (message,) = posted
     assert message.content.startswith(f"<@{ALICE_ID}> a slow cat") and message.mentions == [str(ALICE_ID)]
     assert message.interaction_id is None and buttons(message)[0] == "reroll"
-    assert await bot.core.service.job_of_message("discord", str(message.channel_id), str(message.id)) is not None
+    assert (await bot.link_of(message)).job_id[:8] in message.content
     original = fake.original(late)
     assert original is not None and original.loading, "an expired token cannot edit the deferred response"
 
@@ -510,7 +520,7 @@ async def test_a_restart_with_jobs_in_flight_delivers_each_result_once_and_old_b
     second = asyncio.create_task(start_bot(core=core))
     await asyncio.sleep(0)  # as in `easel run`: the listener is registered, the client not connected yet
     assert await core.service.redeliver() == 1, "the running job finished while the client was closed"
-    await second
+    restarted = await second
     await fake.wait_for(lambda: len(fake.results()) == 3)
 
     assert await settled(core), "every result is recorded as delivered"
@@ -520,7 +530,7 @@ async def test_a_restart_with_jobs_in_flight_delivers_each_result_once_and_old_b
         f"<@{BOB_ID}> waiting dog",
     ]
     earlier_id = earlier.custom_ids()[0].split(":")[2]
-    varied = await first.result_of(await fake.press(earlier, f"easel:vary:{earlier_id}:0", member=ALICE))
+    varied = await restarted.result_of(await fake.press(earlier, f"easel:vary:{earlier_id}:0", member=ALICE))
     assert "earlier owl" in varied.content
 
 
