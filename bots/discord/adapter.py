@@ -35,8 +35,10 @@ def intents(*, message_content: bool) -> discord.Intents:
 
 
 class EaselClient(discord.Client):
+    """Mentions are off unless a message names them: a prompt that says @everyone notifies nobody."""
+
     def __init__(self, settings: Settings, actions: Actions, delivery: Delivery, **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings
         self.actions = actions
         self.delivery = delivery

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ class FakeMessage:
     interaction_id: int | None = None
     deleted: bool = False
     edits: int = 0
-    mentions: list[str] = field(default_factory=list)
+    allowed_mentions: dict[str, Any] | None = None
 
     @property
     def ephemeral(self) -> bool:
@@ -76,6 +77,19 @@ class FakeMessage:
 
     def labels(self) -> list[str]:
         return [c.get("label", "") for row in self.components for c in row.get("components", [])]
+
+    def pings(self) -> set[str]:
+        """Whom Discord would notify: the mentions in the content that `allowed_mentions` lets through (every one
+        of them when it is absent)."""
+        users = set(re.findall(r"<@!?(\d+)>", self.content))
+        everyone = {"everyone"} if "@everyone" in self.content or "@here" in self.content else set()
+        allowed = self.allowed_mentions
+        if allowed is None:
+            return users | everyone
+        parse = allowed.get("parse", [])
+        if "users" not in parse:
+            users &= {str(user_id) for user_id in allowed.get("users", [])}
+        return users | (everyone if "everyone" in parse else set())
 
 
 @dataclass
@@ -491,7 +505,6 @@ class FakeDiscord:
             message = FakeMessage(self.snowflake(), channel_id, BOT_USER)
             reference = body.get("message_reference")
             message.reference = int(reference["message_id"]) if reference else None
-            message.mentions = [str(u) for u in (body.get("allowed_mentions") or {}).get("users", [])]
             self.messages[message.id] = message
             return _json(self.payload(self._edit(message, body, files)))
         target = self.messages.get(int(rest[0])) if rest else None
@@ -517,6 +530,8 @@ class FakeDiscord:
             message.content = body["content"] or ""
         if "components" in body:
             message.components = body["components"] or []
+        if "allowed_mentions" in body:
+            message.allowed_mentions = body["allowed_mentions"]
         if "attachments" in body or files:
             kept_ids = {str(item.get("id")) for item in body.get("attachments", [])}
             kept = [item for item in message.attachments if item["id"] in kept_ids]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,6 +41,7 @@ from storage.records import MessageLink
 if TYPE_CHECKING:
     from conftest import Launch, Stack
 
+TOKEN = "ODk5.fake-bot-token.for-wire-tests"
 ALICE_ID = 1001
 BOB_ID = 1002
 
@@ -139,7 +141,7 @@ async def start_bot(fake: FakeDiscord, stack: Launch, tmp_path: Path) -> AsyncIt
     async def start(core: Stack | None = None, generate: Any = None, **overrides: Any) -> Bot:
         if core is None:
             core = await stack(settings_for(fake, tmp_path, **overrides), generate)
-        adapter = DiscordAdapter(core.service, core.settings.discord, "fake-token", guild_ready_timeout=0.05)
+        adapter = DiscordAdapter(core.service, core.settings.discord, TOKEN, guild_ready_timeout=0.05)
         adapter.register()
         task = asyncio.create_task(adapter.run())
         bot = Bot(fake, core, adapter, task)
@@ -167,7 +169,10 @@ def settings_for(fake: FakeDiscord, root: Path, queue: dict[str, Any] | None = N
     )
 
 
-async def test_imagine_defers_at_once_shows_progress_and_answers_with_the_images(start_bot: StartBot) -> None:
+async def test_imagine_defers_at_once_shows_progress_and_answers_with_the_images(
+    start_bot: StartBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     bot = await start_bot()
     fake = bot.fake
     interaction = await fake.command("imagine", {"prompt": "a red cat", "count": 2, "seed": 7}, member=ALICE)
@@ -178,10 +183,12 @@ async def test_imagine_defers_at_once_shows_progress_and_answers_with_the_images
     assert len(result.attachments) == 2
     assert all(Image.open(io.BytesIO(fake.data_of(item))).size == (64, 64) for item in result.attachments)
     assert "a red cat" in result.content and "seed 7, 8" in result.content
+    assert result.pings() == set()
     assert result.edits >= 2  # queued, then the result
     assert (await bot.link_of(result)).job_id[:8] in result.content
     assert buttons(result) == ["reroll", "vary:0", "vary:1", "edit", "delete"]
     assert await bot.images_used(ALICE_ID) == 2
+    assert "logging in using static token" in caplog.text and TOKEN not in caplog.text, "the token is never logged"
 
 
 async def test_the_endpoints_discord_py_offers_no_setting_for_still_exist_and_follow_the_settings(
@@ -328,6 +335,8 @@ async def test_buttons_reroll_vary_edit_and_delete_by_job_id(start_bot: StartBot
 
     two = await bot.result_of(await fake.command("imagine", {"prompt": "two dogs", "count": 2}, member=ALICE))
     two_id = two.custom_ids()[0].split(":")[2]
+    second_image = await bot.result_of(await fake.press(two, f"easel:vary:{two_id}:1", member=ALICE))
+    assert "two dogs" in second_image.content
     form = await fake.press(two, f"easel:edit:{two_id}", member=ALICE)
     await fake.wait_for(lambda: form.modal)
     assert "no image 3" in await bot.refusal(await fake.submit_modal(form, ["hats", "3"], member=ALICE))
@@ -414,11 +423,13 @@ async def test_without_the_message_content_intent_the_bot_connects_without_it(
 async def test_a_result_after_the_token_expired_is_posted_in_the_channel_with_a_mention(start_bot: StartBot) -> None:
     bot = await start_bot()
     fake = bot.fake
-    late = await fake.command("imagine", {"prompt": "a slow cat"}, member=ALICE, age=timedelta(minutes=16))
+    prompt = f"a slow cat @everyone <@{BOB_ID}>"
+    late = await fake.command("imagine", {"prompt": prompt}, member=ALICE, age=timedelta(minutes=16))
 
     posted = await fake.wait_for(lambda: fake.results())
     (message,) = posted
-    assert message.content.startswith(f"<@{ALICE_ID}> a slow cat") and message.mentions == [str(ALICE_ID)]
+    assert message.content.startswith(f"<@{ALICE_ID}> {prompt}")
+    assert message.pings() == {str(ALICE_ID)}, "only the owner is notified, whatever the prompt says"
     assert message.interaction_id is None and buttons(message)[0] == "reroll"
     assert (await bot.link_of(message)).job_id[:8] in message.content
     original = fake.original(late)
