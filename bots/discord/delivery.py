@@ -59,11 +59,11 @@ class Delivery:
             await self._final(event)
 
     async def _final(self, event: JobEvent) -> None:
+        """One delivery per job at a time; its lock is dropped once it is delivered (a call still waiting on it
+        then finds the job delivered), and kept while delivery keeps failing."""
         lock = self._locks.setdefault(event.job_id, asyncio.Lock())
-        try:
-            async with lock:
-                if event.job_id in self._delivered:
-                    return
+        async with lock:
+            if event.job_id not in self._delivered:
                 client = await self._ready_client()
                 if event.kind == "done":
                     await self._result(client, event)
@@ -71,9 +71,7 @@ class Delivery:
                     key = "failed" if event.kind == "failed" else "cancelled"
                     await self._notice(client, event, render(key, event.language, job_id=short_id(event.job_id)))
                 self._remember(event.job_id)
-        finally:
-            if not lock.locked():
-                self._locks.pop(event.job_id, None)
+            self._locks.pop(event.job_id, None)
 
     async def _ready_client(self) -> discord.Client:
         client = self.client

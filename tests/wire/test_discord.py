@@ -33,7 +33,7 @@ from bots.cli import main
 from bots.config import Settings, load_settings
 from bots.discord.adapter import DiscordAdapter
 from bots.discord.endpoints import point_at
-from bots.service import Actor
+from bots.service import Actor, JobEvent
 from generation.engine import Engine
 from generation.models import KandinskyModels
 from storage.records import MessageLink
@@ -473,6 +473,19 @@ async def test_two_users_at_once_each_get_their_own_result(start_bot: StartBot) 
         (job,) = await bot.core.service.history(bot.actor(user_id))
         assert job.prompt == prompt and job.job_id[:8] in result.content and prompt in result.content
     assert len(fake.results()) == 2
+
+
+async def test_a_result_announced_again_is_not_posted_again(start_bot: StartBot) -> None:
+    """The core may announce a final event twice (a redelivery racing a job that just finished)."""
+    bot = await start_bot()
+    fake = bot.fake
+    result = await bot.result_of(await fake.command("imagine", {"prompt": "a cat"}, member=ALICE))
+    (job,) = await bot.core.service.history(bot.actor(ALICE_ID))
+    again = JobEvent("done", job.job_id, "discord", str(CHANNEL_ID), str(ALICE_ID), None, job.prompt, files=job.files)
+
+    await asyncio.gather(bot.adapter.delivery.on_event(again), bot.adapter.delivery.on_event(again))
+
+    assert fake.results() == [result]
 
 
 async def test_a_channel_that_refuses_the_bot_loses_nothing(start_bot: StartBot) -> None:
