@@ -17,8 +17,6 @@ from bots.texts import render
 
 MAX_TEXT_INPUT = 4000
 
-ButtonStyle = discord.ButtonStyle
-
 
 class JobActions(Protocol):
     async def on_button(self, interaction: discord.Interaction, action: str, job_id: str, index: int | None) -> None:
@@ -59,14 +57,18 @@ class JobButton(
 def status_view(job_id: str, language: str | None) -> discord.ui.View:
     """Under a job that waits or draws: Cancel."""
     view = discord.ui.View(timeout=None)
-    view.add_item(JobButton("cancel", job_id, label=render("button.cancel", language), style=ButtonStyle.danger))
+    view.add_item(
+        JobButton("cancel", job_id, label=render("button.cancel", language), style=discord.ButtonStyle.danger)
+    )
     return view
 
 
 def result_view(job_id: str, count: int, language: str | None) -> discord.ui.View:
     """Under a result: Reroll, Variations (one per image when there are several), Edit, Delete."""
     view = discord.ui.View(timeout=None)
-    view.add_item(JobButton("reroll", job_id, label=render("button.reroll", language), style=ButtonStyle.primary))
+    view.add_item(
+        JobButton("reroll", job_id, label=render("button.reroll", language), style=discord.ButtonStyle.primary)
+    )
     if count == 1:
         view.add_item(JobButton("vary", job_id, 0, label=render("button.variations", language)))
     else:
@@ -74,7 +76,9 @@ def result_view(job_id: str, count: int, language: str | None) -> discord.ui.Vie
             label = render("button.variation_of", language, number=index + 1)
             view.add_item(JobButton("vary", job_id, index, label=label))
     view.add_item(JobButton("edit", job_id, label=render("button.edit", language)))
-    view.add_item(JobButton("delete", job_id, label=render("button.delete", language), style=ButtonStyle.danger))
+    view.add_item(
+        JobButton("delete", job_id, label=render("button.delete", language), style=discord.ButtonStyle.danger)
+    )
     return view
 
 

@@ -559,15 +559,23 @@ async def test_a_restart_with_jobs_in_flight_delivers_each_result_once_and_old_b
 
 
 async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
-    fake: FakeDiscord, start_bot: StartBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake: FakeDiscord,
+    start_bot: StartBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
         f'[model]\npreset = "tiny"\n[discord]\napi_base_url = "{fake.api_base_url}"\nguild_ids = [{GUILD_ID}]\n'
     )
-    monkeypatch.setenv("DISCORD_BOT_TOKEN", "fake-token")
+    monkeypatch.delenv("DISCORD_BOT_TOKEN", raising=False)
+    assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 1
+    assert "DISCORD_BOT_TOKEN is not set" in capsys.readouterr().err
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
 
     assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
+    assert "synced 9 Discord commands in guilds" in capsys.readouterr().out
 
     names = {command["name"] for command in fake.commands[GUILD_ID]}
     assert names == {"imagine", "edit", "inpaint", "mix", "history", "quota", "queue", "cancel", "Edit image"}
