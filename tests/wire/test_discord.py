@@ -346,9 +346,11 @@ async def test_buttons_reroll_vary_edit_and_delete_by_job_id(start_bot: StartBot
 
 
 def gated(engine: Engine, gate: threading.Event) -> Any:
-    """The tiny engine, held until `gate` opens: a job that stays running while the test looks at it."""
+    """The tiny engine, held at 50% until `gate` opens: a job that stays running while the test looks at it."""
 
     def generate(batch: Any, on_progress: Any, should_cancel: Any) -> Any:
+        if not gate.is_set():
+            on_progress(0.5)
         gate.wait(30)
         return engine.generate(batch, on_progress, should_cancel)
 
@@ -360,7 +362,7 @@ async def test_cancel_queue_quota_and_history(start_bot: StartBot, tiny_models: 
     bot = await start_bot(generate=gated(Engine(tiny_models), gate), queue={"max_batch_images": 1})
     fake = bot.fake
     running = await fake.command("imagine", {"prompt": "first"}, member=ALICE)
-    await fake.wait_for(lambda: (m := fake.original(running)) and m.content.startswith("Drawing"))
+    await fake.wait_for(lambda: (m := fake.original(running)) and m.content == "Drawing your image… 50%")
     waiting = await fake.command("imagine", {"prompt": "second"}, member=ALICE)
     status = await fake.wait_for(lambda: (m := fake.original(waiting)) and m.content.startswith("Queued") and m)
     assert buttons(status) == ["cancel"]
