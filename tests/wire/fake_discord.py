@@ -75,9 +75,6 @@ class FakeMessage:
         walk(self.components)
         return found
 
-    def labels(self) -> list[str]:
-        return [c.get("label", "") for row in self.components for c in row.get("components", [])]
-
     def pings(self) -> set[str]:
         """Whom Discord would notify: the mentions in the content that `allowed_mentions` lets through (every one
         of them when it is absent)."""

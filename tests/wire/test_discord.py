@@ -104,7 +104,7 @@ class Bot:
             await asyncio.sleep(0.02)
         raise AssertionError(f"message {message.id} is not linked to a job")
 
-    async def refusal(self, interaction: FakeInteraction) -> str:
+    async def ephemeral_reply(self, interaction: FakeInteraction) -> str:
         """The ephemeral reply to an interaction (a refusal, or a lookup's answer)."""
         message = await self.fake.wait_for(
             lambda: next((m for m in self.fake.replies_to(interaction) if m.ephemeral and m.content), None),
@@ -135,7 +135,8 @@ StartBot = Callable[..., Awaitable[Bot]]
 
 @pytest.fixture
 async def start_bot(fake: FakeDiscord, stack: Launch, tmp_path: Path) -> AsyncIterator[StartBot]:
-    """`await start_bot(settings=None, core=None, **discord_settings)`: the adapter connected to the fake."""
+    """`await start_bot(core=None, generate=None, queue=None, **discord_settings)`: the adapter, connected to the
+    fake, over `core` or over a new core with these settings."""
     bots: list[Bot] = []
 
     async def start(core: Stack | None = None, generate: Any = None, **overrides: Any) -> Bot:
@@ -246,7 +247,7 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
     }
 
     for expected, interaction in refused.items():
-        reply = await bot.refusal(interaction)
+        reply = await bot.ephemeral_reply(interaction)
         assert expected in reply, (expected, reply)
         public = [m for m in fake.replies_to(interaction) if not m.ephemeral and not m.deleted]
         assert not public, "a refusal is seen only by the one who asked"
@@ -327,10 +328,10 @@ async def test_buttons_reroll_vary_edit_and_delete_by_job_id(start_bot: StartBot
     assert varied.attachments
 
     not_yours = await fake.press(first, f"easel:delete:{job_id}", member=BOB)
-    assert "belongs to someone else" in await bot.refusal(not_yours)
+    assert "belongs to someone else" in await bot.ephemeral_reply(not_yours)
     assert not first.deleted
     deleted = await fake.press(first, f"easel:delete:{job_id}", member=ALICE)
-    assert "Deleted job" in await bot.refusal(deleted)
+    assert "Deleted job" in await bot.ephemeral_reply(deleted)
     assert first.deleted
 
     two = await bot.result_of(await fake.command("imagine", {"prompt": "two dogs", "count": 2}, member=ALICE))
@@ -339,7 +340,7 @@ async def test_buttons_reroll_vary_edit_and_delete_by_job_id(start_bot: StartBot
     assert "two dogs" in second_image.content
     form = await fake.press(two, f"easel:edit:{two_id}", member=ALICE)
     await fake.wait_for(lambda: form.modal)
-    assert "no image 3" in await bot.refusal(await fake.submit_modal(form, ["hats", "3"], member=ALICE))
+    assert "no image 3" in await bot.ephemeral_reply(await fake.submit_modal(form, ["hats", "3"], member=ALICE))
     form = await fake.press(two, f"easel:edit:{two_id}", member=ALICE)
     await fake.wait_for(lambda: form.modal)
     assert "hats" in (await bot.result_of(await fake.submit_modal(form, ["hats", "2"], member=ALICE))).content
@@ -367,25 +368,25 @@ async def test_cancel_queue_quota_and_history(start_bot: StartBot, tiny_models: 
     status = await fake.wait_for(lambda: (m := fake.original(waiting)) and m.content.startswith("Queued") and m)
     assert buttons(status) == ["cancel"]
 
-    queue = await bot.refusal(await fake.command("queue", member=ALICE))
+    queue = await bot.ephemeral_reply(await fake.command("queue", member=ALICE))
     assert "drawing now · first" in queue and "number 1 in line" in queue and "second" in queue
-    assert "someone else" in await bot.refusal(await fake.press(status, status.custom_ids()[0], member=BOB))
-    removed = await bot.refusal(await fake.press(status, status.custom_ids()[0], member=ALICE))
+    assert "someone else" in await bot.ephemeral_reply(await fake.press(status, status.custom_ids()[0], member=BOB))
+    removed = await bot.ephemeral_reply(await fake.press(status, status.custom_ids()[0], member=ALICE))
     assert "removed from the queue" in removed
     await fake.wait_for(lambda: "was cancelled" in status.content and not status.components)
 
-    stopping = await bot.refusal(await fake.command("cancel", member=ALICE))
+    stopping = await bot.ephemeral_reply(await fake.command("cancel", member=ALICE))
     assert "will stop at its next step" in stopping
     gate.set()
     first = fake.original(running)
     assert first is not None
     await fake.wait_for(lambda: "was cancelled" in first.content)
 
-    quota = await bot.refusal(await fake.command("quota", member=ALICE))
+    quota = await bot.ephemeral_reply(await fake.command("quota", member=ALICE))
     assert "made 0 of 100 images" in quota
-    history = await bot.refusal(await fake.command("history", member=ALICE))
+    history = await bot.ephemeral_reply(await fake.command("history", member=ALICE))
     assert history.count("cancelled") == 2
-    nothing = await bot.refusal(await fake.command("cancel", {"job": "zzzz"}, member=ALICE))
+    nothing = await bot.ephemeral_reply(await fake.command("cancel", {"job": "zzzz"}, member=ALICE))
     assert "There is no job zzzz" in nothing
 
 
@@ -409,7 +410,7 @@ async def test_replying_to_a_result_or_using_the_menu_edits_it(start_bot: StartB
     assert "in green" in (await bot.result_of(await fake.submit_modal(menu, ["in green"], member=ALICE))).content
     wrong = await fake.message_command("Edit image", chatter, member=ALICE)
     await fake.wait_for(lambda: wrong.modal)
-    assert "not one of my images" in await bot.refusal(await fake.submit_modal(wrong, ["x"], member=ALICE))
+    assert "not one of my images" in await bot.ephemeral_reply(await fake.submit_modal(wrong, ["x"], member=ALICE))
 
 
 async def test_without_the_message_content_intent_the_bot_connects_without_it(
