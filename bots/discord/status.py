@@ -47,11 +47,11 @@ class Status:
     async def show(
         self, text: str, view: discord.ui.View | None = None, uploads: Sequence[Upload] = ()
     ) -> discord.Message:
-        files = {"attachments": [upload.file() for upload in uploads]} if uploads else {}
+        attachments = [upload.file() for upload in uploads] if uploads else discord.utils.MISSING
         if self.interaction is not None:
-            return await self.interaction.edit_original_response(content=text, view=view, **files)
+            return await self.interaction.edit_original_response(content=text, view=view, attachments=attachments)
         assert self.message is not None
-        return await self.message.edit(content=text, view=view, **files)
+        return await self.message.edit(content=text, view=view, attachments=attachments)
 
 
 @dataclass

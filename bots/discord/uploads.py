@@ -76,4 +76,6 @@ def fit_upload(path: Path, limit: int) -> Upload:
                 return Upload(buffer.getvalue(), f"{path.stem}.webp")
         if min(image.size) <= _MIN_SIDE:
             raise ValueError(f"{path.name} cannot be made to fit in {limit} bytes")
-        image = image.resize((max(1, int(image.width * _SHRINK)), max(1, int(image.height * _SHRINK))), Image.LANCZOS)
+        image = image.resize(
+            (max(1, int(image.width * _SHRINK)), max(1, int(image.height * _SHRINK))), Image.Resampling.LANCZOS
+        )

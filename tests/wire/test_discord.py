@@ -8,7 +8,7 @@ import io
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -130,7 +130,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
     await server.close()
 
 
-StartBot = Callable[..., Awaitable[Bot]]
+StartBot = Callable[..., Coroutine[Any, Any, Bot]]
 
 
 @pytest.fixture
@@ -268,8 +268,8 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
     (job,) = await bot.core.service.history(bot.actor(ALICE_ID))
     stored = await bot.core.db.get_job(job.job_id)
     assert stored is not None
-    expected = {"steps": 3, "prior_steps": 3, "guidance_scale": 5.5, "negative_prompt": "dogs", "width": 64}
-    assert {key: stored.parameters[key] for key in expected} == expected
+    chosen = {"steps": 3, "prior_steps": 3, "guidance_scale": 5.5, "negative_prompt": "dogs", "width": 64}
+    assert {key: stored.parameters[key] for key in chosen} == chosen
 
 
 async def test_edit_inpaint_and_mix_take_attachments(start_bot: StartBot) -> None:
