@@ -269,7 +269,8 @@ class Actions:
 
     async def _start_job(self, interaction: discord.Interaction, start: StartJob, job_id: str | None = None) -> None:
         """Defer publicly, start the job, and make the deferred response its status message."""
-        if not await _defer(interaction, ephemeral=False):
+        deferred = await _defer(interaction, ephemeral=False)
+        if deferred is None:
             return
         actor, place = actor_of(interaction), place_of(interaction)
         try:
@@ -278,7 +279,7 @@ class Actions:
         except Exception as error:
             await self._refuse(interaction, error, short_id(job_id) if job_id else str(interaction.id), public=True)
             return
-        self._track(receipt, Status(interaction=interaction), actor.language)
+        self._track(receipt, Status(interaction=interaction, response_id=deferred.message_id), actor.language)
 
     def _track(self, receipt: Receipt, status: Status, language: str | None) -> None:
         self.board.track(receipt.job_id, status)
@@ -292,7 +293,7 @@ class Actions:
         job_id: str | None = None,
     ) -> None:
         """Defer ephemerally, then answer with what `produce` says, or with the refusal."""
-        if not await _defer(interaction, ephemeral=True):
+        if await _defer(interaction, ephemeral=True) is None:
             return
         actor = actor_of(interaction)
         try:
@@ -399,13 +400,15 @@ def _check_permissions(interaction: discord.Interaction) -> None:
         raise UserError("discord.missing_permissions", permissions=", ".join(missing))
 
 
-async def _defer(interaction: discord.Interaction, *, ephemeral: bool) -> bool:
+async def _defer(
+    interaction: discord.Interaction, *, ephemeral: bool
+) -> discord.InteractionCallbackResponse[discord.Client] | None:
+    """The acknowledgement, or None when Discord refused it (expired, or answered elsewhere): nothing can be said."""
     try:
-        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-    except discord.HTTPException as error:  # expired or answered elsewhere: nothing can be said any more
+        return await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+    except discord.HTTPException as error:
         log.warning("could not acknowledge interaction %s: %s", interaction.id, error)
-        return False
-    return True
+        return None
 
 
 async def _quietly(call: Awaitable[Any]) -> None:

@@ -98,6 +98,8 @@ class Delivery:
             caption = result_caption(event, MESSAGE_LIMIT - MENTION_ROOM)
             text = render("discord.late_result", event.language, mention=f"<@{event.user_id}>", caption=caption)
             message = await _post(client, event, text, view, uploads)
+            if status is not None:
+                await status.discard(client)
         output_index = 0 if len(uploads) == 1 else None
         try:
             await self.service.link_message(PLATFORM, event.channel_id, str(message.id), event.job_id, output_index)
@@ -109,6 +111,8 @@ class Delivery:
         if await self._in_status(status, text, None, ()) is None:
             late = render("discord.late_notice", event.language, mention=f"<@{event.user_id}>", text=text)
             await _post(client, event, late, None, ())
+            if status is not None:
+                await status.discard(client)
 
     async def _in_status(
         self, status: Status | None, text: str, view: discord.ui.View | None, uploads: Sequence[Upload]

@@ -31,6 +31,8 @@ class Status:
 
     interaction: discord.Interaction | None = None
     message: discord.Message | None = None
+    response_id: int | None = None
+    """The deferred response's message id, so it can still be removed through its channel once the token is gone."""
 
     @property
     def upload_limit(self) -> int:
@@ -52,6 +54,16 @@ class Status:
             return await self.interaction.edit_original_response(content=text, view=view, attachments=attachments)
         assert self.message is not None
         return await self.message.edit(content=text, view=view, attachments=attachments)
+
+    async def discard(self, client: discord.Client) -> None:
+        """Remove a status message that can no longer be edited, once its job was answered in the channel."""
+        if self.interaction is None or self.interaction.channel_id is None or self.response_id is None:
+            return
+        channel = client.get_partial_messageable(self.interaction.channel_id)
+        try:
+            await channel.get_partial_message(self.response_id).delete()
+        except discord.HTTPException as error:
+            log.info("could not remove the stale status message %s: %s", self.response_id, error)
 
 
 @dataclass

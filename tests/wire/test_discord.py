@@ -436,7 +436,8 @@ async def test_a_result_after_the_token_expired_is_posted_in_the_channel_with_a_
     assert message.interaction_id is None and buttons(message)[0] == "reroll"
     assert (await bot.link_of(message)).job_id[:8] in message.content
     original = fake.original(late)
-    assert original is not None and original.loading, "an expired token cannot edit the deferred response"
+    assert original is not None and original.loading and original.edits == 0, "an expired token cannot edit it"
+    await fake.wait_for(lambda: original.deleted, what="the stale deferred response removed through the channel")
 
 
 async def test_a_result_over_the_upload_limit_is_re_encoded_to_fit(start_bot: StartBot) -> None:
