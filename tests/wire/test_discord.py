@@ -122,6 +122,14 @@ def _with_files(message: FakeMessage | None) -> FakeMessage | None:
     return message if message is not None and message.attachments and not message.deleted else None
 
 
+@pytest.fixture(autouse=True)
+def _endpoints_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapter points discord.py's class attributes at the fake; each test gets the originals back."""
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    gateway = discord.gateway.DiscordWebSocket
+    monkeypatch.setattr(gateway, "DEFAULT_GATEWAY", gateway.DEFAULT_GATEWAY)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
     server = FakeDiscord()
@@ -201,6 +209,15 @@ async def test_the_endpoints_discord_py_offers_no_setting_for_still_exist_and_fo
     point_at(settings_for(fake, tmp_path).discord)
     assert discord.http.Route("GET", "/users/@me").url == f"{fake.api_base_url}/users/@me"
     assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == fake.gateway_url
+
+
+async def test_pointing_discord_py_elsewhere_fails_loudly_once_it_lacks_the_attribute(
+    fake: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY")
+
+    with pytest.raises(RuntimeError, match="DiscordWebSocket.DEFAULT_GATEWAY"):
+        point_at(settings_for(fake, tmp_path).discord)
 
 
 async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with_nothing_queued(
