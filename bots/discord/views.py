@@ -16,6 +16,8 @@ import discord
 from bots.texts import render
 
 MAX_TEXT_INPUT = 4000
+MODAL_TIMEOUT_SECONDS = 15 * 60
+"""An edit form left open longer is forgotten, so forms that are never sent do not pile up in memory."""
 
 
 class JobActions(Protocol):
@@ -90,7 +92,7 @@ class EditModal(discord.ui.Modal):
     """Asks for the new prompt (and which image, when there are several); needs no message-content intent."""
 
     def __init__(self, submit: EditSubmit, *, count: int, max_prompt_length: int, language: str | None) -> None:
-        super().__init__(title=render("discord.modal.title", language))
+        super().__init__(title=render("discord.modal.title", language), timeout=MODAL_TIMEOUT_SECONDS)
         self._submit = submit
         self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
             label=render("discord.modal.prompt", language),
