@@ -100,7 +100,8 @@ class DiscordAdapter:
             intents=intents(message_content=message_content),
             guild_ready_timeout=self._guild_ready_timeout,
         )
-        self.client = self.delivery.client = client
+        self.client = client
+        self.delivery.attach(client)
         try:
             await client.start(self._token)
         finally:

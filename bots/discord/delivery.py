@@ -43,8 +43,16 @@ class Delivery:
         self.board = board
         self.client: discord.Client | None = None
         self.ready = asyncio.Event()
+        self._connect_deadline = 0.0
         self._delivered: OrderedDict[str, None] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
+
+    def attach(self, client: discord.Client) -> None:
+        """A client is starting: results wait for it to connect, all together no longer than READY_TIMEOUT_SECONDS,
+        so that a start-up with many undelivered results and no connection does not hang."""
+        self.client = client
+        self.ready.clear()
+        self._connect_deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_SECONDS
 
     async def on_event(self, event: JobEvent) -> None:
         language = event.language
@@ -77,10 +85,12 @@ class Delivery:
         client = self.client
         if client is None or client.is_closed():
             raise ClientClosed("the Discord client is not running")
-        try:
-            await asyncio.wait_for(self.ready.wait(), READY_TIMEOUT_SECONDS)
-        except TimeoutError:
-            raise ClientClosed("the Discord client did not connect in time") from None
+        if not self.ready.is_set():
+            remaining = self._connect_deadline - asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(self.ready.wait(), max(remaining, 0.0))
+            except TimeoutError:
+                raise ClientClosed("the Discord client is not connected") from None
         return client
 
     async def _result(self, client: discord.Client, event: JobEvent) -> None:

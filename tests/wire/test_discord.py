@@ -31,8 +31,10 @@ from PIL import Image
 
 from bots.cli import main
 from bots.config import Settings, load_settings
+from bots.discord import delivery as delivery_module
 from bots.discord.adapter import DiscordAdapter
 from bots.discord.endpoints import point_at
+from bots.discord.status import StatusBoard
 from bots.service import Actor, JobEvent
 from generation.engine import Engine
 from generation.models import KandinskyModels
@@ -507,6 +509,21 @@ async def test_a_result_announced_again_is_not_posted_again(start_bot: StartBot)
     await asyncio.gather(bot.adapter.delivery.on_event(again), bot.adapter.delivery.on_event(again))
 
     assert fake.results() == [result]
+
+
+async def test_a_result_with_no_connected_client_is_left_for_a_later_delivery(
+    stack: Launch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery_module, "READY_TIMEOUT_SECONDS", 0.0)
+    core = await stack()
+    delivery = delivery_module.Delivery(core.service, StatusBoard(0.0))
+    done = JobEvent("done", "0" * 32, "discord", str(CHANNEL_ID), str(ALICE_ID), None, "a cat", files=(tmp_path,))
+
+    with pytest.raises(delivery_module.ClientClosed, match="not running"):
+        await delivery.on_event(done)
+    delivery.attach(discord.Client(intents=discord.Intents.none()))
+    with pytest.raises(delivery_module.ClientClosed, match="not connected"):
+        await delivery.on_event(done)
 
 
 async def test_a_channel_that_refuses_the_bot_loses_nothing(start_bot: StartBot) -> None:
