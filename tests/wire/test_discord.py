@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import re
+import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from bots.discord import delivery as delivery_module
 from bots.discord.adapter import DiscordAdapter
 from bots.discord.endpoints import point_at
 from bots.discord.status import StatusBoard
+from bots.run import serve
 from bots.service import Actor, JobEvent
 from generation.engine import Engine
 from generation.models import KandinskyModels
@@ -200,6 +203,27 @@ async def test_imagine_defers_at_once_shows_progress_and_answers_with_the_images
     assert buttons(result) == ["reroll", "vary:0", "vary:1", "edit", "delete"]
     assert await bot.images_used(ALICE_ID) == 2
     assert "logging in using static token" in caplog.text and TOKEN not in caplog.text, "the token is never logged"
+
+
+async def test_easel_run_serves_discord_until_it_is_signalled(
+    fake: FakeDiscord, tmp_path: Path, tiny_models: KandinskyModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    environ = {"DISCORD_BOT_TOKEN": TOKEN}
+    generate = Engine(tiny_models).generate
+    service = asyncio.create_task(
+        serve(settings_for(fake, tmp_path), console=False, generate=generate, environ=environ)
+    )
+    await fake.wait_for(lambda: fake.identifies, what="the client connecting")
+
+    interaction = await fake.command("imagine", {"prompt": "a served cat"}, member=ALICE)
+    result = await fake.wait_for(lambda: _with_files(fake.original(interaction)))
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(service, timeout=30)
+
+    assert "a served cat" in result.content
+    assert "discord adapter started" in caplog.text and "stopped" in caplog.text
+    assert TOKEN not in caplog.text
 
 
 async def test_the_endpoints_discord_py_offers_no_setting_for_still_exist_and_follow_the_settings(
