@@ -106,6 +106,8 @@ MESSAGES: dict[str, str] = {
         "Discord sent /{command} with options that do not match the bot's; its commands need to be synced again."
     ),
     "discord.mix_too_few": "A mix needs at least {minimum} images; this one has {count}.",
+    "discord.bad_weights": "The weights must be numbers separated by commas, such as 0.6,0.4; got {value!r}.",
+    "discord.bad_image_number": "Which image? A number from 1 to {count}; got {value!r}.",
     "discord.late_result": "{mention} {caption}",
     "discord.late_notice": "{mention} {text}",
     "history.empty": "You have no images yet.",

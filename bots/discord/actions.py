@@ -424,29 +424,23 @@ def _given(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-def _size(size: str | None) -> dict[str, int]:
-    if not size:
-        return {}
-    width, _, height = size.partition("x")
-    return {"width": int(width), "height": int(height)}
+def _size(size: str | None) -> dict[str, Any]:
+    """A size choice, read by the shared parser (a forged payload may hold anything)."""
+    return parse_prompt("--size " + "".join(size.split())).options if size else {}
 
 
 def _weights(text: str) -> list[float]:
     try:
         return [float(part) for part in text.split(",")]
     except ValueError:
-        raise UserError(
-            "request.bad_option", option="weights", expected="numbers separated by commas", value=text
-        ) from None
+        raise UserError("discord.bad_weights", value=text) from None
 
 
 def _image_index(number: str, count: int) -> int:
     try:
         return int(number.strip() or "1") - 1
     except ValueError:
-        raise UserError(
-            "request.bad_option", option="#", expected=f"a number from 1 to {count}", value=number
-        ) from None
+        raise UserError("discord.bad_image_number", value=number, count=count) from None
 
 
 def _fenced(lines: list[str]) -> str:

@@ -257,6 +257,7 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
         "steps": await fake.command("imagine", {"prompt": "a cat", "steps": 1000}, member=ALICE),
         "count": await fake.command("imagine", {"prompt": "a cat", "count": 9}, member=ALICE),
         "--size": await fake.command("imagine", {"prompt": "a cat --size big"}, member=ALICE),
+        "got 'huge'": await fake.command("imagine", {"prompt": "a cat", "size": "huge"}, member=ALICE),
         "not an image": await fake.command(
             "edit",
             {"prompt": "blue"},
@@ -281,7 +282,7 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
         "at least 2 images; this one has 1": await fake.command(
             "mix", {"prompt": "cats"}, member=ALICE, attachments={"image1": picture}
         ),
-        "weights needs numbers": await fake.command(
+        "weights must be numbers": await fake.command(
             "mix", {"weights": "a lot"}, member=ALICE, attachments={"image1": picture, "image2": picture}
         ),
         "attach_files": await fake.command(
@@ -384,6 +385,10 @@ async def test_buttons_reroll_vary_edit_and_delete_by_job_id(start_bot: StartBot
     form = await fake.press(two, f"easel:edit:{two_id}", member=ALICE)
     await fake.wait_for(lambda: form.modal)
     assert "no image 3" in await bot.ephemeral_reply(await fake.submit_modal(form, ["hats", "3"], member=ALICE))
+    form = await fake.press(two, f"easel:edit:{two_id}", member=ALICE)
+    await fake.wait_for(lambda: form.modal)
+    not_a_number = await bot.ephemeral_reply(await fake.submit_modal(form, ["hats", "x"], member=ALICE))
+    assert "A number from 1 to 2; got 'x'" in not_a_number
     form = await fake.press(two, f"easel:edit:{two_id}", member=ALICE)
     await fake.wait_for(lambda: form.modal)
     assert "hats" in (await bot.result_of(await fake.submit_modal(form, ["hats", "2"], member=ALICE))).content
