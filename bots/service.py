@@ -383,7 +383,15 @@ class Service:
                 continue
             await self._route_stored(job)
             kind = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}[job.state]
-            await self._emit(kind, job.id, error_key=job.error_code, delivery_attempts=job.delivery_attempts)
+            outputs = await self.db.outputs_of(job.id)
+            await self._emit(
+                kind,
+                job.id,
+                error_key=job.error_code,
+                delivery_attempts=job.delivery_attempts,
+                files=tuple(self.files.path_of(output.path) for output in outputs),
+                seeds=tuple(output.seed for output in outputs),
+            )
             count += 1
         return count
 

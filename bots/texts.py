@@ -110,6 +110,44 @@ MESSAGES: dict[str, str] = {
     "discord.bad_image_number": "Which image? A number from 1 to {count}; got {value!r}.",
     "discord.late_result": "{mention} {caption}",
     "discord.late_notice": "{mention} {text}",
+    "usage.imagine": "Tell me what to draw, for example: /imagine a lighthouse at dawn --size 768x512",
+    "upload.not_an_image": "That file is not an image; please send a photo or a picture file (PNG, JPEG, WebP).",
+    "upload.too_large": "That file is {size_mb} MB; I can take files up to {limit_mb} MB.",
+    "upload.failed": "I could not fetch that file; please send it again.",
+    "album.too_many": "An album can mix {limit} pictures at most; this one has {count}.",
+    "telegram.help": (
+        "Send me a description in any language and I will draw it. Options may follow it:\n"
+        "  --size 768x512  --steps 30  --seed 42  --count 2  --guidance 5  --neg blurry, dark\n\n"
+        "A photo with a caption: I redraw the photo after the caption (--strength 0.3 keeps more of it).\n"
+        "Reply to one of my images with new words to change it.\n"
+        "/edit prompt, in reply to any photo: the same.\n"
+        "/inpaint prompt, in reply to a photo, sent with a second picture: white in the second one is repainted; "
+        "or /inpaint --region X,Y,W,H prompt (in percent); or a PNG file whose transparent pixels mark what "
+        "to repaint, with the prompt as its caption.\n"
+        "An album of 2-4 photos mixes them; its caption is mixed in as text, --weights 0.5,0.3,0.2 sets shares.\n"
+        "Buttons under each image: Reroll (new seed), Variations, Edit.\n\n"
+        "/history your recent images · /queue your waiting requests · /quota what is left today\n"
+        "/cancel [id] stop a request · /settings --size 512x512 --steps 30 your own defaults (/settings reset)\n"
+        "In groups, mention me, reply to me, or use /imagine."
+    ),
+    "telegram.photo_needs_caption": "Add a caption saying what to draw, and I will redraw the photo after it.",
+    "telegram.reply_to_photo": "Send {command} with a photo, or as a reply to one, followed by a prompt.",
+    "telegram.mix_usage": (
+        "To mix pictures, send 2 to 4 photos as one album. Its caption (optional) is mixed in as text, "
+        "and --weights 0.5,0.5 sets each item's share."
+    ),
+    "telegram.unknown_command": "I do not know {command}. Send /help to see what I can do.",
+    "telegram.unsupported": "I work with text, photos and picture files. Send /help to see how.",
+    "telegram.command.imagine": "Draw an image from a description",
+    "telegram.command.edit": "Redraw a photo after a prompt (reply to it)",
+    "telegram.command.inpaint": "Repaint part of a photo (reply to it)",
+    "telegram.command.mix": "How to mix 2-4 pictures",
+    "telegram.command.history": "Your recent images",
+    "telegram.command.queue": "Your waiting requests",
+    "telegram.command.quota": "What is left of today's quota",
+    "telegram.command.cancel": "Cancel a request",
+    "telegram.command.settings": "Your own defaults (size, steps...)",
+    "telegram.command.help": "How to use this bot",
     "history.empty": "You have no images yet.",
     "history.line": "{job_id}  {state:<9}  {operation:<7}  seed {seed}  {prompt}",
 }

@@ -349,6 +349,8 @@ async def test_undelivered_results_are_delivered_again_and_only_once(start: Star
     assert await harness.service.redeliver() == 1
     assert await harness.service.redeliver() == 0
     assert harness.kinds(receipt.job_id).count("done") == 2
+    first, again = [event for event in harness.events if event.kind == "done"]
+    assert again.files == first.files and again.seeds == first.seeds and len(again.files) == 1
     job = await harness.db.get_job(receipt.job_id)
     assert job is not None and job.delivery_state.value == "delivered"
 

@@ -54,6 +54,13 @@ class Stack:
         self.worker.close()
         await self.db.close()
 
+    async def crash(self) -> None:
+        """Stop as a killed process would: the batch on the GPU is abandoned and nothing more is written."""
+        self.stopped = True
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.db.close()
+
 
 def wire_settings(root: Path, **sections: dict[str, Any]) -> Settings:
     """Tiny-preset settings with storage under `root`; `sections` override whole settings sections' keys."""

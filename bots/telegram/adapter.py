@@ -1,0 +1,92 @@
+"""The Telegram adapter: python-telegram-bot's `Application`, run inside easel's own event loop.
+
+`run_polling` owns its loop and its signals, so the lifecycle is spelled out here instead: initialize
+(getMe), start, poll or serve a webhook until cancelled, then stop and shut down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder
+
+from bots.config import TelegramSettings
+from bots.service import Service
+from bots.telegram.delivery import PLATFORM, Delivery
+from bots.telegram.downloads import Downloads
+from bots.telegram.handlers import COMMANDS, Handlers
+from bots.texts import render
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+
+class TelegramAdapter:
+    name = PLATFORM
+
+    def __init__(self, service: Service, settings: TelegramSettings, token: str) -> None:
+        self.service = service
+        self.settings = settings
+        self.application = build_application(settings, token)
+        self.delivery = Delivery(service, self.application.bot, settings)
+        self.handlers = Handlers(service, settings, Downloads(self.application.bot, settings))
+
+    def register(self) -> None:
+        self.service.listen(PLATFORM, self.delivery.on_event)
+        self.handlers.install(self.application)
+
+    async def run(self) -> None:
+        """Serve until cancelled; then stop taking updates and close the connections."""
+        application = self.application
+        await application.initialize()
+        try:
+            log.info("telegram: signed in as @%s", application.bot.username)
+            await self._publish_commands()
+            await application.start()
+            updater = application.updater
+            assert updater is not None
+            if self.settings.mode == "webhook":
+                await updater.start_webhook(
+                    listen=self.settings.webhook_listen,
+                    port=self.settings.webhook_port,
+                    url_path=PLATFORM,
+                    webhook_url=self.settings.webhook_url,
+                    secret_token=os.environ.get(self.settings.webhook_secret_env) or None,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            else:
+                await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            await asyncio.Event().wait()
+        finally:
+            await self.handlers.albums.close()
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+            await application.shutdown()
+
+    async def _publish_commands(self) -> None:
+        """The command menu; best effort, since the bot works without it."""
+        commands = [BotCommand(name, render(f"telegram.command.{name}")) for name in COMMANDS]
+        try:
+            await self.application.bot.set_my_commands(commands)
+        except TelegramError as error:
+            log.warning("telegram: the command menu could not be set: %r", error)
+
+
+def build_application(settings: TelegramSettings, token: str) -> Application:  # type: ignore[type-arg]
+    """Updates are handled concurrently: a slow download for one user never holds up another's message."""
+    return (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.file_base_url)
+        .local_mode(settings.local_mode)
+        .concurrent_updates(True)
+        .build()
+    )
