@@ -109,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # alembic narrates every migration; httpx logs each request's URL, and Telegram's carry the bot token.
+    for name in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     _quiet_libraries()
     from bots.run import NothingToRun, platform_tokens, serve
     from generation.errors import ModelLoadError

@@ -164,6 +164,7 @@ class Service:
         self.worker: Worker | None = None
         self._listeners: dict[str, Listener] = {}
         self._routes: dict[str, _Route] = {}
+        self._delivering: set[str] = set()
 
     def attach(self, worker: Worker) -> None:
         self.worker = worker
@@ -379,8 +380,8 @@ class Service:
         """Announce again the final results that were never delivered."""
         count = 0
         for job in await self.db.undelivered_jobs():
-            if job.platform not in self._listeners:
-                continue
+            if job.platform not in self._listeners or job.id in self._routes or job.id in self._delivering:
+                continue  # no adapter for it, or this run is announcing it right now
             await self._route_stored(job)
             kind = {JobState.DONE: "done", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled"}[job.state]
             outputs = await self.db.outputs_of(job.id)
@@ -555,25 +556,35 @@ class Service:
             self._routes.pop(job_id, None)
         if listener is None:
             return
+        if kind not in FINAL_KINDS:
+            try:
+                await listener(event)
+            except Exception as error:
+                log.warning("announcing %s of job %s failed: %r", kind, job_id, error)
+            return
+        self._delivering.add(job_id)
+        try:
+            await self._deliver(listener, event, delivery_attempts)
+        finally:
+            self._delivering.discard(job_id)
+
+    async def _deliver(self, listener: Listener, event: JobEvent, delivery_attempts: int) -> None:
+        """A final event: delivered when the listener returns, recorded as a failed attempt when it raises."""
         try:
             await listener(event)
         except Exception as error:
-            if kind in FINAL_KINDS:
-                final = delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS
-                log.log(
-                    logging.ERROR if final else logging.WARNING,
-                    "delivering job %s failed (attempt %d of %d): %r",
-                    job_id,
-                    delivery_attempts + 1,
-                    MAX_DELIVERY_ATTEMPTS,
-                    error,
-                )
-                await self.db.mark_delivery_failed(job_id, _now(), repr(error), final=final)
-            else:
-                log.warning("announcing %s of job %s failed: %r", kind, job_id, error)
+            final = delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS
+            log.log(
+                logging.ERROR if final else logging.WARNING,
+                "delivering job %s failed (attempt %d of %d): %r",
+                event.job_id,
+                delivery_attempts + 1,
+                MAX_DELIVERY_ATTEMPTS,
+                error,
+            )
+            await self.db.mark_delivery_failed(event.job_id, _now(), repr(error), final=final)
             return
-        if kind in FINAL_KINDS:
-            await self.db.mark_delivered(job_id, _now())
+        await self.db.mark_delivered(event.job_id, _now())
 
     def _build(self, ask: Ask, seed: int | None) -> tuple[GenerationRequest, dict[str, Any]]:
         """Decode and validate; also returns the raw inputs to keep, so a restart can rebuild the request."""

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
 
 import discord
 
@@ -22,14 +21,13 @@ from bots.discord.status import Status, StatusBoard
 from bots.discord.uploads import Upload, fit_upload
 from bots.discord.views import result_view, status_view
 from bots.formatting import progress_text, queued_text, result_caption
-from bots.service import FINAL_KINDS, Actor, JobEvent, Service, short_id
+from bots.service import FINAL_KINDS, JobEvent, Service, short_id
 from bots.texts import render
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 30.0
 REMEMBERED_DELIVERIES = 10_000
-HISTORY_SEARCH = 100
 MENTION_ROOM = 32  # "<@" + a snowflake + "> "
 
 
@@ -95,10 +93,8 @@ class Delivery:
 
     async def _result(self, client: discord.Client, event: JobEvent) -> None:
         if not event.files:
-            event = await self._with_files(event)
-            if not event.files:
-                log.info("job %s has no images left to deliver (deleted)", event.job_id)
-                return
+            log.info("job %s has no images left to deliver (deleted)", event.job_id)
+            return
         status = await self.board.release(event.job_id)
         limit = status.upload_limit if status is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         uploads = await asyncio.to_thread(lambda: [fit_upload(path, limit) for path in event.files])
@@ -135,14 +131,6 @@ class Delivery:
         except discord.HTTPException as error:  # the token expired early, or someone deleted the message
             log.warning("could not edit the status message; posting in the channel instead: %s", error)
             return None
-
-    async def _with_files(self, event: JobEvent) -> JobEvent:
-        """A redelivered result (`Service.redeliver`) names no files: find them in its owner's history."""
-        owner = Actor(PLATFORM, event.user_id, language=event.language)
-        for job in await self.service.history(owner, limit=HISTORY_SEARCH):
-            if job.job_id == event.job_id:
-                return replace(event, files=job.files, seeds=event.seeds or (job.seed,))
-        raise LookupError(f"job {event.job_id} is not among the last {HISTORY_SEARCH} jobs of its owner")
 
     def _remember(self, job_id: str) -> None:
         self._delivered[job_id] = None

@@ -527,3 +527,24 @@ async def test_events_answer_the_message_that_asked(start: Start) -> None:
     receipt = await harness.service.submit(ALICE, replace(HERE, message_id="m7"), Ask("txt2img", "a cat"))
     assert {event.reply_to for event in harness.events if event.job_id == receipt.job_id} == {"m7"}
     assert (await harness.final(receipt.job_id)).reply_to == "m7"
+
+
+async def test_a_redelivery_never_announces_a_result_being_delivered(start: Start) -> None:
+    harness: Harness = await start(Gate())
+    entered, leave = asyncio.Event(), asyncio.Event()
+
+    async def slow(event: JobEvent) -> None:
+        harness.events.append(event)
+        if event.kind == "done":
+            entered.set()
+            await leave.wait()
+
+    harness.service.listen("test", slow)
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "cat"))
+    await entered.wait()
+    assert await harness.service.redeliver() == 0
+    leave.set()
+    await harness.final(receipt.job_id)
+    while (await harness.db.get_job(receipt.job_id)).delivery_state.value == "pending":  # type: ignore[union-attr]
+        await asyncio.sleep(0.01)
+    assert harness.kinds(receipt.job_id).count("done") == 1
