@@ -7,19 +7,18 @@ adapter under test talks to; `stop` and a second `launch` on the same directory 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from wire_core import Launch, Stack, wire_settings
 
-from bots.config import Settings, load_settings
+from bots.config import Settings
 from bots.run import build_worker
 from bots.service import Service
 from generation.engine import Engine
 from generation.models import KandinskyModels
-from generation.worker import GenerateFn, Worker
+from generation.worker import GenerateFn
 from storage.database import Database
 from storage.files import FileStore
 
@@ -32,50 +31,6 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    db: Database
-    files: FileStore
-    service: Service
-    worker: Worker
-    task: asyncio.Task[None]
-    stopped: bool = False
-
-    async def stop(self) -> None:
-        """Let the batch on the worker finish, then close everything; a second call does nothing."""
-        if self.stopped:
-            return
-        self.stopped = True
-        await self.worker.stop()
-        await self.task
-        self.worker.close()
-        await self.db.close()
-
-    async def crash(self) -> None:
-        """Stop as a killed process would: the batch on the GPU is abandoned and nothing more is written."""
-        self.stopped = True
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        await self.db.close()
-
-
-def wire_settings(root: Path, **sections: dict[str, Any]) -> Settings:
-    """Tiny-preset settings with storage under `root`; `sections` override whole settings sections' keys."""
-    settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
-    updates: dict[str, Any] = {
-        "storage": settings.storage.model_copy(
-            update={"database_url": f"sqlite+aiosqlite:///{root / 'easel.db'}", "outputs_dir": root / "files"}
-        )
-    }
-    for name, values in sections.items():
-        updates[name] = getattr(settings, name).model_copy(update=values)
-    return settings.model_copy(update=updates)
-
-
-Launch = Callable[..., Awaitable[Stack]]
 
 
 @pytest.fixture

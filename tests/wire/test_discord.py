@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 import pytest
@@ -30,9 +30,10 @@ from fake_discord import (
     user,
 )
 from PIL import Image
+from wire_core import Launch, Stack, wire_settings
 
 from bots.cli import main
-from bots.config import Settings, load_settings
+from bots.config import Settings
 from bots.discord import delivery as delivery_module
 from bots.discord.adapter import DiscordAdapter
 from bots.discord.endpoints import point_at
@@ -42,9 +43,6 @@ from bots.service import Actor, JobEvent
 from generation.engine import Engine
 from generation.models import KandinskyModels
 from storage.records import MessageLink
-
-if TYPE_CHECKING:
-    from conftest import Launch, Stack
 
 TOKEN = "ODk5.fake-bot-token.for-wire-tests"
 ALICE_ID = 1001
@@ -170,17 +168,8 @@ async def start_bot(fake: FakeDiscord, stack: Launch, tmp_path: Path) -> AsyncIt
 
 def settings_for(fake: FakeDiscord, root: Path, queue: dict[str, Any] | None = None, **discord: Any) -> Settings:
     """Tiny-model settings with storage under `root` and Discord pointed at the fake."""
-    settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
     values = {"api_base_url": fake.api_base_url, "gateway_url": fake.gateway_url, "progress_interval_seconds": 0.0}
-    return settings.model_copy(
-        update={
-            "storage": settings.storage.model_copy(
-                update={"database_url": f"sqlite+aiosqlite:///{root / 'easel.db'}", "outputs_dir": root / "files"}
-            ),
-            "discord": settings.discord.model_copy(update={**values, **discord}),
-            "queue": settings.queue.model_copy(update=queue or {}),
-        }
-    )
+    return wire_settings(root, discord={**values, **discord}, queue=queue or {})
 
 
 async def test_imagine_defers_at_once_shows_progress_and_answers_with_the_images(

@@ -13,9 +13,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Launch, Stack, wire_settings
 from fake_telegram import FakeTelegram
 from PIL import Image
+from wire_core import Launch, Stack, wire_settings
 
 from bots.config import Settings
 from bots.service import Actor, JobEvent
