@@ -19,7 +19,7 @@ from bots.service import Service
 from bots.telegram.delivery import PLATFORM, Delivery
 from bots.telegram.downloads import Downloads
 from bots.telegram.handlers import COMMANDS, Handlers
-from bots.texts import render
+from bots.texts import SOURCE_LANGUAGE, available_languages, render
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,17 @@ class TelegramAdapter:
             await application.shutdown()
 
     async def _publish_commands(self) -> None:
-        """The command menu; best effort, since the bot works without it."""
-        commands = [BotCommand(name, render(f"telegram.command.{name}")) for name in COMMANDS]
-        try:
-            await self.application.bot.set_my_commands(commands)
-        except TelegramError as error:
-            log.warning("telegram: the command menu could not be set: %r", error)
+        """The command menu in every language easel speaks (English for the rest); best effort, since the bot
+        works without it."""
+        for language in available_languages():
+            commands = [BotCommand(name, render(f"telegram.command.{name}", language)) for name in COMMANDS]
+            try:
+                if language == SOURCE_LANGUAGE:
+                    await self.application.bot.set_my_commands(commands)
+                else:
+                    await self.application.bot.set_my_commands(commands, language_code=language)
+            except TelegramError as error:
+                log.warning("telegram: the %s command menu could not be set: %r", language, error)
 
 
 def build_application(settings: TelegramSettings, token: str) -> Application:  # type: ignore[type-arg]

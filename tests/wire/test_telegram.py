@@ -21,6 +21,7 @@ from bots.config import Settings
 from bots.service import Actor, JobEvent
 from bots.telegram import delivery as delivery_module
 from bots.telegram.adapter import TelegramAdapter
+from bots.texts import available_languages
 from generation.engine import Engine, GenerationResult
 from generation.errors import GenerationCancelled
 from generation.models import KandinskyModels
@@ -380,7 +381,10 @@ async def test_commands_help_history_quota_queue_cancel_settings(start: Start, h
     await bot.reply_in(ANN, "send 2 to 4 photos as one album")
     bot.fake.text(bot.ann, chat, "/frobnicate")
     await bot.reply_in(ANN, "I do not know /frobnicate")
-    assert bot.fake.sent("setMyCommands")[0].params["commands"][0]["command"] == "imagine"
+    menus = {call.params.get("language_code"): call.params["commands"] for call in bot.fake.sent("setMyCommands")}
+    assert menus[None][0] == {"command": "imagine", "description": "Draw an image from a description"}
+    assert set(menus) == {None} | (set(available_languages()) - {"en"})
+    assert all(menu[0]["command"] == "imagine" for menu in menus.values())
 
 
 # --- bad input -----------------------------------------------------------------------------------
