@@ -13,13 +13,32 @@ from discord import app_commands
 
 from bots.config import Settings
 from bots.discord.actions import Actions
-from bots.texts import render
+from bots.texts import SOURCE_LANGUAGE, render, resolve_language, text_of
 from generation.config import Limits
 
 SIZES = ("512x512", "768x768", "1024x1024", "768x512", "512x768", "1024x576", "576x1024")
 """Common shapes; the configured default size is offered too."""
 
 AppCommand = app_commands.Command[Any, ..., None] | app_commands.ContextMenu
+
+
+def _text(key: str) -> app_commands.locale_str:
+    """An English text that Discord shows translated, through `CatalogTranslator`, in each user's language."""
+    return app_commands.locale_str(render(key), key=key)
+
+
+class CatalogTranslator(app_commands.Translator):
+    """Descriptions and the menu's name in every language easel has a catalog for; command names stay."""
+
+    async def translate(
+        self, string: app_commands.locale_str, locale: discord.Locale, context: app_commands.TranslationContextTypes
+    ) -> str | None:
+        key = string.extras.get("key")
+        language = resolve_language(locale.value)
+        if key is None or language == SOURCE_LANGUAGE:
+            return None
+        translated = text_of(key, language)
+        return None if translated == string.message else translated
 
 
 def _actions(interaction: discord.Interaction) -> Actions:
@@ -41,15 +60,15 @@ def _fits(size: str, limits: Limits) -> bool:
 def build_commands(settings: Settings) -> list[AppCommand]:
     sizes = [app_commands.Choice(name=size, value=size) for size in size_choices(settings)]
 
-    @app_commands.command(name="imagine", description=render("discord.command.imagine"))
+    @app_commands.command(name="imagine", description=_text("discord.command.imagine"))
     @app_commands.describe(
-        prompt=render("discord.option.prompt"),
-        negative=render("discord.option.negative"),
-        size=render("discord.option.size"),
-        steps=render("discord.option.steps"),
-        guidance=render("discord.option.guidance"),
-        seed=render("discord.option.seed"),
-        count=render("discord.option.count"),
+        prompt=_text("discord.option.prompt"),
+        negative=_text("discord.option.negative"),
+        size=_text("discord.option.size"),
+        steps=_text("discord.option.steps"),
+        guidance=_text("discord.option.guidance"),
+        seed=_text("discord.option.seed"),
+        count=_text("discord.option.count"),
     )
     @app_commands.choices(size=sizes)
     async def imagine(
@@ -73,23 +92,23 @@ def build_commands(settings: Settings) -> list[AppCommand]:
             count=count,
         )
 
-    @app_commands.command(name="edit", description=render("discord.command.edit"))
+    @app_commands.command(name="edit", description=_text("discord.command.edit"))
     @app_commands.describe(
-        image=render("discord.option.image"),
-        prompt=render("discord.option.change"),
-        strength=render("discord.option.strength"),
+        image=_text("discord.option.image"),
+        prompt=_text("discord.option.change"),
+        strength=_text("discord.option.strength"),
     )
     async def edit(
         interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
     ) -> None:
         await _actions(interaction).edit(interaction, image, prompt, strength)
 
-    @app_commands.command(name="inpaint", description=render("discord.command.inpaint"))
+    @app_commands.command(name="inpaint", description=_text("discord.command.inpaint"))
     @app_commands.describe(
-        image=render("discord.option.image"),
-        prompt=render("discord.option.change"),
-        mask=render("discord.option.mask"),
-        region=render("discord.option.region"),
+        image=_text("discord.option.image"),
+        prompt=_text("discord.option.change"),
+        mask=_text("discord.option.mask"),
+        region=_text("discord.option.region"),
     )
     async def inpaint(
         interaction: discord.Interaction,
@@ -100,14 +119,14 @@ def build_commands(settings: Settings) -> list[AppCommand]:
     ) -> None:
         await _actions(interaction).inpaint(interaction, image, prompt, mask, region)
 
-    @app_commands.command(name="mix", description=render("discord.command.mix"))
+    @app_commands.command(name="mix", description=_text("discord.command.mix"))
     @app_commands.describe(
-        image1=render("discord.option.mix_image"),
-        image2=render("discord.option.mix_image"),
-        image3=render("discord.option.mix_image"),
-        image4=render("discord.option.mix_image"),
-        prompt=render("discord.option.mix_prompt"),
-        weights=render("discord.option.weights"),
+        image1=_text("discord.option.mix_image"),
+        image2=_text("discord.option.mix_image"),
+        image3=_text("discord.option.mix_image"),
+        image4=_text("discord.option.mix_image"),
+        prompt=_text("discord.option.mix_prompt"),
+        weights=_text("discord.option.weights"),
     )
     async def mix(
         interaction: discord.Interaction,
@@ -121,24 +140,24 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         images = [image for image in (image1, image2, image3, image4) if image is not None]
         await _actions(interaction).mix(interaction, images, prompt, weights)
 
-    @app_commands.command(name="history", description=render("discord.command.history"))
+    @app_commands.command(name="history", description=_text("discord.command.history"))
     async def history(interaction: discord.Interaction) -> None:
         await _actions(interaction).history(interaction)
 
-    @app_commands.command(name="quota", description=render("discord.command.quota"))
+    @app_commands.command(name="quota", description=_text("discord.command.quota"))
     async def quota(interaction: discord.Interaction) -> None:
         await _actions(interaction).quota(interaction)
 
-    @app_commands.command(name="queue", description=render("discord.command.queue"))
+    @app_commands.command(name="queue", description=_text("discord.command.queue"))
     async def queue(interaction: discord.Interaction) -> None:
         await _actions(interaction).queue(interaction)
 
-    @app_commands.command(name="cancel", description=render("discord.command.cancel"))
-    @app_commands.describe(job=render("discord.option.job"))
+    @app_commands.command(name="cancel", description=_text("discord.command.cancel"))
+    @app_commands.describe(job=_text("discord.option.job"))
     async def cancel(interaction: discord.Interaction, job: str | None = None) -> None:
         await _actions(interaction).cancel(interaction, job)
 
-    @app_commands.context_menu(name=render("discord.command.edit_image"))
+    @app_commands.context_menu(name=_text("discord.command.edit_image"))
     async def edit_image(interaction: discord.Interaction, message: discord.Message) -> None:
         await _actions(interaction).open_edit_for_message(interaction, message)
 
@@ -156,7 +175,9 @@ def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> Non
 
 
 async def sync_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> list[str]:
-    """Upload the command definitions to Discord; returns the names synced."""
+    """Upload the command definitions, with their translations, to Discord; returns the names synced."""
+    if tree.translator is None:
+        await tree.set_translator(CatalogTranslator())
     if not settings.discord.guild_ids:
         return [command.name for command in await tree.sync()]
     names: list[str] = []

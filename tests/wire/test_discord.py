@@ -40,6 +40,7 @@ from bots.discord.endpoints import point_at
 from bots.discord.status import StatusBoard
 from bots.run import serve
 from bots.service import Actor, JobEvent
+from bots.texts import render
 from generation.engine import Engine
 from generation.models import KandinskyModels
 from storage.records import MessageLink
@@ -638,6 +639,9 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
     imagine = next(command for command in fake.commands[GUILD_ID] if command["name"] == "imagine")
     count = next(option for option in imagine["options"] if option["name"] == "count")
     assert (count["min_value"], count["max_value"]) == (1, 4)
+    assert imagine["description_localizations"]["ru"] == render("discord.command.imagine", "ru")
+    assert imagine["description_localizations"]["ru"] != imagine["description"]
+    assert "ru" in count["description_localizations"] and "en-US" not in imagine["description_localizations"]
     assert None not in fake.commands
 
     await start_bot(sync_commands=True)
