@@ -64,6 +64,11 @@ class ParsedPrompt:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+def parse_option(name: str, value: str) -> dict[str, Any]:
+    """One option given apart from a prompt (a slash command's field), converted as in a prompt."""
+    return parse_prompt(f"--{name} {value}").options
+
+
 def parse_prompt(text: str) -> ParsedPrompt:
     """Split `text` into the prompt and the options after it; raises `UserError` naming a bad option."""
     words = text.split()

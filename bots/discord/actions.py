@@ -18,13 +18,11 @@ from bots.config import Settings
 from bots.discord.status import Status, StatusBoard
 from bots.discord.uploads import read_images
 from bots.discord.views import EditModal, status_view
-from bots.errors import UserError, from_generation
+from bots.errors import UserError
 from bots.formatting import eta_text, queued_text
-from bots.parsing import parse_prompt
+from bots.parsing import parse_option, parse_prompt
 from bots.service import Actor, Ask, Place, Receipt, Service, short_id
 from bots.texts import render
-from generation.errors import InvalidImage
-from generation.images import parse_region
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +87,7 @@ class Actions:
             parsed = parse_prompt(prompt)
             options: dict[str, Any] = dict(parsed.options)
             if region:
-                try:
-                    options["mask"] = parse_region(region)
-                except InvalidImage as error:
-                    raise from_generation(error) from None
+                options.update(parse_option("region", "".join(region.split())))
             data, *masks = await read_images(
                 [image] if mask is None else [image, mask], self.settings.discord.max_download_mb
             )
@@ -426,7 +421,7 @@ def _given(**options: Any) -> dict[str, Any]:
 
 def _size(size: str | None) -> dict[str, Any]:
     """A size choice, read by the shared parser (a forged payload may hold anything)."""
-    return parse_prompt("--size " + "".join(size.split())).options if size else {}
+    return parse_option("size", "".join(size.split())) if size else {}
 
 
 def _weights(text: str) -> list[float]:

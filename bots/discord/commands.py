@@ -14,7 +14,6 @@ from discord import app_commands
 from bots.config import Settings
 from bots.discord.actions import Actions
 from bots.texts import SOURCE_LANGUAGE, render, resolve_language, text_of
-from generation.config import Limits
 
 SIZES = ("512x512", "768x768", "1024x1024", "768x512", "512x768", "1024x576", "576x1024")
 """Common shapes; the configured default size is offered too."""
@@ -49,10 +48,11 @@ def _actions(interaction: discord.Interaction) -> Actions:
 def size_choices(settings: Settings) -> list[str]:
     defaults = settings.generation_defaults
     sizes = [f"{defaults.width}x{defaults.height}", *SIZES]
-    return [size for size in dict.fromkeys(sizes) if _fits(size, settings.limits)]
+    return [size for size in dict.fromkeys(sizes) if _fits(size, settings)]
 
 
-def _fits(size: str, limits: Limits) -> bool:
+def _fits(size: str, settings: Settings) -> bool:
+    limits = settings.limits
     width, height = (int(side) for side in size.split("x"))
     return width <= limits.max_width and height <= limits.max_height and width * height <= limits.max_pixels
 
