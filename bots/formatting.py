@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bots.service import JobEvent, short_id
+from bots.service import JobEvent, JobSummary, QueueEntry, QuotaStatus, short_id
 from bots.texts import render
 
 _PREFERENCE_NAMES = {
@@ -50,3 +50,46 @@ def result_caption(event: JobEvent, limit: int = 1024) -> str:
 
 def preferences_text(preferences: Mapping[str, Any]) -> str:
     return ", ".join(f"{_PREFERENCE_NAMES.get(key, key)} {value}" for key, value in sorted(preferences.items()))
+
+
+def history_lines(jobs: Sequence[JobSummary], language: str | None = None) -> list[str]:
+    return [
+        render(
+            "history.line",
+            language,
+            job_id=short_id(job.job_id),
+            state=job.state,
+            operation=job.operation,
+            seed=job.seed,
+            prompt=job.prompt,
+        )
+        for job in jobs
+    ]
+
+
+def queue_lines(entries: Sequence[QueueEntry], language: str | None = None) -> list[str]:
+    return [
+        render("queue.running_line", language, job_id=short_id(entry.job_id), prompt=entry.prompt)
+        if entry.state == "running"
+        else render(
+            "queue.line",
+            language,
+            job_id=short_id(entry.job_id),
+            state=entry.state,
+            position=entry.position or 1,
+            eta=eta_text(entry.eta_seconds, language),
+            prompt=entry.prompt,
+        )
+        for entry in entries
+    ]
+
+
+def quota_text(status: QuotaStatus, language: str | None = None) -> str:
+    return render(
+        "quota.status",
+        language,
+        images=status.images,
+        images_limit=status.images_limit,
+        seconds=status.gpu_seconds,
+        seconds_limit=int(status.gpu_seconds_limit),
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bots.errors import UserError
+from bots.formatting import history_lines, quota_text
 from bots.parsing import parse_prompt
 from bots.service import Actor, Ask, JobEvent, Place, Service
 from bots.texts import render
@@ -143,31 +144,13 @@ class ConsoleAdapter:
         jobs = await self.service.history(self.actor)
         if not jobs:
             self._say(render("history.empty"))
-        for job in jobs:
-            self._say(
-                render(
-                    "history.line",
-                    job_id=job.job_id,
-                    state=job.state,
-                    operation=job.operation,
-                    seed=job.seed,
-                    prompt=job.prompt,
-                )
-            )
+        for job, line in zip(jobs, history_lines(jobs), strict=True):
+            self._say(line)
             for path in job.files:
                 self._say(f"    {path}")
 
     async def _quota(self, _: str) -> None:
-        status = await self.service.quota(self.actor)
-        self._say(
-            render(
-                "quota.status",
-                images=status.images,
-                images_limit=status.images_limit,
-                seconds=status.gpu_seconds,
-                seconds_limit=int(status.gpu_seconds_limit),
-            )
-        )
+        self._say(quota_text(await self.service.quota(self.actor)))
 
     async def _help(self, _: str) -> None:
         self._say(HELP)

@@ -19,7 +19,7 @@ from bots.discord.status import Status, StatusBoard
 from bots.discord.uploads import read_images
 from bots.discord.views import EditModal, status_view
 from bots.errors import UserError
-from bots.formatting import eta_text, queued_text
+from bots.formatting import history_lines, queue_lines, queued_text, quota_text
 from bots.parsing import parse_option, parse_prompt
 from bots.service import Actor, Ask, Place, Receipt, Service, short_id
 from bots.texts import render
@@ -186,57 +186,20 @@ class Actions:
 
     async def history(self, interaction: discord.Interaction) -> None:
         async def produce(actor: Actor) -> str:
-            jobs = await self.service.history(actor)
-            lines = [
-                render(
-                    "history.line",
-                    actor.language,
-                    job_id=short_id(job.job_id),
-                    state=job.state,
-                    operation=job.operation,
-                    seed=job.seed,
-                    prompt=job.prompt,
-                )
-                for job in jobs
-            ]
+            lines = history_lines(await self.service.history(actor), actor.language)
             return _fenced(lines) if lines else render("history.empty", actor.language)
 
         await self._answer(interaction, produce)
 
     async def quota(self, interaction: discord.Interaction) -> None:
         async def produce(actor: Actor) -> str:
-            status = await self.service.quota(actor)
-            return render(
-                "quota.status",
-                actor.language,
-                images=status.images,
-                images_limit=status.images_limit,
-                seconds=status.gpu_seconds,
-                seconds_limit=int(status.gpu_seconds_limit),
-            )
+            return quota_text(await self.service.quota(actor), actor.language)
 
         await self._answer(interaction, produce)
 
     async def queue(self, interaction: discord.Interaction) -> None:
         async def produce(actor: Actor) -> str:
-            lines = []
-            for entry in await self.service.queue(actor):
-                if entry.state == "running":
-                    lines.append(
-                        render("queue.running_line", actor.language, job_id=short_id(entry.job_id), prompt=entry.prompt)
-                    )
-                else:
-                    lines.append(
-                        render(
-                            "queue.line",
-                            actor.language,
-                            job_id=short_id(entry.job_id),
-                            state=entry.state,
-                            position=entry.position or 1,
-                            eta=eta_text(entry.eta_seconds, actor.language),
-                            prompt=entry.prompt,
-                        )
-                    )
+            lines = queue_lines(await self.service.queue(actor), actor.language)
             return "\n".join(lines) if lines else render("queue.empty", actor.language)
 
         await self._answer(interaction, produce)

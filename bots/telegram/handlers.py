@@ -21,7 +21,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 
 from bots.config import TelegramSettings
 from bots.errors import UserError
-from bots.formatting import eta_text, preferences_text
+from bots.formatting import history_lines, preferences_text, queue_lines, quota_text
 from bots.parsing import parse_prompt
 from bots.service import Actor, Ask, MessageLink, Place, Service, short_id
 from bots.telegram.albums import Albums
@@ -185,50 +185,16 @@ class Handlers:
         if not jobs:
             await self._reply(message, render("history.empty", language))
             return
-        lines = [
-            render(
-                "history.line",
-                language,
-                job_id=short_id(job.job_id),
-                state=job.state,
-                operation=job.operation,
-                seed=job.seed,
-                prompt=job.prompt,
-            )
-            for job in jobs
-        ]
-        await self._reply(message, "\n".join(lines))
+        await self._reply(message, "\n".join(history_lines(jobs, language)))
 
     async def _queue(self, message: Message, rest: str) -> None:
         language = _language(message)
-        entries = await self.service.queue(self._actor(message.from_user))
-        lines = [
-            render("queue.running_line", language, job_id=short_id(entry.job_id), prompt=entry.prompt)
-            if entry.state == "running"
-            else render(
-                "queue.line",
-                language,
-                job_id=short_id(entry.job_id),
-                state=entry.state,
-                position=entry.position or 1,
-                eta=eta_text(entry.eta_seconds, language),
-                prompt=entry.prompt,
-            )
-            for entry in entries
-        ]
+        lines = queue_lines(await self.service.queue(self._actor(message.from_user)), language)
         await self._reply(message, "\n".join(lines) or render("queue.empty", language))
 
     async def _quota(self, message: Message, rest: str) -> None:
         status = await self.service.quota(self._actor(message.from_user))
-        text = render(
-            "quota.status",
-            _language(message),
-            images=status.images,
-            images_limit=status.images_limit,
-            seconds=status.gpu_seconds,
-            seconds_limit=int(status.gpu_seconds_limit),
-        )
-        await self._reply(message, text)
+        await self._reply(message, quota_text(status, _language(message)))
 
     async def _cancel(self, message: Message, rest: str) -> None:
         cancellation = await self.service.cancel(self._actor(message.from_user), rest.strip() or None)
