@@ -441,8 +441,11 @@ class Service:
         user = await self.db.get_or_create_user(actor.platform, actor.user_id, actor.display_name, actor.language)
         if user.is_banned(_now()):
             assert user.banned_until is not None
-            until = "" if user.banned_permanently else f" until {user.banned_until:%Y-%m-%d %H:%M} UTC"
-            raise UserError("user.banned", until=until, reason=user.ban_reason or "-")
+            if user.banned_permanently:
+                raise UserError("user.banned", reason=user.ban_reason or "-")
+            raise UserError(
+                "user.banned_until", until=f"{user.banned_until:%Y-%m-%d %H:%M}", reason=user.ban_reason or "-"
+            )
         return user
 
     async def _route_stored(self, job: Job) -> User:

@@ -295,6 +295,10 @@ async def test_a_banned_user_is_refused(start: Start) -> None:
     with pytest.raises(UserError) as caught:
         await harness.service.submit(ALICE, HERE, Ask("txt2img", "cat"))
     assert caught.value.key == "user.banned" and caught.value.values["reason"] == "spam"
+    await harness.db.ban_user(user.id, datetime(2099, 1, 2, 3, 4, tzinfo=UTC), "flood")
+    with pytest.raises(UserError) as caught:
+        await harness.service.submit(ALICE, HERE, Ask("txt2img", "cat"))
+    assert caught.value.key == "user.banned_until" and caught.value.values["until"] == "2099-01-02 03:04"
     assert len(harness.worker.scheduler) == 0
 
 

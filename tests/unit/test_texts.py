@@ -10,6 +10,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from bots.texts import LOCALE_DIR, available_languages, render, resolve_language, text_of
+from generation.requests import Operation
+from storage.records import JobState
 
 BOTS = Path(__file__).parents[2] / "bots"
 COMPLETE = ("en", "ru")
@@ -64,3 +66,9 @@ def test_russian_texts_and_english_fallback() -> None:
     assert render("job.not_found", "ru", job_id="abc") != render("job.not_found", "en", job_id="abc")
     assert "abc" in render("job.not_found", "ru", job_id="abc")
     assert render("job.not_found", "xx", job_id="abc") == "There is no job abc."
+
+
+def test_every_job_state_and_operation_has_a_name_in_every_complete_language() -> None:
+    for language in COMPLETE:
+        assert all(text_of(f"state.{state.value}", language) for state in JobState)
+        assert all(text_of(f"operation.{operation.value}", language) for operation in Operation)

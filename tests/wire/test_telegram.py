@@ -21,7 +21,7 @@ from bots.config import Settings
 from bots.service import Actor, JobEvent
 from bots.telegram import delivery as delivery_module
 from bots.telegram.adapter import TelegramAdapter
-from bots.texts import available_languages
+from bots.texts import available_languages, render
 from generation.engine import Engine, GenerationResult
 from generation.errors import GenerationCancelled
 from generation.models import KandinskyModels
@@ -554,3 +554,15 @@ async def test_webhook_mode_takes_updates_posted_to_it(
     [image] = await bot.images_in(ANN, 1)
     assert image["caption"].startswith("a webhook cat")
     assert not bot.fake.sent("getUpdates")
+
+
+async def test_each_user_is_answered_in_their_own_language(start: Start, held: Held) -> None:
+    bot: Bot = await start(held=held)
+    ivan = bot.fake.user(1003, "Ivan", "ru")
+    chat = bot.fake.private(ivan)
+    bot.fake.text(ivan, chat, "/quota")
+    await bot.reply_in(1003, render("quota.status", "ru", images=0, images_limit=100, seconds=0, seconds_limit=1800))
+    bot.fake.text(ivan, chat, "кот в шляпе")
+    await bot.reply_in(1003, render("status.queued", "ru", position=1, eta=render("eta.moment", "ru")))
+    bot.fake.text(bot.ann, bot.fake.private(bot.ann), "/frobnicate")
+    await bot.reply_in(ANN, "I do not know /frobnicate")
