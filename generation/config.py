@@ -139,3 +139,23 @@ def defaults_problems(defaults: GenerationDefaults, limits: Limits) -> list[str]
     if not 0.0 < defaults.strength <= 1.0:
         problems.append(f"defaults.strength {defaults.strength} must be above 0 and at most 1")
     return problems
+
+
+class TranslationSettings(_Section):
+    """Prompt translation into English, the only language Kandinsky 2.2's text encoders understand.
+
+    `preset = "auto"` follows `[model] preset`: the tiny image model gets the tiny translator, so an
+    offline `easel run` works; "real" loads `model`, "tiny" always builds the random-weight one.
+    """
+
+    enabled: bool = True
+    preset: Literal["auto", "real", "tiny"] = "auto"
+    model: str = "facebook/m2m100_418M"
+    cache_dir: str | None = None
+    local_files_only: bool = False
+    cache_size: int = Field(default=1024, ge=0)
+    batch_size: int = Field(default=16, ge=1)
+    max_input_tokens: int = Field(default=256, ge=8)
+    max_new_tokens: int = Field(default=256, ge=8)
+    num_beams: int = Field(default=4, ge=1)
+    tiny_seed: int = Field(default=0, ge=0)

@@ -4,6 +4,9 @@ Synchronous by design: it owns the GPU and is called from one dedicated thread. 
 cancellation go through forward pre-hooks on the two denoisers (the prior transformer and the decoder
 UNet), because `KandinskyV22PriorPipeline.interpolate` takes no step callback; a hook sees every step
 of every operation alike. Raising from a hook stops within one step and leaves the pipelines usable.
+
+Texts in another language than English are translated first, in this same thread and in one call for
+the whole batch, so translation shares the device with the pipelines instead of competing for it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -20,7 +23,8 @@ from PIL import Image
 
 from generation.errors import GenerationCancelled
 from generation.models import KandinskyModels
-from generation.requests import GenerationRequest, Operation
+from generation.requests import GenerationRequest, MixItem, Operation
+from generation.translation import ENGLISH, PromptTranslation, SourceText, Translator
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +34,12 @@ CancelCheck = Callable[[], bool]
 
 @dataclass(frozen=True, eq=False)
 class GenerationResult:
+    """`request` is the request as submitted; `translation` the English it ran on, None if it needed none."""
+
     request: GenerationRequest
     images: tuple[Image.Image, ...]
     seeds: tuple[int, ...]
+    translation: PromptTranslation | None = None
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,9 @@ def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
 
 
 class Engine:
-    def __init__(self, models: KandinskyModels) -> None:
+    def __init__(self, models: KandinskyModels, translator: Translator | None = None) -> None:
         self.models = models
+        self.translator = translator
 
     def generate(
         self,
@@ -91,10 +99,18 @@ class Engine:
     ) -> list[GenerationResult]:
         """Run compatible requests in one pipeline call; each image keeps its own seed.
 
-        Raises `GenerationCancelled` when `should_cancel` turns true, at the next denoising step.
+        Raises `GenerationCancelled` when `should_cancel` turns true, at the next denoising step (or
+        generated token of a translation).
         """
         check_batch(batch)
-        rows = [_Row(request, seed) for request in batch for seed in request.seeds]
+        translations = self._translate(batch, should_cancel)
+        if should_cancel is not None and should_cancel():
+            raise GenerationCancelled
+        english = [
+            request if translation is None else _in_english(request, translation)
+            for request, translation in zip(batch, translations, strict=True)
+        ]
+        rows = [_Row(request, seed) for request in english for seed in request.seeds]
         counter = _StepCounter(total_steps(batch), on_progress, should_cancel)
         started = time.perf_counter()
         with self._hooked(counter, batch[0].operation):
@@ -104,11 +120,34 @@ class Engine:
         log.debug("%s x%d in %.2fs", batch[0].operation, len(rows), time.perf_counter() - started)
         results = []
         offset = 0
-        for request in batch:
+        for request, translation in zip(batch, translations, strict=True):
             chunk = images[offset : offset + request.count]
             offset += request.count
-            results.append(GenerationResult(request, tuple(chunk), request.seeds))
+            results.append(GenerationResult(request, tuple(chunk), request.seeds, translation))
         return results
+
+    def _translate(
+        self, batch: Sequence[GenerationRequest], should_cancel: CancelCheck | None
+    ) -> list[PromptTranslation | None]:
+        """Every text of the batch's non-English requests in one translator call; None where nothing changed."""
+        languages = [_foreign_language(request) for request in batch]
+        sources = [
+            SourceText(text, language)
+            for request, language in zip(batch, languages, strict=True)
+            if language is not None
+            for text in _texts(request)
+        ]
+        if self.translator is None or not sources:
+            return [None] * len(batch)
+        started = time.perf_counter()
+        english = iter(self.translator.translate(sources, should_cancel))
+        log.debug("translated %d texts in %.2fs", len(sources), time.perf_counter() - started)
+        translations: list[PromptTranslation | None] = []
+        for request, language in zip(batch, languages, strict=True):
+            texts = [next(english) for _ in _texts(request)] if language is not None else _texts(request)
+            changed = texts != _texts(request)
+            translations.append(_translation(request, language, texts) if language and changed else None)
+        return translations
 
     @contextmanager
     def _hooked(self, counter: _StepCounter, operation: Operation) -> Iterator[None]:
@@ -181,6 +220,34 @@ class Engine:
             device=prior._execution_device,
         )
         return output.image_embeds, output.negative_image_embeds
+
+
+def _texts(request: GenerationRequest) -> list[str]:
+    """The prompt, the negative prompt and the mix's text items, in that order."""
+    return [request.prompt, request.negative_prompt, *(item.text for item in request.mix if item.text is not None)]
+
+
+def _foreign_language(request: GenerationRequest) -> str | None:
+    return request.language if request.language not in (None, ENGLISH) else None
+
+
+def _translation(request: GenerationRequest, language: str, texts: list[str]) -> PromptTranslation:
+    prompt, negative_prompt, *mix_texts = texts
+    items = iter(mix_texts)
+    return PromptTranslation(
+        language=language,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        mix_texts=tuple(None if item.text is None else next(items) for item in request.mix),
+    )
+
+
+def _in_english(request: GenerationRequest, translation: PromptTranslation) -> GenerationRequest:
+    mix = tuple(
+        item if text is None else MixItem(weight=item.weight, text=text)
+        for item, text in zip(request.mix, translation.mix_texts, strict=True)
+    )
+    return replace(request, prompt=translation.prompt, negative_prompt=translation.negative_prompt, mix=mix)
 
 
 def _to_pil(pixels: np.ndarray) -> Image.Image:

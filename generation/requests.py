@@ -8,6 +8,7 @@ seed, so a request is always reproducible from what it records.
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from generation.images import MaskSpec, build_mask, fit, fitted_size, to_rgb
 SEED_LIMIT = 2**32
 MIN_MIX_ITEMS = 2
 MAX_MIX_ITEMS = 4
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 
 
 class Operation(StrEnum):
@@ -61,6 +63,8 @@ class GenerationRequest:
     image: Image.Image | None = None
     mask: Image.Image | None = None
     mix: tuple[MixItem, ...] = field(default_factory=tuple)
+    # The ISO 639-1 code of the texts' language when known; the engine translates all but English.
+    language: str | None = None
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -119,6 +123,7 @@ class GenerationRequest:
             "seed": self.seed,
             "mix_weights": [item.weight for item in self.mix],
             "mix_texts": [item.text for item in self.mix],
+            "language": self.language,
         }
 
 
@@ -142,9 +147,12 @@ def make_request(
     mask: MaskSpec | None = None,
     mix: Sequence[MixInput] = (),
     weights: Sequence[float] | None = None,
+    language: str | None = None,
 ) -> GenerationRequest:
     """Resolve and validate one request; raises `InvalidRequest` or `InvalidImage` naming the bad value."""
     operation = _operation(operation)
+    if language is not None and not _LANGUAGE_CODE.fullmatch(language):
+        raise InvalidRequest("unknown", "language", language, "an ISO 639 code such as en, ru or zh")
     prompt = _text("prompt", prompt, limits)
     negative_prompt = _text("negative_prompt", negative_prompt, limits)
     if operation is Operation.MIX and prompt:
@@ -230,6 +238,7 @@ def make_request(
         image=fitted,
         mask=mask_image,
         mix=items,
+        language=language,
     )
 
 
