@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -173,6 +174,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from generation.engine import Engine
     from generation.errors import InvalidImage, InvalidRequest, ModelLoadError
     from generation.models import load_models
+    from generation.translation import load_translator
 
     if args.model:
         settings = settings.model_copy(update={"model": settings.model.model_copy(update={"preset": args.model})})
@@ -183,7 +185,10 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as error:
         return _fail(f"cannot read {error.filename}: {error.strerror}")
     try:
-        engine = Engine(load_models(settings.model))
+        # English needs no translator: a one-off run should not load (or download) one for nothing.
+        foreign = request.language not in (None, "en")
+        translator = load_translator(settings.translation, settings.model) if foreign else None
+        engine = Engine(load_models(settings.model), translator)
         started = time.perf_counter()
         result = engine.generate([request])[0]
     except ModelLoadError as error:
@@ -195,13 +200,21 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
             image.save(path)
     except OSError as error:
         return _fail(f"cannot write {error.filename}: {error.strerror}")
-    print(json.dumps({"files": [str(p) for p in paths], "seeds": list(result.seeds), "seconds": round(seconds, 3)}))
+    summary: dict[str, Any] = {
+        "files": [str(p) for p in paths],
+        "seeds": list(result.seeds),
+        "seconds": round(seconds, 3),
+    }
+    if result.translation is not None:
+        summary["translation"] = dataclasses.asdict(result.translation)
+    print(json.dumps(summary, ensure_ascii=False))
     return 0
 
 
 def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
     from generation.images import AlphaMask, MaskImage, decode_image, has_alpha, parse_region
     from generation.requests import make_request
+    from generation.translation import detect_language
 
     max_pixels = settings.limits.max_input_pixels
 
@@ -231,6 +244,7 @@ def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
             options["mask"] = parse_region(args.region)
         elif has_alpha(images[0]):
             options["mask"] = AlphaMask()
+    texts = [args.prompt, *(value for kind, value in items if kind == "text")]
     return make_request(
         args.op,
         args.prompt if args.op != "mix" else "",
@@ -246,6 +260,7 @@ def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         strength=args.strength,
         count=args.count,
         seed=args.seed,
+        language=detect_language(" ".join(texts)),
         **options,
     )
 

@@ -20,6 +20,7 @@ from generation.config import (
     GenerationDefaults,
     Limits,
     ModelSettings,
+    TranslationSettings,
     defaults_problems,
     resolve_defaults,
 )
@@ -106,6 +107,7 @@ class Settings(_Section):
     tiers: dict[str, TierSettings] = {"default": TierSettings()}
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
+    translation: TranslationSettings = TranslationSettings()
 
     def tier(self, name: str) -> TierSettings:
         """Unknown tier names (a tier removed from the config) fall back to the default tier."""

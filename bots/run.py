@@ -22,6 +22,7 @@ from bots.service import Service
 from generation.engine import Engine
 from generation.models import load_models
 from generation.scheduler import FairScheduler
+from generation.translation import load_translator
 from generation.worker import GenerateFn, Worker
 from storage.database import Database
 from storage.files import FileStore
@@ -107,7 +108,8 @@ async def serve(
         await db.upgrade()
         if generate is None:
             models = await asyncio.to_thread(load_models, settings.model)
-            generate = Engine(models).generate
+            translator = await asyncio.to_thread(load_translator, settings.translation, settings.model)
+            generate = Engine(models, translator).generate
         service = Service(settings, db, FileStore(settings.storage.outputs_dir))
         worker = build_worker(settings, service, generate)
         service.attach(worker)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from PIL import Image
 
+from bots.cli import main
 from generation.config import ModelSettings, TranslationSettings
 from generation.engine import Engine
 from generation.errors import GenerationCancelled, ModelLoadError
@@ -133,7 +136,7 @@ def test_a_cancel_stops_a_translation(translator: Translator, spy: GenerateSpy) 
     assert len(translator.cache) == 0
 
 
-def test_load_translator_follows_the_settings(tmp_path: Any) -> None:
+def test_load_translator_follows_the_settings(tmp_path: Path) -> None:
     assert load_translator(TranslationSettings(enabled=False), TINY) is None
     assert isinstance(load_translator(TranslationSettings(preset="tiny"), ModelSettings()), Translator)
     missing = TranslationSettings(preset="real", cache_dir=str(tmp_path), local_files_only=True)
@@ -216,3 +219,17 @@ def _denoiser_calls(models: KandinskyModels) -> Iterator[list[None]]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+def test_easel_generate_translates_and_prints_the_translation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no config.toml here
+    monkeypatch.setenv("EASEL_TRANSLATION__MAX_NEW_TOKENS", "8")
+    monkeypatch.setenv("EASEL_TRANSLATION__NUM_BEAMS", "1")
+    tiny = ["generate", "--model", "tiny", "--seed", "1"]
+    assert main([*tiny, "--prompt", "кот в стиле Van Gogh", "-o", "ru.png"]) == 0
+    translation = json.loads(capsys.readouterr().out)["translation"]
+    assert translation["language"] == "ru" and translation["prompt"].endswith(" Van Gogh")
+    assert main([*tiny, "--prompt", "a cat in the style of Van Gogh", "-o", "en.png"]) == 0
+    assert "translation" not in json.loads(capsys.readouterr().out)
