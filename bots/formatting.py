@@ -6,8 +6,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
+
 from bots.service import JobEvent, JobSummary, QueueEntry, QuotaStatus, short_id
-from bots.texts import render
+from bots.texts import render, resolve_language
 
 _PREFERENCE_NAMES = {
     "width": "--width",
@@ -38,14 +40,33 @@ def progress_text(fraction: float, language: str | None = None) -> str:
 
 
 def result_caption(event: JobEvent, limit: int = 1024) -> str:
-    """The prompt, the seeds and the short job id, cut to the platform's caption limit (prompt first)."""
+    """The prompt (and its translation, when there was one), the seeds and the short job id, cut to the
+    platform's caption limit (the prompt gives way first)."""
     seeds = ", ".join(str(seed) for seed in event.seeds)
-    caption = render("result.caption", event.language, prompt=event.prompt, seeds=seeds, job_id=short_id(event.job_id))
+    shown = event.prompt
+    if event.translation:
+        shown += "\n" + translation_note(event.source_language, event.translation, event.language)
+    caption = render("result.caption", event.language, prompt=shown, seeds=seeds, job_id=short_id(event.job_id))
     if len(caption) <= limit:
         return caption
     overflow = len(caption) - limit + 1
-    prompt = event.prompt[: max(0, len(event.prompt) - overflow)] + "…"
-    return render("result.caption", event.language, prompt=prompt, seeds=seeds, job_id=short_id(event.job_id))
+    shown = shown[: max(0, len(shown) - overflow)] + "…"
+    return render("result.caption", event.language, prompt=shown, seeds=seeds, job_id=short_id(event.job_id))
+
+
+def translation_note(source: str | None, translation: str, language: str | None = None) -> str:
+    """ "translated from Russian: ...", the language named in the reader's own language."""
+    return render("result.translated", language, source=language_name(source, language), translation=translation)
+
+
+def language_name(code: str | None, language: str | None = None) -> str:
+    """`ru` as "Russian" for an English reader, "russe" for a French one; the code itself if Babel has no name."""
+    if not code:
+        return "?"
+    try:
+        return Locale.parse(code).get_display_name(resolve_language(language)) or code
+    except (ValueError, UnknownLocaleError):
+        return code
 
 
 def preferences_text(preferences: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ from generation.errors import InvalidImage, InvalidRequest
 from generation.images import AlphaMask, MaskImage, RegionMask, decode_image, has_alpha
 from generation.requests import GenerationRequest, Operation, make_request
 from generation.scheduler import QueueRefused
+from generation.translation import PromptTranslation, detect_language
 from generation.worker import Worker, WorkItem
 from storage.database import Database
 from storage.errors import InvalidTransition, QuotaExceeded
@@ -103,6 +104,10 @@ class JobEvent:
     files: tuple[Path, ...] = ()
     seeds: tuple[int, ...] = ()
     error_key: str | None = None
+    translation: str | None = None
+    """The English prompt the model was given, when the user's prompt was translated."""
+    source_language: str | None = None
+    """The language detected in the user's prompt (ISO 639-1)."""
     reply_to: str | None = None
     """The message that asked for the job, when it is known (`Place.message_id`)."""
 
@@ -182,7 +187,10 @@ class Service:
         worker = self._worker()
         user = await self._user(actor)
         community_id = await self._community_id(place)
-        ask = replace(ask, options={**_preferences_for(ask, user.preferences), **ask.options})
+        options = {**_preferences_for(ask, user.preferences), **ask.options}
+        if "language" not in options:
+            options["language"] = detect_language(" ".join([ask.prompt, *(t for t in ask.mix if isinstance(t, str))]))
+        ask = replace(ask, options=options)
         request, inputs = await asyncio.to_thread(self._build, ask, None)
         tier = self.settings.tier(user.tier)
         estimate = worker.throughput.seconds(request)
@@ -210,8 +218,9 @@ class Service:
             job = await self.db.create_job(draft, reservation)
         except QuotaExceeded as error:  # another request of the same user got there first
             raise _quota_error(error.resource, tier) from None
+        language = actor.language or user.language or request.language
         self._routes[job.id] = _Route(
-            place.platform, place.channel_id, actor.user_id, actor.language, job.prompt, place.message_id
+            place.platform, place.channel_id, actor.user_id, language, job.prompt, place.message_id
         )
         try:
             worker.submit(WorkItem(job.id, request, _user_key(user), _community_key(community_id), tier.weight))
@@ -392,6 +401,8 @@ class Service:
                 delivery_attempts=job.delivery_attempts,
                 files=tuple(self.files.path_of(output.path) for output in outputs),
                 seeds=tuple(output.seed for output in outputs),
+                translation=job.processed_prompt,
+                source_language=job.parameters.get("language") if job.processed_prompt else None,
             )
             count += 1
         return count
@@ -415,12 +426,16 @@ class Service:
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
         outputs = await asyncio.to_thread(self._store_outputs, result)
-        await self.db.mark_done(job_id, _now(), outputs, gpu_seconds=gpu_seconds)
+        translation = result.translation
+        english = _translated_prompt(translation) if translation is not None else None
+        await self.db.mark_done(job_id, _now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
         await self._emit(
             "done",
             job_id,
             files=tuple(self.files.path_of(output.path) for output in outputs),
             seeds=result.seeds,
+            translation=english,
+            source_language=translation.language if translation is not None else None,
         )
 
     async def on_failed(self, job_id: str, error: BaseException) -> None:
@@ -651,6 +666,7 @@ class Service:
         }
         options["seed"] = job.seed
         options["negative_prompt"] = parameters.get("negative_prompt", "")
+        options["language"] = parameters.get("language")
         if parameters.get("strength") is not None:
             options["strength"] = parameters["strength"]
         if "region" in stored:
@@ -686,6 +702,11 @@ class Service:
                 )
             )
         return outputs
+
+
+def _translated_prompt(translation: PromptTranslation) -> str:
+    """What to show of a translation: the prompt, or for a mix its text items."""
+    return translation.prompt or " + ".join(text for text in translation.mix_texts if text)
 
 
 def short_id(job_id: str) -> str:

@@ -94,11 +94,20 @@ class Jobs(Repository):
         return await self._change_state(job_id, JobState.QUEUED, started_at=None)
 
     async def mark_done(
-        self, job_id: str, now: datetime, outputs: Sequence[OutputDraft], gpu_seconds: float | None = None
+        self,
+        job_id: str,
+        now: datetime,
+        outputs: Sequence[OutputDraft],
+        gpu_seconds: float | None = None,
+        processed_prompt: str | None = None,
     ) -> Job:
-        """Finish a job, record its images and (given `gpu_seconds`) settle its quota: all happen, or none."""
+        """Finish a job, record its images, the prompt the model was given when it differs from the user's (a
+        translation), and (given `gpu_seconds`) settle its quota: all happen, or none."""
         async with self._sessions.begin() as session:
-            row = await _transition(session, job_id, JobState.DONE, finished_at=as_utc(now))
+            changes: dict[str, Any] = {"finished_at": as_utc(now)}
+            if processed_prompt is not None:
+                changes["processed_prompt"] = processed_prompt
+            row = await _transition(session, job_id, JobState.DONE, **changes)
             if gpu_seconds is not None:
                 await commit_charge(session, job_id, gpu_seconds)
             session.add_all(

@@ -1,0 +1,185 @@
+"""Prompts in many languages and scripts through the core, with the tiny image model and the tiny translator:
+what is detected, what is translated (and only then), what is stored, and which language the user hears."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bots.config import Settings, load_settings
+from bots.formatting import result_caption
+from bots.run import build_worker
+from bots.service import Actor, Ask, JobEvent, Place, Service
+from generation.config import ModelSettings, TranslationSettings
+from generation.engine import Engine
+from generation.models import KandinskyModels
+from generation.translation import SourceText, Translator, load_translator
+from storage.database import Database
+from storage.files import FileStore
+
+PROMPTS = [
+    ("ru", "кот в шляпе сидит на крыше"),
+    ("zh", "夕阳下山间的古老寺庙"),
+    ("ja", "桜の木の下で眠る猫"),
+    ("ko", "바다 위의 오래된 등대"),
+    ("ar", "قطة تجلس على سطح المنزل القديم"),
+    ("hi", "पहाड़ों के ऊपर सूर्यास्त का दृश्य"),
+    ("he", "חתול יושב על גג הבית בלילה"),
+    ("el", "ένα μικρό σπίτι δίπλα στη θάλασσα"),
+    ("th", "แมวนั่งอยู่บนหลังคาบ้าน"),
+    ("de", "ein alter Leuchtturm bei Sonnenaufgang"),
+    ("es", "un gato durmiendo junto a la ventana"),
+    ("fr", "une maison dans la forêt en hiver"),
+    ("ru", "кот в стиле Van Gogh"),  # mixed: Cyrillic with a Latin name
+]
+HERE = Place("test", "chat-1")
+
+
+@dataclass
+class Spy:
+    """Counts what reaches the translation model."""
+
+    translator: Translator
+    calls: list[list[SourceText]] = field(default_factory=list)
+
+    def translate(self, sources: Sequence[SourceText], should_cancel: Any = None) -> list[str]:
+        self.calls.append(list(sources))
+        return self.translator.translate(sources, should_cancel)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.translator, name)
+
+
+@dataclass
+class Core:
+    service: Service
+    db: Database
+    spy: Spy
+    events: list[JobEvent] = field(default_factory=list)
+    failing_deliveries: int = 0
+
+    async def listener(self, event: JobEvent) -> None:
+        self.events.append(event)
+        if event.kind == "done" and self.failing_deliveries:
+            self.failing_deliveries -= 1
+            raise ConnectionError("the platform is down")
+
+    async def done(self, job_id: str) -> JobEvent:
+        async def wait() -> JobEvent:
+            while not (found := [e for e in self.events if e.job_id == job_id and e.kind in ("done", "failed")]):
+                await asyncio.sleep(0.01)
+            return found[0]
+
+        return await asyncio.wait_for(wait(), 60)
+
+
+@pytest.fixture(scope="module")
+def translator() -> Translator:
+    loaded = load_translator(TranslationSettings(preset="tiny"), ModelSettings(preset="tiny"))
+    assert loaded is not None
+    return loaded
+
+
+@pytest.fixture
+async def core(tmp_path: Path, tiny_models: KandinskyModels, translator: Translator) -> AsyncIterator[Core]:
+    settings: Settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
+    storage = settings.storage.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'easel.db'}", "outputs_dir": tmp_path / "files"}
+    )
+    settings = settings.model_copy(update={"storage": storage})
+    db = Database(settings.storage.database_url)
+    await db.connect()
+    await db.upgrade()
+    service = Service(settings, db, FileStore(settings.storage.outputs_dir))
+    spy = Spy(translator)
+    worker = build_worker(settings, service, Engine(tiny_models, spy).generate)  # type: ignore[arg-type]
+    service.attach(worker)
+    harness = Core(service, db, spy)
+    service.listen("test", harness.listener)
+    task = asyncio.create_task(worker.run())
+    yield harness
+    await worker.stop()
+    await task
+    worker.close()
+    await db.close()
+
+
+async def test_prompts_in_many_scripts_are_detected_translated_stored_and_answered(core: Core) -> None:
+    receipts = []
+    for index, (_, prompt) in enumerate(PROMPTS):
+        actor = Actor("test", f"user-{index}")  # no platform language: the prompt's language is the reply's
+        receipts.append(await core.service.submit(actor, HERE, Ask("txt2img", prompt)))
+    for (language, prompt), receipt in zip(PROMPTS, receipts, strict=True):
+        done = await core.done(receipt.job_id)
+        assert done.kind == "done", prompt
+        job = await core.db.get_job(receipt.job_id)
+        assert job is not None and job.prompt == prompt and job.parameters["language"] == language, prompt
+        assert job.processed_prompt and job.processed_prompt == done.translation, prompt
+        assert done.source_language == language and done.language == language
+    sources = [source for call in core.spy.calls for source in call]
+    assert {source.language for source in sources} == {language for language, _ in PROMPTS}
+    mixed = await core.done(receipts[-1].job_id)
+    assert mixed.translation is not None and "Van Gogh" in mixed.translation  # a Latin name is kept as it is
+
+
+async def test_english_emoji_and_odd_unicode_are_never_translated_and_never_crash(core: Core) -> None:
+    prompts = [
+        "a red fox in the snow",
+        "🐱🌙✨",
+        "a cat\u200b with a hat\u200d",
+        "\u202ea mirrored cat\u202c",
+        "1234 5678",
+    ]
+    for prompt in prompts:
+        receipt = await core.service.submit(Actor("test", "ann", language="en"), HERE, Ask("txt2img", prompt))
+        done = await core.done(receipt.job_id)
+        assert done.kind == "done" and done.translation is None, prompt
+        job = await core.db.get_job(receipt.job_id)
+        assert job is not None and job.processed_prompt is None
+    assert core.spy.calls == []
+
+
+async def test_a_russian_prompt_zero_width_characters_and_all_still_works(core: Core) -> None:
+    receipt = await core.service.submit(Actor("test", "ivan"), HERE, Ask("txt2img", "ко\u200bт в шля\u200dпе"))
+    done = await core.done(receipt.job_id)
+    assert done.kind == "done" and done.source_language == "ru"
+
+
+async def test_the_platform_language_wins_over_the_prompts_and_the_caption_names_the_source(core: Core) -> None:
+    receipt = await core.service.submit(Actor("test", "hans", language="de"), HERE, Ask("txt2img", "кот в шляпе"))
+    done = await core.done(receipt.job_id)
+    assert done.language == "de" and done.source_language == "ru"
+    assert f"übersetzt aus Russisch: {done.translation}" in result_caption(done)
+
+
+async def test_mix_texts_are_translated_and_a_reroll_keeps_the_language(core: Core, photo: Image.Image) -> None:
+    buffer = io.BytesIO()
+    photo.save(buffer, "PNG")
+    ask = Ask("mix", "", mix=(buffer.getvalue(), "山间的古老寺庙"))
+    receipt = await core.service.submit(Actor("test", "li"), HERE, ask)
+    done = await core.done(receipt.job_id)
+    assert done.kind == "done" and done.source_language == "zh" and done.translation
+    rerolled = await core.service.reroll(Actor("test", "li"), HERE, receipt.job_id)
+    again = await core.done(rerolled.job_id)
+    assert again.source_language == "zh" and again.translation == done.translation  # cached, same text
+    job = await core.db.get_job(rerolled.job_id)
+    assert job is not None and job.parameters["language"] == "zh"
+
+
+async def test_a_redelivered_result_still_names_its_translation(core: Core) -> None:
+    core.failing_deliveries = 1
+    receipt = await core.service.submit(Actor("test", "olga"), HERE, Ask("txt2img", "собака на пляже"))
+    done = await core.done(receipt.job_id)
+    while (job := await core.db.get_job(receipt.job_id)) is None or job.delivery_attempts == 0:
+        await asyncio.sleep(0.01)
+    core.events.clear()
+    assert await core.service.redeliver() == 1
+    again = await core.done(receipt.job_id)
+    assert (again.translation, again.source_language) == (done.translation, "ru")
