@@ -146,7 +146,7 @@ class Engine:
         for request, language in zip(batch, languages, strict=True):
             texts = [next(english) for _ in _texts(request)] if language is not None else _texts(request)
             changed = texts != _texts(request)
-            translations.append(_translation(request, language, texts) if language and changed else None)
+            translations.append(_translation(request, language, texts) if language is not None and changed else None)
         return translations
 
     @contextmanager

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 ENGLISH = "en"
 
 # The languages the detector may answer, by the Unicode script of the prompt's letters. Latin-script
-# languages are limited to widely used ones: with all 97 of py3langid's, "a cat" reads as Galician.
+# languages are limited to widely used ones: with all of py3langid's, "a cat" reads as Galician.
 _LATIN = (
     "en", "fr", "de", "es", "it", "pt", "nl", "pl", "cs", "sk", "sv", "da", "no", "fi", "hu", "ro",
     "tr", "id", "ms", "vi", "ca", "hr", "sl", "et", "lv", "lt", "sq", "tl", "sw", "af", "az", "uz",
@@ -100,7 +100,7 @@ def _letter_scripts(text: str) -> Counter[str]:
 
 @functools.cache
 def _identifier() -> LanguageIdentifier:
-    """Loaded once (about half a second); read-only afterwards, so safe to share between threads."""
+    """Loaded on first use (0.4 s); read-only afterwards, so safe to share between threads."""
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
@@ -109,28 +109,42 @@ def detect_language(text: str) -> str | None:
     scripts = _letter_scripts(text)
     if not scripts:
         return None
-    if any(script in scripts for script in _KANA):
-        return "ja"  # kana is Japanese only; Japanese also writes with Han characters, Chinese never with kana
-    # Another script beside Latin is the prompt's language, the Latin words being names and styles in it.
-    others = [(count, script) for script, count in scripts.items() if script in _SCRIPT_LANGUAGES and script != "LATIN"]
-    script = max(others)[1] if others else "LATIN" if "LATIN" in scripts else scripts.most_common(1)[0][0]
-    candidates = _SCRIPT_LANGUAGES.get(script)
-    if script == "CYRILLIC":
-        lowered = text.lower()
-        candidates = next(
-            (codes for letters, codes in _CYRILLIC_HINTS if any(c in lowered for c in letters)), candidates
-        )
+    script = _prompt_script(scripts)
+    candidates = _candidates(script, text)
     if candidates is not None and len(candidates) == 1:
         return candidates[0]
+    return _classify(text, candidates, _CONFIDENT_SHARE.get(script, _DEFAULT_CONFIDENT_SHARE))
+
+
+def _prompt_script(scripts: Counter[str]) -> str:
+    """Kana before all (Japanese mixes it with Han; Chinese never uses it), then any script beside Latin:
+    Latin words inside another script are names and styles, not the prompt's language."""
+    if any(script in scripts for script in _KANA):
+        return _KANA[0]
+    others = [(count, script) for script, count in scripts.items() if script in _SCRIPT_LANGUAGES and script != "LATIN"]
+    if others:
+        return max(others)[1]
+    return "LATIN" if "LATIN" in scripts else scripts.most_common(1)[0][0]
+
+
+def _candidates(script: str, text: str) -> tuple[str, ...] | None:
+    """The languages that write with the script, most used first; None for a script the table lacks."""
+    if script == "CYRILLIC":
+        lowered = text.lower()
+        for letters, languages in _CYRILLIC_HINTS:
+            if any(letter in lowered for letter in letters):
+                return languages
+    return _SCRIPT_LANGUAGES.get(script)
+
+
+def _classify(text: str, candidates: tuple[str, ...] | None, confident_share: float) -> str | None:
     ranking = _identifier().rank(text)
-    if candidates is None:  # a script the table does not know: any two-letter code
+    if candidates is None:
         return next((code for code, _ in ranking if len(code) == 2), None)
     scores = [(code, score) for code, score in ranking if code in candidates]
     best, score = scores[0]
     total = sum(score for _, score in scores)
-    if total > 0 and score / total >= _CONFIDENT_SHARE.get(script, _DEFAULT_CONFIDENT_SHARE):
-        return best
-    return candidates[0]
+    return best if total > 0 and score / total >= confident_share else candidates[0]
 
 
 def latin_spans(text: str) -> list[str]:
@@ -138,6 +152,12 @@ def latin_spans(text: str) -> list[str]:
     if set(_letter_scripts(text)) <= {"LATIN"}:
         return []
     return _LATIN_SPAN.findall(text)
+
+
+def _wording(piece: str) -> str:
+    """The piece without its surrounding spaces and punctuation; empty when it has no letters to translate."""
+    core = piece.strip(_SEPARATORS)
+    return core if any(char.isalpha() for char in core) else ""
 
 
 @dataclass(frozen=True)
@@ -255,16 +275,14 @@ class Translator:
             SourceText(core, sources[index].language)
             for index in redo
             for piece in pieces[index][::2]  # split() puts the captured Latin spans at the odd positions
-            if (core := piece.strip(_SEPARATORS))
+            if (core := _wording(piece))
         ]
         english_parts = iter(self._generate(parts, should_cancel))
         for index in redo:
             rebuilt = []
             for position, piece in enumerate(pieces[index]):
-                core = piece.strip(_SEPARATORS)
-                if position % 2 == 0 and core:
-                    piece = piece.replace(core, next(english_parts), 1)
-                rebuilt.append(piece)
+                core = _wording(piece) if position % 2 == 0 else ""
+                rebuilt.append(piece.replace(core, next(english_parts), 1) if core else piece)
             whole[index] = "".join(rebuilt)
         return whole
 
