@@ -329,7 +329,7 @@ def load_translator(settings: TranslationSettings, model_settings: ModelSettings
         model = tiny_translation.model(settings.tiny_seed, tokenizer)
     else:
         tokenizer, model = _pretrained(settings, dtype)
-    model.to(device, dtype)
+    model.to(device, dtype)  # type: ignore[arg-type]  # transformers types `to` through a decorator mypy misreads
     log.info("translation model %s ready on %s (%s)", "tiny" if tiny else settings.model, device, dtype)
     return Translator(
         model,
