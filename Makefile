@@ -26,6 +26,7 @@ test: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/scheduler.py
+	$(BIN)/python benchmarks/multilingual.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

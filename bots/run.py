@@ -22,7 +22,7 @@ from bots.service import Service
 from generation.engine import Engine
 from generation.models import load_models
 from generation.scheduler import FairScheduler
-from generation.translation import load_translator
+from generation.translation import detect_language, load_translator
 from generation.worker import GenerateFn, Worker
 from storage.database import Database
 from storage.files import FileStore
@@ -110,6 +110,8 @@ async def serve(
             models = await asyncio.to_thread(load_models, settings.model)
             translator = await asyncio.to_thread(load_translator, settings.translation, settings.model)
             generate = Engine(models, translator).generate
+        # The detector loads its model on first use (0.4 s): here, not inside the first user's request.
+        await asyncio.to_thread(detect_language, "warm up")
         service = Service(settings, db, FileStore(settings.storage.outputs_dir))
         worker = build_worker(settings, service, generate)
         service.attach(worker)
