@@ -296,7 +296,8 @@ class Service:
             image = await asyncio.to_thread(decode_image, data, self.settings.limits.max_input_pixels)
         except InvalidImage as error:
             raise from_generation(error) from None
-        transparent = has_alpha(image) and image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+        lowest_alpha, _ = image.convert("RGBA").getchannel("A").getextrema()
+        transparent = has_alpha(image) and isinstance(lowest_alpha, int) and lowest_alpha < 255
         return Operation.INPAINT.value if transparent else Operation.IMG2IMG.value
 
     async def queue(self, actor: Actor) -> list[QueueEntry]:

@@ -178,15 +178,15 @@ class Delivery:
 
     async def _send_image(self, event: JobEvent, path: Path, caption: str, keyboard: InlineKeyboardMarkup) -> Message:
         data = await asyncio.to_thread(path.read_bytes)
-        common = {
-            "chat_id": int(event.channel_id),
-            "caption": caption,
-            "reply_markup": keyboard,
-            "reply_parameters": _reply_to(event.reply_to),
-        }
+        chat_id = int(event.channel_id)
+        reply = _reply_to(event.reply_to)
         if _fits_a_photo(path, len(data)):
-            return await self.bot.send_photo(photo=data, **common)
-        return await self.bot.send_document(document=data, filename=path.name, **common)
+            return await self.bot.send_photo(
+                chat_id, data, caption=caption, reply_markup=keyboard, reply_parameters=reply
+            )
+        return await self.bot.send_document(
+            chat_id, data, filename=path.name, caption=caption, reply_markup=keyboard, reply_parameters=reply
+        )
 
     def _finish(self, job_id: str) -> None:
         self._statuses.pop(job_id, None)
