@@ -1,4 +1,5 @@
-"""Persistence: users, communities, jobs and their outputs, message links, quotas, the moderation log.
+"""Persistence: users, communities and their bans, jobs and their outputs, message links, quotas, the
+moderation log.
 
 `Database`'s methods take and return the domain types of `storage.records`; no session or ORM row
 leaves the package. Output and input images live on disk in a `FileStore`; the database keeps their
@@ -13,6 +14,7 @@ from storage.migrate import upgrade_database
 from storage.records import (
     PERMANENT,
     Community,
+    CommunityBan,
     DeliveryState,
     Job,
     JobDraft,
@@ -30,6 +32,7 @@ from storage.records import (
 
 __all__ = [
     "Community",
+    "CommunityBan",
     "Database",
     "DeliveryState",
     "FileStore",

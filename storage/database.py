@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from storage.bans import CommunityBans
 from storage.communities import Communities
 from storage.engine import open_engine
 from storage.jobs import Jobs
@@ -18,7 +19,7 @@ from storage.repository import Clock, utc_now
 from storage.users import Users
 
 
-class Database(Users, Communities, Jobs, MessageLinks, Quotas, ModerationLog):
+class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, ModerationLog):
     """easel's database at `url`, e.g. `sqlite+aiosqlite:///data/easel.db`.
 
     Its methods come from one module per table group; they work once `connect` has run. `clock` stamps

@@ -15,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from storage.columns import UTCDateTime, state_enum
 from storage.records import (
     Community,
+    CommunityBan,
     DeliveryState,
     Job,
     JobState,
@@ -230,6 +231,27 @@ class QuotaChargeRow(Base):
             images=self.images,
             gpu_seconds=self.gpu_seconds,
             state=self.state,
+        )
+
+
+class CommunityBanRow(Base):
+    __tablename__ = "community_bans"
+
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    until: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+
+    def record(self) -> CommunityBan:
+        return CommunityBan(
+            community_id=self.community_id,
+            user_id=self.user_id,
+            until=self.until,
+            reason=self.reason,
+            actor_id=self.actor_id,
+            created_at=self.created_at,
         )
 
 

@@ -199,6 +199,26 @@ class QuotaUsage:
 
 
 @dataclass(frozen=True)
+class CommunityBan:
+    """A user banned from one community; a global ban is on the `User` itself."""
+
+    community_id: int
+    user_id: int
+    until: datetime
+    """`PERMANENT` for a ban without end."""
+    reason: str
+    actor_id: int | None
+    created_at: datetime
+
+    def is_active(self, now: datetime) -> bool:
+        return now < self.until
+
+    @property
+    def permanent(self) -> bool:
+        return self.until == PERMANENT
+
+
+@dataclass(frozen=True)
 class ModerationEntry:
     id: int
     community_id: int | None

@@ -140,7 +140,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
     assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0002"
+    assert await on_database(url, current_revision) == head == "0003"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
@@ -721,3 +721,17 @@ async def test_deleting_a_job_keeps_the_first_time_and_its_message_links(db: Dat
     assert [link.message_id for link in await db.messages_of(job.id)] == ["10", "9"]
     with pytest.raises(NotFound):
         await db.mark_deleted("missing", datetime.now(UTC))
+
+
+async def test_community_bans_are_per_community_replaced_and_lifted(db: Database, owner: User) -> None:
+    here = await db.get_or_create_community("telegram", "-1", "Here")
+    there = await db.get_or_create_community("telegram", "-2", "There")
+    ban = await db.ban_in_community(here.id, owner.id, None, "spam")
+    assert ban.permanent and ban.is_active(datetime.now(UTC))
+    assert await db.community_ban(there.id, owner.id) is None
+    until = datetime(2030, 1, 1, tzinfo=UTC)
+    replaced = await db.ban_in_community(here.id, owner.id, until, "flood")
+    assert (replaced.until, replaced.reason) == (until, "flood") and not replaced.is_active(until)
+    assert await db.unban_in_community(here.id, owner.id) is True
+    assert await db.unban_in_community(here.id, owner.id) is False
+    assert await db.community_ban(here.id, owner.id) is None
