@@ -20,6 +20,7 @@ from generation.config import (
     GenerationDefaults,
     Limits,
     ModelSettings,
+    SafetySettings,
     TranslationSettings,
     defaults_problems,
     resolve_defaults,
@@ -98,6 +99,21 @@ class DiscordSettings(_Section):
     progress_interval_seconds: float = Field(default=2.0, ge=0)
 
 
+class ModerationSettings(_Section):
+    """What holds everywhere: the bot's owners, global banned words, and the default NSFW policy."""
+
+    owners: list[str] = []
+    """Platform accounts that may do everything everywhere, as "telegram:<user id>" or "discord:<user id>"."""
+    banned_words: list[str] = []
+    banned_patterns: list[str] = []
+    """Regular expressions, matched like banned words after normalisation."""
+    nsfw_policy: Literal["blocked", "nsfw_channels", "spoiler"] = "blocked"
+    moderator_role: str = "easel-moderator"
+    """A Discord role whose members moderate the bot in their server, besides those with Manage Server."""
+    admin_cache_seconds: float = Field(default=60.0, ge=0)
+    """How long a Telegram chat's administrator list is trusted before it is asked again."""
+
+
 class Settings(_Section):
     model: ModelSettings = ModelSettings()
     defaults: DefaultsSettings = DefaultsSettings()
@@ -107,7 +123,9 @@ class Settings(_Section):
     tiers: dict[str, TierSettings] = {"default": TierSettings()}
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
+    moderation: ModerationSettings = ModerationSettings()
     translation: TranslationSettings = TranslationSettings()
+    safety: SafetySettings = SafetySettings()
 
     def tier(self, name: str) -> TierSettings:
         """Unknown tier names (a tier removed from the config) fall back to the default tier."""

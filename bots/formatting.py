@@ -35,6 +35,19 @@ def queued_text(position: int | None, eta_seconds: float | None, language: str |
     return render("status.queued", language, position=position or 1, eta=eta_text(eta_seconds, language))
 
 
+EXPLAINED_FAILURES = frozenset({"queue.refused", "moderation.blocked"})
+"""Failures whose own text tells the user more than "it failed" (and needs no values)."""
+
+
+def ending_text(event: JobEvent) -> str:
+    """What a job that ended without images says: cancelled, refused for a reason, or failed."""
+    if event.kind == "cancelled":
+        return render("cancelled", event.language, job_id=short_id(event.job_id))
+    if event.error_key in EXPLAINED_FAILURES:
+        return render(event.error_key, event.language)
+    return render("failed", event.language, job_id=short_id(event.job_id))
+
+
 def progress_text(fraction: float, language: str | None = None) -> str:
     return render("status.progress", language, percent=int(fraction * 100))
 

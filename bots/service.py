@@ -19,6 +19,8 @@ from typing import Any
 
 from bots.config import Settings, TierSettings
 from bots.errors import UserError, from_generation, from_queue
+from bots.moderation.policy import Moderation
+from generation.config import GenerationDefaults, Limits
 from generation.costs import job_cost
 from generation.engine import GenerationResult
 from generation.errors import InvalidImage, InvalidRequest
@@ -30,7 +32,7 @@ from generation.worker import Worker, WorkItem
 from storage.database import Database
 from storage.errors import InvalidTransition, QuotaExceeded
 from storage.files import FileStore
-from storage.records import Job, JobDraft, JobState, MessageLink, Output, OutputDraft, QuotaReservation, User
+from storage.records import Community, Job, JobDraft, JobState, MessageLink, Output, OutputDraft, QuotaReservation, User
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,7 @@ class Service:
         self.db = db
         self.files = files
         self.worker: Worker | None = None
+        self.moderation = Moderation(settings, db)
         self._listeners: dict[str, Listener] = {}
         self._routes: dict[str, _Route] = {}
         self._delivering: set[str] = set()
@@ -186,15 +189,19 @@ class Service:
     async def submit(self, actor: Actor, place: Place, ask: Ask, parent_job_id: str | None = None) -> Receipt:
         worker = self._worker()
         user = await self._user(actor)
-        community_id = await self._community_id(place)
+        community = await self._community(place)
+        community_id = community.id if community is not None else None
+        texts = [ask.prompt, str(ask.options.get("negative_prompt", "")), *(t for t in ask.mix if isinstance(t, str))]
+        await self.moderation.check_request(user, community, [text for text in texts if text])
         options = {**_preferences_for(ask, user.preferences), **ask.options}
         if "language" not in options:
             options["language"] = detect_language(" ".join([ask.prompt, *(t for t in ask.mix if isinstance(t, str))]))
         ask = replace(ask, options=options)
-        request, inputs = await asyncio.to_thread(self._build, ask, None)
-        tier = self.settings.tier(user.tier)
+        overrides = self.moderation.limits_for(community)
+        request, inputs = await asyncio.to_thread(self._build, ask, None, _limits(self.settings.limits, overrides))
+        tier = _tier(self.settings.tier(user.tier), overrides)
         estimate = worker.throughput.seconds(request)
-        await self._check_quota(user, request.count, estimate)
+        await self._check_quota(user, tier, request.count, estimate)
         try:
             worker.scheduler.check_capacity(_user_key(user))
         except QueueRefused as error:
@@ -426,9 +433,11 @@ class Service:
             await self._emit("progress", job_id, progress=fraction)
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
-        outputs = await asyncio.to_thread(self._store_outputs, result)
         translation = result.translation
         english = _translated_prompt(translation) if translation is not None else None
+        if translation is not None and not await self._translation_allowed(job_id, translation):
+            return
+        outputs = await asyncio.to_thread(self._store_outputs, result)
         await self.db.mark_done(job_id, _now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
         await self._emit(
             "done",
@@ -438,6 +447,21 @@ class Service:
             translation=english,
             source_language=translation.language if translation is not None else None,
         )
+
+    async def _translation_allowed(self, job_id: str, translation: PromptTranslation) -> bool:
+        """Banned words are matched against the translation too; it is known only once the worker made it."""
+        job = await self.db.get_job(job_id)
+        owner = await self.db.get_user(job.owner_id) if job is not None else None
+        if job is None or owner is None:
+            return True
+        community = await self.db.get_community(job.community_id) if job.community_id is not None else None
+        texts = [translation.prompt, translation.negative_prompt, *(text for text in translation.mix_texts if text)]
+        try:
+            await self.moderation.screen(owner, community, [text for text in texts if text])
+        except UserError as error:
+            await self._close(job_id, JobState.FAILED, error_key=error.key)
+            return False
+        return True
 
     async def on_failed(self, job_id: str, error: BaseException) -> None:
         log.error("job %s failed: %r", job_id, error)
@@ -471,11 +495,10 @@ class Service:
         self._routes[job.id] = _Route(job.platform, job.channel_id, owner.platform_user_id, owner.language, job.prompt)
         return owner
 
-    async def _community_id(self, place: Place) -> int | None:
+    async def _community(self, place: Place) -> Community | None:
         if place.community_id is None:
             return None
-        community = await self.db.get_or_create_community(place.platform, place.community_id, place.community_name)
-        return community.id
+        return await self.db.get_or_create_community(place.platform, place.community_id, place.community_name)
 
     async def _own_job(self, actor: Actor, reference: str) -> Job:
         """The actor's job named by its full id or by the start of one of their own job ids."""
@@ -531,8 +554,7 @@ class Service:
         community = await self.db.get_community(job.community_id) if job.community_id is not None else None
         return Place(job.platform, job.channel_id, community.platform_id if community else None)
 
-    async def _check_quota(self, user: User, images: int, gpu_seconds: float) -> None:
-        tier = self.settings.tier(user.tier)
+    async def _check_quota(self, user: User, tier: TierSettings, images: int, gpu_seconds: float) -> None:
         usage = await self.db.quota_usage(user.id, _today())
         if usage.images + images > tier.images_per_day:
             raise _quota_error("images", tier)
@@ -605,9 +627,11 @@ class Service:
             return
         await self.db.mark_delivered(event.job_id, _now())
 
-    def _build(self, ask: Ask, seed: int | None) -> tuple[GenerationRequest, dict[str, Any]]:
+    def _build(
+        self, ask: Ask, seed: int | None, limits: Limits | None = None
+    ) -> tuple[GenerationRequest, dict[str, Any]]:
         """Decode and validate; also returns the raw inputs to keep, so a restart can rebuild the request."""
-        limits = self.settings.limits
+        limits = limits or self.settings.limits
         options = dict(ask.options)
         if seed is not None:
             options["seed"] = seed
@@ -634,7 +658,7 @@ class Service:
             request = make_request(
                 ask.operation,
                 ask.prompt,
-                defaults=self.settings.generation_defaults,
+                defaults=_defaults_within(self.settings.generation_defaults, limits),
                 limits=limits,
                 **options,
             )
@@ -723,6 +747,28 @@ def _preferences_for(ask: Ask, preferences: Mapping[str, Any]) -> dict[str, Any]
         for key, value in preferences.items()
         if key in PREFERENCE_KEYS and not (sized_by_image and key in SIZE_KEYS)
     }
+
+
+def _limits(limits: Limits, overrides: Mapping[str, int]) -> Limits:
+    """A community's own size and step limits, where it set them, within the global ones."""
+    changes = {key: overrides[key] for key in ("max_width", "max_height", "max_steps") if key in overrides}
+    return limits.model_copy(update=changes) if changes else limits
+
+
+def _defaults_within(defaults: GenerationDefaults, limits: Limits) -> GenerationDefaults:
+    """Defaults that a community's smaller limits would refuse shrink to those limits: a request that names
+    no size must still work there (a size the user names is refused, never clamped)."""
+    width, height = min(defaults.width, limits.max_width), min(defaults.height, limits.max_height)
+    steps = min(defaults.steps, limits.max_steps)
+    if (width, height, steps) == (defaults.width, defaults.height, defaults.steps):
+        return defaults
+    return defaults.model_copy(update={"width": width, "height": height, "steps": steps})
+
+
+def _tier(tier: TierSettings, overrides: Mapping[str, int]) -> TierSettings:
+    if "images_per_day" not in overrides:
+        return tier
+    return tier.model_copy(update={"images_per_day": min(tier.images_per_day, overrides["images_per_day"])})
 
 
 def _quota_error(resource: str, tier: TierSettings) -> UserError:

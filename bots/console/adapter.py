@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bots.errors import UserError
-from bots.formatting import history_lines, quota_text
+from bots.formatting import ending_text, history_lines, quota_text
 from bots.parsing import parse_prompt
 from bots.service import Actor, Ask, JobEvent, Place, Service
 from bots.texts import render
@@ -99,10 +99,8 @@ class ConsoleAdapter:
         elif event.kind == "done":
             files = ", ".join(str(path) for path in event.files)
             self._say(f"{prefix} done: {files} (seed {', '.join(str(seed) for seed in event.seeds)})")
-        elif event.kind == "failed":
-            self._say(f"{prefix} " + render("failed", job_id=event.job_id))
-        elif event.kind == "cancelled":
-            self._say(f"{prefix} " + render("cancelled", job_id=event.job_id))
+        elif event.kind in ("failed", "cancelled"):
+            self._say(f"{prefix} " + ending_text(event))
         if event.kind in ("done", "failed", "cancelled"):
             self._finished.set()
 

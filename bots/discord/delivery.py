@@ -20,8 +20,8 @@ from bots.discord.actions import MESSAGE_LIMIT, PLATFORM
 from bots.discord.status import Status, StatusBoard
 from bots.discord.uploads import Upload, fit_upload
 from bots.discord.views import result_view, status_view
-from bots.formatting import progress_text, queued_text, result_caption
-from bots.service import FINAL_KINDS, JobEvent, Service, short_id
+from bots.formatting import ending_text, progress_text, queued_text, result_caption
+from bots.service import FINAL_KINDS, JobEvent, Service
 from bots.texts import render
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ class Delivery:
                 if event.kind == "done":
                     await self._result(client, event)
                 else:
-                    key = "failed" if event.kind == "failed" else "cancelled"
-                    await self._notice(client, event, render(key, event.language, job_id=short_id(event.job_id)))
+                    await self._notice(client, event, ending_text(event))
                 self._remember(event.job_id)
             self._locks.pop(event.job_id, None)
 

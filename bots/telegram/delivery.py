@@ -23,8 +23,8 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bots.config import TelegramSettings
-from bots.formatting import progress_text, queued_text, result_caption
-from bots.service import JobEvent, Service, short_id
+from bots.formatting import ending_text, progress_text, queued_text, result_caption
+from bots.service import JobEvent, Service
 from bots.telegram.keyboards import result_keyboard, status_keyboard
 from bots.texts import render
 
@@ -116,12 +116,7 @@ class Delivery:
         await self._edit(event.job_id, status, text, status_keyboard(event.job_id, event.language))
 
     async def _final_text(self, event: JobEvent, status: Status) -> None:
-        if event.kind == "cancelled":
-            text = render("cancelled", event.language, job_id=short_id(event.job_id))
-        elif event.error_key == "queue.refused":
-            text = render("queue.refused", event.language)
-        else:
-            text = render("failed", event.language, job_id=short_id(event.job_id))
+        text = ending_text(event)
         if status.message_id is not None and await self._edit(event.job_id, status, text, None):
             return
         await _patiently(partial(self.bot.send_message, int(event.channel_id), text))

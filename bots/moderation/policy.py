@@ -1,0 +1,269 @@
+"""Community moderation, platform-neutral: who may moderate, what is blocked, and the audit trail.
+
+Adapters say what the platform knows of a member (a Discord member with Manage Server, a Telegram chat
+administrator, a configured moderator role) as a `Role`; bot owners come from the configuration. Every
+command checks the role here, on the server side, whatever the platform's UI shows or hides. Every
+moderation action and every blocked request is written to the moderation log.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+from functools import lru_cache
+from typing import Any
+
+from bots.moderation.matching import BannedPattern, BannedWords, validate
+
+from bots.config import Settings
+from bots.errors import UserError
+from storage.database import Database
+from storage.records import Community, ModerationEntry, User
+
+NSFW_POLICIES = ("blocked", "nsfw_channels", "spoiler")
+LIMIT_KEYS = ("images_per_day", "max_width", "max_height", "max_steps")
+LOG_EXPORT_LIMIT = 10_000
+
+
+class Role(IntEnum):
+    USER = 0
+    MODERATOR = 1
+    ADMIN = 2
+    OWNER = 3
+
+
+@dataclass(frozen=True)
+class Moderator:
+    """Who acts, where, and with which role (as the adapter found it on the platform)."""
+
+    platform: str
+    user_id: str
+    community_id: str | None
+    role: Role
+    display_name: str | None = None
+
+
+class Moderation:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self._global_words = BannedWords(
+            [BannedPattern(text) for text in settings.moderation.banned_words]
+            + [BannedPattern(text, regex=True) for text in settings.moderation.banned_patterns]
+        )
+
+    def role(self, platform: str, user_id: str, platform_role: Role = Role.USER) -> Role:
+        """The platform's role, raised to owner for the bot owners named in the configuration."""
+        if f"{platform}:{user_id}" in self.settings.moderation.owners:
+            return Role.OWNER
+        return platform_role
+
+    # --- what every request goes through -----------------------------------------------------
+
+    async def check_request(self, user: User, community: Community | None, texts: Iterable[str]) -> None:
+        """Refuse a request from a user banned here, or whose texts hold a banned word; log the refusal."""
+        if community is not None:
+            ban = await self.db.community_ban(community.id, user.id)
+            if ban is not None and ban.is_active(_now()):
+                if ban.permanent:
+                    raise UserError("user.banned", reason=ban.reason or "-")
+                raise UserError("user.banned_until", until=f"{ban.until:%Y-%m-%d %H:%M}", reason=ban.reason or "-")
+        await self.screen(user, community, texts)
+
+    async def screen(self, user: User, community: Community | None, texts: Iterable[str]) -> None:
+        """Raise `moderation.blocked` when a text holds a banned word, global or of this community."""
+        lists = [self._global_words, _community_words(community)]
+        for text in texts:
+            for words in lists:
+                found = words.find(text) if words else None
+                if found is not None:
+                    await self.db.log_moderation(
+                        "blocked",
+                        f"user:{user.id}",
+                        community_id=community.id if community else None,
+                        reason="banned word",
+                        details={"pattern": found.text, "regex": found.regex, "text": text[:500]},
+                    )
+                    raise UserError("moderation.blocked")
+
+    def limits_for(self, community: Community | None) -> Mapping[str, int]:
+        """The community's own limits (images per day, largest size, most steps), where it set them."""
+        if community is None:
+            return {}
+        return {key: int(value) for key, value in community.settings.get("limits", {}).items() if key in LIMIT_KEYS}
+
+    def nsfw_policy(self, community: Community | None) -> str:
+        if community is None:
+            return self.settings.moderation.nsfw_policy
+        return str(community.settings.get("nsfw", self.settings.moderation.nsfw_policy))
+
+    # --- commands ------------------------------------------------------------------------------
+
+    async def add_word(self, moderator: Moderator, pattern: str, *, regex: bool = False) -> list[BannedPattern]:
+        community = await self._community(moderator, Role.MODERATOR)
+        banned = BannedPattern(pattern.strip(), regex=regex)
+        validate(banned)
+        words = [word for word in _stored_words(community) if word != banned] + [banned]
+        await self._save_words(community, words)
+        await self._log(moderator, community, "banword.add", banned.text, details={"regex": regex})
+        return words
+
+    async def remove_word(self, moderator: Moderator, pattern: str) -> list[BannedPattern]:
+        community = await self._community(moderator, Role.MODERATOR)
+        words = _stored_words(community)
+        kept = [word for word in words if word.text != pattern.strip()]
+        if len(kept) == len(words):
+            raise UserError("moderation.no_such_word", pattern=pattern.strip())
+        await self._save_words(community, kept)
+        await self._log(moderator, community, "banword.remove", pattern.strip())
+        return kept
+
+    async def words(self, moderator: Moderator) -> list[BannedPattern]:
+        return _stored_words(await self._community(moderator, Role.MODERATOR))
+
+    async def ban(
+        self, moderator: Moderator, platform_user_id: str, until: datetime | None, reason: str, *, everywhere: bool
+    ) -> None:
+        """Ban from this community, or (owners only) from easel everywhere."""
+        community = await self._community(moderator, Role.OWNER if everywhere else Role.MODERATOR)
+        target = await self.db.get_or_create_user(moderator.platform, platform_user_id)
+        if self.role(moderator.platform, platform_user_id) is Role.OWNER:
+            raise UserError("moderation.not_allowed")
+        if everywhere:
+            await self.db.ban_user(target.id, until, reason)
+        else:
+            await self.db.ban_in_community(
+                community.id, target.id, until, reason, actor_id=await self._actor_id(moderator)
+            )
+        details = {"until": until.isoformat() if until else "permanent", "everywhere": everywhere}
+        await self._log(moderator, community, "ban", f"user:{target.id}", reason=reason, details=details)
+
+    async def unban(self, moderator: Moderator, platform_user_id: str, *, everywhere: bool) -> None:
+        community = await self._community(moderator, Role.OWNER if everywhere else Role.MODERATOR)
+        target = await self.db.get_or_create_user(moderator.platform, platform_user_id)
+        if everywhere:
+            await self.db.unban_user(target.id)
+        elif not await self.db.unban_in_community(community.id, target.id):
+            raise UserError("moderation.not_banned")
+        await self._log(moderator, community, "unban", f"user:{target.id}", details={"everywhere": everywhere})
+
+    async def set_nsfw(self, moderator: Moderator, policy: str) -> None:
+        if policy not in NSFW_POLICIES:
+            raise UserError("moderation.bad_nsfw", value=policy, allowed=", ".join(NSFW_POLICIES))
+        community = await self._community(moderator, Role.ADMIN)
+        await self.db.update_community_settings(community.id, {"nsfw": policy})
+        await self._log(moderator, community, "nsfw", policy)
+
+    async def set_limits(self, moderator: Moderator, changes: Mapping[str, int | None]) -> Mapping[str, int]:
+        """Override the global limits in this community (None removes an override); never above the global."""
+        community = await self._community(moderator, Role.ADMIN)
+        unknown = sorted(set(changes) - set(LIMIT_KEYS))
+        if unknown:
+            raise UserError("moderation.bad_limit", name=", ".join(unknown), allowed=", ".join(LIMIT_KEYS))
+        ceiling = self._ceilings()
+        limits = dict(self.limits_for(community))
+        for key, value in changes.items():
+            if value is None:
+                limits.pop(key, None)
+            elif not 0 <= value <= ceiling[key]:
+                raise UserError("moderation.limit_range", name=key, value=value, maximum=ceiling[key])
+            else:
+                limits[key] = value
+        await self.db.update_community_settings(community.id, {"limits": limits})
+        await self._log(moderator, community, "limits", ",".join(sorted(changes)), details=dict(changes))
+        return limits
+
+    async def log(self, moderator: Moderator, limit: int = 20) -> list[ModerationEntry]:
+        community = await self._community(moderator, Role.MODERATOR)
+        return await self.db.moderation_log(community.id, limit)
+
+    async def log_csv(self, moderator: Moderator) -> bytes:
+        """The community's whole audit log as CSV (UTF-8 with a BOM, so spreadsheets read it right)."""
+        entries = await self.log(moderator, LOG_EXPORT_LIMIT)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["time", "action", "target", "actor", "reason", "details"])
+        for entry in entries:
+            writer.writerow(
+                [
+                    entry.created_at.isoformat(),
+                    entry.action,
+                    entry.target,
+                    "" if entry.actor_id is None else f"user:{entry.actor_id}",
+                    entry.reason or "",
+                    ";".join(f"{key}={value}" for key, value in sorted(entry.details.items())),
+                ]
+            )
+        return buffer.getvalue().encode("utf-8-sig")
+
+    # --- internals -----------------------------------------------------------------------------
+
+    async def _community(self, moderator: Moderator, needed: Role) -> Community:
+        """The community the moderator acts in, once their role allows the action there."""
+        if moderator.community_id is None:
+            raise UserError("moderation.community_only")
+        role = self.role(moderator.platform, moderator.user_id, moderator.role)
+        if role < needed:
+            raise UserError("moderation.not_allowed")
+        return await self.db.get_or_create_community(moderator.platform, moderator.community_id)
+
+    async def _actor_id(self, moderator: Moderator) -> int:
+        user = await self.db.get_or_create_user(moderator.platform, moderator.user_id, moderator.display_name)
+        return user.id
+
+    async def _log(
+        self,
+        moderator: Moderator,
+        community: Community,
+        action: str,
+        target: str,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        await self.db.log_moderation(
+            action,
+            target,
+            community_id=community.id,
+            actor_id=await self._actor_id(moderator),
+            reason=reason,
+            details=details,
+        )
+
+    async def _save_words(self, community: Community, words: Sequence[BannedPattern]) -> None:
+        stored = [{"text": word.text, "regex": word.regex} for word in words]
+        await self.db.update_community_settings(community.id, {"banned_words": stored})
+
+    def _ceilings(self) -> dict[str, int]:
+        limits = self.settings.limits
+        tier = self.settings.tier("default")
+        return {
+            "images_per_day": tier.images_per_day,
+            "max_width": limits.max_width,
+            "max_height": limits.max_height,
+            "max_steps": limits.max_steps,
+        }
+
+
+def _stored_words(community: Community | None) -> list[BannedPattern]:
+    if community is None:
+        return []
+    return [BannedPattern(item["text"], bool(item.get("regex"))) for item in community.settings.get("banned_words", [])]
+
+
+def _community_words(community: Community | None) -> BannedWords:
+    return _compiled(tuple(_stored_words(community)))
+
+
+@lru_cache(maxsize=256)
+def _compiled(patterns: tuple[BannedPattern, ...]) -> BannedWords:
+    """Communities' lists change rarely and are read on every request: compile each list once."""
+    return BannedWords(patterns)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

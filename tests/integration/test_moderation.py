@@ -1,0 +1,280 @@
+"""Moderation through the core: roles checked on the server side, banned words on every path into the queue,
+community bans, community limits, and the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bots.config import Settings, load_settings
+from bots.errors import UserError
+from bots.moderation.policy import Moderator, Role
+from bots.run import build_worker
+from bots.service import Actor, Ask, JobEvent, Place, Service
+from generation.engine import GenerationResult
+from generation.requests import GenerationRequest
+from generation.translation import PromptTranslation
+from generation.worker import CancelCheck, ProgressCallback
+from storage.database import Database
+from storage.files import FileStore
+from storage.records import JobState
+
+GUILD = Place("test", "channel-1", "guild-1", "Guild")
+OTHER = Place("test", "channel-2", "guild-2", "Other guild")
+PRIVATE = Place("test", "dm-1")
+ANN = Actor("test", "ann", "Ann", "en")
+TRANSLATIONS = {"красный дракон": "a red dragon"}
+BOB = Actor("test", "bob", "Bob", "en")
+
+
+def moderator(role: Role, user_id: str = "mod", community: str | None = "guild-1") -> Moderator:
+    return Moderator("test", user_id, community, role)
+
+
+def stand_in(
+    batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
+) -> list[GenerationResult]:
+    """Plain images at once; a prompt in `TRANSLATIONS` reports its English as the translation it ran on."""
+    results = []
+    for request in batch:
+        translation = None
+        if request.prompt in TRANSLATIONS:
+            translation = PromptTranslation("ru", TRANSLATIONS[request.prompt], "", ())
+        images = tuple(Image.new("RGB", (request.width, request.height)) for _ in request.seeds)
+        results.append(GenerationResult(request, images, request.seeds, translation))
+    return results
+
+
+@dataclass
+class Core:
+    service: Service
+    db: Database
+    events: list[JobEvent] = field(default_factory=list)
+
+    async def listener(self, event: JobEvent) -> None:
+        self.events.append(event)
+
+    async def final(self, job_id: str) -> JobEvent:
+        async def wait() -> JobEvent:
+            while not (found := [e for e in self.events if e.job_id == job_id and e.kind in ("done", "failed")]):
+                await asyncio.sleep(0.01)
+            return found[0]
+
+        return await asyncio.wait_for(wait(), 30)
+
+    async def refused(self, actor: Actor, place: Place, ask: Ask, key: str = "moderation.blocked") -> None:
+        with pytest.raises(UserError) as caught:
+            await self.service.submit(actor, place, ask)
+        assert caught.value.key == key
+
+
+@pytest.fixture
+async def core(tmp_path: Path) -> AsyncIterator[Core]:
+    environ = {
+        "EASEL_MODEL__PRESET": "tiny",
+        "EASEL_MODERATION__OWNERS": '["test:owner"]',
+        "EASEL_MODERATION__BANNED_WORDS": '["gore"]',
+    }
+    settings: Settings = load_settings(None, environ=environ)
+    storage = settings.storage.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'easel.db'}", "outputs_dir": tmp_path / "files"}
+    )
+    settings = settings.model_copy(update={"storage": storage})
+    db = Database(settings.storage.database_url)
+    await db.connect()
+    await db.upgrade()
+    service = Service(settings, db, FileStore(settings.storage.outputs_dir))
+    worker = build_worker(settings, service, stand_in)
+    service.attach(worker)
+    harness = Core(service, db)
+    service.listen("test", harness.listener)
+    task = asyncio.create_task(worker.run())
+    yield harness
+    await worker.stop()
+    await task
+    worker.close()
+    await db.close()
+
+
+async def jobs(core: Core) -> list[Any]:
+    return await core.db.jobs_in_states(list(JobState))
+
+
+# --- who may do what -------------------------------------------------------------------------------
+
+
+async def test_a_plain_member_is_refused_every_moderation_command(core: Core) -> None:
+    member = moderator(Role.USER)
+    moderation = core.service.moderation
+    commands = [
+        moderation.add_word(member, "cat"),
+        moderation.remove_word(member, "cat"),
+        moderation.words(member),
+        moderation.ban(member, "bob", None, "spam", everywhere=False),
+        moderation.unban(member, "bob", everywhere=False),
+        moderation.set_nsfw(member, "spoiler"),
+        moderation.set_limits(member, {"max_steps": 10}),
+        moderation.log(member),
+        moderation.log_csv(member),
+    ]
+    for command in commands:
+        with pytest.raises(UserError) as caught:
+            await command
+        assert caught.value.key == "moderation.not_allowed"
+    assert await core.db.moderation_log(None) == []
+
+
+async def test_roles_allow_what_they_should_and_owners_come_from_the_config(core: Core) -> None:
+    moderation = core.service.moderation
+    await moderation.add_word(moderator(Role.MODERATOR), "cat")
+    with pytest.raises(UserError) as caught:
+        await moderation.set_nsfw(moderator(Role.MODERATOR), "spoiler")  # community settings need an admin
+    assert caught.value.key == "moderation.not_allowed"
+    await moderation.set_nsfw(moderator(Role.ADMIN), "spoiler")
+    with pytest.raises(UserError) as caught:
+        await moderation.ban(moderator(Role.ADMIN), "bob", None, "spam", everywhere=True)  # owners only
+    assert caught.value.key == "moderation.not_allowed"
+    owner = moderator(Role.USER, user_id="owner")  # no role on the platform, but named in the config
+    await moderation.ban(owner, "bob", None, "spam", everywhere=True)
+    with pytest.raises(UserError) as caught:
+        await moderation.ban(moderator(Role.ADMIN), "owner", None, "revenge", everywhere=False)
+    assert caught.value.key == "moderation.not_allowed"
+    with pytest.raises(UserError) as caught:
+        await moderation.add_word(moderator(Role.ADMIN, community=None), "cat")
+    assert caught.value.key == "moderation.community_only"
+
+
+# --- banned words ------------------------------------------------------------------------------------
+
+
+async def test_a_banned_word_blocks_later_prompts_in_that_community_only(core: Core) -> None:
+    await core.service.moderation.add_word(moderator(Role.MODERATOR), "dragon")
+    await core.refused(ANN, GUILD, Ask("txt2img", "a red Dragon over the sea"))
+    await core.refused(ANN, GUILD, Ask("txt2img", "a castle", {"negative_prompt": "no dragon"}))
+    receipt = await core.service.submit(ANN, OTHER, Ask("txt2img", "a red dragon over the sea"))
+    assert (await core.final(receipt.job_id)).kind == "done"
+    assert [job.prompt for job in await jobs(core)] == ["a red dragon over the sea"]
+    assert (await core.service.quota(ANN)).images == 1
+    community = await core.db.get_or_create_community("test", "guild-1")
+    blocked = [entry for entry in await core.db.moderation_log(community.id) if entry.action == "blocked"]
+    assert len(blocked) == 2 and blocked[0].details["pattern"] == "dragon"
+
+
+async def test_global_banned_words_block_everywhere_and_an_empty_list_blocks_nothing(core: Core) -> None:
+    for place in (GUILD, OTHER, PRIVATE):
+        await core.refused(BOB, place, Ask("txt2img", "GORE everywhere"))
+    receipt = await core.service.submit(BOB, PRIVATE, Ask("txt2img", "a gorge at dawn"))  # a word inside a word
+    assert (await core.final(receipt.job_id)).kind == "done"
+
+
+async def test_every_path_into_the_queue_is_screened(core: Core, photo: Image.Image) -> None:
+    buffer = io.BytesIO()
+    photo.save(buffer, "PNG")
+    image = buffer.getvalue()
+    first = await core.service.submit(ANN, GUILD, Ask("txt2img", "a knight"))
+    await core.final(first.job_id)
+    await core.service.moderation.add_word(moderator(Role.MODERATOR), "knight")
+    with pytest.raises(UserError):
+        await core.service.reroll(ANN, GUILD, first.job_id)  # the old prompt is banned now
+    with pytest.raises(UserError):
+        await core.service.variations(BOB, GUILD, first.job_id)
+    with pytest.raises(UserError):
+        await core.service.edit(BOB, GUILD, first.job_id, 0, "the knight at night", {})
+    await core.refused(ANN, GUILD, Ask("mix", "", mix=(image, image, "a knight")))
+    await core.refused(ANN, GUILD, Ask("img2img", "a knight", image=image))
+    assert len(await jobs(core)) == 1
+
+
+async def test_a_banned_word_in_the_translation_stops_the_result(core: Core) -> None:
+    await core.service.moderation.add_word(moderator(Role.MODERATOR), "dragon")
+    receipt = await core.service.submit(ANN, GUILD, Ask("txt2img", "красный дракон"))
+    final = await core.final(receipt.job_id)
+    assert final.kind == "failed" and final.error_key == "moderation.blocked" and not final.files
+    job = await core.db.get_job(receipt.job_id)
+    assert job is not None and job.state is JobState.FAILED and job.error_code == "moderation.blocked"
+    assert (await core.service.quota(ANN)).images == 0
+
+
+async def test_bad_patterns_are_refused_when_added(core: Core) -> None:
+    moderation = core.service.moderation
+    for pattern, regex in (("  ", False), ("(unclosed", True)):
+        with pytest.raises(UserError) as caught:
+            await moderation.add_word(moderator(Role.MODERATOR), pattern, regex=regex)
+        assert caught.value.key == "moderation.bad_pattern"
+    await moderation.add_word(moderator(Role.MODERATOR), r"dr[a4]g[o0]n", regex=True)
+    await core.refused(ANN, GUILD, Ask("txt2img", "a dr4g0n"))
+    assert [word.text for word in await moderation.remove_word(moderator(Role.MODERATOR), r"dr[a4]g[o0]n")] == []
+    with pytest.raises(UserError) as caught:
+        await moderation.remove_word(moderator(Role.MODERATOR), "never added")
+    assert caught.value.key == "moderation.no_such_word"
+
+
+# --- bans and limits ---------------------------------------------------------------------------------
+
+
+async def test_a_community_ban_keeps_the_user_out_of_that_community_only(core: Core) -> None:
+    moderation = core.service.moderation
+    await moderation.ban(moderator(Role.MODERATOR), "bob", None, "spam", everywhere=False)
+    await core.refused(BOB, GUILD, Ask("txt2img", "a cat"), key="user.banned")
+    receipt = await core.service.submit(BOB, OTHER, Ask("txt2img", "a cat"))
+    assert (await core.final(receipt.job_id)).kind == "done"
+    until = datetime.now(UTC) + timedelta(hours=1)
+    await moderation.ban(moderator(Role.MODERATOR), "bob", until, "cool down", everywhere=False)
+    await core.refused(BOB, GUILD, Ask("txt2img", "a cat"), key="user.banned_until")
+    await moderation.unban(moderator(Role.MODERATOR), "bob", everywhere=False)
+    receipt = await core.service.submit(BOB, GUILD, Ask("txt2img", "a cat"))
+    assert (await core.final(receipt.job_id)).kind == "done"
+    with pytest.raises(UserError) as caught:
+        await moderation.unban(moderator(Role.MODERATOR), "bob", everywhere=False)
+    assert caught.value.key == "moderation.not_banned"
+
+
+async def test_community_limits_override_the_global_ones(core: Core) -> None:
+    moderation = core.service.moderation
+    limits = await moderation.set_limits(moderator(Role.ADMIN), {"max_steps": 3, "images_per_day": 2})
+    assert limits == {"max_steps": 3, "images_per_day": 2}
+    await core.refused(ANN, GUILD, Ask("txt2img", "a cat", {"steps": 4}), key="request.invalid")
+    receipt = await core.service.submit(ANN, GUILD, Ask("txt2img", "a cat"))  # the default shrinks to fit
+    await core.final(receipt.job_id)
+    job = await core.db.get_job(receipt.job_id)
+    assert job is not None and job.parameters["steps"] == 3
+    await core.refused(ANN, GUILD, Ask("txt2img", "two more", {"count": 2}), key="quota.images")
+    receipt = await core.service.submit(ANN, OTHER, Ask("txt2img", "elsewhere", {"steps": 4, "count": 2}))
+    assert (await core.final(receipt.job_id)).kind == "done"
+    for changes, key in (({"max_steps": 10_000}, "moderation.limit_range"), ({"colour": 1}, "moderation.bad_limit")):
+        with pytest.raises(UserError) as caught:
+            await moderation.set_limits(moderator(Role.ADMIN), changes)
+        assert caught.value.key == key
+    assert await moderation.set_limits(moderator(Role.ADMIN), {"max_steps": None}) == {"images_per_day": 2}
+
+
+# --- the audit log -----------------------------------------------------------------------------------
+
+
+async def test_every_action_is_in_the_audit_log_and_its_csv_export(core: Core) -> None:
+    moderation = core.service.moderation
+    mod = moderator(Role.ADMIN)
+    await moderation.add_word(mod, "dragon")
+    await moderation.ban(mod, "bob", None, "spam", everywhere=False)
+    await moderation.unban(mod, "bob", everywhere=False)
+    await moderation.set_nsfw(mod, "nsfw_channels")
+    await moderation.set_limits(mod, {"max_steps": 20})
+    await moderation.remove_word(mod, "dragon")
+    await core.refused(ANN, GUILD, Ask("txt2img", "gore"))
+    actions = [entry.action for entry in await moderation.log(mod)]
+    assert actions == ["blocked", "banword.remove", "limits", "nsfw", "unban", "ban", "banword.add"]
+    rows = list(csv.reader(io.StringIO((await moderation.log_csv(mod)).decode("utf-8-sig"))))
+    assert rows[0] == ["time", "action", "target", "actor", "reason", "details"] and len(rows) == 8
+    assert rows[-1][1] == "banword.add" and rows[-1][3].startswith("user:")
+    with pytest.raises(UserError) as caught:
+        await moderation.set_nsfw(mod, "sometimes")
+    assert caught.value.key == "moderation.bad_nsfw"
