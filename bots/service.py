@@ -19,7 +19,7 @@ from typing import Any
 
 from bots.config import Settings, TierSettings
 from bots.errors import UserError, from_generation, from_queue
-from bots.moderation.policy import Moderation
+from bots.moderation.policy import Moderation, Moderator
 from generation.config import GenerationDefaults, Limits
 from generation.costs import job_cost
 from generation.engine import GenerationResult
@@ -70,6 +70,8 @@ class Place:
     community_name: str | None = None
     message_id: str | None = None
     """The message that asked, so that replies can answer it; not kept across a restart."""
+    nsfw: bool = False
+    """An age-restricted channel (Discord's NSFW channels), where a community may allow NSFW images."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class JobEvent:
     error_key: str | None = None
     translation: str | None = None
     """The English prompt the model was given, when the user's prompt was translated."""
+    spoiler: bool = False
+    """Show the images behind a spoiler (the community allows NSFW images that way)."""
     source_language: str | None = None
     """The language detected in the user's prompt (ISO 639-1)."""
     reply_to: str | None = None
@@ -238,10 +242,16 @@ class Service:
         await self._emit("queued", job.id, position=receipt.position, eta_seconds=receipt.eta_seconds)
         return receipt
 
-    async def cancel(self, actor: Actor, reference: str | None = None) -> Cancellation:
+    async def cancel(
+        self, actor: Actor, reference: str | None = None, moderator: Moderator | None = None
+    ) -> Cancellation:
         """Cancel one of the actor's own jobs, named by its id or an unambiguous start of it; without a
-        reference, their newest job that is still queued or running."""
-        job = await self._own_job(actor, reference) if reference else await self._newest_active(actor)
+        reference, their newest job that is still queued or running. A moderator may cancel any job of their
+        community by its full id."""
+        if reference:
+            job = await self._own_job(actor, reference, moderator, "cancel")
+        else:
+            job = await self._newest_active(actor)
         outcome = self._worker().cancel(job.id)
         if outcome == "queued":
             await self._close(job.id, JobState.CANCELLED)
@@ -271,12 +281,27 @@ class Service:
         sized = {"width": output.width, "height": output.height, **options}
         return await self.submit(actor, place, Ask("img2img", prompt, sized, image=data), job.id)
 
-    async def delete(self, actor: Actor, job_id: str) -> list[MessageLink]:
-        """Delete the images of the actor's own job; returns the messages that showed them, for the adapter to
-        remove. The job row stays, marked deleted."""
-        job = await self._own_job(actor, job_id)
+    async def delete(self, actor: Actor, job_id: str, moderator: Moderator | None = None) -> list[MessageLink]:
+        """Delete the images of the actor's own job (or, for a moderator, of any job in their community);
+        returns the messages that showed them, for the adapter to remove. The job row stays, marked deleted."""
+        job = await self._own_job(actor, job_id, moderator, "delete")
         if job.state in ACTIVE_STATES:
             raise UserError("job.not_finished", job_id=short_id(job.id))
+        return await self._delete(job)
+
+    async def purge(self, moderator: Moderator, platform_user_id: str) -> list[MessageLink]:
+        """Delete every finished image a user made in the moderator's community; returns their messages."""
+        community = await self.moderation.community_of(moderator)
+        target = await self.db.get_or_create_user(moderator.platform, platform_user_id)
+        finished = [JobState.DONE, JobState.FAILED, JobState.CANCELLED]
+        links: list[MessageLink] = []
+        for job in await self.db.owner_jobs(target.id, finished, limit=100_000, community_id=community.id):
+            if job.deleted_at is None:
+                links += await self._delete(job)
+        await self.moderation.record(moderator, "purge", f"user:{target.id}", community_id=community.id)
+        return links
+
+    async def _delete(self, job: Job) -> list[MessageLink]:
         paths = [output.path for output in await self.db.outputs_of(job.id)]
         await self.db.mark_deleted(job.id, _now())
         shared = await self.db.paths_shared(paths, job.id)
@@ -500,14 +525,19 @@ class Service:
             return None
         return await self.db.get_or_create_community(place.platform, place.community_id, place.community_name)
 
-    async def _own_job(self, actor: Actor, reference: str) -> Job:
-        """The actor's job named by its full id or by the start of one of their own job ids."""
+    async def _own_job(self, actor: Actor, reference: str, moderator: Moderator | None = None, action: str = "") -> Job:
+        """The actor's job named by its full id or by the start of one of their own job ids; or, named by its
+        full id, another user's job that `moderator` may act on (logged as `action`)."""
         user = await self._user(actor)
         reference = reference.strip().lower()
         job = await self.db.get_job(reference)
         if job is not None:
-            if job.owner_id != user.id:
+            if job.owner_id == user.id:
+                return job
+            if not await self.moderation.may_act_on(moderator, job):
                 raise UserError("job.not_yours", job_id=short_id(job.id))
+            assert moderator is not None
+            await self.moderation.record(moderator, action, f"job:{job.id}", community_id=job.community_id)
             return job
         if len(reference) < MIN_JOB_REFERENCE:
             raise UserError("job.not_found", job_id=reference)

@@ -142,10 +142,18 @@ class Jobs(Repository):
             return [row.record() for row in rows]
 
     async def owner_jobs(
-        self, user_id: int, states: Iterable[JobState] | None = None, id_prefix: str = "", limit: int = 10
+        self,
+        user_id: int,
+        states: Iterable[JobState] | None = None,
+        id_prefix: str = "",
+        limit: int = 10,
+        community_id: int | None = None,
     ) -> list[Job]:
-        """A user's jobs, newest first, optionally only in `states` or with ids starting with `id_prefix`."""
+        """A user's jobs, newest first, optionally only in `states`, with ids starting with `id_prefix`, or made
+        in one community."""
         query = select(JobRow).where(JobRow.owner_id == user_id)
+        if community_id is not None:
+            query = query.where(JobRow.community_id == community_id)
         if states is not None:
             query = query.where(JobRow.state.in_(list(states)))
         if id_prefix:

@@ -17,12 +17,11 @@ from enum import IntEnum
 from functools import lru_cache
 from typing import Any
 
-from bots.moderation.matching import BannedPattern, BannedWords, validate
-
 from bots.config import Settings
 from bots.errors import UserError
+from bots.moderation.matching import BannedPattern, BannedWords, validate
 from storage.database import Database
-from storage.records import Community, ModerationEntry, User
+from storage.records import Community, Job, ModerationEntry, User
 
 NSFW_POLICIES = ("blocked", "nsfw_channels", "spoiler")
 LIMIT_KEYS = ("images_per_day", "max_width", "max_height", "max_steps")
@@ -100,6 +99,35 @@ class Moderation:
         if community is None:
             return self.settings.moderation.nsfw_policy
         return str(community.settings.get("nsfw", self.settings.moderation.nsfw_policy))
+
+    async def may_act_on(self, moderator: Moderator | None, job: Job) -> bool:
+        """Whether someone may cancel or delete another user's job: a moderator of the job's community, or an
+        owner anywhere."""
+        if moderator is None:
+            return False
+        role = self.role(moderator.platform, moderator.user_id, moderator.role)
+        if role is Role.OWNER:
+            return True
+        if role < Role.MODERATOR or job.community_id is None or moderator.community_id is None:
+            return False
+        community = await self.db.get_community(job.community_id)
+        return (
+            community is not None
+            and community.platform == moderator.platform
+            and community.platform_id == moderator.community_id
+        )
+
+    async def community_of(self, moderator: Moderator) -> Community:
+        """The community a moderator moderates (refused to anyone below moderator)."""
+        return await self._community(moderator, Role.MODERATOR)
+
+    async def record(
+        self, moderator: Moderator, action: str, target: str, *, community_id: int | None, reason: str | None = None
+    ) -> None:
+        """Log an action the core carried out for a moderator (a deletion, a cancel, a purge)."""
+        await self.db.log_moderation(
+            action, target, community_id=community_id, actor_id=await self._actor_id(moderator), reason=reason
+        )
 
     # --- commands ------------------------------------------------------------------------------
 

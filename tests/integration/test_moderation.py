@@ -278,3 +278,29 @@ async def test_every_action_is_in_the_audit_log_and_its_csv_export(core: Core) -
     with pytest.raises(UserError) as caught:
         await moderation.set_nsfw(mod, "sometimes")
     assert caught.value.key == "moderation.bad_nsfw"
+
+
+async def test_moderators_delete_and_cancel_any_job_of_their_community_and_purge_a_user(core: Core) -> None:
+    made = []
+    for prompt in ("one", "two"):
+        receipt = await core.service.submit(BOB, GUILD, Ask("txt2img", prompt))
+        made.append((await core.final(receipt.job_id)).job_id)
+    elsewhere = await core.service.submit(BOB, OTHER, Ask("txt2img", "three"))
+    await core.final(elsewhere.job_id)
+    await core.service.link_message("test", "channel-1", "m1", made[0], 0)
+    mod = moderator(Role.MODERATOR, user_id="mia")
+    mia = Actor("test", "mia")
+    for who, key in ((moderator(Role.USER, user_id="mia"), "job.not_yours"), (None, "job.not_yours")):
+        with pytest.raises(UserError) as caught:
+            await core.service.delete(mia, made[0], who)
+        assert caught.value.key == key
+    with pytest.raises(UserError):
+        await core.service.delete(mia, elsewhere.job_id, mod)  # another community's job
+    links = await core.service.delete(mia, made[0], mod)
+    assert [link.message_id for link in links] == ["m1"]
+    purged = await core.service.purge(mod, "bob")
+    assert purged == []  # the second job had no message; the first was deleted already
+    states = {job.id: job.deleted_at is not None for job in await jobs(core)}
+    assert states == {made[0]: True, made[1]: True, elsewhere.job_id: False}
+    community = await core.db.get_or_create_community("test", "guild-1")
+    assert [entry.action for entry in await core.db.moderation_log(community.id)] == ["purge", "delete"]
