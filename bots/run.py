@@ -21,6 +21,7 @@ from bots.console.adapter import ConsoleAdapter
 from bots.service import Service
 from generation.engine import Engine
 from generation.models import load_models
+from generation.safety import load_safety_checker
 from generation.scheduler import FairScheduler
 from generation.translation import detect_language, load_translator
 from generation.worker import GenerateFn, Worker
@@ -109,7 +110,8 @@ async def serve(
         if generate is None:
             models = await asyncio.to_thread(load_models, settings.model)
             translator = await asyncio.to_thread(load_translator, settings.translation, settings.model)
-            generate = Engine(models, translator).generate
+            safety = await asyncio.to_thread(load_safety_checker, settings.safety, settings.model)
+            generate = Engine(models, translator, safety=safety).generate
         # The detector loads its model on first use (0.4 s): here, not inside the first user's request.
         await asyncio.to_thread(detect_language, "warm up")
         service = Service(settings, db, FileStore(settings.storage.outputs_dir))

@@ -159,3 +159,22 @@ class TranslationSettings(_Section):
     max_new_tokens: int = Field(default=256, ge=8)
     num_beams: int = Field(default=4, ge=1)
     tiny_seed: int = Field(default=0, ge=0)
+
+
+class SafetySettings(_Section):
+    """The image safety classifier that scores outputs and input images; each community's policy acts on the scores.
+
+    `preset = "auto"` follows `[model] preset`: the tiny image model gets the tiny classifier, so an offline
+    `easel run` works; "real" loads `model`, "tiny" always builds the random-weight one, whose scores
+    `tiny_bias` sets (about 1 / (1 + exp(-tiny_bias)) for every image).
+    """
+
+    enabled: bool = True
+    preset: Literal["auto", "real", "tiny"] = "auto"
+    model: str = "Falconsai/nsfw_image_detection"
+    cache_dir: str | None = None
+    local_files_only: bool = False
+    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    nsfw_labels: list[str] = Field(default=["nsfw"], min_length=1)
+    tiny_seed: int = Field(default=0, ge=0)
+    tiny_bias: float = -4.0

@@ -7,6 +7,8 @@ of every operation alike. Raising from a hook stops within one step and leaves t
 
 Texts in another language than English are translated first, in this same thread and in one call for
 the whole batch, so translation shares the device with the pipelines instead of competing for it.
+The safety classifier, when there is one, scores the batch's outputs and input images the same way,
+after generation and in one call; the engine only reports the scores, the chat core decides.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PIL import Image
 from generation.errors import GenerationCancelled
 from generation.models import KandinskyModels
 from generation.requests import GenerationRequest, MixItem, Operation
+from generation.safety import SafetyChecker
 from generation.translation import ENGLISH, PromptTranslation, SourceText, Translator
 
 log = logging.getLogger(__name__)
@@ -34,12 +37,18 @@ CancelCheck = Callable[[], bool]
 
 @dataclass(frozen=True, eq=False)
 class GenerationResult:
-    """`request` is the request as submitted; `translation` the English it ran on, None if it needed none."""
+    """`request` is the request as submitted; `translation` the English it ran on, None if it needed none.
+
+    `nsfw_scores` has one score per image (empty without a safety checker); `input_nsfw_score` is the
+    highest score among the request's input images (None without inputs or without a checker).
+    """
 
     request: GenerationRequest
     images: tuple[Image.Image, ...]
     seeds: tuple[int, ...]
     translation: PromptTranslation | None = None
+    nsfw_scores: tuple[float, ...] = ()
+    input_nsfw_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,9 +96,12 @@ def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
 
 
 class Engine:
-    def __init__(self, models: KandinskyModels, translator: Translator | None = None) -> None:
+    def __init__(
+        self, models: KandinskyModels, translator: Translator | None = None, safety: SafetyChecker | None = None
+    ) -> None:
         self.models = models
         self.translator = translator
+        self.safety = safety
 
     def generate(
         self,
@@ -115,16 +127,34 @@ class Engine:
         started = time.perf_counter()
         with self._hooked(counter, batch[0].operation):
             images = self._run(batch[0].operation, rows)
+        output_scores, input_scores = self._score(batch, images)
         if on_progress is not None:
             on_progress(1.0)
         log.debug("%s x%d in %.2fs", batch[0].operation, len(rows), time.perf_counter() - started)
         results = []
         offset = 0
-        for request, translation in zip(batch, translations, strict=True):
-            chunk = images[offset : offset + request.count]
+        for request, translation, input_score in zip(batch, translations, input_scores, strict=True):
+            chunk = slice(offset, offset + request.count)
             offset += request.count
-            results.append(GenerationResult(request, tuple(chunk), request.seeds, translation))
+            result = GenerationResult(
+                request, tuple(images[chunk]), request.seeds, translation, tuple(output_scores[chunk]), input_score
+            )
+            results.append(result)
         return results
+
+    def _score(
+        self, batch: Sequence[GenerationRequest], images: list[Image.Image]
+    ) -> tuple[list[float], list[float | None]]:
+        """NSFW scores of every output, and the highest of each request's inputs, from one classifier call."""
+        if self.safety is None:
+            return [], [None] * len(batch)
+        inputs = [_input_images(request) for request in batch]
+        started = time.perf_counter()
+        scores = self.safety.scores([*images, *(image for request_inputs in inputs for image in request_inputs)])
+        log.debug("scored %d images in %.2fs", len(scores), time.perf_counter() - started)
+        remaining = iter(scores[len(images) :])
+        highest = [max((next(remaining) for _ in request_inputs), default=None) for request_inputs in inputs]
+        return scores[: len(images)], highest
 
     def _translate(
         self, batch: Sequence[GenerationRequest], should_cancel: CancelCheck | None
@@ -225,6 +255,12 @@ class Engine:
 def _texts(request: GenerationRequest) -> list[str]:
     """The prompt, the negative prompt and the mix's text items, in that order."""
     return [request.prompt, request.negative_prompt, *(item.text for item in request.mix if item.text is not None)]
+
+
+def _input_images(request: GenerationRequest) -> list[Image.Image]:
+    """The pictures a user sent with the request (img2img and inpaint's source, mix images); not masks."""
+    mix_images = [item.image for item in request.mix if item.image is not None]
+    return [request.image, *mix_images] if request.image is not None else mix_images
 
 
 def _foreign_language(request: GenerationRequest) -> str | None:
