@@ -196,7 +196,7 @@ class Service:
         community = await self._community(place)
         community_id = community.id if community is not None else None
         texts = [ask.prompt, str(ask.options.get("negative_prompt", "")), *(t for t in ask.mix if isinstance(t, str))]
-        await self.moderation.check_request(user, community, [text for text in texts if text])
+        await self.moderation.check_request(user, community, [text for text in texts if text], place.channel_id)
         options = {**_preferences_for(ask, user.preferences), **ask.options}
         if "language" not in options:
             options["language"] = detect_language(" ".join([ask.prompt, *(t for t in ask.mix if isinstance(t, str))]))

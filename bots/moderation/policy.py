@@ -63,8 +63,13 @@ class Moderation:
 
     # --- what every request goes through -----------------------------------------------------
 
-    async def check_request(self, user: User, community: Community | None, texts: Iterable[str]) -> None:
-        """Refuse a request from a user banned here, or whose texts hold a banned word; log the refusal."""
+    async def check_request(
+        self, user: User, community: Community | None, texts: Iterable[str], channel_id: str | None = None
+    ) -> None:
+        """Refuse a request in a channel the community closed to the bot, from a user banned here, or whose
+        texts hold a banned word; log a blocked text."""
+        if community is not None and channel_id is not None and not self.channel_allowed(community, channel_id):
+            raise UserError("moderation.channel_closed")
         if community is not None:
             ban = await self.db.community_ban(community.id, user.id)
             if ban is not None and ban.is_active(_now()):
@@ -94,6 +99,12 @@ class Moderation:
         if community is None:
             return {}
         return {key: int(value) for key, value in community.settings.get("limits", {}).items() if key in LIMIT_KEYS}
+
+    @staticmethod
+    def channel_allowed(community: Community, channel_id: str) -> bool:
+        """An empty allowlist (the default) opens every channel."""
+        channels = community.settings.get("channels") or []
+        return not channels or channel_id in channels
 
     def nsfw_policy(self, community: Community | None) -> str:
         if community is None:
@@ -178,6 +189,14 @@ class Moderation:
         elif not await self.db.unban_in_community(community.id, target.id):
             raise UserError("moderation.not_banned")
         await self._log(moderator, community, "unban", f"user:{target.id}", details={"everywhere": everywhere})
+
+    async def set_channels(self, moderator: Moderator, channel_ids: Sequence[str]) -> list[str]:
+        """Where the bot answers in this community; an empty list opens every channel again."""
+        community = await self._community(moderator, Role.ADMIN)
+        channels = sorted(set(channel_ids))
+        await self.db.update_community_settings(community.id, {"channels": channels})
+        await self._log(moderator, community, "channels", ",".join(channels) or "all")
+        return channels
 
     async def set_nsfw(self, moderator: Moderator, policy: str) -> None:
         if policy not in NSFW_POLICIES:

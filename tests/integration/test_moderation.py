@@ -304,3 +304,21 @@ async def test_moderators_delete_and_cancel_any_job_of_their_community_and_purge
     assert states == {made[0]: True, made[1]: True, elsewhere.job_id: False}
     community = await core.db.get_or_create_community("test", "guild-1")
     assert [entry.action for entry in await core.db.moderation_log(community.id)] == ["purge", "delete"]
+
+
+async def test_a_channel_allowlist_closes_the_other_channels(core: Core) -> None:
+    moderation = core.service.moderation
+    assert await moderation.set_channels(moderator(Role.ADMIN), ["channel-9", "channel-1"]) == [
+        "channel-1",
+        "channel-9",
+    ]
+    await core.refused(
+        ANN, Place("test", "channel-2", "guild-1"), Ask("txt2img", "a cat"), key="moderation.channel_closed"
+    )
+    receipt = await core.service.submit(ANN, GUILD, Ask("txt2img", "a cat"))
+    assert (await core.final(receipt.job_id)).kind == "done"
+    assert await moderation.set_channels(moderator(Role.ADMIN), []) == []
+    receipt = await core.service.submit(ANN, Place("test", "channel-2", "guild-1"), Ask("txt2img", "a cat"))
+    assert (await core.final(receipt.job_id)).kind == "done"
+    with pytest.raises(UserError):
+        await moderation.set_channels(moderator(Role.MODERATOR), ["channel-1"])
