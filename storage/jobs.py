@@ -120,6 +120,7 @@ class Jobs(Repository):
                     width=output.width,
                     height=output.height,
                     seed=output.seed,
+                    nsfw_score=output.nsfw_score,
                 )
                 for output in outputs
             )

@@ -175,6 +175,7 @@ class OutputRow(Base):
     width: Mapped[int]
     height: Mapped[int]
     seed: Mapped[int] = mapped_column(BigInteger)
+    nsfw_score: Mapped[float | None]
 
     def record(self) -> Output:
         return Output(
@@ -186,6 +187,7 @@ class OutputRow(Base):
             width=self.width,
             height=self.height,
             seed=self.seed,
+            nsfw_score=self.nsfw_score,
         )
 
 

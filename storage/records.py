@@ -146,6 +146,8 @@ class OutputDraft:
     width: int
     height: int
     seed: int
+    nsfw_score: float | None = None
+    """The image safety classifier's score, when one ran: kept so a later delivery applies the same policy."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class Output:
     width: int
     height: int
     seed: int
+    nsfw_score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
     assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0003"
+    assert await on_database(url, current_revision) == head == "0004"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
@@ -735,3 +735,11 @@ async def test_community_bans_are_per_community_replaced_and_lifted(db: Database
     assert await db.unban_in_community(here.id, owner.id) is True
     assert await db.unban_in_community(here.id, owner.id) is False
     assert await db.community_ban(here.id, owner.id) is None
+
+
+async def test_an_outputs_safety_score_is_kept(db: Database, owner: User) -> None:
+    job = await db.create_job(draft_for(owner))
+    await db.mark_running(job.id, datetime.now(UTC))
+    scored = [dataclasses.replace(output, nsfw_score=score) for output, score in zip(outputs(2), (0.25, None))]
+    await db.mark_done(job.id, datetime.now(UTC), scored)
+    assert [output.nsfw_score for output in await db.outputs_of(job.id)] == [0.25, None]
