@@ -740,6 +740,8 @@ async def test_community_bans_are_per_community_replaced_and_lifted(db: Database
 async def test_an_outputs_safety_score_is_kept(db: Database, owner: User) -> None:
     job = await db.create_job(draft_for(owner))
     await db.mark_running(job.id, datetime.now(UTC))
-    scored = [dataclasses.replace(output, nsfw_score=score) for output, score in zip(outputs(2), (0.25, None))]
+    scored = [
+        dataclasses.replace(output, nsfw_score=score) for output, score in zip(outputs(2), (0.25, None), strict=True)
+    ]
     await db.mark_done(job.id, datetime.now(UTC), scored)
     assert [output.nsfw_score for output in await db.outputs_of(job.id)] == [0.25, None]
