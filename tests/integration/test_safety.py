@@ -103,6 +103,15 @@ def test_by_default_the_tiny_model_finds_nothing_nsfw(checker: SafetyChecker, pi
     assert max(checker.scores(pictures)) < SafetySettings().threshold
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_the_checker_runs_in_the_image_models_precision(
+    checker: SafetyChecker, pictures: list[Image.Image], dtype: str
+) -> None:
+    half = load_safety_checker(SafetySettings(), ModelSettings(preset="tiny", dtype=dtype))  # type: ignore[arg-type]
+    assert half is not None and half.model.dtype == getattr(torch, dtype)
+    assert half.scores(pictures) == pytest.approx(checker.scores(pictures), abs=1e-3)
+
+
 def test_disabled_gives_no_checker() -> None:
     assert load_safety_checker(SafetySettings(enabled=False), TINY) is None
 
