@@ -35,7 +35,7 @@ def queued_text(position: int | None, eta_seconds: float | None, language: str |
     return render("status.queued", language, position=position or 1, eta=eta_text(eta_seconds, language))
 
 
-EXPLAINED_FAILURES = frozenset({"queue.refused", "moderation.blocked"})
+EXPLAINED_FAILURES = frozenset({"queue.refused", "moderation.blocked", "moderation.nsfw"})
 """Failures whose own text tells the user more than "it failed" (and needs no values)."""
 
 

@@ -217,7 +217,7 @@ class Service:
             platform=place.platform,
             channel_id=place.channel_id,
             operation=str(request.operation),
-            parameters={**request.describe(), "inputs": stored},
+            parameters={**request.describe(), "inputs": stored, "nsfw_channel": place.nsfw},
             prompt=ask.prompt or " + ".join(item for item in ask.mix if isinstance(item, str)),
             negative_prompt=request.negative_prompt,
             seed=request.seed,
@@ -436,6 +436,7 @@ class Service:
                 seeds=tuple(output.seed for output in outputs),
                 translation=job.processed_prompt,
                 source_language=job.parameters.get("language") if job.processed_prompt else None,
+                spoiler=await self._spoilered(job, [o.nsfw_score for o in outputs if o.nsfw_score is not None]),
             )
             count += 1
         return count
@@ -458,9 +459,22 @@ class Service:
             await self._emit("progress", job_id, progress=fraction)
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+        """Apply the community's rules to what the worker made (the translation's words, the images' safety
+        scores), then store and announce it."""
+        job = await self.db.get_job(job_id)
+        if job is None:
+            log.error("job %s finished but is not in the database", job_id)
+            return
+        community = await self.db.get_community(job.community_id) if job.community_id is not None else None
         translation = result.translation
         english = _translated_prompt(translation) if translation is not None else None
-        if translation is not None and not await self._translation_allowed(job_id, translation):
+        if translation is not None and not await self._translation_allowed(job, community, translation):
+            return
+        scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
+        verdict = self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
+        if verdict == "block":
+            await self.moderation.log_nsfw_block(job, scores)
+            await self._close(job_id, JobState.FAILED, error_key="moderation.nsfw")
             return
         outputs = await asyncio.to_thread(self._store_outputs, result)
         await self.db.mark_done(job_id, _now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
@@ -471,20 +485,23 @@ class Service:
             seeds=result.seeds,
             translation=english,
             source_language=translation.language if translation is not None else None,
+            spoiler=verdict == "spoiler",
         )
 
-    async def _translation_allowed(self, job_id: str, translation: PromptTranslation) -> bool:
-        """Banned words are matched against the translation too; it is known only once the worker made it."""
-        job = await self.db.get_job(job_id)
-        owner = await self.db.get_user(job.owner_id) if job is not None else None
-        if job is None or owner is None:
-            return True
+    async def _spoilered(self, job: Job, scores: Sequence[float]) -> bool:
         community = await self.db.get_community(job.community_id) if job.community_id is not None else None
+        return self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel"))) == "spoiler"
+
+    async def _translation_allowed(self, job: Job, community: Community | None, translation: PromptTranslation) -> bool:
+        """Banned words are matched against the translation too; it is known only once the worker made it."""
+        owner = await self.db.get_user(job.owner_id)
+        if owner is None:
+            return True
         texts = [translation.prompt, translation.negative_prompt, *(text for text in translation.mix_texts if text)]
         try:
             await self.moderation.screen(owner, community, [text for text in texts if text])
         except UserError as error:
-            await self._close(job_id, JobState.FAILED, error_key=error.key)
+            await self._close(job.id, JobState.FAILED, error_key=error.key)
             return False
         return True
 
@@ -741,7 +758,8 @@ class Service:
 
     def _store_outputs(self, result: GenerationResult) -> list[OutputDraft]:
         outputs = []
-        for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True)):
+        scores: Sequence[float | None] = result.nsfw_scores or [None] * len(result.images)
+        for index, (image, seed, score) in enumerate(zip(result.images, result.seeds, scores, strict=True)):
             buffer = io.BytesIO()
             image.save(buffer, "PNG")
             stored = self.files.put(buffer.getvalue(), ".png")
@@ -754,6 +772,7 @@ class Service:
                     width=image.width,
                     height=image.height,
                     seed=seed,
+                    nsfw_score=score,
                 )
             )
         return outputs

@@ -100,6 +100,26 @@ class Moderation:
             return {}
         return {key: int(value) for key, value in community.settings.get("limits", {}).items() if key in LIMIT_KEYS}
 
+    def nsfw_verdict(self, community: Community | None, scores: Sequence[float], nsfw_channel: bool) -> str:
+        """ "allow", "spoiler" or "block" for a result whose images (and inputs) scored `scores`."""
+        if not scores or max(scores) < self.settings.safety.threshold:
+            return "allow"
+        policy = self.nsfw_policy(community)
+        if policy == "spoiler":
+            return "spoiler"
+        if policy == "nsfw_channels" and nsfw_channel:
+            return "allow"
+        return "block"
+
+    async def log_nsfw_block(self, job: Job, scores: Sequence[float]) -> None:
+        await self.db.log_moderation(
+            "blocked",
+            f"job:{job.id}",
+            community_id=job.community_id,
+            reason="nsfw image",
+            details={"highest_score": round(max(scores), 3), "owner": f"user:{job.owner_id}"},
+        )
+
     @staticmethod
     def channel_allowed(community: Community, channel_id: str) -> bool:
         """An empty allowlist (the default) opens every channel."""

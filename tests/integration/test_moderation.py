@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,14 +43,18 @@ def moderator(role: Role, user_id: str = "mod", community: str | None = "guild-1
 def stand_in(
     batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
 ) -> list[GenerationResult]:
-    """Plain images at once; a prompt in `TRANSLATIONS` reports its English as the translation it ran on."""
+    """Plain images at once; a prompt in `TRANSLATIONS` reports its English as the translation it ran on, and
+    one that says "spicy" (its images) or "spicy input" (its input image) scores as NSFW."""
     results = []
     for request in batch:
         translation = None
         if request.prompt in TRANSLATIONS:
             translation = PromptTranslation("ru", TRANSLATIONS[request.prompt], "", ())
         images = tuple(Image.new("RGB", (request.width, request.height)) for _ in request.seeds)
-        results.append(GenerationResult(request, images, request.seeds, translation))
+        spicy = "spicy" in request.prompt and "input" not in request.prompt
+        scores = tuple(0.95 if spicy else 0.05 for _ in images)
+        input_score = 0.99 if "spicy input" in request.prompt else None
+        results.append(GenerationResult(request, images, request.seeds, translation, scores, input_score))
     return results
 
 
@@ -322,3 +326,36 @@ async def test_a_channel_allowlist_closes_the_other_channels(core: Core) -> None
     assert (await core.final(receipt.job_id)).kind == "done"
     with pytest.raises(UserError):
         await moderation.set_channels(moderator(Role.MODERATOR), ["channel-1"])
+
+
+async def test_the_nsfw_policy_blocks_spoilers_or_allows_per_community_and_channel(core: Core) -> None:
+    moderation = core.service.moderation
+    blocked = await core.service.submit(ANN, GUILD, Ask("txt2img", "something spicy"))  # the default: blocked
+    final = await core.final(blocked.job_id)
+    assert (final.kind, final.error_key, final.files) == ("failed", "moderation.nsfw", ())
+    assert (await core.service.quota(ANN)).images == 0
+    fine = await core.service.submit(ANN, GUILD, Ask("txt2img", "a calm lake"))
+    assert (await core.final(fine.job_id)).spoiler is False
+
+    await moderation.set_nsfw(moderator(Role.ADMIN), "nsfw_channels")
+    in_nsfw_channel = await core.service.submit(ANN, replace(GUILD, nsfw=True), Ask("txt2img", "spicy again"))
+    assert (await core.final(in_nsfw_channel.job_id)).kind == "done"
+    elsewhere = await core.service.submit(ANN, GUILD, Ask("txt2img", "spicy here"))
+    assert (await core.final(elsewhere.job_id)).error_key == "moderation.nsfw"
+
+    await moderation.set_nsfw(moderator(Role.ADMIN), "spoiler")
+    hidden = await core.service.submit(ANN, GUILD, Ask("txt2img", "spicy hidden"))
+    done = await core.final(hidden.job_id)
+    assert done.kind == "done" and done.spoiler is True
+    outputs = await core.db.outputs_of(hidden.job_id)
+    assert [output.nsfw_score for output in outputs] == [0.95]
+    community = await core.db.get_or_create_community("test", "guild-1")
+    blocks = [e for e in await core.db.moderation_log(community.id) if e.action == "blocked"]
+    assert len(blocks) == 2 and blocks[0].reason == "nsfw image"
+
+
+async def test_an_nsfw_input_image_counts_too(core: Core, photo: Image.Image) -> None:
+    buffer = io.BytesIO()
+    photo.save(buffer, "PNG")
+    receipt = await core.service.submit(ANN, GUILD, Ask("img2img", "a spicy input redrawn", image=buffer.getvalue()))
+    assert (await core.final(receipt.job_id)).error_key == "moderation.nsfw"
