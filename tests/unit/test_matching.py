@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import pytest
+
+from bots.errors import UserError
+from bots.moderation.matching import MAX_PATTERN_LENGTH, BannedPattern, BannedWords, normalise, validate
+
+
+def blocks(pattern: str, text: str, *, regex: bool = False) -> bool:
+    return BannedWords([BannedPattern(pattern, regex)]).find(text) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("Café", "cafe"),
+        ("NAÏVE", "naive"),
+        ("Straße", "strasse"),
+        ("İstanbul", "istanbul"),
+        ("ＢＡＤ", "bad"),
+        ("𝐛𝐚𝐝", "bad"),
+        ("b\u200bad", "bad"),
+        ("b\u00ada\u2060d\ufeff", "bad"),
+        ("\u0455\u0435\u0445", "sex"),  # Cyrillic ѕ, е, х
+        ("\u03bf\u03c1\u03b1", "opa"),  # Greek ο, ρ, α
+        ("b00k", "b00k"),
+        ("ΛΟΓΟΣ", "λoγoσ"),
+        ("كَلْب", "كلب"),
+        ("كـلـب", "كلب"),
+        ("कुत्ता", "कुत्ता"),
+        ("が", "が"),
+        ("แม่", "แม่"),
+    ],
+)
+def test_normalise(text: str, normalised: str) -> None:
+    assert normalise(text) == normalised
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "blocked"),
+    [
+        # case
+        ("bad", "This is BAD.", True),
+        ("BAD", "this is bad", True),
+        ("straße", "STRASSE", True),
+        ("λόγος", "ΛΟΓΟΣ", True),
+        # look-alike letters, in either direction
+        ("sex", "\u0455\u0435\u0445", True),
+        ("\u0455\u0435\u0445", "sex", True),
+        ("porn", "\u0440\u043ern", True),  # Cyrillic р, о
+        ("porn", "\u03c1\u03bfrn", True),  # Greek ρ, ο
+        ("porn", "ｐｏｒｎ", True),
+        ("porn", "𝐩𝐨𝐫𝐧", True),
+        ("nude", "NUDE", True),
+        ("book", "b00k", False),
+        ("b00k", "book", False),
+        ("bot", "\u0432\u043e\u0442", False),  # Russian "вот": в does not look like b in lowercase
+        # diacritics
+        ("cafe", "Café", True),
+        ("café", "CAFE", True),
+        ("naive", "naïve", True),
+        ("ёж", "ЕЖ", True),
+        # zero-width characters
+        ("bad", "b\u200bad", True),
+        ("bad", "b\u00ada\u2060d", True),
+        ("bad", "\ufeffbad", True),
+        ("b\u200cad", "bad", True),
+        # words inside other words
+        ("ass", "class", False),
+        ("ass", "assassin", False),
+        ("ass", "kick ass!", True),
+        ("ass", "ass_hat", True),
+        ("cunt", "Scunthorpe", False),
+        ("tit", "titanic constitution", False),
+        ("tit", "a tit, a bird", True),
+        ("кот", "скот", False),
+        ("кот", "котлета", False),
+        ("кот", "Чёрный КОТ", True),
+        ("كلب", "كلبة", False),
+        ("كلب", "هذا كَلْب", True),
+        ("कुत्त", "कुत्ता", False),
+        ("क", "कुछ", False),
+        ("कुत्ता", "एक कुत्ता है", True),
+        # phrases
+        ("red cat", "a red  cat", True),
+        ("red cat", "a red\n\tcat", True),
+        ("red   cat", "a red cat", True),
+        ("red cat", "a redcat", False),
+        ("red cat", "a red, cat", False),
+        ("red cat", "bored cat", False),
+        ("red cat", "red cats", False),
+        # scripts written without spaces: substrings
+        ("色情", "色情画像", True),
+        ("猫", "黒い猫です", True),
+        ("ねこ", "くろいねこです", True),
+        ("猫", "黒い犬です", False),
+        ("แมว", "แมวดำ", True),
+        ("แมว", "หมาดำ", False),
+        ("sex", "sex画像", True),
+        ("ass", "ass中", True),
+        # no match at all
+        ("bad", "a good prompt", False),
+    ],
+)
+def test_plain_patterns(pattern: str, text: str, blocked: bool) -> None:
+    assert blocks(pattern, text) is blocked
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "blocked"),
+    [
+        (r"\bsex+y?\b", "SEXXY girl", True),
+        (r"\bsex+y?\b", "sussex", False),
+        (r"c[a@]t\w*", "C@TS", True),
+        (r"c[a@]t\w*", "dog", False),
+        (r"CAT", "cat", True),
+        (r"кот\w*", "КОТЛЕТА", True),
+        (r"café", "CAFE", True),
+        (r"d\S+g", "do\u200bg", True),
+        (r"^nsfw", "NSFW please", True),
+        (r"^nsfw", "no nsfw", False),
+    ],
+)
+def test_regular_expressions(pattern: str, text: str, blocked: bool) -> None:
+    assert blocks(pattern, text, regex=True) is blocked
+
+
+@pytest.mark.parametrize(
+    ("pattern", "regex", "detail"),
+    [
+        ("", False, "empty"),
+        ("   ", False, "empty"),
+        ("\u200b\u00ad", False, "empty"),
+        ("x" * (MAX_PATTERN_LENGTH + 1), False, "longer than 200 characters"),
+        ("x" * (MAX_PATTERN_LENGTH + 1), True, "longer than 200 characters"),
+        ("", True, "empty"),
+        ("(", True, "missing ), unterminated subpattern at position 0"),
+        ("[a-", True, "unterminated character set at position 0"),
+        ("a{2,1}", True, "min repeat greater than max repeat at position 2"),
+        ("*a", True, "nothing to repeat at position 0"),
+        ("a*", True, "matches the empty string"),
+        ("x?", True, "matches the empty string"),
+        ("a|", True, "matches the empty string"),
+        (r"\b", True, "matches the empty string"),
+        ("^", True, "matches the empty string"),
+        ("(?=a)", True, "matches the empty string"),
+        ("(a+)+$", True, "has a repeat inside a repeat"),
+        (r"(\w+\s?)*x", True, "has a repeat inside a repeat"),
+        ("(?:a|b(?:c{2,})+)", True, "has a repeat inside a repeat"),
+    ],
+)
+def test_bad_patterns_are_refused_with_the_reason(pattern: str, regex: bool, detail: str) -> None:
+    with pytest.raises(UserError) as refused:
+        validate(BannedPattern(pattern, regex))
+    assert refused.value.key == "moderation.bad_pattern"
+    assert refused.value.values == {"pattern": pattern, "detail": detail}
+    with pytest.raises(UserError):
+        BannedWords([BannedPattern("fine"), BannedPattern(pattern, regex)])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "regex"),
+    [
+        ("x" * MAX_PATTERN_LENGTH, False),
+        ("a+", True),
+        ("(ab)+", True),
+        ("(a|b){2}c+", True),
+        ("red cat", False),
+        ("ok!", False),
+    ],
+)
+def test_good_patterns_pass(pattern: str, regex: bool) -> None:
+    validate(BannedPattern(pattern, regex))
+    assert len(BannedWords([BannedPattern(pattern, regex)])) == 1
+
+
+def test_an_empty_list_blocks_nothing() -> None:
+    banned = BannedWords([])
+    assert not banned and len(banned) == 0
+    assert banned.find("anything at all, even sex") is None
+    assert banned.find("") is None
+
+
+def test_the_first_matching_pattern_in_list_order_is_named() -> None:
+    cat, dog, bird = BannedPattern("cat"), BannedPattern("d.g", regex=True), BannedPattern("bird")
+    banned = BannedWords([cat, dog, bird])
+    assert banned and len(banned) == 3
+    assert banned.find("a dog chases a cat") is cat
+    assert banned.find("a dog chases a bird") is dog
+    assert banned.find("a bird") is bird
+    assert banned.find("a fish") is None
+
+
+def test_an_occurrence_inside_a_word_does_not_hide_an_overlapping_whole_one() -> None:
+    assert blocks("go go", "ago go go")
+    assert not blocks("go go", "ago go gone")
+
+
+def test_regular_expressions_only_see_the_start_of_a_very_long_text() -> None:
+    assert blocks("needle", "x " * 5000 + "needle")
+    assert not blocks("needle", "x " * 5000 + "needle", regex=True)
+    assert blocks("needle", "x " * 10 + "needle", regex=True)
