@@ -8,6 +8,7 @@ value where it parses as one (`EASEL_MODEL__CPU_OFFLOAD=true`) and as a string o
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bots.errors import UserError
+from bots.moderation.matching import BannedPattern, validate
 from generation.config import (
     DefaultsSettings,
     GenerationDefaults,
@@ -27,6 +30,7 @@ from generation.config import (
 )
 
 ENV_PREFIX = "EASEL_"
+_OWNER = re.compile(r"(telegram|discord|console):\S+")
 DEFAULT_CONFIG = Path("config.toml")
 
 
@@ -112,6 +116,18 @@ class ModerationSettings(_Section):
     """A Discord role whose members moderate the bot in their server, besides those with Manage Server."""
     admin_cache_seconds: float = Field(default=60.0, ge=0)
     """How long a Telegram chat's administrator list is trusted before it is asked again."""
+
+    @model_validator(mode="after")
+    def _owners_and_patterns_are_usable(self) -> ModerationSettings:
+        for owner in self.owners:
+            if not _OWNER.fullmatch(owner):
+                raise ValueError(f"moderation.owners: {owner!r} is not platform:user id, e.g. telegram:123456789")
+        for text, regex in [(word, False) for word in self.banned_words] + [(p, True) for p in self.banned_patterns]:
+            try:
+                validate(BannedPattern(text, regex))
+            except UserError as error:
+                raise ValueError(f"moderation: {text!r} cannot be banned: {error.values.get('detail')}") from None
+        return self
 
 
 class Settings(_Section):

@@ -98,3 +98,18 @@ def test_half_precision_only_on_cuda() -> None:
     assert pick_dtype("auto", torch.device("cpu")) is torch.float32
     assert pick_dtype("auto", torch.device("mps")) is torch.float32
     assert pick_dtype("bfloat16", torch.device("cpu")) is torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"EASEL_MODERATION__OWNERS": '["bob"]'}, "moderation.owners"),
+        ({"EASEL_MODERATION__BANNED_PATTERNS": '["(x"]'}, "'(x' cannot be banned"),
+        ({"EASEL_MODERATION__BANNED_WORDS": '[" "]'}, "cannot be banned: empty"),
+        ({"EASEL_MODERATION__NSFW_POLICY": "sometimes"}, "moderation.nsfw_policy"),
+    ],
+)
+def test_moderation_settings_are_checked_at_start(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ)
+    assert named in str(caught.value)
