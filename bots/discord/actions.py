@@ -8,8 +8,9 @@ failures of every kind end in `_refuse`, the adapter's one error boundary, as an
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -20,9 +21,13 @@ from bots.discord.uploads import read_images
 from bots.discord.views import EditModal, status_view
 from bots.errors import UserError
 from bots.formatting import history_lines, queue_lines, queued_text, quota_text
+from bots.moderation.policy import Moderator, Role
 from bots.parsing import parse_option, parse_prompt
 from bots.service import Actor, Ask, Place, Receipt, Service, short_id
 from bots.texts import render
+
+if TYPE_CHECKING:
+    from storage.records import MessageLink
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,17 @@ NEEDED_PERMISSIONS = ("view_channel", "send_messages", "attach_files")
 """What a result posted in the channel needs, once the interaction token that could answer has expired."""
 
 StartJob = Callable[[Actor, Place], Awaitable[Receipt]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An ephemeral answer with a file (an export)."""
+
+    text: str
+    file: discord.File
+
+
+Produce = Callable[[Actor], Awaitable[str | Reply]]
 
 
 class Actions:
@@ -135,9 +151,9 @@ class Actions:
 
             await self._open_modal(interaction, submit, count, job_id)
         elif action == "delete":
-            await self._answer(interaction, lambda actor: self._delete(interaction, actor, job_id), job_id)
+            await self.answer(interaction, lambda actor: self._delete(interaction, actor, job_id), job_id)
         elif action == "cancel":
-            await self._answer(interaction, lambda actor: self._cancel(actor, job_id), job_id)
+            await self.answer(interaction, lambda actor: self._cancel(interaction, actor, job_id), job_id)
 
     async def open_edit_for_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """The "Edit image" menu: the modal first (it must be the first answer); the job is looked up on submit."""
@@ -166,7 +182,8 @@ class Actions:
             return
         actor = Actor(PLATFORM, str(message.author.id), message.author.display_name)
         guild = message.guild
-        place = Place(PLATFORM, channel_id, str(guild.id) if guild else None, guild.name if guild else None)
+        community, name = (str(guild.id), guild.name) if guild else (None, None)
+        place = Place(PLATFORM, channel_id, community, name, nsfw=_is_nsfw(message.channel))
         try:
             status = await message.reply(render("discord.received"), mention_author=False)
         except discord.HTTPException as error:  # 403: the bot may read this channel but not write in it
@@ -187,25 +204,25 @@ class Actions:
     async def history(self, interaction: discord.Interaction) -> None:
         async def produce(actor: Actor) -> str:
             lines = history_lines(await self.service.history(actor), actor.language)
-            return _fenced(lines) if lines else render("history.empty", actor.language)
+            return fenced(lines) if lines else render("history.empty", actor.language)
 
-        await self._answer(interaction, produce)
+        await self.answer(interaction, produce)
 
     async def quota(self, interaction: discord.Interaction) -> None:
         async def produce(actor: Actor) -> str:
             return quota_text(await self.service.quota(actor), actor.language)
 
-        await self._answer(interaction, produce)
+        await self.answer(interaction, produce)
 
     async def queue(self, interaction: discord.Interaction) -> None:
         async def produce(actor: Actor) -> str:
             lines = queue_lines(await self.service.queue(actor), actor.language)
             return "\n".join(lines) if lines else render("queue.empty", actor.language)
 
-        await self._answer(interaction, produce)
+        await self.answer(interaction, produce)
 
     async def cancel(self, interaction: discord.Interaction, job: str | None) -> None:
-        await self._answer(interaction, lambda actor: self._cancel(actor, job))
+        await self.answer(interaction, lambda actor: self._cancel(interaction, actor, job))
 
     async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Errors discord.py raises before a handler runs: a payload that does not fit the command's options."""
@@ -244,19 +261,17 @@ class Actions:
         text = queued_text(receipt.position, receipt.eta_seconds, language)
         self.board.show(receipt.job_id, text, status_view(receipt.job_id, language))
 
-    async def _answer(
-        self,
-        interaction: discord.Interaction,
-        produce: Callable[[Actor], Awaitable[str]],
-        job_id: str | None = None,
-    ) -> None:
+    async def answer(self, interaction: discord.Interaction, produce: Produce, job_id: str | None = None) -> None:
         """Defer ephemerally, then answer with what `produce` says, or with the refusal."""
         if await _defer(interaction, ephemeral=True) is None:
             return
         actor = actor_of(interaction)
         try:
-            text = await produce(actor)
-            await interaction.followup.send(_cut(text), ephemeral=True)
+            reply = await produce(actor)
+            if isinstance(reply, Reply):
+                await interaction.followup.send(_cut(reply.text), file=reply.file, ephemeral=True)
+            else:
+                await interaction.followup.send(_cut(reply), ephemeral=True)
         except Exception as error:
             await self._refuse(interaction, error, short_id(job_id) if job_id else str(interaction.id), public=False)
 
@@ -296,23 +311,18 @@ class Actions:
 
         await self._start_job(interaction, start)
 
-    async def _cancel(self, actor: Actor, reference: str | None) -> str:
-        cancellation = await self.service.cancel(actor, reference)
+    async def _cancel(self, interaction: discord.Interaction, actor: Actor, reference: str | None) -> str:
+        """The core decides whether the actor, or the moderator they are here, may cancel that job."""
+        moderator = moderator_of(interaction, self.settings.moderation.moderator_role)
+        cancellation = await self.service.cancel(actor, reference, moderator)
         return render(f"cancel.{cancellation.outcome}", actor.language, job_id=short_id(cancellation.job_id))
 
     async def _delete(self, interaction: discord.Interaction, actor: Actor, job_id: str) -> str:
-        """Delete the job (the core checks it is the actor's), then every message that showed it."""
-        links = await self.service.delete(actor, job_id)
-        refused = False
-        for link in links:
-            channel = interaction.client.get_partial_messageable(int(link.chat_id))
-            try:
-                await channel.get_partial_message(int(link.message_id)).delete()
-            except discord.NotFound:
-                continue
-            except discord.Forbidden as error:
-                log.warning("cannot delete message %s of job %s: %s", link.message_id, job_id, error)
-                refused = True
+        """Delete the job (the core checks it is the actor's, or that they moderate its server), then every
+        message that showed it."""
+        moderator = moderator_of(interaction, self.settings.moderation.moderator_role)
+        links = await self.service.delete(actor, job_id, moderator)
+        refused = await delete_messages(interaction.client, links)
         deleted = render("deleted", actor.language, job_id=short_id(job_id))
         return deleted + ("\n" + render("discord.forbidden", actor.language) if refused else "")
 
@@ -345,7 +355,42 @@ def actor_of(interaction: discord.Interaction) -> Actor:
 def place_of(interaction: discord.Interaction) -> Place:
     guild = interaction.guild
     community = str(interaction.guild_id) if interaction.guild_id else None
-    return Place(PLATFORM, str(interaction.channel_id), community, guild.name if guild is not None else None)
+    name = guild.name if guild is not None else None
+    return Place(PLATFORM, str(interaction.channel_id), community, name, nsfw=_is_nsfw(interaction.channel))
+
+
+def moderator_of(interaction: discord.Interaction, moderator_role: str) -> Moderator:
+    """What Discord says of the member who acts: Manage Server makes an admin, the configured role a moderator.
+    The core decides what each role may do (and raises bot owners)."""
+    user = interaction.user
+    community = str(interaction.guild_id) if interaction.guild_id else None
+    role = Role.USER
+    if community is not None and interaction.permissions.manage_guild:
+        role = Role.ADMIN
+    elif isinstance(user, discord.Member) and any(held.name == moderator_role for held in user.roles):
+        role = Role.MODERATOR
+    return Moderator(PLATFORM, str(user.id), community, role, user.display_name)
+
+
+async def delete_messages(client: discord.Client, links: Sequence[MessageLink]) -> bool:
+    """Remove the messages that showed deleted images; True when Discord refused to remove some of them."""
+    refused = False
+    for link in links:
+        channel = client.get_partial_messageable(int(link.chat_id))
+        try:
+            await channel.get_partial_message(int(link.message_id)).delete()
+        except discord.NotFound:
+            continue
+        except discord.Forbidden as error:
+            log.warning("cannot delete message %s of job %s: %s", link.message_id, link.job_id, error)
+            refused = True
+    return refused
+
+
+def _is_nsfw(channel: object) -> bool:
+    """Discord's age restriction of a channel; a DM or an unknown channel has none."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def _check_permissions(interaction: discord.Interaction) -> None:
@@ -401,7 +446,7 @@ def _image_index(number: str, count: int) -> int:
         raise UserError("discord.bad_image_number", value=number, count=count) from None
 
 
-def _fenced(lines: list[str]) -> str:
+def fenced(lines: list[str]) -> str:
     """Lines in a code block, as many as fit in one message."""
     kept: list[str] = []
     room = MESSAGE_LIMIT - len("```\n\n```")

@@ -18,6 +18,7 @@ from bots.discord.actions import PLATFORM, Actions
 from bots.discord.commands import add_commands, sync_commands
 from bots.discord.delivery import Delivery
 from bots.discord.endpoints import point_at
+from bots.discord.moderation import ModerationActions
 from bots.discord.status import StatusBoard
 from bots.discord.views import JobButton
 from bots.service import Service
@@ -37,10 +38,13 @@ def intents(*, message_content: bool) -> discord.Intents:
 class EaselClient(discord.Client):
     """Mentions are off unless a message names them: a prompt that says @everyone notifies nobody."""
 
-    def __init__(self, settings: Settings, actions: Actions, delivery: Delivery, **options: Any) -> None:
+    def __init__(
+        self, settings: Settings, actions: Actions, moderation: ModerationActions, delivery: Delivery, **options: Any
+    ) -> None:
         super().__init__(allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings
         self.actions = actions
+        self.moderation = moderation
         self.delivery = delivery
         self.tree: app_commands.CommandTree[EaselClient] = app_commands.CommandTree(self)
         self.tree.error(actions.on_command_error)
@@ -75,6 +79,7 @@ class DiscordAdapter:
         self._guild_ready_timeout = guild_ready_timeout
         self.board = StatusBoard(settings.progress_interval_seconds)
         self.actions = Actions(service, self.settings, self.board)
+        self.moderation = ModerationActions(self.actions)
         self.delivery = Delivery(service, self.board)
         self.client: EaselClient | None = None
 
@@ -96,6 +101,7 @@ class DiscordAdapter:
         client = EaselClient(
             self.settings,
             self.actions,
+            self.moderation,
             self.delivery,
             intents=intents(message_content=message_content),
             guild_ready_timeout=self._guild_ready_timeout,

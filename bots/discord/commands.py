@@ -13,12 +13,16 @@ from discord import app_commands
 
 from bots.config import Settings
 from bots.discord.actions import Actions
+from bots.discord.moderation import ModerationActions
+from bots.moderation.policy import NSFW_POLICIES
 from bots.texts import SOURCE_LANGUAGE, render, resolve_language, text_of
 
 SIZES = ("512x512", "768x768", "1024x1024", "768x512", "512x768", "1024x576", "576x1024")
 """Common shapes; the configured default size is offered too."""
 
-AppCommand = app_commands.Command[Any, ..., None] | app_commands.ContextMenu
+LIMITS_TO_CLEAR = ("images_per_day", "max_size", "max_steps", "all")
+
+AppCommand = app_commands.Command[Any, ..., None] | app_commands.ContextMenu | app_commands.Group
 
 
 def _text(key: str) -> app_commands.locale_str:
@@ -43,6 +47,11 @@ class CatalogTranslator(app_commands.Translator):
 def _actions(interaction: discord.Interaction) -> Actions:
     actions: Actions = interaction.client.actions  # type: ignore[attr-defined]
     return actions
+
+
+def _moderation(interaction: discord.Interaction) -> ModerationActions:
+    moderation: ModerationActions = interaction.client.moderation  # type: ignore[attr-defined]
+    return moderation
 
 
 def size_choices(settings: Settings) -> list[str]:
@@ -161,7 +170,117 @@ def build_commands(settings: Settings) -> list[AppCommand]:
     async def edit_image(interaction: discord.Interaction, message: discord.Message) -> None:
         await _actions(interaction).open_edit_for_message(interaction, message)
 
-    return [imagine, edit, inpaint, mix, history, quota, queue, cancel, edit_image]
+    return [imagine, edit, inpaint, mix, history, quota, queue, cancel, edit_image, moderation_group(settings)]
+
+
+def moderation_group(settings: Settings) -> app_commands.Group:
+    """/mod: shown by Discord to members with Manage Server only, in servers only; the core still checks every
+    call, since a hidden command can be sent all the same, and a moderator role may use part of it."""
+    mod = app_commands.Group(
+        name="mod",
+        description=_text("discord.mod.command"),
+        guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+    banword = app_commands.Group(name="banword", description=_text("discord.mod.command.banword"), parent=mod)
+    channels = app_commands.Group(name="channels", description=_text("discord.mod.command.channels"), parent=mod)
+    sizes = [app_commands.Choice(name=size, value=size) for size in size_choices(settings)]
+    policies = [app_commands.Choice(name=_text(f"discord.mod.nsfw.{policy}"), value=policy) for policy in NSFW_POLICIES]
+    clearable = [app_commands.Choice(name=_text(f"discord.mod.clear.{key}"), value=key) for key in LIMITS_TO_CLEAR]
+
+    @banword.command(name="add", description=_text("discord.mod.command.banword_add"))
+    @app_commands.describe(pattern=_text("discord.mod.option.pattern"), regex=_text("discord.mod.option.regex"))
+    async def banword_add(interaction: discord.Interaction, pattern: str, regex: bool = False) -> None:
+        await _moderation(interaction).add_word(interaction, pattern, regex)
+
+    @banword.command(name="remove", description=_text("discord.mod.command.banword_remove"))
+    @app_commands.describe(pattern=_text("discord.mod.option.pattern"))
+    async def banword_remove(interaction: discord.Interaction, pattern: str) -> None:
+        await _moderation(interaction).remove_word(interaction, pattern)
+
+    @banword.command(name="list", description=_text("discord.mod.command.banword_list"))
+    async def banword_list(interaction: discord.Interaction) -> None:
+        await _moderation(interaction).list_words(interaction)
+
+    @mod.command(name="ban", description=_text("discord.mod.command.ban"))
+    @app_commands.rename(everywhere="global")
+    @app_commands.describe(
+        user=_text("discord.mod.option.user"),
+        duration=_text("discord.mod.option.duration"),
+        reason=_text("discord.mod.option.reason"),
+        everywhere=_text("discord.mod.option.global"),
+    )
+    async def ban(
+        interaction: discord.Interaction,
+        user: discord.User,
+        duration: str | None = None,
+        reason: str | None = None,
+        everywhere: bool = False,
+    ) -> None:
+        await _moderation(interaction).ban(interaction, user, duration, reason, everywhere)
+
+    @mod.command(name="unban", description=_text("discord.mod.command.unban"))
+    @app_commands.rename(everywhere="global")
+    @app_commands.describe(user=_text("discord.mod.option.user"), everywhere=_text("discord.mod.option.global"))
+    async def unban(interaction: discord.Interaction, user: discord.User, everywhere: bool = False) -> None:
+        await _moderation(interaction).unban(interaction, user, everywhere)
+
+    @mod.command(name="nsfw", description=_text("discord.mod.command.nsfw"))
+    @app_commands.describe(policy=_text("discord.mod.option.policy"))
+    @app_commands.choices(policy=policies)
+    async def nsfw(interaction: discord.Interaction, policy: str) -> None:
+        await _moderation(interaction).nsfw(interaction, policy)
+
+    @mod.command(name="limits", description=_text("discord.mod.command.limits"))
+    @app_commands.describe(
+        images_per_day=_text("discord.mod.option.images_per_day"),
+        max_size=_text("discord.mod.option.max_size"),
+        max_steps=_text("discord.mod.option.max_steps"),
+        clear=_text("discord.mod.option.clear"),
+    )
+    @app_commands.choices(max_size=sizes, clear=clearable)
+    async def limits(
+        interaction: discord.Interaction,
+        images_per_day: int | None = None,
+        max_size: str | None = None,
+        max_steps: int | None = None,
+        clear: str | None = None,
+    ) -> None:
+        await _moderation(interaction).limits(interaction, images_per_day, max_size, max_steps, clear)
+
+    @channels.command(name="add", description=_text("discord.mod.command.channels_add"))
+    @app_commands.describe(channel=_text("discord.mod.option.channel"))
+    async def channels_add(interaction: discord.Interaction, channel: app_commands.AppCommandChannel) -> None:
+        await _moderation(interaction).channels(interaction, "add", channel.id)
+
+    @channels.command(name="remove", description=_text("discord.mod.command.channels_remove"))
+    @app_commands.describe(channel=_text("discord.mod.option.channel"))
+    async def channels_remove(interaction: discord.Interaction, channel: app_commands.AppCommandChannel) -> None:
+        await _moderation(interaction).channels(interaction, "remove", channel.id)
+
+    @channels.command(name="list", description=_text("discord.mod.command.channels_list"))
+    async def channels_list(interaction: discord.Interaction) -> None:
+        await _moderation(interaction).channels(interaction, "list")
+
+    @channels.command(name="clear", description=_text("discord.mod.command.channels_clear"))
+    async def channels_clear(interaction: discord.Interaction) -> None:
+        await _moderation(interaction).channels(interaction, "clear")
+
+    @mod.command(name="log", description=_text("discord.mod.command.log"))
+    async def log(interaction: discord.Interaction) -> None:
+        await _moderation(interaction).log(interaction)
+
+    @mod.command(name="export", description=_text("discord.mod.command.export"))
+    async def export(interaction: discord.Interaction) -> None:
+        await _moderation(interaction).export(interaction)
+
+    @mod.command(name="purge", description=_text("discord.mod.command.purge"))
+    @app_commands.describe(user=_text("discord.mod.option.user"))
+    async def purge(interaction: discord.Interaction, user: discord.User) -> None:
+        await _moderation(interaction).purge(interaction, user)
+
+    return mod
 
 
 def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:

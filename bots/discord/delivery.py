@@ -96,7 +96,9 @@ class Delivery:
             return
         status = await self.board.release(event.job_id)
         limit = status.upload_limit if status is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-        uploads = await asyncio.to_thread(lambda: [fit_upload(path, limit) for path in event.files])
+        uploads = await asyncio.to_thread(
+            lambda: [fit_upload(path, limit, spoiler=event.spoiler) for path in event.files]
+        )
         view = result_view(event.job_id, len(uploads), event.language)
         message = await self._in_status(status, result_caption(event, MESSAGE_LIMIT), view, uploads)
         if message is None:

@@ -27,10 +27,12 @@ _MIN_SIDE = 16
 class Upload:
     data: bytes
     filename: str
+    spoiler: bool = False
+    """Shown blurred until clicked: where the community allows NSFW images behind spoilers."""
 
     def file(self) -> discord.File:
         """A fresh `discord.File` each time: a sent file's stream is spent, and a retry needs a new one."""
-        return discord.File(io.BytesIO(self.data), filename=self.filename)
+        return discord.File(io.BytesIO(self.data), filename=self.filename, spoiler=self.spoiler)
 
 
 async def read_images(attachments: Sequence[discord.Attachment], max_mb: float) -> list[bytes]:
@@ -60,12 +62,12 @@ def _too_large(attachment: discord.Attachment, size: int, max_mb: float) -> User
     return UserError("discord.attachment.too_large", name=attachment.filename, size_mb=size / MEGABYTE, limit_mb=max_mb)
 
 
-def fit_upload(path: Path, limit: int) -> Upload:
+def fit_upload(path: Path, limit: int, *, spoiler: bool = False) -> Upload:
     """The file as it is when it fits in `limit` bytes; otherwise re-encoded as high-quality WebP, lowering the
     quality and then the size until it fits."""
     data = path.read_bytes()
     if len(data) <= limit:
-        return Upload(data, path.name)
+        return Upload(data, path.name, spoiler)
     with Image.open(io.BytesIO(data)) as opened:
         image = opened.convert("RGB")
     while True:
@@ -73,7 +75,7 @@ def fit_upload(path: Path, limit: int) -> Upload:
             buffer = io.BytesIO()
             image.save(buffer, "WEBP", quality=quality, method=4)
             if buffer.tell() <= limit:
-                return Upload(buffer.getvalue(), f"{path.stem}.webp")
+                return Upload(buffer.getvalue(), f"{path.stem}.webp", spoiler)
         if min(image.size) <= _MIN_SIDE:
             raise ValueError(f"{path.name} cannot be made to fit in {limit} bytes")
         image = image.resize(

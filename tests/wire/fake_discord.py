@@ -31,6 +31,9 @@ EPHEMERAL = 64
 LOADING = 128
 MESSAGE_CONTENT_INTENT = 1 << 15
 ALL_PERMISSIONS = (1 << 50) - 1
+MANAGE_GUILD = 1 << 5
+MEMBER_PERMISSIONS = ALL_PERMISSIONS & ~(MANAGE_GUILD | 1 << 3)
+"""A member who may do everything in the channel but manage the server (neither Manage Server nor Administrator)."""
 TOKEN_LIFETIME = timedelta(minutes=15)
 
 BOT_USER = {"id": str(BOT_ID), "username": "easel", "discriminator": "0", "avatar": None, "bot": True}
@@ -38,6 +41,28 @@ BOT_USER = {"id": str(BOT_ID), "username": "easel", "discriminator": "0", "avata
 
 def user(user_id: int, name: str) -> dict[str, Any]:
     return {"id": str(user_id), "username": name, "global_name": name, "discriminator": "0", "avatar": None}
+
+
+@dataclass
+class FakeChannel:
+    """A text channel of a guild; `nsfw` is its age restriction."""
+
+    id: int
+    name: str
+    guild_id: int = GUILD_ID
+    nsfw: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": 0,
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": self.nsfw,
+            "parent_id": None,
+        }
 
 
 @dataclass
@@ -127,6 +152,7 @@ class FakeDiscord:
         self.rate_limited_edits = 0
         self.refuse_message_content = False
         self.identifies: list[int] = []
+        self.channels: dict[int, FakeChannel] = {CHANNEL_ID: FakeChannel(CHANNEL_ID, "art")}
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = itertools.count(1)
 
@@ -178,6 +204,52 @@ class FakeDiscord:
             "content_type": content_type,
         }
 
+    def add_channel(self, name: str, *, guild_id: int = GUILD_ID, nsfw: bool = False) -> FakeChannel:
+        channel = FakeChannel(self.snowflake(), name, guild_id, nsfw)
+        self.channels[channel.id] = channel
+        return channel
+
+    async def create_guild(self, guild_id: int = GUILD_ID, *, roles: dict[str, int] | None = None) -> None:
+        """GUILD_CREATE, as Discord sends it for each guild of the bot: its roles (`roles` maps names to ids) and
+        channels, so that the client can name the roles a member holds."""
+        everyone = {"name": "@everyone", "id": guild_id}
+        role_payloads = [
+            {
+                "id": str(role["id"]),
+                "name": role["name"],
+                "permissions": "0",
+                "position": position,
+                "color": 0,
+                "hoist": False,
+                "managed": False,
+                "mentionable": False,
+                "flags": 0,
+            }
+            for position, role in enumerate([everyone, *({"name": n, "id": i} for n, i in (roles or {}).items())])
+        ]
+        channels = [channel.payload() for channel in self.channels.values() if channel.guild_id == guild_id]
+        guild = {
+            "id": str(guild_id),
+            "name": f"guild {guild_id}",
+            "owner_id": "1",
+            "roles": role_payloads,
+            "channels": channels,
+            "members": [],
+            "member_count": 2,
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "threads": [],
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "large": False,
+            "unavailable": False,
+        }
+        await self.dispatch("GUILD_CREATE", guild)
+
     async def command(
         self,
         name: str,
@@ -188,23 +260,32 @@ class FakeDiscord:
         app_permissions: int = ALL_PERMISSIONS,
         age: timedelta = timedelta(0),
         attachment_size_limit: int = 10 * 1024 * 1024,
+        channel: FakeChannel | None = None,
     ) -> FakeInteraction:
-        """A slash command; `attachments` maps option names to `attachment()` payloads."""
+        """A slash command in `channel` (the default one when None); a name with spaces (`mod banword add`) is a
+        subcommand. Options are typed by their value: a member payload is a user option, a `FakeChannel` a
+        channel option; `attachments` maps option names to `attachment()` payloads."""
         wire_options: list[dict[str, Any]] = []
         resolved: dict[str, Any] = {}
         for key, value in (options or {}).items():
-            kind = 3 if isinstance(value, str) else 10 if isinstance(value, float) else 4
-            wire_options.append({"name": key, "type": kind, "value": value})
+            wire_options.append({"name": key, **_option(value, resolved)})
         for key, attachment in (attachments or {}).items():
             wire_options.append({"name": key, "type": 11, "value": attachment["id"]})
             resolved.setdefault("attachments", {})[attachment["id"]] = attachment
-        data = {"id": str(self.snowflake()), "name": name, "type": 1, "options": wire_options, "resolved": resolved}
-        return await self._interact(2, data, member, app_permissions, age, attachment_size_limit)
+        command, *path = name.split()
+        for kind, part in reversed(list(zip((2, 1)[2 - len(path) :], path, strict=True))):
+            wire_options = [{"name": part, "type": kind, "options": wire_options}]
+        data = {"id": str(self.snowflake()), "name": command, "type": 1, "options": wire_options, "resolved": resolved}
+        place = channel or self.channels[CHANNEL_ID]
+        return await self._interact(2, data, member, app_permissions, age, attachment_size_limit, channel=place)
 
     async def press(self, message: FakeMessage, custom_id: str, *, member: dict[str, Any]) -> FakeInteraction:
         assert custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self._interact(3, data, member, ALL_PERMISSIONS, timedelta(0), 10 * 1024 * 1024, message)
+        channel = self.channels.get(message.channel_id)
+        return await self._interact(
+            3, data, member, ALL_PERMISSIONS, timedelta(0), 10 * 1024 * 1024, message, channel=channel
+        )
 
     async def message_command(self, name: str, target: FakeMessage, *, member: dict[str, Any]) -> FakeInteraction:
         data = {
@@ -277,10 +358,11 @@ class FakeDiscord:
     # --- payloads --------------------------------------------------------------------------------
 
     def payload(self, message: FakeMessage) -> dict[str, Any]:
+        guild_id = self.channels[message.channel_id].guild_id if message.channel_id in self.channels else GUILD_ID
         data: dict[str, Any] = {
             "id": str(message.id),
             "channel_id": str(message.channel_id),
-            "guild_id": str(GUILD_ID),
+            "guild_id": str(guild_id),
             "author": message.author,
             "content": message.content,
             "timestamp": datetime.now(UTC).isoformat(),
@@ -300,21 +382,9 @@ class FakeDiscord:
             data["message_reference"] = {
                 "message_id": str(message.reference),
                 "channel_id": str(message.channel_id),
-                "guild_id": str(GUILD_ID),
+                "guild_id": str(guild_id),
             }
         return data
-
-    def _channel(self) -> dict[str, Any]:
-        return {
-            "id": str(CHANNEL_ID),
-            "type": 0,
-            "guild_id": str(GUILD_ID),
-            "name": "art",
-            "position": 0,
-            "permission_overwrites": [],
-            "nsfw": False,
-            "parent_id": None,
-        }
 
     async def _interact(
         self,
@@ -325,7 +395,10 @@ class FakeDiscord:
         age: timedelta,
         attachment_size_limit: int,
         message: FakeMessage | None = None,
+        *,
+        channel: FakeChannel | None = None,
     ) -> FakeInteraction:
+        place = channel or self.channels[CHANNEL_ID]
         created = datetime.now(UTC) - age
         interaction_id = self.snowflake(created)
         token = f"token-{interaction_id}"
@@ -334,9 +407,9 @@ class FakeDiscord:
             "application_id": str(APPLICATION_ID),
             "type": kind,
             "data": data,
-            "guild_id": str(GUILD_ID),
-            "channel_id": str(CHANNEL_ID),
-            "channel": self._channel(),
+            "guild_id": str(place.guild_id),
+            "channel_id": str(place.id),
+            "channel": place.payload(),
             "member": member,
             "token": token,
             "version": 1,
@@ -344,13 +417,13 @@ class FakeDiscord:
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "authorizing_integration_owners": {"0": str(place.guild_id)},
             "context": 0,
             "attachment_size_limit": attachment_size_limit,
         }
         if message is not None:
             payload["message"] = self.payload(message)
-        interaction = FakeInteraction(interaction_id, token, kind, member["user"], CHANNEL_ID, created, payload)
+        interaction = FakeInteraction(interaction_id, token, kind, member["user"], place.id, created, payload)
         self.interactions[interaction_id] = interaction
         self.by_token[token] = interaction
         await self.dispatch("INTERACTION_CREATE", payload)
@@ -539,6 +612,21 @@ class FakeDiscord:
         message.flags &= ~LOADING
         message.edits += 1
         return message
+
+
+def _option(value: Any, resolved: dict[str, Any]) -> dict[str, Any]:
+    """An option's wire type and value; users and channels are also added to the interaction's resolved data."""
+    if isinstance(value, FakeChannel):
+        channel = {**value.payload(), "permissions": str(ALL_PERMISSIONS)}
+        resolved.setdefault("channels", {})[str(value.id)] = channel
+        return {"type": 7, "value": str(value.id)}
+    if isinstance(value, dict):  # a member
+        user_id = value["user"]["id"]
+        resolved.setdefault("users", {})[user_id] = value["user"]
+        resolved.setdefault("members", {})[user_id] = {key: item for key, item in value.items() if key != "user"}
+        return {"type": 6, "value": user_id}
+    kind = 5 if isinstance(value, bool) else 3 if isinstance(value, str) else 10 if isinstance(value, float) else 4
+    return {"type": kind, "value": value}
 
 
 def _application() -> dict[str, Any]:

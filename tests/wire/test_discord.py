@@ -23,6 +23,7 @@ from fake_discord import (
     ALL_PERMISSIONS,
     CHANNEL_ID,
     GUILD_ID,
+    MEMBER_PERMISSIONS,
     MESSAGE_CONTENT_INTENT,
     FakeDiscord,
     FakeInteraction,
@@ -50,14 +51,17 @@ ALICE_ID = 1001
 BOB_ID = 1002
 
 
-def member(user_id: int, name: str) -> dict[str, Any]:
+def member(
+    user_id: int, name: str, permissions: int = MEMBER_PERMISSIONS, roles: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """A member of the guild: by default neither an admin (no Manage Server) nor a moderator (no roles)."""
     return {
         "user": user(user_id, name),
-        "roles": [],
+        "roles": [str(role) for role in roles],
         "joined_at": "2026-01-01T00:00:00+00:00",
         "deaf": False,
         "mute": False,
-        "permissions": str(ALL_PERMISSIONS),
+        "permissions": str(permissions),
         "flags": 0,
     }
 
@@ -632,10 +636,10 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
     monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
 
     assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
-    assert "synced 9 Discord commands in guilds" in capsys.readouterr().out
+    assert "synced 10 Discord commands in guilds" in capsys.readouterr().out
 
     names = {command["name"] for command in fake.commands[GUILD_ID]}
-    assert names == {"imagine", "edit", "inpaint", "mix", "history", "quota", "queue", "cancel", "Edit image"}
+    assert names == {"imagine", "edit", "inpaint", "mix", "history", "quota", "queue", "cancel", "Edit image", "mod"}
     imagine = next(command for command in fake.commands[GUILD_ID] if command["name"] == "imagine")
     count = next(option for option in imagine["options"] if option["name"] == "count")
     assert (count["min_value"], count["max_value"]) == (1, 4)
