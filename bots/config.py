@@ -30,7 +30,7 @@ from generation.config import (
 )
 
 ENV_PREFIX = "EASEL_"
-_OWNER = re.compile(r"(telegram|discord|console):\S+")
+_OWNER = re.compile(r"[a-z][a-z0-9_-]*:\S+")
 DEFAULT_CONFIG = Path("config.toml")
 
 

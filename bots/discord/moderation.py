@@ -126,7 +126,7 @@ class ModerationActions:
         """`add`, `remove`, `list` or `clear` the channels where the bot answers (none listed: all of them)."""
 
         async def call(moderator: Moderator, language: str | None) -> str:
-            channels = await self._allowlist(moderator)
+            channels = await self.moderation.channels(moderator)
             if action == "add" and channel_id is not None:
                 channels = await self.moderation.set_channels(moderator, [*channels, str(channel_id)])
             elif action == "remove" and channel_id is not None:
@@ -174,10 +174,6 @@ class ModerationActions:
         moderator = moderator_of(interaction, self.moderator_role)
         await self.actions.answer(interaction, lambda actor: call(moderator, actor.language))
 
-    async def _allowlist(self, moderator: Moderator) -> list[str]:
-        """The channels the server opened to the bot, read as the core stores them (refused below moderator)."""
-        community = await self.moderation.community_of(moderator)
-        return [str(channel) for channel in community.settings.get("channels") or []]
 
 
 def ban_end(duration: str) -> datetime:

@@ -210,6 +210,11 @@ class Moderation:
             raise UserError("moderation.not_banned")
         await self._log(moderator, community, "unban", f"user:{target.id}", details={"everywhere": everywhere})
 
+    async def channels(self, moderator: Moderator) -> list[str]:
+        """The channels this community opened to the bot (empty: all)."""
+        community = await self._community(moderator, Role.MODERATOR)
+        return [str(channel) for channel in community.settings.get("channels") or []]
+
     async def set_channels(self, moderator: Moderator, channel_ids: Sequence[str]) -> list[str]:
         """Where the bot answers in this community; an empty list opens every channel again."""
         community = await self._community(moderator, Role.ADMIN)
