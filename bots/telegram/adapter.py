@@ -10,15 +10,17 @@ import asyncio
 import logging
 import os
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, BotCommandScopeAllChatAdministrators, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bots.config import TelegramSettings
 from bots.service import Service
+from bots.telegram.admins import Admins
 from bots.telegram.delivery import PLATFORM, Delivery
 from bots.telegram.downloads import Downloads
 from bots.telegram.handlers import COMMANDS, Handlers
+from bots.telegram.moderation import MODERATION_COMMANDS
 from bots.texts import SOURCE_LANGUAGE, available_languages, render
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ class TelegramAdapter:
         self.settings = settings
         self.application = build_application(settings, token)
         self.delivery = Delivery(service, self.application.bot, settings)
-        self.handlers = Handlers(service, settings, Downloads(self.application.bot, settings))
+        admins = Admins(self.application.bot, service.settings.moderation.admin_cache_seconds)
+        self.handlers = Handlers(service, settings, Downloads(self.application.bot, settings), admins)
 
     def register(self) -> None:
         self.service.listen(PLATFORM, self.delivery.on_event)
@@ -71,15 +74,20 @@ class TelegramAdapter:
             await application.shutdown()
 
     async def _publish_commands(self) -> None:
-        """The command menu in every language easel speaks (English for the rest); best effort, since the bot
-        works without it."""
+        """The command menu in every language easel speaks (English for the rest), with the moderation
+        commands only in group administrators' menus (the core refuses them to others anyway); best effort,
+        since the bot works without it."""
         for language in available_languages():
             commands = [BotCommand(name, render(f"telegram.command.{name}", language)) for name in COMMANDS]
+            moderation = [
+                BotCommand(name, render(f"telegram.mod.command.{name}", language)) for name in MODERATION_COMMANDS
+            ]
+            code = None if language == SOURCE_LANGUAGE else language
             try:
-                if language == SOURCE_LANGUAGE:
-                    await self.application.bot.set_my_commands(commands)
-                else:
-                    await self.application.bot.set_my_commands(commands, language_code=language)
+                await self.application.bot.set_my_commands(commands, language_code=code)
+                await self.application.bot.set_my_commands(
+                    commands + moderation, scope=BotCommandScopeAllChatAdministrators(), language_code=code
+                )
             except TelegramError as error:
                 log.warning("telegram: the %s command menu could not be set: %r", language, error)
 

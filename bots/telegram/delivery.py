@@ -177,8 +177,14 @@ class Delivery:
         reply = _reply_to(event.reply_to)
         if _fits_a_photo(path, len(data)):
             return await self.bot.send_photo(
-                chat_id, data, caption=caption, reply_markup=keyboard, reply_parameters=reply
+                chat_id,
+                data,
+                caption=caption,
+                reply_markup=keyboard,
+                reply_parameters=reply,
+                has_spoiler=event.spoiler,
             )
+        # Telegram cannot hide a document behind a spoiler: it goes as it is
         return await self.bot.send_document(
             chat_id, data, filename=path.name, caption=caption, reply_markup=keyboard, reply_parameters=reply
         )

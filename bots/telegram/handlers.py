@@ -24,10 +24,12 @@ from bots.errors import UserError
 from bots.formatting import history_lines, preferences_text, queue_lines, quota_text
 from bots.parsing import parse_prompt
 from bots.service import Actor, Ask, MessageLink, Place, Service, short_id
+from bots.telegram.admins import Admins
 from bots.telegram.albums import Albums
 from bots.telegram.delivery import PLATFORM
 from bots.telegram.downloads import Downloads
 from bots.telegram.keyboards import Press, parse
+from bots.telegram.moderation import ModerationCommands
 from bots.texts import render
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,11 @@ Command = Callable[[Message, str], Awaitable[None]]
 
 
 class Handlers:
-    def __init__(self, service: Service, settings: TelegramSettings, downloads: Downloads) -> None:
+    def __init__(self, service: Service, settings: TelegramSettings, downloads: Downloads, admins: Admins) -> None:
         self.service = service
         self.settings = settings
         self.downloads = downloads
+        self.admins = admins
         self.albums = Albums(settings.album_wait_seconds, self._album)
         self._bot: Bot | None = None
         self._commands: dict[str, Command] = {
@@ -58,6 +61,7 @@ class Handlers:
             "quota": self._quota,
             "cancel": self._cancel,
             "settings": self._settings,
+            **ModerationCommands(service, admins, self._reply).commands(),
         }
 
     def install(self, application: Application) -> None:  # type: ignore[type-arg]
@@ -197,7 +201,12 @@ class Handlers:
         await self._reply(message, quota_text(status, _language(message)))
 
     async def _cancel(self, message: Message, rest: str) -> None:
-        cancellation = await self.service.cancel(self._actor(message.from_user), rest.strip() or None)
+        """`/cancel` the newest own job, `/cancel id` one of one's own or (a group admin, by its full id) any in
+        the group."""
+        reference = rest.strip() or None
+        assert message.from_user is not None
+        moderator = await self.admins.moderator(message.chat, message.from_user) if reference else None
+        cancellation = await self.service.cancel(self._actor(message.from_user), reference, moderator)
         text = render(f"cancel.{cancellation.outcome}", _language(message), job_id=short_id(cancellation.job_id))
         await self._reply(message, text)
 
@@ -245,7 +254,8 @@ class Handlers:
         place = _place(message)
         language = query.from_user.language_code
         if press.action == "cancel":
-            cancellation = await self.service.cancel(actor, press.job_id)
+            moderator = await self.admins.moderator(message.chat, query.from_user)
+            cancellation = await self.service.cancel(actor, press.job_id, moderator)
             return render(f"cancel.{cancellation.outcome}", language, job_id=short_id(cancellation.job_id))
         if press.action == "reroll":
             await self.service.reroll(actor, place, press.job_id)

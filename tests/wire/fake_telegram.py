@@ -3,7 +3,8 @@
 It speaks the wire protocol PTB uses: `POST /bot<token>/<method>` with a form, multipart or JSON body
 (`reply_markup`, `media`, `entities` are JSON strings inside forms), answers `{"ok": ..., "result": ...}`,
 long-polls `getUpdates`, and serves uploaded files under `/file/bot<token>/<path>`. Tests push updates
-(what users do) and read `calls` and `messages` (what the bot did).
+(what users do), name the administrators of groups (`admin`), and read `calls` and `messages` (what the bot
+did).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Call:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
+    file_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,6 +55,8 @@ class FakeTelegram:
         self.files: dict[str, bytes] = {}
         self.reported_sizes: dict[str, int] = {}
         self.failures: list[Failure] = []
+        self.admins: dict[int, list[dict[str, Any]]] = {}
+        """`getChatAdministrators` answers, by chat id: ChatMemberOwner and ChatMemberAdministrator objects."""
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(100)
@@ -157,6 +161,17 @@ class FakeTelegram:
         query["message"] = message
         self._add_update({"callback_query": query})
 
+    def admin(self, chat: dict[str, Any], user: dict[str, Any], *, creator: bool = False) -> None:
+        """Make `user` an administrator (or the creator) of the group `chat`."""
+        member: dict[str, Any] = {"user": user, "is_anonymous": False}
+        if creator:
+            member["status"] = "creator"
+        else:
+            member["status"] = "administrator"
+            member.update(dict.fromkeys(_ADMIN_RIGHTS, True))
+            member["can_be_edited"] = False
+        self.admins.setdefault(chat["id"], []).append(member)
+
     def upload(self, data: bytes, path: str, reported_size: int | None = None) -> str:
         file_id = f"file-{next(self._file_ids)}"
         self.files[file_id] = data
@@ -243,8 +258,8 @@ class FakeTelegram:
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
-        params, files = await _read_body(request)
-        call = Call(method, params, files)
+        params, files, file_names = await _read_body(request)
+        call = Call(method, params, files, file_names)
         if method != "getUpdates":
             self.calls.append(call)
         failure = next((failure for failure in self.failures if failure.method == method), None)
@@ -303,12 +318,15 @@ class FakeTelegram:
         width, height = Image.open(io.BytesIO(data)).size
         file_id = self.upload(data, "photos/out.png")
         size = {"file_id": file_id, "file_unique_id": file_id, "width": width, "height": height, "file_size": len(data)}
-        return self._bot_message(call, photo=[size], **_caption(call))
+        spoiler = {"has_media_spoiler": True} if call.params.get("has_spoiler") else {}
+        return self._bot_message(call, photo=[size], **_caption(call), **spoiler)
 
     async def _sendDocument(self, call: Call) -> dict[str, Any]:
         data = call.files["document"]
         file_id = self.upload(data, "documents/out")
         document = {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data)}
+        if "document" in call.file_names:
+            document["file_name"] = call.file_names["document"]
         return self._bot_message(call, document=document, **_caption(call))
 
     async def _editMessageText(self, call: Call) -> dict[str, Any]:
@@ -336,6 +354,12 @@ class FakeTelegram:
 
     async def _sendChatAction(self, call: Call) -> bool:
         return True
+
+    async def _getChatAdministrators(self, call: Call) -> list[dict[str, Any]]:
+        chat_id = int(call.params["chat_id"])
+        if chat_id > 0:
+            raise LookupError("there are no administrators in the private chat")
+        return self.admins.get(chat_id, [])
 
     async def _getFile(self, call: Call) -> dict[str, Any]:
         file_id = call.params["file_id"]
@@ -367,6 +391,20 @@ class FakeTelegram:
         return message
 
 
+_ADMIN_RIGHTS = (
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
+
+
 def _entities(text: str) -> list[dict[str, Any]]:
     """Telegram marks a leading /command and @mentions as entities; PTB's filters and handlers read them."""
     entities = []
@@ -394,22 +432,26 @@ def _set_markup(message: dict[str, Any], call: Call) -> None:
         message.pop("reply_markup", None)
 
 
-async def _read_body(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+async def _read_body(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes], dict[str, str]]:
+    """The parameters, the uploaded files and their file names, by field."""
     if request.content_type == "application/json":
         body = await request.json()
-        return {key: _decoded(value) for key, value in body.items()}, {}
+        return {key: _decoded(value) for key, value in body.items()}, {}, {}
     params: dict[str, Any] = {}
     files: dict[str, bytes] = {}
+    file_names: dict[str, str] = {}
     form = await request.post()
     for key, value in form.items():
         if isinstance(value, web.FileField):
             files[key] = value.file.read()
+            file_names[key] = value.filename
         else:
             params[key] = _decoded(value)
     for key, value in list(params.items()):
         if isinstance(value, str) and value.startswith("attach://"):
             files[key] = files[value[len("attach://") :]]
-    return params, files
+            file_names[key] = file_names[value[len("attach://") :]]
+    return params, files, file_names
 
 
 def _decoded(value: Any) -> Any:
