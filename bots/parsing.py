@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bots.errors import UserError
@@ -108,3 +109,24 @@ def _value(words: list[str], start: int, *, whole_rest: bool) -> tuple[list[str]
     while end < len(words) and not _OPTION.match(words[end].lower()):
         end += 1
     return words[start:end], end
+
+
+_DURATION_PART = re.compile(r"(\d+)([mhdw])")
+_DURATION_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """`30m`, `2h`, `1d12h`, `1w` (minutes, hours, days, weeks, added up); None when `text` is not written as a
+    duration at all (so a ban's reason may follow), `moderation.bad_duration` when it is zero or too long."""
+    compact = "".join(text.lower().split())
+    parts = _DURATION_PART.findall(compact)
+    if not parts or "".join(number + unit for number, unit in parts) != compact:
+        return None
+    try:
+        length = sum((int(number) * _DURATION_UNITS[unit] for number, unit in parts), timedelta())
+        datetime.now(UTC) + length
+    except OverflowError:
+        raise UserError("moderation.bad_duration", value=text) from None
+    if length <= timedelta():
+        raise UserError("moderation.bad_duration", value=text)
+    return length

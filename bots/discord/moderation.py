@@ -7,27 +7,20 @@ on every call, and its refusals end at the adapter's one error boundary. Every a
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
 
 import discord
 
 from bots.discord.actions import Actions, Reply, delete_messages, fenced, moderator_of
 from bots.errors import UserError
-from bots.moderation.policy import LIMIT_KEYS, Moderator
-from bots.parsing import parse_option
+from bots.moderation.policy import LIMIT_KEYS, LogEntry, Moderator
+from bots.parsing import parse_duration, parse_option
 from bots.texts import render
-
-if TYPE_CHECKING:
-    from storage.records import ModerationEntry
 
 LOG_LIMIT = 20
 EXPORT_NAME = "moderation-log.csv"
 SIZE_LIMITS = ("max_width", "max_height")
-_DURATION = re.compile(r"(\d+)([mhdw])")
-_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 ModerationCall = Callable[[Moderator, str | None], Awaitable[str | Reply]]
 
@@ -175,21 +168,12 @@ class ModerationActions:
         await self.actions.answer(interaction, lambda actor: call(moderator, actor.language))
 
 
-
 def ban_end(duration: str) -> datetime:
-    """When a timed ban of `30m`, `2h`, `1d12h` or `1w` (minutes, hours, days, weeks, added up) ends."""
-    compact = "".join(duration.lower().split())
-    parts = _DURATION.findall(compact)
-    if not parts or "".join(number + unit for number, unit in parts) != compact:
-        raise UserError("discord.mod.bad_duration", value=duration)
-    try:
-        length = sum((int(number) * _UNITS[unit] for number, unit in parts), timedelta())
-        end = _now() + length
-    except OverflowError:
-        raise UserError("discord.mod.bad_duration", value=duration) from None
-    if length <= timedelta():
-        raise UserError("discord.mod.bad_duration", value=duration)
-    return end
+    """When a timed ban of `30m`, `2h`, `1d12h` or `1w` ends."""
+    length = parse_duration(duration)
+    if length is None:
+        raise UserError("moderation.bad_duration", value=duration)
+    return _now() + length
 
 
 def _limit_changes(
@@ -209,15 +193,15 @@ def _limit_changes(
     return changes
 
 
-def _log_line(entry: ModerationEntry, language: str | None) -> str:
-    """One action or blocked request; people are named as the core records them (`user:<easel id>`)."""
+def _log_line(entry: LogEntry, language: str | None) -> str:
+    """One action or blocked request, people named with their platform account."""
     line = render(
         "discord.mod.log_line",
         language,
         time=f"{entry.created_at:%Y-%m-%d %H:%M}",
         action=entry.action,
         target=entry.target,
-        actor="-" if entry.actor_id is None else f"user:{entry.actor_id}",
+        actor=entry.actor or "easel",
     )
     return line + (f"  ({entry.reason})" if entry.reason else "")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +22,12 @@ from bots.config import Settings
 from bots.errors import UserError
 from bots.moderation.matching import BannedPattern, BannedWords, validate
 from storage.database import Database
-from storage.records import Community, Job, ModerationEntry, User
+from storage.records import Community, Job, User
 
 NSFW_POLICIES = ("blocked", "nsfw_channels", "spoiler")
 LIMIT_KEYS = ("images_per_day", "max_width", "max_height", "max_steps")
 LOG_EXPORT_LIMIT = 10_000
+_USER_TARGET = re.compile(r"user:\d+")
 
 
 class Role(IntEnum):
@@ -44,6 +46,19 @@ class Moderator:
     community_id: str | None
     role: Role
     display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """An audit log entry as moderators read it: people by their platform name and id, not easel's ids."""
+
+    created_at: datetime
+    action: str
+    target: str
+    actor: str | None
+    """None when easel itself acted (an automatic filter)."""
+    reason: str | None
+    details: Mapping[str, Any]
 
 
 class Moderation:
@@ -249,9 +264,29 @@ class Moderation:
         await self._log(moderator, community, "limits", ",".join(sorted(changes)), details=dict(changes))
         return limits
 
-    async def log(self, moderator: Moderator, limit: int = 20) -> list[ModerationEntry]:
+    async def log(self, moderator: Moderator, limit: int = 20) -> list[LogEntry]:
+        """The community's newest entries first."""
         community = await self._community(moderator, Role.MODERATOR)
-        return await self.db.moderation_log(community.id, limit)
+        entries = await self.db.moderation_log(community.id, limit)
+        names: dict[int, str] = {}
+
+        async def name(user_id: int) -> str:
+            if user_id not in names:
+                user = await self.db.get_user(user_id)
+                names[user_id] = _person(user) if user is not None else f"user:{user_id}"
+            return names[user_id]
+
+        return [
+            LogEntry(
+                entry.created_at,
+                entry.action,
+                await name(int(entry.target[5:])) if _USER_TARGET.fullmatch(entry.target) else entry.target,
+                None if entry.actor_id is None else await name(entry.actor_id),
+                entry.reason,
+                entry.details,
+            )
+            for entry in entries
+        ]
 
     async def log_csv(self, moderator: Moderator) -> bytes:
         """The community's whole audit log as CSV (UTF-8 with a BOM, so spreadsheets read it right)."""
@@ -265,7 +300,7 @@ class Moderation:
                     entry.created_at.isoformat(),
                     entry.action,
                     entry.target,
-                    "" if entry.actor_id is None else f"user:{entry.actor_id}",
+                    entry.actor or "",
                     entry.reason or "",
                     ";".join(f"{key}={value}" for key, value in sorted(entry.details.items())),
                 ]
@@ -319,6 +354,12 @@ class Moderation:
             "max_height": limits.max_height,
             "max_steps": limits.max_steps,
         }
+
+
+def _person(user: User) -> str:
+    """ "Ann (telegram 1001)": a name for people, the platform id for the record."""
+    account = f"{user.platform} {user.platform_user_id}"
+    return f"{user.display_name} ({account})" if user.display_name else account
 
 
 def _stored_words(community: Community | None) -> list[BannedPattern]:

@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from telegram import Bot, Message
 from telegram.error import TelegramError
 
 from bots.errors import UserError
 from bots.moderation.matching import BannedPattern
-from bots.moderation.policy import LIMIT_KEYS, NSFW_POLICIES, Moderator
+from bots.moderation.policy import LIMIT_KEYS, NSFW_POLICIES, Community, LogEntry, Moderator
+from bots.parsing import parse_duration
 from bots.service import Actor, MessageLink, Service, short_id
 from bots.telegram.admins import Admins
 from bots.telegram.delivery import PLATFORM
 from bots.texts import render
-from storage.records import Community, ModerationEntry
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,6 @@ LOG_ENTRIES = 20
 LOG_LINE_LIMIT = 300
 MESSAGE_LIMIT = 4096
 _REGEX_FLAG = re.compile(r"(?:^|\s)--regex(?=\s|$)")
-_DURATION = re.compile(r"^([1-9][0-9]{0,4})([mhdw])$")
-_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SIZE = re.compile(r"^([0-9]{1,6})x([0-9]{1,6})$")
 _LIMIT_OPTIONS: Mapping[str, tuple[str, ...]] = {
     "--images-per-day": ("images_per_day",),
@@ -125,10 +123,9 @@ class ModerationCommands:
         words, everywhere = _flag(rest.split(), "--global")
         user_id, name, words = _target(message, words, "/ban")
         until = None
-        duration = _DURATION.match(words[0]) if words else None
-        if duration is not None:
-            amount, unit = duration.groups()
-            until = datetime.now(UTC) + timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+        length = parse_duration(words[0]) if words else None
+        if length is not None:
+            until = datetime.now(UTC) + length
             words = words[1:]
         reason = " ".join(words)
         await self.service.moderation.ban(moderator, user_id, until, reason, everywhere=everywhere)
@@ -301,7 +298,7 @@ def _where(everywhere: bool, language: str | None) -> str:
     return render("telegram.mod.everywhere", language) if everywhere else render("telegram.mod.here", language)
 
 
-def _log_line(entry: ModerationEntry, language: str | None) -> str:
+def _log_line(entry: LogEntry, language: str | None) -> str:
     details = ", ".join(f"{key}={value}" for key, value in sorted(entry.details.items()))
     line = render(
         "telegram.mod.log_line",
@@ -309,7 +306,7 @@ def _log_line(entry: ModerationEntry, language: str | None) -> str:
         time=f"{entry.created_at:%Y-%m-%d %H:%M}",
         action=entry.action,
         target=entry.target,
-        actor="easel" if entry.actor_id is None else f"user:{entry.actor_id}",
+        actor=entry.actor or "easel",
         note="; ".join(part for part in (entry.reason or "", details) if part) or "-",
     )
     return line if len(line) <= LOG_LINE_LIMIT else line[: LOG_LINE_LIMIT - 1] + "…"

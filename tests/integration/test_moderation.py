@@ -278,7 +278,9 @@ async def test_every_action_is_in_the_audit_log_and_its_csv_export(core: Core) -
     assert actions == ["blocked", "banword.remove", "limits", "nsfw", "unban", "ban", "banword.add"]
     rows = list(csv.reader(io.StringIO((await moderation.log_csv(mod)).decode("utf-8-sig"))))
     assert rows[0] == ["time", "action", "target", "actor", "reason", "details"] and len(rows) == 8
-    assert rows[-1][1] == "banword.add" and rows[-1][3].startswith("user:")
+    assert rows[-1][1] == "banword.add" and rows[-1][3] == "test mod"  # people by platform account
+    ban = next(entry for entry in await moderation.log(mod) if entry.action == "ban")
+    assert (ban.target, ban.actor, ban.reason) == ("test bob", "test mod", "spam")  # Bob never wrote here
     with pytest.raises(UserError) as caught:
         await moderation.set_nsfw(mod, "sometimes")
     assert caught.value.key == "moderation.bad_nsfw"

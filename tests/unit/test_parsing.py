@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bots.errors import UserError
-from bots.parsing import parse_prompt
+from bots.parsing import parse_duration, parse_prompt
 from bots.texts import render
 from generation.images import RegionMask
 
@@ -57,3 +58,26 @@ def test_every_text_renders_and_a_missing_key_is_logged(caplog: pytest.LogCaptur
     assert render("job.not_found", job_id="abc") == "There is no job abc."
     assert "no.such.key" in render("no.such.key")
     assert "no text for message key" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("2h", timedelta(hours=2)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        (" 1W ", timedelta(weeks=1)),
+        ("spam", None),
+        ("2 days", None),
+        ("12", None),
+    ],
+)
+def test_durations_as_moderators_type_them(text: str, length: timedelta | None) -> None:
+    assert parse_duration(text) == length
+
+
+@pytest.mark.parametrize("text", ["0m", "999999999999w"])
+def test_a_zero_or_endless_duration_is_refused(text: str) -> None:
+    with pytest.raises(UserError) as caught:
+        parse_duration(text)
+    assert caught.value.key == "moderation.bad_duration"
