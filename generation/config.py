@@ -178,3 +178,8 @@ class SafetySettings(_Section):
     nsfw_labels: list[str] = Field(default=["nsfw"], min_length=1)
     tiny_seed: int = Field(default=0, ge=0)
     tiny_bias: float = -4.0
+
+
+def uses_tiny(preset: str, model_settings: ModelSettings) -> bool:
+    """Whether a helper model (translation, safety) is the tiny one: asked for, or following the tiny image model."""
+    return preset == "tiny" or (preset == "auto" and model_settings.preset == "tiny")

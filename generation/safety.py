@@ -17,7 +17,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, Pr
 from transformers.image_processing_utils import BaseImageProcessor
 
 from generation import tiny_safety
-from generation.config import ModelSettings, SafetySettings
+from generation.config import ModelSettings, SafetySettings, uses_tiny
 from generation.errors import ModelLoadError
 from generation.models import pick_device, pick_dtype
 
@@ -60,7 +60,7 @@ def load_safety_checker(settings: SafetySettings, model_settings: ModelSettings)
         return None
     device = pick_device(model_settings.device)
     dtype = pick_dtype(model_settings.dtype, device)
-    tiny = settings.preset == "tiny" or (settings.preset == "auto" and model_settings.preset == "tiny")
+    tiny = uses_tiny(settings.preset, model_settings)
     if tiny:
         model: PreTrainedModel = tiny_safety.model(settings.tiny_seed, settings.tiny_bias)
         processor: BaseImageProcessor = tiny_safety.image_processor()

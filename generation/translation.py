@@ -27,7 +27,7 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier  # type: ignore[impo
 from transformers import M2M100ForConditionalGeneration, M2M100Tokenizer, StoppingCriteria, StoppingCriteriaList
 
 from generation import tiny_translation
-from generation.config import ModelSettings, TranslationSettings
+from generation.config import ModelSettings, TranslationSettings, uses_tiny
 from generation.errors import GenerationCancelled, ModelLoadError
 from generation.models import pick_device, pick_dtype
 
@@ -323,7 +323,7 @@ def load_translator(settings: TranslationSettings, model_settings: ModelSettings
         return None
     device = pick_device(model_settings.device)
     dtype = pick_dtype(model_settings.dtype, device)
-    tiny = settings.preset == "tiny" or (settings.preset == "auto" and model_settings.preset == "tiny")
+    tiny = uses_tiny(settings.preset, model_settings)
     if tiny:
         tokenizer = tiny_translation.tokenizer()
         model = tiny_translation.model(settings.tiny_seed, tokenizer)
