@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bots.errors import UserError
-from bots.formatting import ending_text, history_lines, quota_text
+from bots.formatting import ending_text, history_lines, quota_text, translation_note
 from bots.parsing import parse_prompt
 from bots.service import Actor, Ask, JobEvent, Place, Service
 from bots.texts import render
@@ -99,6 +99,8 @@ class ConsoleAdapter:
         elif event.kind == "done":
             files = ", ".join(str(path) for path in event.files)
             self._say(f"{prefix} done: {files} (seed {', '.join(str(seed) for seed in event.seeds)})")
+            if event.translation:
+                self._say(f"{prefix} " + translation_note(event.source_language, event.translation, event.language))
         elif event.kind in ("failed", "cancelled"):
             self._say(f"{prefix} " + ending_text(event))
         if event.kind in ("done", "failed", "cancelled"):

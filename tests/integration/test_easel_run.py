@@ -82,6 +82,7 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
     Image.linear_gradient("L").resize((64, 64)).convert("RGB").save(picture)
     lines = [
         "a red cat --seed 1",
+        "кот в шляпе --seed 2",
         f"/img2img {picture} a blue cat --strength 0.5",
         f"/inpaint {picture} - a window --region 10,10,50,50",
         f"/mix {picture} {picture} autumn --weights 2,1,1",
@@ -95,18 +96,19 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
     result = run_piped(workdir, "\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
     done = DONE.findall(result.stdout)
-    assert len(done) == 4
+    assert len(done) == 5
+    assert "переведено с языка русский: " in result.stdout  # no console language: the prompt's is used
     for _, files, _ in done:
         for file in files.split(", "):
             assert Image.open(file).size == (64, 64)
     assert "width 100 is not allowed: a multiple of 64" in result.stdout
     assert "The option --steps needs a whole number; got 'many'." in result.stdout
     assert "There is no job nothing." in result.stdout
-    assert "Today you have made 4 of 100 images" in result.stdout
+    assert "Today you have made 5 of 100 images" in result.stdout
     assert "/img2img PATH prompt" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert "INFO easel: console adapter started" in result.stderr
-    assert [row[1:] for row in job_rows(workdir)] == [("done", 1, "delivered")] * 4
+    assert [row[1:] for row in job_rows(workdir)] == [("done", 1, "delivered")] * 5
 
 
 def test_a_job_killed_mid_way_completes_after_a_restart_and_is_delivered_once(workdir: Path) -> None:
