@@ -37,4 +37,7 @@ handed_over = context.config.attributes.get("connection")
 if handed_over is not None:
     run_migrations(handed_over)
 else:
-    asyncio.run(run_on_own_engine(context.config.get_main_option("sqlalchemy.url")))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: sqlalchemy.url is not set (storage.migrate.alembic_config sets it)")
+    asyncio.run(run_on_own_engine(url))
