@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny model preset, built once per session, and request helpers."""
+"""Shared fixtures: the tiny model preset, built once per session, request helpers, and a running core."""
 
 from __future__ import annotations
 
@@ -8,16 +8,25 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from core_stack import Launch, Stack, core_settings
 from PIL import Image
 
+from bots.config import Settings
+from bots.run import build_worker
+from bots.service import Service
 from generation.config import DefaultsSettings, GenerationDefaults, Limits, ModelSettings, resolve_defaults
 from generation.engine import Engine
 from generation.models import KandinskyModels, load_models
 from generation.requests import GenerationRequest, make_request
+from generation.worker import GenerateFn
+from storage.database import Database
+from storage.files import FileStore
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +63,30 @@ def photo() -> Image.Image:
     image = Image.linear_gradient("L").resize((64, 64)).convert("RGB")
     image.paste((200, 30, 30), (16, 16, 48, 48))
     return image
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[Launch]:
+    """`await stack(settings=None, generate=None, recover=False)`: a running core; stopped at teardown."""
+    started: list[Stack] = []
+
+    async def launch(
+        settings: Settings | None = None, generate: GenerateFn | None = None, *, recover: bool = False
+    ) -> Stack:
+        settings = settings or core_settings(tmp_path)
+        db = Database(settings.storage.database_url)
+        await db.connect()
+        await db.upgrade()
+        files = FileStore(settings.storage.outputs_dir)
+        service = Service(settings, db, files)
+        worker = build_worker(settings, service, generate or Engine(tiny_models).generate)
+        service.attach(worker)
+        if recover:
+            await service.recover()
+        running = Stack(settings, db, files, service, worker, asyncio.create_task(worker.run()))
+        started.append(running)
+        return running
+
+    yield launch
+    for running in started:
+        await running.stop()

@@ -6,26 +6,24 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from core_stack import Launch, core_settings
 from PIL import Image
 
-from bots.config import Settings, load_settings
 from bots.errors import UserError
 from bots.moderation.policy import Moderator, Role
-from bots.run import build_worker
 from bots.service import Actor, Ask, JobEvent, Place, Service
 from generation.engine import GenerationResult
 from generation.requests import GenerationRequest
 from generation.translation import PromptTranslation
 from generation.worker import CancelCheck, ProgressCallback
 from storage.database import Database
-from storage.files import FileStore
 from storage.records import JobState
 
 GUILD = Place("test", "channel-1", "guild-1", "Guild")
@@ -82,31 +80,12 @@ class Core:
 
 
 @pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    environ = {
-        "EASEL_MODEL__PRESET": "tiny",
-        "EASEL_MODERATION__OWNERS": '["test:owner"]',
-        "EASEL_MODERATION__BANNED_WORDS": '["gore"]',
-    }
-    settings: Settings = load_settings(None, environ=environ)
-    storage = settings.storage.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'easel.db'}", "outputs_dir": tmp_path / "files"}
-    )
-    settings = settings.model_copy(update={"storage": storage})
-    db = Database(settings.storage.database_url)
-    await db.connect()
-    await db.upgrade()
-    service = Service(settings, db, FileStore(settings.storage.outputs_dir))
-    worker = build_worker(settings, service, stand_in)
-    service.attach(worker)
-    harness = Core(service, db)
-    service.listen("test", harness.listener)
-    task = asyncio.create_task(worker.run())
-    yield harness
-    await worker.stop()
-    await task
-    worker.close()
-    await db.close()
+async def core(stack: Launch, tmp_path: Path) -> Core:
+    moderation = {"owners": ["test:owner"], "banned_words": ["gore"]}
+    running = await stack(core_settings(tmp_path, moderation=moderation), stand_in)
+    harness = Core(running.service, running.db)
+    running.service.listen("test", harness.listener)
+    return harness
 
 
 async def jobs(core: Core) -> list[Any]:

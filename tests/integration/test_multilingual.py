@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from core_stack import Launch, core_settings
 from PIL import Image
 
-from bots.config import Settings, load_settings
 from bots.formatting import result_caption
-from bots.run import build_worker
 from bots.service import Actor, Ask, JobEvent, Place, Service
 from generation.config import ModelSettings, TranslationSettings
 from generation.engine import Engine
 from generation.models import KandinskyModels
 from generation.translation import SourceText, Translator, load_translator
 from storage.database import Database
-from storage.files import FileStore
 
 PROMPTS = [
     ("ru", "кот в шляпе сидит на крыше"),
@@ -88,27 +86,12 @@ def translator() -> Translator:
 
 
 @pytest.fixture
-async def core(tmp_path: Path, tiny_models: KandinskyModels, translator: Translator) -> AsyncIterator[Core]:
-    settings: Settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
-    storage = settings.storage.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'easel.db'}", "outputs_dir": tmp_path / "files"}
-    )
-    settings = settings.model_copy(update={"storage": storage})
-    db = Database(settings.storage.database_url)
-    await db.connect()
-    await db.upgrade()
-    service = Service(settings, db, FileStore(settings.storage.outputs_dir))
+async def core(stack: Launch, tmp_path: Path, tiny_models: KandinskyModels, translator: Translator) -> Core:
     spy = Spy(translator)
-    worker = build_worker(settings, service, Engine(tiny_models, spy).generate)  # type: ignore[arg-type]
-    service.attach(worker)
-    harness = Core(service, db, spy)
-    service.listen("test", harness.listener)
-    task = asyncio.create_task(worker.run())
-    yield harness
-    await worker.stop()
-    await task
-    worker.close()
-    await db.close()
+    running = await stack(core_settings(tmp_path), Engine(tiny_models, spy).generate)  # type: ignore[arg-type]
+    harness = Core(running.service, running.db, spy)
+    running.service.listen("test", harness.listener)
+    return harness
 
 
 async def test_prompts_in_many_scripts_are_detected_translated_stored_and_answered(core: Core) -> None:

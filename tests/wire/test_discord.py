@@ -19,6 +19,7 @@ from typing import Any
 import discord
 import pytest
 import yarl
+from core_stack import Launch, Stack, core_settings
 from fake_discord import (
     ALL_PERMISSIONS,
     CHANNEL_ID,
@@ -31,7 +32,6 @@ from fake_discord import (
     user,
 )
 from PIL import Image
-from wire_core import Launch, Stack, wire_settings
 
 from bots.cli import main
 from bots.config import Settings
@@ -174,7 +174,7 @@ async def start_bot(fake: FakeDiscord, stack: Launch, tmp_path: Path) -> AsyncIt
 def settings_for(fake: FakeDiscord, root: Path, queue: dict[str, Any] | None = None, **discord: Any) -> Settings:
     """Tiny-model settings with storage under `root` and Discord pointed at the fake."""
     values = {"api_base_url": fake.api_base_url, "gateway_url": fake.gateway_url, "progress_interval_seconds": 0.0}
-    return wire_settings(root, discord={**values, **discord}, queue=queue or {})
+    return core_settings(root, discord={**values, **discord}, queue=queue or {})
 
 
 async def test_imagine_defers_at_once_shows_progress_and_answers_with_the_images(

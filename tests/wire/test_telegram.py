@@ -13,9 +13,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from core_stack import Launch, Stack, core_settings
 from fake_telegram import FakeTelegram
 from PIL import Image
-from wire_core import Launch, Stack, wire_settings
 
 from bots.config import Settings
 from bots.service import Actor, JobEvent
@@ -143,7 +143,7 @@ async def start(stack: Launch, tmp_path: Path, tiny_models: KandinskyModels) -> 
             "album_wait_seconds": 0.3,
             **sections.pop("telegram", {}),
         }
-        settings: Settings = wire_settings(tmp_path, telegram=telegram, **sections)
+        settings: Settings = core_settings(tmp_path, telegram=telegram, **sections)
         core = await stack(settings, held, recover=False)
         adapter = TelegramAdapter(core.service, settings.telegram, fake.token)
         adapter.register()

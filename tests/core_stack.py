@@ -1,4 +1,4 @@
-"""The running core that adapter wire tests talk to: database, file store, service and worker, tiny model."""
+"""A running core for tests that drive it from outside: database, file store, service and worker, tiny model."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class Stack:
         await self.db.close()
 
 
-def wire_settings(root: Path, **sections: dict[str, Any]) -> Settings:
+def core_settings(root: Path, **sections: dict[str, Any]) -> Settings:
     """Tiny-preset settings with storage under `root`; `sections` override whole settings sections' keys."""
     settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
     updates: dict[str, Any] = {
