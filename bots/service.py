@@ -460,22 +460,24 @@ class Service:
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
         """Apply the community's rules to what the worker made (the translation's words, the images' safety
-        scores), then store and announce it."""
-        job = await self.db.get_job(job_id)
-        if job is None:
-            log.error("job %s finished but is not in the database", job_id)
-            return
-        community = await self.db.get_community(job.community_id) if job.community_id is not None else None
+        scores), then store and announce it. Most results need neither check, and skip reading the job."""
         translation = result.translation
         english = _translated_prompt(translation) if translation is not None else None
-        if translation is not None and not await self._translation_allowed(job, community, translation):
-            return
         scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
-        verdict = self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
-        if verdict == "block":
-            await self.moderation.log_nsfw_block(job, scores)
-            await self._close(job_id, JobState.FAILED, error_key="moderation.nsfw")
-            return
+        verdict = "allow"
+        if translation is not None or self.moderation.flagged(scores):
+            job = await self.db.get_job(job_id)
+            if job is None:
+                log.error("job %s finished but is not in the database", job_id)
+                return
+            community = await self.db.get_community(job.community_id) if job.community_id is not None else None
+            if translation is not None and not await self._translation_allowed(job, community, translation):
+                return
+            verdict = self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
+            if verdict == "block":
+                await self.moderation.log_nsfw_block(job, scores)
+                await self._close(job_id, JobState.FAILED, error_key="moderation.nsfw")
+                return
         outputs = await asyncio.to_thread(self._store_outputs, result)
         await self.db.mark_done(job_id, _now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
         await self._emit(
@@ -489,6 +491,8 @@ class Service:
         )
 
     async def _spoilered(self, job: Job, scores: Sequence[float]) -> bool:
+        if not self.moderation.flagged(scores):
+            return False
         community = await self.db.get_community(job.community_id) if job.community_id is not None else None
         return self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel"))) == "spoiler"
 

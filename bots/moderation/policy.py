@@ -115,9 +115,13 @@ class Moderation:
             return {}
         return {key: int(value) for key, value in community.settings.get("limits", {}).items() if key in LIMIT_KEYS}
 
+    def flagged(self, scores: Sequence[float]) -> bool:
+        """Whether any score reaches the safety threshold: only then does a community's NSFW policy matter."""
+        return bool(scores) and max(scores) >= self.settings.safety.threshold
+
     def nsfw_verdict(self, community: Community | None, scores: Sequence[float], nsfw_channel: bool) -> str:
-        """ "allow", "spoiler" or "block" for a result whose images (and inputs) scored `scores`."""
-        if not scores or max(scores) < self.settings.safety.threshold:
+        """The verdict ("allow", "spoiler" or "block") on a result whose images and inputs scored `scores`."""
+        if not self.flagged(scores):
             return "allow"
         policy = self.nsfw_policy(community)
         if policy == "spoiler":
