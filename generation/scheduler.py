@@ -41,68 +41,12 @@ that is SFQ's reset at the end of a busy period, and it also bounds the state ke
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import ClassVar
+from collections.abc import Iterator, Mapping
 
 from sortedcontainers import SortedList
 
-
-@dataclass(frozen=True, kw_only=True)
-class QueuedJob:
-    """One job waiting for the GPU: who asked, what it costs, and what it may share a pipeline call with.
-
-    `cost` is the job's GPU work in any unit the caller keeps consistent; `weight` is the owner's tier weight;
-    `batch_key` is `GenerationRequest.batch_key` (None: never batched); `images` is how many rows it adds to a batch;
-    `kind` names the throughput an ETA measures it by (the operation).
-    """
-
-    job_id: str
-    user: str
-    community: str | None
-    cost: float
-    weight: float = 1.0
-    batch_key: Hashable | None = None
-    images: int = 1
-    kind: Hashable | None = None
-    submitted_at: float
-
-    def __post_init__(self) -> None:
-        _check_positive("cost", self.cost)
-        _check_positive("weight", self.weight)
-        if not math.isfinite(self.submitted_at):
-            raise ValueError(f"submitted_at {self.submitted_at!r} is not allowed: a finite time in seconds")
-
-
-Rate = float | Callable[[QueuedJob], float]
-"""Seconds per unit of cost: one figure for all jobs, or each job's own."""
-
-
-class QueueRefused(Exception):
-    """The queue will not take a job; `code` and `limit` let the chat layer say why in the user's language."""
-
-    code: ClassVar[str]
-
-    def __init__(self, limit: int, message: str) -> None:
-        self.limit = limit
-        super().__init__(message)
-
-
-class UserQueueFull(QueueRefused):
-    code = "user_queue_full"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            limit,
-            f"You already have {limit} jobs waiting, the most one person may queue; please wait for one to start.",
-        )
-
-
-class QueueFull(QueueRefused):
-    code = "queue_full"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit, f"The queue is full ({limit} jobs waiting); please try again in a little while.")
+from generation.errors import QueueFull, UserQueueFull
+from generation.fair_queue_records import Batch, Entry, FairKey, Group, QueuedJob, Rate, Running, User, check_positive
 
 
 class DuplicateJob(ValueError):
@@ -116,74 +60,6 @@ class DuplicateJob(ValueError):
 def _seconds(job: QueuedJob, seconds_per_cost: Rate) -> float:
     rate = seconds_per_cost(job) if callable(seconds_per_cost) else seconds_per_cost
     return job.cost * rate
-
-
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} {value!r} is not allowed: a finite number above 0")
-
-
-# Sort keys are tuples led by a tag or a time, then `seq`, which is unique: what follows is never compared.
-_FairKey = tuple[float, int, str]  # (user-level start tag, seq, job id)
-_TimeKey = tuple[float, int, str]  # (submitted_at, seq, job id)
-
-
-@dataclass(eq=False, slots=True)
-class _User:
-    settled: float = 0.0  # finish tag of the user's last job taken
-    pending: list[_Entry] = field(default_factory=list)  # queued jobs, fair or aged, in submission order
-
-    def finish(self) -> float:
-        return max(self.settled, self.pending[-1].finish) if self.pending else self.settled
-
-
-@dataclass(eq=False, slots=True)
-class _Group:
-    key: str | None
-    weight: float
-    vtime: float = 0.0  # user-level virtual time
-    chain_end: float = 0.0  # group-level finish tag of the last slot
-    slots: SortedList = field(default_factory=SortedList)  # (tag, seq, size), one per job in the fair order
-    jobs: SortedList = field(default_factory=SortedList)  # _FairKey of the group's jobs in the fair order
-    users: dict[str, _User] = field(default_factory=dict)
-    queued: int = 0  # fair and aged
-    running: int = 0
-
-
-@dataclass(eq=False, slots=True)
-class _Entry:
-    job: QueuedJob
-    seq: int
-    group: _Group
-    user: _User
-    floor: float  # the group's virtual time at submission: a refund never takes the start tag below it
-    start: float
-    aged: bool = False
-
-    @property
-    def finish(self) -> float:
-        return self.start + self.job.cost / self.job.weight
-
-    @property
-    def fair_key(self) -> _FairKey:
-        return (self.start, self.seq, self.job.job_id)
-
-    @property
-    def time_key(self) -> _TimeKey:
-        return (self.job.submitted_at, self.seq, self.job.job_id)
-
-
-@dataclass(eq=False, slots=True)
-class _Batch:
-    started_at: float
-    cost: float
-    jobs: tuple[QueuedJob, ...]
-
-
-@dataclass(eq=False, slots=True)
-class _Running:
-    group: _Group
-    batch: _Batch
 
 
 class FairScheduler:
@@ -211,7 +87,7 @@ class FairScheduler:
         if community_weights and not communities:
             raise ValueError("community_weights are given but communities is off")
         for community, weight in (community_weights or {}).items():
-            _check_positive(f"weight of community {community!r}", weight)
+            check_positive(f"weight of community {community!r}", weight)
         self._max_pending_per_user = max_pending_per_user
         self._max_queue = max_queue
         self._max_wait = max_wait
@@ -220,13 +96,13 @@ class FairScheduler:
         self._now = -math.inf
         self._vtime = 0.0  # group-level virtual time
         self._seq = 0
-        self._groups: dict[str | None, _Group] = {}
-        self._entries: dict[str, _Entry] = {}  # queued jobs by id
+        self._groups: dict[str | None, Group] = {}
+        self._entries: dict[str, Entry] = {}  # queued jobs by id
         self._pending: dict[str, int] = {}  # queued jobs per user, across groups
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, Running] = {}
         self._slots: SortedList = SortedList()  # (tag, seq, group key) of every group's slots
-        self._by_time: SortedList = SortedList()  # _TimeKey of the jobs in the fair order: who ages next
-        self._aged: SortedList = SortedList()  # _TimeKey of the aged jobs, oldest first
+        self._by_time: SortedList = SortedList()  # TimeKey of the jobs in the fair order: who ages next
+        self._aged: SortedList = SortedList()  # TimeKey of the aged jobs, oldest first
 
     def __len__(self) -> int:
         """Queued jobs (not counting running ones)."""
@@ -252,8 +128,8 @@ class FairScheduler:
         self.check_capacity(job.user)
         self._now = max(self._now, now)
         group = self._group(job.community if self._communities else None)
-        user = group.users.setdefault(job.user, _User())
-        entry = _Entry(job, self._seq, group, user, floor=group.vtime, start=max(group.vtime, user.finish()))
+        user = group.users.setdefault(job.user, User())
+        entry = Entry(job, self._seq, group, user, floor=group.vtime, start=max(group.vtime, user.finish()))
         self._seq += 1
         tag = max(self._vtime, group.chain_end)
         size = job.cost / group.weight
@@ -298,9 +174,9 @@ class FairScheduler:
             batch.append(self._take())
             cost += head.job.cost
             images += head.job.images
-        running = _Batch(started_at=self._now, cost=cost, jobs=tuple(entry.job for entry in batch))
+        running = Batch(started_at=self._now, cost=cost, jobs=tuple(entry.job for entry in batch))
         for entry in batch:
-            self._running[entry.job.job_id] = _Running(entry.group, running)
+            self._running[entry.job.job_id] = Running(entry.group, running)
         return [entry.job for entry in batch]
 
     def finished(self, job_id: str, now: float) -> None:
@@ -362,10 +238,10 @@ class FairScheduler:
             ahead += _seconds(entry.job, seconds_per_cost)
         return estimates
 
-    def _group(self, key: str | None) -> _Group:
+    def _group(self, key: str | None) -> Group:
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = _Group(key, self._community_weights.get(key, 1.0))
+            group = self._groups[key] = Group(key, self._community_weights.get(key, 1.0))
         return group
 
     def _advance(self, now: float) -> None:
@@ -382,7 +258,7 @@ class FairScheduler:
             entry.aged = True
             self._aged.add(key)
 
-    def _leave_fair_order(self, entry: _Entry) -> None:
+    def _leave_fair_order(self, entry: Entry) -> None:
         """Take a job out of the fair order; its group gives back its last slot, and each job behind it moves up."""
         group = entry.group
         group.jobs.remove(entry.fair_key)
@@ -390,13 +266,13 @@ class FairScheduler:
         self._slots.remove((tag, seq, group.key))
         group.chain_end -= size
 
-    def _head(self) -> _Entry:
+    def _head(self) -> Entry:
         if self._aged:
             return self._entries[self._aged[0][2]]
         group = self._groups[self._slots[0][2]]
         return self._entries[group.jobs[0][2]]
 
-    def _take(self) -> _Entry:
+    def _take(self) -> Entry:
         if self._aged:
             entry = self._entries[self._aged.pop(0)[2]]
             group = entry.group
@@ -416,7 +292,7 @@ class FairScheduler:
         group.running += 1
         return entry
 
-    def _unqueue(self, entry: _Entry) -> None:
+    def _unqueue(self, entry: Entry) -> None:
         entry.user.pending.remove(entry)
         entry.group.queued -= 1
         left = self._pending[entry.job.user] - 1
@@ -425,7 +301,7 @@ class FairScheduler:
         else:
             del self._pending[entry.job.user]
 
-    def _refund(self, cancelled: _Entry, later: list[_Entry], previous: float) -> None:
+    def _refund(self, cancelled: Entry, later: list[Entry], previous: float) -> None:
         """Re-tag the user's later jobs as if `cancelled` had never been submitted.
 
         Each moves up by the cancelled cost / weight, but never below the virtual time it arrived at, nor before
@@ -443,7 +319,7 @@ class FairScheduler:
                 jobs.add(entry.fair_key)
             previous = entry.finish
 
-    def _settle(self, group: _Group) -> None:
+    def _settle(self, group: Group) -> None:
         """End a busy period: of the whole scheduler, or of one group."""
         if group.queued or group.running:
             return
@@ -456,17 +332,17 @@ class FairScheduler:
         if group.chain_end <= self._vtime:
             del self._groups[group.key]
 
-    def _position(self, entry: _Entry) -> int:
+    def _position(self, entry: Entry) -> int:
         if entry.aged:
             return self._aged.index(entry.time_key) + 1
         group = entry.group
         tag, seq, _ = group.slots[group.jobs.index(entry.fair_key)]
         return len(self._aged) + self._slots.index((tag, seq, group.key)) + 1
 
-    def _in_order(self) -> Iterator[_Entry]:
+    def _in_order(self) -> Iterator[Entry]:
         for _, _, job_id in self._aged:
             yield self._entries[job_id]
-        cursors: dict[str | None, Iterator[_FairKey]] = {}
+        cursors: dict[str | None, Iterator[FairKey]] = {}
         for _, _, key in self._slots:
             cursor = cursors.get(key)
             if cursor is None:

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 from generation.costs import job_cost
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
+from generation.fair_queue_records import QueuedJob
 from generation.requests import GenerationRequest
-from generation.scheduler import FairScheduler, QueuedJob
+from generation.scheduler import FairScheduler
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,12 @@ class Throughput:
 
 
 class Worker:
+    _sink: JobSink  # given to `run`; only the batch code, which runs inside it, reads it
+
     def __init__(
         self,
         generate: GenerateFn,
         scheduler: FairScheduler,
-        sink: JobSink,
         *,
         max_batch_images: int = 4,
         seconds_per_cost: float = 1.0,
@@ -94,7 +96,6 @@ class Worker:
     ) -> None:
         self._generate = generate
         self.scheduler = scheduler
-        self._sink = sink
         self._max_batch_images = max_batch_images
         self.throughput = Throughput(seconds_per_cost)
         self._progress_interval = progress_interval
@@ -165,8 +166,13 @@ class Worker:
             return None
         return self.scheduler.eta(job_id, self._clock(), self.throughput.of) + self.throughput.seconds(item.request)
 
-    async def run(self) -> None:
-        """Serve batches until `stop`; the current batch always finishes, so nothing is lost."""
+    async def run(self, sink: JobSink) -> None:
+        """Serve batches until `stop`, reporting to `sink`; the current batch always finishes, so nothing is lost.
+
+        The sink comes here, not to the constructor, so that the core implementing it can be built from the worker
+        and nothing has to be attached after construction.
+        """
+        self._sink = sink
         while not self._stopping:
             batch = self._next_batch()
             if not batch:

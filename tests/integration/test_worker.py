@@ -68,14 +68,14 @@ class Pipeline:
         return [GenerationResult(request, (image,) * request.count, request.seeds) for request in batch]
 
 
-def worker_for(pipeline: Pipeline, sink: Sink, **options: Any) -> Worker:
+def worker_for(pipeline: Pipeline, **options: Any) -> Worker:
     scheduler = FairScheduler(max_pending_per_user=10, max_queue=100, max_wait=900.0)
-    return Worker(pipeline, scheduler, sink, **options)
+    return Worker(pipeline, scheduler, **options)
 
 
 async def run_until_finished(worker: Worker, sink: Sink, pipeline: Pipeline, expected: int) -> None:
     sink.expected = expected
-    task = asyncio.create_task(worker.run())
+    task = asyncio.create_task(worker.run(sink))
     await asyncio.to_thread(pipeline.entered.wait, 5)
     pipeline.release.set()
     await asyncio.wait_for(sink.finished.wait(), 10)
@@ -86,7 +86,7 @@ async def run_until_finished(worker: Worker, sink: Sink, pipeline: Pipeline, exp
 
 async def test_compatible_jobs_at_the_head_share_one_call_in_fair_order(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
-    worker = worker_for(pipeline, sink)
+    worker = worker_for(pipeline)
     worker.submit(WorkItem("a1", request_for("txt2img", "a1"), "alice"))
     worker.submit(WorkItem("a2", request_for("txt2img", "a2"), "alice"))
     worker.submit(WorkItem("b1", request_for("txt2img", "b1", steps=7), "bob"))
@@ -98,7 +98,7 @@ async def test_compatible_jobs_at_the_head_share_one_call_in_fair_order(request_
 
 async def test_batches_hold_at_most_max_batch_images(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
-    worker = worker_for(pipeline, sink, max_batch_images=4)
+    worker = worker_for(pipeline, max_batch_images=4)
     for index, count in enumerate((3, 2, 1)):
         worker.submit(WorkItem(f"j{index}", request_for("txt2img", f"j{index}", count=count), f"user{index}"))
     await run_until_finished(worker, sink, pipeline, expected=3)
@@ -107,11 +107,11 @@ async def test_batches_hold_at_most_max_batch_images(request_for: Build) -> None
 
 async def test_cancelling_one_job_of_a_running_batch_cancels_only_that_job(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
-    worker = worker_for(pipeline, sink)
+    worker = worker_for(pipeline)
     worker.submit(WorkItem("keep", request_for("txt2img", "keep"), "alice"))
     worker.submit(WorkItem("drop", request_for("txt2img", "drop"), "bob"))
     sink.expected = 2
-    task = asyncio.create_task(worker.run())
+    task = asyncio.create_task(worker.run(sink))
     await asyncio.to_thread(pipeline.entered.wait, 5)
     assert worker.cancel("drop") == "running"
     pipeline.release.set()
@@ -125,7 +125,7 @@ async def test_cancelling_one_job_of_a_running_batch_cancels_only_that_job(reque
 
 async def test_cancel_of_a_queued_job_and_of_an_unknown_one(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
-    worker = worker_for(pipeline, sink)
+    worker = worker_for(pipeline)
     worker.submit(WorkItem("first", request_for("txt2img", "first"), "alice"))
     worker.submit(WorkItem("second", request_for("txt2img", "second", steps=9), "alice"))
     assert worker.position("second") == 2 and worker.eta("second") is not None
@@ -138,10 +138,10 @@ async def test_cancel_of_a_queued_job_and_of_an_unknown_one(request_for: Build) 
 
 async def test_stop_lets_the_running_batch_finish_and_leaves_the_rest_queued(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
-    worker = worker_for(pipeline, sink)
+    worker = worker_for(pipeline)
     worker.submit(WorkItem("running", request_for("txt2img", "running"), "alice"))
     worker.submit(WorkItem("waiting", request_for("txt2img", "waiting", steps=9), "bob"))
-    task = asyncio.create_task(worker.run())
+    task = asyncio.create_task(worker.run(sink))
     await asyncio.to_thread(pipeline.entered.wait, 5)
     await worker.stop()
     pipeline.release.set()
@@ -166,7 +166,7 @@ async def test_etas_follow_each_operations_own_throughput(request_for: Build, ph
     from generation.images import RegionMask
 
     pipeline, sink = Pipeline(), Sink()
-    worker = worker_for(pipeline, sink)
+    worker = worker_for(pipeline)
     txt2img = request_for("txt2img", "fast")
     inpaint = request_for("inpaint", "slow", image=photo, mask=RegionMask(0, 0, 50, 50))
     worker.throughput.record("txt2img", job_cost(txt2img), 1.0)

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generation.scheduler import DuplicateJob, FairScheduler, QueuedJob, QueueFull, QueueRefused, UserQueueFull
+from generation.errors import QueueFull, QueueRefused, UserQueueFull
+from generation.fair_queue_records import QueuedJob
+from generation.scheduler import DuplicateJob, FairScheduler
 
 USERS = ("ann", "bob", "cy", "dee", "eve")
 COMMUNITIES = (None, "red", "blue")
