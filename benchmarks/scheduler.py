@@ -8,7 +8,7 @@ write between two batches, or slows a state change shows up as a changed figure.
 
 The first three are the pure scheduler on a model clock (a job takes its cost in seconds): no GPU, no asyncio.
 The last two run a real `Worker` on a stand-in pipeline that sleeps instead of computing (DUTY_GPU_SECONDS per
-batch) and returns small noise images: with a sink that only counts, and with the real `Service` over a SQLite
+batch) and returns small noise images: with a sink that only counts, and with the real `Core` over a SQLite
 file and a file store in a temporary directory, wired as `easel run` wires them.
 
 Run it from the repository root:
@@ -44,14 +44,16 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from bots.config import Settings, load_settings
-from bots.run import build_worker
-from bots.service import FINAL_KINDS, Actor, Ask, JobEvent, Place, Service
+from bots.core.facade import Core
+from bots.core.lifecycle import Lifecycle
+from bots.core.types import Actor, JobEvent, Place
+from bots.root import running_core
+from generation.asks import Ask, Options
 from generation.config import DefaultsSettings, Limits, resolve_defaults
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.requests import GenerationRequest, make_request
 from generation.scheduler import FairScheduler, QueuedJob
 from generation.worker import Worker, WorkItem
-from storage import Database, FileStore
 
 QUEUED = 10_000
 USERS = 1_000
@@ -373,18 +375,19 @@ class MemorySink:
         self.tally.end(f"job {job_id} was cancelled")
 
 
-class TimedService(Service):
-    """The real service, noting when each `on_done` returned: written, announced and marked delivered."""
+class DoneTimes(dict[str, float]):
+    """When each `on_done` of the real core returned: written, announced and marked delivered."""
 
-    def __init__(self, settings: Settings, db: Database, files: FileStore, tally: Tally) -> None:
-        super().__init__(settings, db, files)
-        self.tally = tally
-        self.done_at: dict[str, float] = {}
+    def __init__(self, lifecycle: Lifecycle, tally: Tally) -> None:
+        super().__init__()
+        report = lifecycle.on_done
 
-    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
-        await super().on_done(job_id, result, gpu_seconds)
-        self.done_at[job_id] = time.perf_counter()
-        self.tally.end()
+        async def timed(job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+            await report(job_id, result, gpu_seconds)
+            self[job_id] = time.perf_counter()
+            tally.end()
+
+        lifecycle.on_done = timed  # type: ignore[method-assign]
 
 
 class Recorder:
@@ -396,7 +399,7 @@ class Recorder:
 
     async def __call__(self, event: JobEvent) -> None:
         self.arrived[(event.kind, event.job_id)] = time.perf_counter()
-        if event.kind in FINAL_KINDS and event.kind != "done":
+        if event.kind.final and event.kind != "done":
             self.tally.end(f"job {event.job_id} ended {event.kind} ({event.error_key})")
 
 
@@ -417,28 +420,16 @@ async def _with_service(
     generate: StandIn,
     tally: Tally,
     listener: Recorder,
-    use: Callable[[TimedService, Worker, asyncio.Task[None]], Awaitable[T]],
+    use: Callable[[Core, DoneTimes, Worker, asyncio.Task[None]], Awaitable[T]],
 ) -> T:
-    """Wire service and worker as `easel run` does, over a SQLite file and a file store in a temporary directory."""
+    """The core as `easel run` opens it (the composition root), over a SQLite file and a file store in a
+    temporary directory."""
     with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
-        settings = _bench_settings(Path(root))
-        db = Database(settings.storage.database_url)
-        await db.connect()
-        try:
-            await db.upgrade()
-            service = TimedService(settings, db, FileStore(settings.storage.outputs_dir), tally)
-            worker = build_worker(settings, service, generate)
-            service.attach(worker)
-            service.listen(PLATFORM, listener)
-            task = asyncio.create_task(worker.run(), name="easel-worker")
-            try:
-                return await use(service, worker, task)
-            finally:
-                await worker.stop()
-                await task
-                worker.close()
-        finally:
-            await db.close()
+        async with running_core(_bench_settings(Path(root)), generate) as runtime:
+            done_at = DoneTimes(runtime.core.lifecycle, tally)
+            runtime.core.listen(PLATFORM, listener)
+            assert runtime.task is not None
+            return await use(runtime.core, done_at, runtime.worker, runtime.task)
 
 
 def _duty_figures(stand_in: StandIn, worker_busy_seconds: float, last_ended: float) -> dict[str, Any]:
@@ -461,8 +452,8 @@ async def _duty_memory() -> dict[str, Any]:
     stand_in = StandIn(DUTY_GPU_SECONDS)
     tally = Tally()
     scheduler = FairScheduler(max_pending_per_user=DUTY_JOBS, max_queue=DUTY_JOBS, max_wait=MAX_WAIT_SECONDS)
-    worker = Worker(stand_in, scheduler, MemorySink(tally))
-    task = asyncio.create_task(worker.run(), name="easel-worker")
+    worker = Worker(stand_in, scheduler)
+    task = asyncio.create_task(worker.run(MemorySink(tally)), name="easel-worker")
     try:
         for index in range(DUTY_JOBS):
             worker.submit(WorkItem(f"job{index}", _request(index), f"user{index % DUTY_USERS}"))
@@ -479,13 +470,13 @@ async def _duty_service() -> dict[str, Any]:
     stand_in = StandIn(DUTY_GPU_SECONDS)
     tally = Tally()
 
-    async def use(service: TimedService, worker: Worker, task: asyncio.Task[None]) -> dict[str, Any]:
+    async def use(core: Core, done_at: DoneTimes, worker: Worker, task: asyncio.Task[None]) -> dict[str, Any]:
         for index in range(DUTY_JOBS):
             actor = Actor(PLATFORM, f"user-{index % DUTY_USERS}")
-            ask = Ask("txt2img", "a prompt", {"seed": index, "count": DUTY_IMAGES})
-            await service.submit(actor, Place(PLATFORM, "channel"), ask)
+            ask = Ask("txt2img", "a prompt", Options(seed=index, count=DUTY_IMAGES))
+            await core.submit(actor, Place(PLATFORM, "channel"), ask)
         await tally.wait_for(DUTY_JOBS, task)
-        return _duty_figures(stand_in, worker.busy_seconds, max(service.done_at.values()))
+        return _duty_figures(stand_in, worker.busy_seconds, max(done_at.values()))
 
     return await _with_service(stand_in, tally, Recorder(tally), use)
 
@@ -513,7 +504,9 @@ def service_overhead(jobs: int = OVERHEAD_JOBS) -> dict[str, dict[str, float]]:
     tally = Tally()
     recorder = Recorder(tally)
 
-    async def use(service: TimedService, worker: Worker, task: asyncio.Task[None]) -> dict[str, list[float]]:
+    async def use(
+        core: Core, done_at: DoneTimes, worker: Worker, task: asyncio.Task[None]
+    ) -> dict[str, list[float]]:
         samples: dict[str, list[float]] = {
             "submit": [],
             "submit_to_running": [],
@@ -523,8 +516,8 @@ def service_overhead(jobs: int = OVERHEAD_JOBS) -> dict[str, dict[str, float]]:
         for index in range(jobs):
             actor = Actor(PLATFORM, f"user-{index % DUTY_USERS}")
             called = time.perf_counter()
-            receipt = await service.submit(
-                actor, Place(PLATFORM, "channel"), Ask("txt2img", "a prompt", {"seed": index})
+            receipt = await core.submit(
+                actor, Place(PLATFORM, "channel"), Ask("txt2img", "a prompt", Options(seed=index))
             )
             submitted = time.perf_counter()
             await tally.wait_for(index + 1, task)
@@ -532,7 +525,7 @@ def service_overhead(jobs: int = OVERHEAD_JOBS) -> dict[str, dict[str, float]]:
             samples["submit"].append(submitted - called)
             samples["submit_to_running"].append(recorder.arrived[("started", receipt.job_id)] - called)
             samples["done_to_event"].append(recorder.arrived[("done", receipt.job_id)] - returned)
-            samples["done_to_delivered"].append(service.done_at[receipt.job_id] - returned)
+            samples["done_to_delivered"].append(done_at[receipt.job_id] - returned)
         return samples
 
     samples = asyncio.run(_with_service(stand_in, tally, recorder, use))

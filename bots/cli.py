@@ -7,14 +7,13 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bots.config import ConfigError, Settings, load_settings
+from bots.config import ConfigError, Settings, load_settings, read_environment
 
 log = logging.getLogger("easel")
 
@@ -114,12 +113,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     for name in ("alembic", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
     _quiet_libraries()
-    from bots.run import NothingToRun, platform_tokens, serve
+    from bots.run import NothingToRun, serve, served_platforms
     from generation.errors import ModelLoadError
 
-    console = args.console or (sys.stdin.isatty() and not platform_tokens(settings, os.environ))
+    environment = read_environment(settings)
+    console = args.console or (sys.stdin.isatty() and not served_platforms(settings, environment))
     try:
-        asyncio.run(serve(settings, console=console))
+        asyncio.run(serve(settings, environment, console=console))
     except (NothingToRun, ModelLoadError) as error:
         return _fail(str(error))
     return 0
@@ -149,7 +149,7 @@ def _discord_sync(settings: Settings) -> int:
     from bots.discord.adapter import sync_once
 
     token_env = settings.discord.token_env
-    token = os.environ.get(token_env, "").strip()
+    token = read_environment(settings).discord_token
     if not token:
         return _fail(f"{token_env} is not set: the Discord bot token is read only from the environment")
     try:
@@ -212,44 +212,24 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
-    from generation.images import AlphaMask, MaskImage, decode_image, has_alpha, parse_region
-    from generation.requests import make_request
+    """The command line as an `Ask`, built into a request exactly as the service builds a chat request."""
+    from generation.asks import Ask, Options, build_request, parse_weights
+    from generation.images import parse_region
     from generation.translation import detect_language
 
-    max_pixels = settings.limits.max_input_pixels
-
-    def read(path: str | Path) -> Any:
-        return decode_image(Path(path).read_bytes(), max_pixels)
-
     items = args.items or []
-    images = [read(value) for kind, value in items if kind == "image"]
-    options: dict[str, Any] = {}
+    images = [Path(value).read_bytes() for kind, value in items if kind == "image"]
+    mix: list[bytes | str] = []
     if args.op == "mix":
-        mix = [read(value) if kind == "image" else value for kind, value in items]
+        mix = [Path(value).read_bytes() if kind == "image" else value for kind, value in items]
         if args.prompt:
             mix.append(args.prompt)
-        options["mix"] = mix
-        if args.weights:
-            options["weights"] = _weights(args.weights)
-    elif images:
-        if len(images) > 1 or any(kind == "text" for kind, _ in items):
-            raise UsageError(f"--op {args.op} takes one --image and no --text")
-        options["image"] = images[0]
-    if args.op == "inpaint" and images:
-        if args.mask and args.region:
-            raise UsageError("give either --mask or --region, not both")
-        if args.mask:
-            options["mask"] = MaskImage(read(args.mask))
-        elif args.region:
-            options["mask"] = parse_region(args.region)
-        elif has_alpha(images[0]):
-            options["mask"] = AlphaMask()
+    elif len(images) > 1 or any(kind == "text" for kind, _ in items):
+        raise UsageError(f"--op {args.op} takes one --image and no --text")
+    if args.mask and args.region:
+        raise UsageError("give either --mask or --region, not both")
     texts = [args.prompt, *(value for kind, value in items if kind == "text")]
-    return make_request(
-        args.op,
-        args.prompt if args.op != "mix" else "",
-        defaults=settings.generation_defaults,
-        limits=settings.limits,
+    options = Options(
         negative_prompt=args.negative,
         width=args.width,
         height=args.height,
@@ -260,18 +240,19 @@ def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         strength=args.strength,
         count=args.count,
         seed=args.seed,
+        mask=parse_region(args.region) if args.region and args.op == "inpaint" else None,
+        weights=parse_weights(args.weights) if args.weights and args.op == "mix" else None,
         language=detect_language(" ".join(texts)),
-        **options,
     )
-
-
-def _weights(text: str) -> list[float]:
-    from generation.errors import InvalidRequest
-
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise InvalidRequest("not_a_number", "weights", text, "comma-separated numbers such as 0.5,0.3,0.2") from None
+    ask = Ask(
+        args.op,
+        args.prompt if args.op != "mix" else "",
+        options,
+        image=images[0] if images and args.op != "mix" else None,
+        mask_image=args.mask.read_bytes() if args.mask and args.op == "inpaint" else None,
+        mix=tuple(mix),
+    )
+    return build_request(ask, defaults=settings.generation_defaults, limits=settings.limits)
 
 
 def _output_paths(output: Path, count: int) -> list[Path]:

@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,6 +131,13 @@ class ModerationSettings(_Section):
         return self
 
 
+class ConsoleSettings(_Section):
+    """The operator's console."""
+
+    language: str = ""
+    """The language it answers in; empty: the system locale (LC_ALL, LC_MESSAGES, LANG), else English."""
+
+
 class Settings(_Section):
     model: ModelSettings = ModelSettings()
     defaults: DefaultsSettings = DefaultsSettings()
@@ -139,6 +147,7 @@ class Settings(_Section):
     tiers: dict[str, TierSettings] = {"default": TierSettings()}
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
+    console: ConsoleSettings = ConsoleSettings()
     moderation: ModerationSettings = ModerationSettings()
     translation: TranslationSettings = TranslationSettings()
     safety: SafetySettings = SafetySettings()
@@ -222,3 +231,31 @@ def _describe(error: ValidationError, path: Path | None) -> str:
         else:
             lines.append(str(problem["ctx"]["error"]) if "error" in problem.get("ctx", {}) else problem["msg"])
     return f"invalid configuration{where}: " + "; ".join(lines)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What easel takes from the environment besides settings, read once at start-up: the platform tokens
+    and the webhook secret (never in the file, never logged), and the system's language."""
+
+    telegram_token: str | None = field(default=None, repr=False)
+    discord_token: str | None = field(default=None, repr=False)
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
+    locale: str | None = None
+
+
+def read_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> Environment:
+    """Tokens of disabled platforms are not read: a disabled adapter never starts."""
+    environ = os.environ if environ is None else environ
+
+    def value(name: str, enabled: bool = True) -> str | None:
+        return (environ.get(name) or "").strip() or None if enabled else None
+
+    raw = next((text for name in ("LC_ALL", "LC_MESSAGES", "LANG") if (text := environ.get(name))), "")
+    locale = raw.split(".")[0]
+    return Environment(
+        telegram_token=value(settings.telegram.token_env, settings.telegram.enabled),
+        discord_token=value(settings.discord.token_env, settings.discord.enabled),
+        telegram_webhook_secret=value(settings.telegram.webhook_secret_env, settings.telegram.enabled),
+        locale=None if locale in ("", "C", "POSIX") else locale,
+    )

@@ -1,33 +1,35 @@
-"""The one error family users see.
+"""The one error family users see, and the one table from domain errors to it.
 
-A `UserError` carries a message key and its values; adapters render it in the user's language through
-`bots.texts`. Anything else that escapes is a bug: it is logged with the job id, and the user is told
-only that something failed and the reference.
+Every error easel raises on purpose descends from `EaselError`. A `UserError` carries a message key and
+its values; adapters render it in the user's language through `bots.texts`, at their one boundary
+(`bots.kit.boundary`). The engine's and the queue's refusals are turned into one by `user_error`, here
+and nowhere else. Anything else that escapes is a bug: it is logged with the job id, and the user is
+told only that something failed and the reference.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from generation.errors import InvalidImage, InvalidRequest
-from generation.scheduler import QueueFull, QueueRefused, UserQueueFull
+from generation.errors import EaselError, InvalidImage, InvalidRequest, QueueFull, QueueRefused, UserQueueFull
 
 
-class UserError(Exception):
+class UserError(EaselError):
     def __init__(self, key: str, **values: Any) -> None:
         self.key = key
         self.values = values
         super().__init__(f"{key}: {values}")
 
 
-def from_generation(error: InvalidRequest | InvalidImage) -> UserError:
-    """Keep the engine's own explanation: it names the bad value and what is allowed."""
+def user_error(error: InvalidRequest | InvalidImage | QueueRefused) -> UserError:
+    """The refusal a user is shown for a request the engine or the queue turned down; the engine's own
+    explanation is kept, since it names the bad value and what is allowed."""
     if isinstance(error, InvalidImage):
         return UserError(f"image.{error.code}", detail=str(error))
-    return UserError("request.invalid", field=error.field, value=error.value, allowed=error.allowed, detail=str(error))
-
-
-def from_queue(error: QueueRefused) -> UserError:
+    if isinstance(error, InvalidRequest):
+        return UserError(
+            "request.invalid", field=error.field, value=error.value, allowed=error.allowed, detail=str(error)
+        )
     if isinstance(error, UserQueueFull):
         return UserError("queue.user_full", limit=error.limit)
     if isinstance(error, QueueFull):

@@ -8,7 +8,7 @@ from typing import Any
 
 from babel import Locale, UnknownLocaleError
 
-from bots.service import JobEvent, JobSummary, QueueEntry, QuotaStatus, short_id
+from bots.core.types import Cancellation, JobEvent, JobSummary, QueueEntry, QuotaStatus, short_id
 from bots.texts import render, resolve_language
 
 _PREFERENCE_NAMES = {
@@ -46,6 +46,11 @@ def ending_text(event: JobEvent) -> str:
     if event.error_key in EXPLAINED_FAILURES:
         return render(event.error_key, event.language)
     return render("failed", event.language, job_id=short_id(event.job_id))
+
+
+def cancel_text(cancellation: Cancellation, language: str | None = None) -> str:
+    """Removed from the queue, or stopping at the next step."""
+    return render(f"cancel.{cancellation.outcome}", language, job_id=short_id(cancellation.job_id))
 
 
 def progress_text(fraction: float, language: str | None = None) -> str:

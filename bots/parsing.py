@@ -1,7 +1,7 @@
 """The shared prompt parser: free text, then options, as people type them in any chat.
 
-`a lighthouse at dawn --size 768x512 --steps 30 --neg blurry, dark` becomes a prompt and the keyword
-arguments of `make_request`. Phone keyboards turn `--` into an em or en dash, so those count too.
+`a lighthouse at dawn --size 768x512 --steps 30 --neg blurry, dark` becomes a prompt and its `Options`.
+Phone keyboards turn `--` into an em or en dash, so those count too.
 Values are converted here and range-checked by the engine, which names the allowed range.
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bots.errors import UserError
+from generation.asks import Options, parse_weights
 from generation.errors import InvalidImage
 from generation.images import parse_region
 
@@ -36,11 +37,7 @@ def _size(text: str) -> dict[str, int]:
     return {"width": int(match.group(1)), "height": int(match.group(2))}
 
 
-def _weights(text: str) -> list[float]:
-    return [float(part) for part in text.split(",")]
-
-
-# option -> (request keyword, converter, what the value must look like)
+# option -> (`Options` field, converter, what the value must look like)
 _OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "size": ("size", _size, "a size such as 768x512"),
     "width": ("width", _integer, "a whole number of pixels"),
@@ -54,7 +51,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "neg": ("negative_prompt", str, "text"),
     "negative": ("negative_prompt", str, "text"),
     "region": ("mask", parse_region, "X,Y,W,H in percent"),
-    "weights": ("weights", _weights, "numbers separated by commas"),
+    "weights": ("weights", parse_weights, "numbers separated by commas"),
 }
 _TEXT_OPTIONS = {"neg", "negative"}
 
@@ -62,10 +59,10 @@ _TEXT_OPTIONS = {"neg", "negative"}
 @dataclass(frozen=True)
 class ParsedPrompt:
     prompt: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Options = Options()
 
 
-def parse_option(name: str, value: str) -> dict[str, Any]:
+def parse_option(name: str, value: str) -> Options:
     """One option given apart from a prompt (a slash command's field), converted as in a prompt."""
     return parse_prompt(f"--{name} {value}").options
 
@@ -92,13 +89,13 @@ def parse_prompt(text: str) -> ParsedPrompt:
             raise UserError("request.bad_option", option=f"--{name}", expected=expected, value="")
         try:
             value = convert(raw)
-        except (ValueError, InvalidImage):
+        except (ValueError, InvalidImage):  # InvalidRequest is a ValueError
             raise UserError("request.bad_option", option=f"--{name}", expected=expected, value=raw) from None
         if keyword == "size":
             options.update(value)
         else:
             options[keyword] = value
-    return ParsedPrompt(" ".join(prompt), options)
+    return ParsedPrompt(" ".join(prompt), Options(**options))
 
 
 def _value(words: list[str], start: int, *, whole_rest: bool) -> tuple[list[str], int]:

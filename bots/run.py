@@ -10,23 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
-from collections.abc import Mapping
 from typing import Protocol, TextIO
 
-from bots.config import Settings
+from bots.config import Environment, Settings
 from bots.console.adapter import ConsoleAdapter
-from bots.service import Service
-from generation.engine import Engine
-from generation.models import load_models
-from generation.safety import load_safety_checker
-from generation.scheduler import FairScheduler
-from generation.translation import detect_language, load_translator
-from generation.worker import GenerateFn, Worker
-from storage.database import Database
-from storage.files import FileStore
+from bots.core.facade import Core
+from bots.root import running_core
+from generation.worker import GenerateFn
 
 log = logging.getLogger("easel")
 
@@ -48,96 +40,69 @@ class ChatAdapter(Protocol):
     async def run(self) -> None: ...
 
 
-def platform_tokens(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+def served_platforms(settings: Settings, environment: Environment) -> list[str]:
     """The enabled platforms whose token is in the environment; an enabled platform without one is named
     in the log (never its token), so an operator sees why it did not start."""
-    tokens = {}
-    for platform, section in (("telegram", settings.telegram), ("discord", settings.discord)):
-        if not section.enabled:
-            continue
-        token = environ.get(section.token_env, "").strip()
+    platforms = []
+    for platform, section, token in (
+        ("telegram", settings.telegram, environment.telegram_token),
+        ("discord", settings.discord, environment.discord_token),
+    ):
         if token:
-            tokens[platform] = token
-        else:
+            platforms.append(platform)
+        elif section.enabled:
             log.info("%s: %s is not set; the %s adapter does not start", platform, section.token_env, platform)
-    return tokens
+    return platforms
 
 
-def _chat_adapters(settings: Settings, service: Service, tokens: Mapping[str, str]) -> list[ChatAdapter]:
+def _chat_adapters(settings: Settings, core: Core, environment: Environment) -> list[ChatAdapter]:
     adapters: list[ChatAdapter] = []
-    if "telegram" in tokens:
+    if environment.telegram_token:
         from bots.telegram.adapter import TelegramAdapter
 
-        adapters.append(TelegramAdapter(service, settings.telegram, tokens["telegram"]))
-    if "discord" in tokens:
+        token, secret = environment.telegram_token, environment.telegram_webhook_secret
+        adapters.append(TelegramAdapter(core, settings.telegram, token, webhook_secret=secret))
+    if environment.discord_token:
         from bots.discord.adapter import DiscordAdapter
 
-        adapters.append(DiscordAdapter(service, settings.discord, tokens["discord"]))
+        adapters.append(DiscordAdapter(core, settings.discord, environment.discord_token))
     return adapters
-
-
-def build_worker(settings: Settings, service: Service, generate: GenerateFn) -> Worker:
-    queue = settings.queue
-    scheduler = FairScheduler(
-        max_pending_per_user=queue.max_pending_per_user,
-        max_queue=queue.max_queue,
-        max_wait=queue.max_wait_seconds,
-        communities=queue.fair_communities,
-    )
-    return Worker(generate, scheduler, service, max_batch_images=queue.max_batch_images)
 
 
 async def serve(
     settings: Settings,
+    environment: Environment,
     *,
     console: bool,
     generate: GenerateFn | None = None,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
-    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Run until a signal arrives (or the console's input ends). `generate` replaces the engine in benchmarks."""
-    tokens = platform_tokens(settings, os.environ if environ is None else environ)
-    if not console and not tokens:
+    if not console and not served_platforms(settings, environment):
         raise NothingToRun(
             f"no chat platform to serve: set {settings.telegram.token_env} or {settings.discord.token_env} "
             "(with telegram.enabled / discord.enabled), or run `easel run --console`"
         )
-    db = Database(settings.storage.database_url)
-    await db.connect()
-    try:
-        await db.upgrade()
-        if generate is None:
-            models = await asyncio.to_thread(load_models, settings.model)
-            translator = await asyncio.to_thread(load_translator, settings.translation, settings.model)
-            safety = await asyncio.to_thread(load_safety_checker, settings.safety, settings.model)
-            generate = Engine(models, translator, safety=safety).generate
-        # The detector loads its model on first use (0.4 s): here, not inside the first user's request.
-        await asyncio.to_thread(detect_language, "warm up")
-        service = Service(settings, db, FileStore(settings.storage.outputs_dir))
-        worker = build_worker(settings, service, generate)
-        service.attach(worker)
-        adapters = _chat_adapters(settings, service, tokens)
+    async with running_core(settings, generate) as runtime:
+        core = runtime.core
+        adapters = _chat_adapters(settings, core, environment)
         if console:
-            adapters.append(ConsoleAdapter(service, stdin, stdout))
+            language = settings.console.language or environment.locale
+            adapters.append(ConsoleAdapter(core, language, stdin, stdout))
         for adapter in adapters:
             adapter.register()
-        await service.recover()
-        worker_task = asyncio.create_task(worker.run(), name="easel-worker")
+        await core.recover()
         running = {asyncio.create_task(adapter.run(), name=f"easel-{adapter.name}"): adapter for adapter in adapters}
         for adapter in adapters:
             log.info("%s adapter started", adapter.name)
-        await service.redeliver()
-        redelivery = asyncio.create_task(_redeliver_periodically(service), name="easel-redelivery")
+        await core.redeliver()
+        redelivery = asyncio.create_task(_redeliver_periodically(core), name="easel-redelivery")
         try:
-            await _until_done_or_signalled(set(running), worker_task)
+            assert runtime.task is not None
+            await _until_done_or_signalled(set(running), runtime.task)
         finally:
             redelivery.cancel()
-            await worker.stop()
-            await worker_task
-            worker.close()
-    finally:
-        await db.close()
     log.info("stopped")
 
 
@@ -164,10 +129,10 @@ async def _until_done_or_signalled(adapters: set[asyncio.Task[None]], worker: as
             await task
 
 
-async def _redeliver_periodically(service: Service) -> None:
+async def _redeliver_periodically(core: Core) -> None:
     while True:
         await asyncio.sleep(REDELIVERY_INTERVAL_SECONDS)
         try:
-            await service.redeliver()
+            await core.redeliver()
         except Exception:
             log.exception("redelivery failed")

@@ -8,7 +8,6 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,12 @@ from core_stack import Launch, Stack, core_settings
 from PIL import Image
 
 from bots.config import Settings
-from bots.run import build_worker
-from bots.service import Service
+from bots.root import open_runtime
 from generation.config import DefaultsSettings, GenerationDefaults, Limits, ModelSettings, resolve_defaults
 from generation.engine import Engine
 from generation.models import KandinskyModels, load_models
 from generation.requests import GenerationRequest, make_request
 from generation.worker import GenerateFn
-from storage.database import Database
-from storage.files import FileStore
 
 
 @pytest.fixture(scope="session")
@@ -74,16 +70,11 @@ async def stack(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[L
         settings: Settings | None = None, generate: GenerateFn | None = None, *, recover: bool = False
     ) -> Stack:
         settings = settings or core_settings(tmp_path)
-        db = Database(settings.storage.database_url)
-        await db.connect()
-        await db.upgrade()
-        files = FileStore(settings.storage.outputs_dir)
-        service = Service(settings, db, files)
-        worker = build_worker(settings, service, generate or Engine(tiny_models).generate)
-        service.attach(worker)
+        runtime = await open_runtime(settings, generate or Engine(tiny_models).generate)
+        runtime.start()
         if recover:
-            await service.recover()
-        running = Stack(settings, db, files, service, worker, asyncio.create_task(worker.run()))
+            await runtime.core.recover()
+        running = Stack(runtime)
         started.append(running)
         return running
 

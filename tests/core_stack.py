@@ -1,4 +1,4 @@
-"""A running core for tests that drive it from outside: database, file store, service and worker, tiny model."""
+"""A running core for tests that drive it from outside: the composition root's runtime on the tiny model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from bots.config import Settings, load_settings
-from bots.service import Service
+from bots.core.facade import Core
+from bots.root import Runtime
 from generation.worker import Worker
 from storage.database import Database
 from storage.files import FileStore
@@ -17,29 +18,43 @@ from storage.files import FileStore
 
 @dataclass
 class Stack:
-    settings: Settings
-    db: Database
-    files: FileStore
-    service: Service
-    worker: Worker
-    task: asyncio.Task[None]
+    runtime: Runtime
     stopped: bool = False
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    @property
+    def files(self) -> FileStore:
+        return self.runtime.files
+
+    @property
+    def core(self) -> Core:
+        return self.runtime.core
+
+    @property
+    def worker(self) -> Worker:
+        return self.runtime.worker
 
     async def stop(self) -> None:
         """Let the batch on the worker finish, then close everything; a second call does nothing."""
         if self.stopped:
             return
         self.stopped = True
-        await self.worker.stop()
-        await self.task
-        self.worker.close()
-        await self.db.close()
+        await self.runtime.stop()
 
     async def crash(self) -> None:
         """Stop as a killed process would: the batch on the GPU is abandoned and nothing more is written."""
         self.stopped = True
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        task = self.runtime.task
+        assert task is not None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         await self.db.close()
 
 

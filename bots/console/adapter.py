@@ -1,14 +1,14 @@
 """The console adapter: a line-oriented chat on stdin and stdout, for operators and scripts.
 
-A plain line is a txt2img prompt; slash commands cover the other operations. With piped input it
-reads to the end, then waits until every console job has finished and been printed, and returns.
+A plain line is a txt2img prompt; slash commands cover the catalogue's other commands. It answers in the
+console's language (`[console] language`, else the system locale). With piped input it reads to the end,
+then waits until every console job has finished and been printed, and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
-import logging
 import shlex
 import sys
 import threading
@@ -16,57 +16,58 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
+from bots.core.facade import Core
+from bots.core.types import Actor, EventKind, JobEvent, Place
 from bots.errors import UserError
-from bots.formatting import ending_text, history_lines, quota_text, translation_note
+from bots.formatting import cancel_text, history_lines, preferences_text, queue_lines, quota_text, translation_note
+from bots.kit.boundary import guarded
+from bots.kit.catalogue import check_served
+from bots.kit.context import Context
+from bots.kit.views import view_of
 from bots.parsing import parse_prompt
-from bots.service import Actor, Ask, JobEvent, Place, Service
-from bots.texts import render
-
-log = logging.getLogger(__name__)
+from generation.asks import Ask
 
 PLATFORM = "console"
 
-HELP = """\
-Type a description and press Enter to make an image. Options may follow the prompt:
-  --size 768x512  --steps 30  --prior-steps 10  --seed 42  --count 2  --guidance 5  --neg blurry, dark
-Commands:
-  /img2img PATH prompt [--strength 0.6]     redraw an image after a prompt
-  /inpaint PATH MASK prompt                  repaint the white part of MASK (MASK may be - with --region X,Y,W,H,
-                                             or - for a PNG whose transparent pixels are the mask)
-  /mix PATH PATH [PATH...] [text] [--weights 0.5,0.5]   blend 2-4 images (and a text)
-  /cancel [ID]  /history    /quota    /help"""
+Handler = Callable[[Context, str], Awaitable[None]]
 
 
 class ConsoleAdapter:
     name = PLATFORM
 
-    def __init__(self, service: Service, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
-        self.service = service
+    def __init__(
+        self, core: Core, language: str | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
+    ) -> None:
+        self.core = core
         self.stdin = stdin
         self.stdout = stdout
-        self.actor = Actor(PLATFORM, getpass.getuser())
-        self.place = Place(PLATFORM, "console")
-        self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
-            "/img2img": self._img2img,
-            "/inpaint": self._inpaint,
-            "/mix": self._mix,
-            "/cancel": self._cancel,
-            "/history": self._history,
-            "/quota": self._quota,
-            "/help": self._help,
+        self.context = Context(Actor(PLATFORM, getpass.getuser(), language=language), Place(PLATFORM, "console"))
+        self.commands: dict[str, Handler] = {
+            "imagine": self._imagine,
+            "edit": self._edit,
+            "inpaint": self._inpaint,
+            "mix": self._mix,
+            "history": self._history,
+            "queue": self._queue,
+            "quota": self._quota,
+            "cancel": self._cancel,
+            "settings": self._settings,
+            "help": self._help,
         }
+        check_served(PLATFORM, (), self.commands)
+        self._aliases = {"img2img": "edit"}
         self._finished = asyncio.Event()
 
     def register(self) -> None:
-        self.service.listen(PLATFORM, self._on_event)
+        self.core.listen(PLATFORM, self._on_event)
 
     async def run(self) -> None:
         """Serve lines until end of input, then until every console job is finished and printed."""
-        self._say("easel console: type a prompt, or /help.")
+        self._say(self.context.text("console.welcome"))
         lines = _read_lines(self.stdin)
         while (line := await lines.get()) is not None:
             await self.handle(line.strip())
-        while self.service.has_pending(PLATFORM):
+        while self.core.has_pending(PLATFORM):
             self._finished.clear()
             await self._finished.wait()
 
@@ -74,86 +75,101 @@ class ConsoleAdapter:
         """One line of input; every refusal is printed, never raised."""
         if not line:
             return
-        command, _, rest = line.partition(" ") if line.startswith("/") else ("", "", line)
-        try:
-            if command:
-                handler = self._commands.get(command.lower())
-                if handler is None:
-                    self._say(f"There is no command {command}. " + HELP.splitlines()[-1].strip())
-                    return
-                await handler(rest.strip())
-            else:
-                await self._submit(Ask("txt2img", *self._prompt(rest)))
-        except UserError as error:
-            self._say(render(error.key, **error.values))
-        except Exception:
-            log.exception("console command %r failed", line)
-            self._say(render("error.internal", reference="see the log"))
+        command, _, rest = line[1:].partition(" ") if line.startswith("/") else ("imagine", "", line)
+        async with guarded(self._print, self.context.language, what=f"console command {line!r}"):
+            name = command.lower()
+            handler = self.commands.get(self._aliases.get(name, name))
+            if handler is None:
+                raise UserError("console.unknown_command", command=f"/{command}")
+            await handler(self.context, rest.strip())
 
     async def _on_event(self, event: JobEvent) -> None:
-        prefix = f"[{event.job_id}]"
-        if event.kind == "started":
-            self._say(f"{prefix} started")
-        elif event.kind == "progress" and event.progress < 1.0:
-            self._say(f"{prefix} {event.progress:.0%}")
-        elif event.kind == "done":
-            files = ", ".join(str(path) for path in event.files)
-            self._say(f"{prefix} done: {files} (seed {', '.join(str(seed) for seed in event.seeds)})")
+        """Every view but position changes and the last progress step, which a terminal cannot redraw."""
+        view = view_of(event)
+        prefix = f"[{event.job_id}] "
+        if event.kind is EventKind.DONE:
+            files = ", ".join(str(picture.path) for picture in view.pictures)
+            seeds = ", ".join(str(seed) for seed in event.seeds)
+            self._say(prefix + self.context.text("console.done", files=files, seeds=seeds))
             if event.translation:
-                self._say(f"{prefix} " + translation_note(event.source_language, event.translation, event.language))
-        elif event.kind in ("failed", "cancelled"):
-            self._say(f"{prefix} " + ending_text(event))
-        if event.kind in ("done", "failed", "cancelled"):
+                self._say(prefix + translation_note(event.source_language, event.translation, event.language))
+        elif event.kind is not EventKind.POSITION and not (event.kind is EventKind.PROGRESS and event.progress >= 1):
+            self._say(prefix + view.text)
+        if event.kind.final:
             self._finished.set()
 
-    async def _submit(self, ask: Ask) -> None:
-        receipt = await self.service.submit(self.actor, self.place, ask)
-        eta = "now" if receipt.eta_seconds is None else f"{receipt.eta_seconds:.0f} s"
-        self._say(f"[{receipt.job_id}] queued: position {receipt.position or 1}, ready in about {eta}")
+    # --- the catalogue's commands -------------------------------------------------------------
 
-    @staticmethod
-    def _prompt(text: str) -> tuple[str, dict[str, object]]:
+    async def _imagine(self, context: Context, text: str) -> None:
         parsed = parse_prompt(text)
-        return parsed.prompt, parsed.options
+        await self._submit(context, Ask("txt2img", parsed.prompt, parsed.options))
 
-    async def _img2img(self, rest: str) -> None:
-        path, text = _split_paths(rest, 1)
-        prompt, options = self._prompt(text)
-        await self._submit(Ask("img2img", prompt, options, image=await _read(path[0])))
+    async def _edit(self, context: Context, rest: str) -> None:
+        (path,), text = _split_paths(rest, 1)
+        parsed = parse_prompt(text)
+        await self._submit(context, Ask("img2img", parsed.prompt, parsed.options, image=await _read(path)))
 
-    async def _inpaint(self, rest: str) -> None:
+    async def _inpaint(self, context: Context, rest: str) -> None:
         (image, mask), text = _split_paths(rest, 2)
-        prompt, options = self._prompt(text)
+        parsed = parse_prompt(text)
         mask_data = None if mask == "-" else await _read(mask)
-        await self._submit(Ask("inpaint", prompt, options, image=await _read(image), mask_image=mask_data))
+        ask = Ask("inpaint", parsed.prompt, parsed.options, image=await _read(image), mask_image=mask_data)
+        await self._submit(context, ask)
 
-    async def _mix(self, rest: str) -> None:
+    async def _mix(self, context: Context, rest: str) -> None:
         words = shlex.split(rest)
         paths = [word for word in words if Path(word).is_file()]
-        text, options = self._prompt(" ".join(word for word in words if word not in paths))
+        parsed = parse_prompt(" ".join(word for word in words if word not in paths))
         items: list[bytes | str] = [await _read(path) for path in paths]
-        if text:
-            items.append(text)
-        await self._submit(Ask("mix", "", options, mix=tuple(items)))
+        if parsed.prompt:
+            items.append(parsed.prompt)
+        await self._submit(context, Ask("mix", "", parsed.options, mix=tuple(items)))
 
-    async def _cancel(self, rest: str) -> None:
-        cancellation = await self.service.cancel(self.actor, rest.strip() or None)
-        self._say(render(f"cancel.{cancellation.outcome}", job_id=cancellation.job_id))
-
-    async def _history(self, _: str) -> None:
-        jobs = await self.service.history(self.actor)
+    async def _history(self, context: Context, _: str) -> None:
+        jobs = await self.core.history(context.actor)
         if not jobs:
-            self._say(render("history.empty"))
-        for job, line in zip(jobs, history_lines(jobs), strict=True):
+            self._say(context.text("history.empty"))
+        for job, line in zip(jobs, history_lines(jobs, context.language), strict=True):
             self._say(line)
             for path in job.files:
                 self._say(f"    {path}")
 
-    async def _quota(self, _: str) -> None:
-        self._say(quota_text(await self.service.quota(self.actor)))
+    async def _queue(self, context: Context, _: str) -> None:
+        lines = queue_lines(await self.core.queue(context.actor), context.language)
+        self._say("\n".join(lines) or context.text("queue.empty"))
 
-    async def _help(self, _: str) -> None:
-        self._say(HELP)
+    async def _quota(self, context: Context, _: str) -> None:
+        self._say(quota_text(await self.core.quota(context.actor), context.language))
+
+    async def _cancel(self, context: Context, rest: str) -> None:
+        cancellation = await self.core.cancel(context.actor, rest.strip() or None)
+        self._say(cancel_text(cancellation, context.language))
+
+    async def _settings(self, context: Context, rest: str) -> None:
+        """`/settings` shows the user's defaults, `/settings --size 512x512 --steps 30` sets, `reset` clears."""
+        if rest.lower() == "reset":
+            await self.core.reset_preferences(context.actor)
+            self._say(context.text("settings.reset"))
+        elif not rest:
+            preferences = await self.core.preferences(context.actor)
+            key = "settings.show" if preferences else "settings.none"
+            self._say(context.text(key, values=preferences_text(preferences)))
+        else:
+            parsed = parse_prompt(rest)
+            if parsed.prompt:
+                raise UserError("settings.unknown", option=parsed.prompt)
+            preferences = await self.core.set_preferences(context.actor, parsed.options.given())
+            self._say(context.text("settings.saved", values=preferences_text(preferences)))
+
+    async def _help(self, context: Context, _: str) -> None:
+        self._say(context.text("console.help"))
+
+    async def _submit(self, context: Context, ask: Ask) -> None:
+        """The acknowledgement is the view of the queued event, printed as every event is."""
+        await self.core.submit(context.actor, context.place, ask)
+
+    async def _print(self, text: str) -> None:
+        self._say(text)
 
     def _say(self, text: str) -> None:
         print(text, file=self.stdout, flush=True)

@@ -16,6 +16,8 @@ import discord
 from discord import app_commands
 
 from bots.config import Settings
+from bots.core.facade import Core
+from bots.core.types import Actor, Place, Receipt, short_id
 from bots.discord.status import Status, StatusBoard
 from bots.discord.uploads import read_images
 from bots.discord.views import EditModal, status_view
@@ -23,8 +25,8 @@ from bots.errors import UserError
 from bots.formatting import history_lines, queue_lines, queued_text, quota_text
 from bots.moderation.policy import Moderator, Role
 from bots.parsing import parse_option, parse_prompt
-from bots.service import Actor, Ask, Place, Receipt, Service, short_id
 from bots.texts import render
+from generation.asks import Ask, Options
 
 if TYPE_CHECKING:
     from storage.records import MessageLink
@@ -53,7 +55,7 @@ Produce = Callable[[Actor], Awaitable[str | Reply]]
 
 
 class Actions:
-    def __init__(self, service: Service, settings: Settings, board: StatusBoard) -> None:
+    def __init__(self, service: Core, settings: Settings, board: StatusBoard) -> None:
         self.service = service
         self.settings = settings
         self.board = board
@@ -74,8 +76,8 @@ class Actions:
     ) -> None:
         async def start(actor: Actor, place: Place) -> Receipt:
             parsed = parse_prompt(prompt)
-            chosen = _given(negative_prompt=negative, steps=steps, guidance_scale=guidance, seed=seed, count=count)
-            options = {**parsed.options, **_size(size), **chosen}
+            chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, seed=seed, count=count)
+            options = chosen.over(_size(size).over(parsed.options))
             return await self.service.submit(actor, place, Ask("txt2img", parsed.prompt, options))
 
         await self._start_job(interaction, start)
@@ -86,7 +88,7 @@ class Actions:
         async def start(actor: Actor, place: Place) -> Receipt:
             parsed = parse_prompt(prompt)
             (data,) = await read_images([image], self.settings.discord.max_download_mb)
-            options = {**parsed.options, **_given(strength=strength)}
+            options = Options(strength=strength).over(parsed.options)
             return await self.service.submit(actor, place, Ask("img2img", parsed.prompt, options, image=data))
 
         await self._start_job(interaction, start)
@@ -101,9 +103,9 @@ class Actions:
     ) -> None:
         async def start(actor: Actor, place: Place) -> Receipt:
             parsed = parse_prompt(prompt)
-            options: dict[str, Any] = dict(parsed.options)
+            options = parsed.options
             if region:
-                options.update(parse_option("region", "".join(region.split())))
+                options = parse_option("region", "".join(region.split())).over(options)
             data, *masks = await read_images(
                 [image] if mask is None else [image, mask], self.settings.discord.max_download_mb
             )
@@ -121,9 +123,9 @@ class Actions:
     ) -> None:
         async def start(actor: Actor, place: Place) -> Receipt:
             parsed = parse_prompt(prompt or "")
-            options = dict(parsed.options)
+            options = parsed.options
             if weights:
-                options["weights"] = _weights(weights)
+                options = Options(weights=_weights(weights)).over(options)
             items: list[bytes | str] = [*await read_images(images, self.settings.discord.max_download_mb)]
             if parsed.prompt:
                 items.append(parsed.prompt)
@@ -422,19 +424,14 @@ async def _quietly(call: Awaitable[Any]) -> None:
         log.warning("could not answer on Discord: %s", error)
 
 
-def _given(**options: Any) -> dict[str, Any]:
-    """The slash-command options the user filled in."""
-    return {key: value for key, value in options.items() if value is not None}
-
-
-def _size(size: str | None) -> dict[str, Any]:
+def _size(size: str | None) -> Options:
     """A size choice, read by the shared parser (a forged payload may hold anything)."""
-    return parse_option("size", "".join(size.split())) if size else {}
+    return parse_option("size", "".join(size.split())) if size else Options()
 
 
-def _weights(text: str) -> list[float]:
+def _weights(text: str) -> tuple[float, ...]:
     try:
-        return [float(part) for part in text.split(",")]
+        return tuple(float(part) for part in text.split(","))
     except ValueError:
         raise UserError("discord.bad_weights", value=text) from None
 

@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 
 from bots.config import DiscordSettings, Settings
+from bots.core.facade import Core
 from bots.discord.actions import PLATFORM, Actions
 from bots.discord.commands import add_commands, sync_commands
 from bots.discord.delivery import Delivery
@@ -21,7 +22,6 @@ from bots.discord.endpoints import point_at
 from bots.discord.moderation import ModerationActions
 from bots.discord.status import StatusBoard
 from bots.discord.views import JobButton
-from bots.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class DiscordAdapter:
     name = PLATFORM
 
     def __init__(
-        self, service: Service, settings: DiscordSettings, token: str, *, guild_ready_timeout: float = 2.0
+        self, service: Core, settings: DiscordSettings, token: str, *, guild_ready_timeout: float = 2.0
     ) -> None:
         self.service = service
         self.settings = service.settings.model_copy(update={"discord": settings})

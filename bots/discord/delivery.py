@@ -16,12 +16,13 @@ from collections.abc import Sequence
 
 import discord
 
+from bots.core.facade import Core
+from bots.core.types import JobEvent
 from bots.discord.actions import MESSAGE_LIMIT, PLATFORM
 from bots.discord.status import Status, StatusBoard
 from bots.discord.uploads import Upload, fit_upload
 from bots.discord.views import result_view, status_view
 from bots.formatting import ending_text, progress_text, queued_text, result_caption
-from bots.service import FINAL_KINDS, JobEvent, Service
 from bots.texts import render
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class ClientClosed(Exception):
 
 
 class Delivery:
-    def __init__(self, service: Service, board: StatusBoard) -> None:
+    def __init__(self, service: Core, board: StatusBoard) -> None:
         self.service = service
         self.board = board
         self.client: discord.Client | None = None
@@ -61,7 +62,7 @@ class Delivery:
             self.board.show(event.job_id, render("status.started", language), status_view(event.job_id, language))
         elif event.kind == "progress":
             self.board.show(event.job_id, progress_text(event.progress, language), status_view(event.job_id, language))
-        elif event.kind in FINAL_KINDS:
+        elif event.kind.final:
             await self._final(event)
 
     async def _final(self, event: JobEvent) -> None:

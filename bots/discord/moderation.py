@@ -184,7 +184,7 @@ def _limit_changes(
         changes["images_per_day"] = images_per_day
     if max_size:
         size = parse_option("size", "".join(max_size.split()))
-        changes.update(max_width=size["width"], max_height=size["height"])
+        changes.update(max_width=size.width, max_height=size.height)
     if max_steps is not None:
         changes["max_steps"] = max_steps
     if clear:

@@ -15,9 +15,8 @@ from pathlib import Path
 import discord
 from PIL import Image
 
-from bots.errors import UserError
+from bots.kit.uploads import Attachment, Fetch, UploadPolicy
 
-MEGABYTE = 1024 * 1024
 _QUALITIES = (95, 90, 85, 80, 70, 60, 50)
 _SHRINK = 0.8
 _MIN_SIDE = 16
@@ -36,30 +35,21 @@ class Upload:
 
 
 async def read_images(attachments: Sequence[discord.Attachment], max_mb: float) -> list[bytes]:
-    """The attachments' bytes, once every one's declared content type and size say it is an image we may take:
-    nothing is downloaded while any of them would be refused."""
-    limit = int(max_mb * MEGABYTE)
-    for attachment in attachments:
-        content_type = (attachment.content_type or "").split(";")[0].strip().lower()
-        if not content_type.startswith("image/"):
-            raise UserError("discord.attachment.not_image", name=attachment.filename, content_type=content_type or "?")
-        if attachment.size > limit:
-            raise _too_large(attachment, attachment.size, max_mb)
-    return [await _download(attachment, limit, max_mb) for attachment in attachments]
+    """The attachments' bytes, under the kit's upload policy: nothing is downloaded while any would be refused."""
 
+    def fetch(attachment: discord.Attachment) -> Fetch:
+        async def read() -> bytes:
+            try:
+                return await attachment.read()
+            except discord.HTTPException:
+                raise UploadPolicy.failed(declared(attachment)) from None
 
-async def _download(attachment: discord.Attachment, limit: int, max_mb: float) -> bytes:
-    try:
-        data = await attachment.read()
-    except discord.HTTPException:
-        raise UserError("discord.attachment.unreadable", name=attachment.filename) from None
-    if len(data) > limit:  # the declared size was wrong
-        raise _too_large(attachment, len(data), max_mb)
-    return data
+        return read
 
+    def declared(attachment: discord.Attachment) -> Attachment:
+        return Attachment(attachment.filename, attachment.content_type, attachment.size)
 
-def _too_large(attachment: discord.Attachment, size: int, max_mb: float) -> UserError:
-    return UserError("discord.attachment.too_large", name=attachment.filename, size_mb=size / MEGABYTE, limit_mb=max_mb)
+    return await UploadPolicy(max_mb).fetch_all([(declared(item), fetch(item)) for item in attachments])
 
 
 def fit_upload(path: Path, limit: int, *, spoiler: bool = False) -> Upload:

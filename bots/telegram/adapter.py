@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from telegram import BotCommand, BotCommandScopeAllChatAdministrators, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bots.config import TelegramSettings
-from bots.service import Service
+from bots.core.facade import Core
 from bots.telegram.admins import Admins
 from bots.telegram.delivery import PLATFORM, Delivery
 from bots.telegram.downloads import Downloads
@@ -31,9 +30,12 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 class TelegramAdapter:
     name = PLATFORM
 
-    def __init__(self, service: Service, settings: TelegramSettings, token: str) -> None:
+    def __init__(
+        self, service: Core, settings: TelegramSettings, token: str, webhook_secret: str | None = None
+    ) -> None:
         self.service = service
         self.settings = settings
+        self.webhook_secret = webhook_secret
         self.application = build_application(settings, token)
         self.delivery = Delivery(service, self.application.bot, settings)
         admins = Admins(self.application.bot, service.settings.moderation.admin_cache_seconds)
@@ -59,7 +61,7 @@ class TelegramAdapter:
                     port=self.settings.webhook_port,
                     url_path=PLATFORM,
                     webhook_url=self.settings.webhook_url,
-                    secret_token=os.environ.get(self.settings.webhook_secret_env) or None,
+                    secret_token=self.webhook_secret,
                     allowed_updates=ALLOWED_UPDATES,
                 )
             else:

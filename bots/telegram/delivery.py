@@ -23,8 +23,9 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bots.config import TelegramSettings
+from bots.core.facade import Core
+from bots.core.types import JobEvent
 from bots.formatting import ending_text, progress_text, queued_text, result_caption
-from bots.service import JobEvent, Service
 from bots.telegram.keyboards import result_keyboard, status_keyboard
 from bots.texts import render
 
@@ -52,7 +53,7 @@ class Status:
 
 
 class Delivery:
-    def __init__(self, service: Service, bot: Bot, settings: TelegramSettings) -> None:
+    def __init__(self, service: Core, bot: Bot, settings: TelegramSettings) -> None:
         self.service = service
         self.bot = bot
         self.interval = settings.progress_interval_seconds

@@ -1,23 +1,25 @@
-"""Fetching what users send, with the size Telegram reports checked before anything is downloaded."""
+"""Fetching what users send, under the kit's upload policy: the size Telegram reports is checked before
+anything is downloaded, and the bytes once they are in."""
 
 from __future__ import annotations
 
-from telegram import Bot, Document, Message, PhotoSize
+from telegram import Bot, Message
 from telegram.error import TelegramError
 
 from bots.config import TelegramSettings
 from bots.errors import UserError
+from bots.kit.uploads import Attachment, UploadPolicy
 
 MB = 1024 * 1024
-CLOUD_DOWNLOAD_LIMIT = 20 * MB
+CLOUD_DOWNLOAD_LIMIT_MB = 20.0
 """The cloud Bot API serves files up to 20 MB; a self-hosted server in local mode has no such cap."""
 
 
 class Downloads:
     def __init__(self, bot: Bot, settings: TelegramSettings) -> None:
         self.bot = bot
-        limit = int(settings.max_download_mb * MB)
-        self.limit = limit if settings.local_mode else min(limit, CLOUD_DOWNLOAD_LIMIT)
+        limit = settings.max_download_mb
+        self.policy = UploadPolicy(limit if settings.local_mode else min(limit, CLOUD_DOWNLOAD_LIMIT_MB))
 
     @staticmethod
     def has_image(message: Message | None) -> bool:
@@ -28,23 +30,24 @@ class Downloads:
 
     async def image(self, message: Message) -> bytes:
         """The photo or image file of `message`; refuses other files and oversized ones without downloading."""
-        attachment: PhotoSize | Document
         if message.photo:
-            attachment = message.photo[-1]  # the largest size
+            largest = message.photo[-1]
+            file_id, declared = largest.file_id, Attachment("photo.jpg", "image/jpeg", largest.file_size)
         elif message.document is not None:
-            attachment = message.document
-            if not (attachment.mime_type or "").startswith("image/"):
-                raise UserError("upload.not_an_image", name=attachment.file_name or "")
+            document = message.document
+            name = document.file_name or "file"
+            file_id, declared = document.file_id, Attachment(name, document.mime_type, document.file_size)
         else:
-            raise UserError("upload.not_an_image", name="")
-        self._check_size(attachment.file_size)
-        try:
-            file = await self.bot.get_file(attachment.file_id)
-            self._check_size(file.file_size)
-            return bytes(await file.download_as_bytearray())
-        except TelegramError as error:
-            raise UserError("upload.failed", detail=str(error)) from None
+            raise UserError("upload.not_an_image", name="file", content_type="?")
 
-    def _check_size(self, size: int | None) -> None:
-        if size is not None and size > self.limit:
-            raise UserError("upload.too_large", size_mb=round(size / MB, 1), limit_mb=round(self.limit / MB, 1))
+        async def fetch() -> bytes:
+            try:
+                file = await self.bot.get_file(file_id)
+                if file.file_size is not None:
+                    self.policy.check_size(declared.name, file.file_size)
+                return bytes(await file.download_as_bytearray())
+            except TelegramError:
+                raise UploadPolicy.failed(declared) from None
+
+        (data,) = await self.policy.fetch_all([(declared, fetch)])
+        return data

@@ -20,10 +20,11 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bots.config import TelegramSettings
+from bots.core.facade import Core
+from bots.core.types import Actor, Place, short_id
 from bots.errors import UserError
 from bots.formatting import history_lines, preferences_text, queue_lines, quota_text
 from bots.parsing import parse_prompt
-from bots.service import Actor, Ask, MessageLink, Place, Service, short_id
 from bots.telegram.admins import Admins
 from bots.telegram.albums import Albums
 from bots.telegram.delivery import PLATFORM
@@ -31,6 +32,8 @@ from bots.telegram.downloads import Downloads
 from bots.telegram.keyboards import Press, parse
 from bots.telegram.moderation import ModerationCommands
 from bots.texts import render
+from generation.asks import Ask, Options
+from storage.records import MessageLink
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ Command = Callable[[Message, str], Awaitable[None]]
 
 
 class Handlers:
-    def __init__(self, service: Service, settings: TelegramSettings, downloads: Downloads, admins: Admins) -> None:
+    def __init__(self, service: Core, settings: TelegramSettings, downloads: Downloads, admins: Admins) -> None:
         self.service = service
         self.settings = settings
         self.downloads = downloads
@@ -226,7 +229,7 @@ class Handlers:
         prompt, options = _parse(rest)
         if prompt:
             raise UserError("settings.unknown", option=prompt)
-        preferences = await self.service.set_preferences(actor, options)
+        preferences = await self.service.set_preferences(actor, options.given())
         await self._reply(message, render("settings.saved", language, values=preferences_text(preferences)))
 
     # --- albums and buttons ------------------------------------------------------------------
@@ -351,7 +354,7 @@ def _command(text: str) -> tuple[str, str | None, str] | None:
     return None if match is None else (match.group(1), match.group(2), match.group(3))
 
 
-def _parse(text: str) -> tuple[str, dict[str, object]]:
+def _parse(text: str) -> tuple[str, Options]:
     parsed = parse_prompt(text)
     return parsed.prompt, parsed.options
 

@@ -16,14 +16,16 @@ from datetime import UTC, datetime
 from telegram import Bot, Message
 from telegram.error import TelegramError
 
+from bots.core.facade import Core
+from bots.core.types import Actor, short_id
 from bots.errors import UserError
 from bots.moderation.matching import BannedPattern
-from bots.moderation.policy import LIMIT_KEYS, NSFW_POLICIES, Community, LogEntry, Moderator
+from bots.moderation.policy import LIMIT_KEYS, NSFW_POLICIES, LogEntry, Moderator
 from bots.parsing import parse_duration
-from bots.service import Actor, MessageLink, Service, short_id
 from bots.telegram.admins import Admins
 from bots.telegram.delivery import PLATFORM
 from bots.texts import render
+from storage.records import Community, MessageLink
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ Command = Callable[[Message, str], Awaitable[None]]
 
 
 class ModerationCommands:
-    def __init__(self, service: Service, admins: Admins, reply: Reply) -> None:
+    def __init__(self, service: Core, admins: Admins, reply: Reply) -> None:
         self.service = service
         self.admins = admins
         self.reply = reply
@@ -161,7 +163,7 @@ class ModerationCommands:
         allowed = ", ".join(NSFW_POLICIES)
         policy = rest.strip().lower()
         if not policy:
-            current = self.service.moderation.nsfw_policy(community)
+            current = self.service.moderation.policy.nsfw_policy(community)
             await self.reply(message, render("telegram.mod.nsfw_show", language, policy=current, allowed=allowed))
             return
         await self.service.moderation.set_nsfw(moderator, policy)

@@ -27,8 +27,9 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def environment() -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("EASEL_")}
-    return env | {"PYTHONUNBUFFERED": "1"}
+    """The console answers in the system's language: English here, whatever the machine's locale."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("EASEL_", "LC_", "LANG"))}
+    return env | {"PYTHONUNBUFFERED": "1", "LANG": "en_US.UTF-8"}
 
 
 def run_piped(workdir: Path, text: str) -> subprocess.CompletedProcess[str]:
@@ -92,12 +93,14 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
         "/history",
         "/quota",
         "/help",
+        "/settings --steps 3",
+        "/queue",
     ]
     result = run_piped(workdir, "\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
     done = DONE.findall(result.stdout)
     assert len(done) == 5
-    assert "переведено с языка русский: " in result.stdout  # no console language: the prompt's is used
+    assert "translated from Russian: " in result.stdout  # the console's language, not the prompt's
     for _, files, _ in done:
         for file in files.split(", "):
             assert Image.open(file).size == (64, 64)
@@ -106,6 +109,9 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
     assert "There is no job nothing." in result.stdout
     assert "Today you have made 5 of 100 images" in result.stdout
     assert "/img2img PATH prompt" in result.stdout
+    assert "Saved. Your defaults: --steps 3." in result.stdout
+    assert "Queued: number 1 in line" in result.stdout
+    assert any(line in result.stdout for line in ("You have nothing waiting", "in line, about", "drawing now"))
     assert "Traceback" not in result.stdout + result.stderr
     assert "INFO easel: console adapter started" in result.stderr
     assert [row[1:] for row in job_rows(workdir)] == [("done", 1, "delivered")] * 5

@@ -16,9 +16,11 @@ import pytest
 from core_stack import Launch, core_settings
 from PIL import Image
 
+from bots.core.facade import Core
+from bots.core.types import Actor, JobEvent, Place
 from bots.errors import UserError
 from bots.moderation.policy import Moderator, Role
-from bots.service import Actor, Ask, JobEvent, Place, Service
+from generation.asks import Ask, Options
 from generation.engine import GenerationResult
 from generation.requests import GenerationRequest
 from generation.translation import PromptTranslation
@@ -57,8 +59,8 @@ def stand_in(
 
 
 @dataclass
-class Core:
-    service: Service
+class Harness:
+    core: Core
     db: Database
     events: list[JobEvent] = field(default_factory=list)
 
@@ -75,29 +77,29 @@ class Core:
 
     async def refused(self, actor: Actor, place: Place, ask: Ask, key: str = "moderation.blocked") -> None:
         with pytest.raises(UserError) as caught:
-            await self.service.submit(actor, place, ask)
+            await self.core.submit(actor, place, ask)
         assert caught.value.key == key
 
 
 @pytest.fixture
-async def core(stack: Launch, tmp_path: Path) -> Core:
+async def core(stack: Launch, tmp_path: Path) -> Harness:
     moderation = {"owners": ["test:owner"], "banned_words": ["gore"]}
     running = await stack(core_settings(tmp_path, moderation=moderation), stand_in)
-    harness = Core(running.service, running.db)
-    running.service.listen("test", harness.listener)
+    harness = Harness(running.core, running.db)
+    running.core.listen("test", harness.listener)
     return harness
 
 
-async def jobs(core: Core) -> list[Any]:
+async def jobs(core: Harness) -> list[Any]:
     return await core.db.jobs_in_states(list(JobState))
 
 
 # --- who may do what -------------------------------------------------------------------------------
 
 
-async def test_a_plain_member_is_refused_every_moderation_command(core: Core) -> None:
+async def test_a_plain_member_is_refused_every_moderation_command(core: Harness) -> None:
     member = moderator(Role.USER)
-    moderation = core.service.moderation
+    moderation = core.core.moderation
     commands = [
         moderation.add_word(member, "cat"),
         moderation.remove_word(member, "cat"),
@@ -116,8 +118,8 @@ async def test_a_plain_member_is_refused_every_moderation_command(core: Core) ->
     assert await core.db.moderation_log(None) == []
 
 
-async def test_roles_allow_what_they_should_and_owners_come_from_the_config(core: Core) -> None:
-    moderation = core.service.moderation
+async def test_roles_allow_what_they_should_and_owners_come_from_the_config(core: Harness) -> None:
+    moderation = core.core.moderation
     await moderation.add_word(moderator(Role.MODERATOR), "cat")
     with pytest.raises(UserError) as caught:
         await moderation.set_nsfw(moderator(Role.MODERATOR), "spoiler")  # community settings need an admin
@@ -139,56 +141,56 @@ async def test_roles_allow_what_they_should_and_owners_come_from_the_config(core
 # --- banned words ------------------------------------------------------------------------------------
 
 
-async def test_a_banned_word_blocks_later_prompts_in_that_community_only(core: Core) -> None:
-    await core.service.moderation.add_word(moderator(Role.MODERATOR), "dragon")
+async def test_a_banned_word_blocks_later_prompts_in_that_community_only(core: Harness) -> None:
+    await core.core.moderation.add_word(moderator(Role.MODERATOR), "dragon")
     await core.refused(ANN, GUILD, Ask("txt2img", "a red Dragon over the sea"))
-    await core.refused(ANN, GUILD, Ask("txt2img", "a castle", {"negative_prompt": "no dragon"}))
-    receipt = await core.service.submit(ANN, OTHER, Ask("txt2img", "a red dragon over the sea"))
+    await core.refused(ANN, GUILD, Ask("txt2img", "a castle", Options(negative_prompt="no dragon")))
+    receipt = await core.core.submit(ANN, OTHER, Ask("txt2img", "a red dragon over the sea"))
     assert (await core.final(receipt.job_id)).kind == "done"
     assert [job.prompt for job in await jobs(core)] == ["a red dragon over the sea"]
-    assert (await core.service.quota(ANN)).images == 1
+    assert (await core.core.quota(ANN)).images == 1
     community = await core.db.get_or_create_community("test", "guild-1")
     blocked = [entry for entry in await core.db.moderation_log(community.id) if entry.action == "blocked"]
     assert len(blocked) == 2 and blocked[0].details["pattern"] == "dragon"
 
 
-async def test_global_banned_words_block_everywhere_and_an_empty_list_blocks_nothing(core: Core) -> None:
+async def test_global_banned_words_block_everywhere_and_an_empty_list_blocks_nothing(core: Harness) -> None:
     for place in (GUILD, OTHER, PRIVATE):
         await core.refused(BOB, place, Ask("txt2img", "GORE everywhere"))
-    receipt = await core.service.submit(BOB, PRIVATE, Ask("txt2img", "a gorge at dawn"))  # a word inside a word
+    receipt = await core.core.submit(BOB, PRIVATE, Ask("txt2img", "a gorge at dawn"))  # a word inside a word
     assert (await core.final(receipt.job_id)).kind == "done"
 
 
-async def test_every_path_into_the_queue_is_screened(core: Core, photo: Image.Image) -> None:
+async def test_every_path_into_the_queue_is_screened(core: Harness, photo: Image.Image) -> None:
     buffer = io.BytesIO()
     photo.save(buffer, "PNG")
     image = buffer.getvalue()
-    first = await core.service.submit(ANN, GUILD, Ask("txt2img", "a knight"))
+    first = await core.core.submit(ANN, GUILD, Ask("txt2img", "a knight"))
     await core.final(first.job_id)
-    await core.service.moderation.add_word(moderator(Role.MODERATOR), "knight")
+    await core.core.moderation.add_word(moderator(Role.MODERATOR), "knight")
     with pytest.raises(UserError):
-        await core.service.reroll(ANN, GUILD, first.job_id)  # the old prompt is banned now
+        await core.core.reroll(ANN, GUILD, first.job_id)  # the old prompt is banned now
     with pytest.raises(UserError):
-        await core.service.variations(BOB, GUILD, first.job_id)
+        await core.core.variations(BOB, GUILD, first.job_id)
     with pytest.raises(UserError):
-        await core.service.edit(BOB, GUILD, first.job_id, 0, "the knight at night", {})
+        await core.core.edit(BOB, GUILD, first.job_id, 0, "the knight at night", Options())
     await core.refused(ANN, GUILD, Ask("mix", "", mix=(image, image, "a knight")))
     await core.refused(ANN, GUILD, Ask("img2img", "a knight", image=image))
     assert len(await jobs(core)) == 1
 
 
-async def test_a_banned_word_in_the_translation_stops_the_result(core: Core) -> None:
-    await core.service.moderation.add_word(moderator(Role.MODERATOR), "dragon")
-    receipt = await core.service.submit(ANN, GUILD, Ask("txt2img", "красный дракон"))
+async def test_a_banned_word_in_the_translation_stops_the_result(core: Harness) -> None:
+    await core.core.moderation.add_word(moderator(Role.MODERATOR), "dragon")
+    receipt = await core.core.submit(ANN, GUILD, Ask("txt2img", "красный дракон"))
     final = await core.final(receipt.job_id)
     assert final.kind == "failed" and final.error_key == "moderation.blocked" and not final.files
     job = await core.db.get_job(receipt.job_id)
     assert job is not None and job.state is JobState.FAILED and job.error_code == "moderation.blocked"
-    assert (await core.service.quota(ANN)).images == 0
+    assert (await core.core.quota(ANN)).images == 0
 
 
-async def test_bad_patterns_are_refused_when_added(core: Core) -> None:
-    moderation = core.service.moderation
+async def test_bad_patterns_are_refused_when_added(core: Harness) -> None:
+    moderation = core.core.moderation
     for pattern, regex in (("  ", False), ("(unclosed", True)):
         with pytest.raises(UserError) as caught:
             await moderation.add_word(moderator(Role.MODERATOR), pattern, regex=regex)
@@ -204,34 +206,34 @@ async def test_bad_patterns_are_refused_when_added(core: Core) -> None:
 # --- bans and limits ---------------------------------------------------------------------------------
 
 
-async def test_a_community_ban_keeps_the_user_out_of_that_community_only(core: Core) -> None:
-    moderation = core.service.moderation
+async def test_a_community_ban_keeps_the_user_out_of_that_community_only(core: Harness) -> None:
+    moderation = core.core.moderation
     await moderation.ban(moderator(Role.MODERATOR), "bob", None, "spam", everywhere=False)
     await core.refused(BOB, GUILD, Ask("txt2img", "a cat"), key="user.banned")
-    receipt = await core.service.submit(BOB, OTHER, Ask("txt2img", "a cat"))
+    receipt = await core.core.submit(BOB, OTHER, Ask("txt2img", "a cat"))
     assert (await core.final(receipt.job_id)).kind == "done"
     until = datetime.now(UTC) + timedelta(hours=1)
     await moderation.ban(moderator(Role.MODERATOR), "bob", until, "cool down", everywhere=False)
     await core.refused(BOB, GUILD, Ask("txt2img", "a cat"), key="user.banned_until")
     await moderation.unban(moderator(Role.MODERATOR), "bob", everywhere=False)
-    receipt = await core.service.submit(BOB, GUILD, Ask("txt2img", "a cat"))
+    receipt = await core.core.submit(BOB, GUILD, Ask("txt2img", "a cat"))
     assert (await core.final(receipt.job_id)).kind == "done"
     with pytest.raises(UserError) as caught:
         await moderation.unban(moderator(Role.MODERATOR), "bob", everywhere=False)
     assert caught.value.key == "moderation.not_banned"
 
 
-async def test_community_limits_override_the_global_ones(core: Core) -> None:
-    moderation = core.service.moderation
+async def test_community_limits_override_the_global_ones(core: Harness) -> None:
+    moderation = core.core.moderation
     limits = await moderation.set_limits(moderator(Role.ADMIN), {"max_steps": 3, "images_per_day": 2})
     assert limits == {"max_steps": 3, "images_per_day": 2}
-    await core.refused(ANN, GUILD, Ask("txt2img", "a cat", {"steps": 4}), key="request.invalid")
-    receipt = await core.service.submit(ANN, GUILD, Ask("txt2img", "a cat"))  # the default shrinks to fit
+    await core.refused(ANN, GUILD, Ask("txt2img", "a cat", Options(steps=4)), key="request.invalid")
+    receipt = await core.core.submit(ANN, GUILD, Ask("txt2img", "a cat"))  # the default shrinks to fit
     await core.final(receipt.job_id)
     job = await core.db.get_job(receipt.job_id)
     assert job is not None and job.parameters["steps"] == 3
-    await core.refused(ANN, GUILD, Ask("txt2img", "two more", {"count": 2}), key="quota.images")
-    receipt = await core.service.submit(ANN, OTHER, Ask("txt2img", "elsewhere", {"steps": 4, "count": 2}))
+    await core.refused(ANN, GUILD, Ask("txt2img", "two more", Options(count=2)), key="quota.images")
+    receipt = await core.core.submit(ANN, OTHER, Ask("txt2img", "elsewhere", Options(steps=4, count=2)))
     assert (await core.final(receipt.job_id)).kind == "done"
     for changes, key in (({"max_steps": 10_000}, "moderation.limit_range"), ({"colour": 1}, "moderation.bad_limit")):
         with pytest.raises(UserError) as caught:
@@ -243,8 +245,8 @@ async def test_community_limits_override_the_global_ones(core: Core) -> None:
 # --- the audit log -----------------------------------------------------------------------------------
 
 
-async def test_every_action_is_in_the_audit_log_and_its_csv_export(core: Core) -> None:
-    moderation = core.service.moderation
+async def test_every_action_is_in_the_audit_log_and_its_csv_export(core: Harness) -> None:
+    moderation = core.core.moderation
     mod = moderator(Role.ADMIN)
     await moderation.add_word(mod, "dragon")
     await moderation.ban(mod, "bob", None, "spam", everywhere=False)
@@ -265,25 +267,25 @@ async def test_every_action_is_in_the_audit_log_and_its_csv_export(core: Core) -
     assert caught.value.key == "moderation.bad_nsfw"
 
 
-async def test_moderators_delete_and_cancel_any_job_of_their_community_and_purge_a_user(core: Core) -> None:
+async def test_moderators_delete_and_cancel_any_job_of_their_community_and_purge_a_user(core: Harness) -> None:
     made = []
     for prompt in ("one", "two"):
-        receipt = await core.service.submit(BOB, GUILD, Ask("txt2img", prompt))
+        receipt = await core.core.submit(BOB, GUILD, Ask("txt2img", prompt))
         made.append((await core.final(receipt.job_id)).job_id)
-    elsewhere = await core.service.submit(BOB, OTHER, Ask("txt2img", "three"))
+    elsewhere = await core.core.submit(BOB, OTHER, Ask("txt2img", "three"))
     await core.final(elsewhere.job_id)
-    await core.service.link_message("test", "channel-1", "m1", made[0], 0)
+    await core.core.link_message("test", "channel-1", "m1", made[0], 0)
     mod = moderator(Role.MODERATOR, user_id="mia")
     mia = Actor("test", "mia")
     for who, key in ((moderator(Role.USER, user_id="mia"), "job.not_yours"), (None, "job.not_yours")):
         with pytest.raises(UserError) as caught:
-            await core.service.delete(mia, made[0], who)
+            await core.core.delete(mia, made[0], who)
         assert caught.value.key == key
     with pytest.raises(UserError):
-        await core.service.delete(mia, elsewhere.job_id, mod)  # another community's job
-    links = await core.service.delete(mia, made[0], mod)
+        await core.core.delete(mia, elsewhere.job_id, mod)  # another community's job
+    links = await core.core.delete(mia, made[0], mod)
     assert [link.message_id for link in links] == ["m1"]
-    purged = await core.service.purge(mod, "bob")
+    purged = await core.core.purge(mod, "bob")
     assert purged == []  # the second job had no message; the first was deleted already
     states = {job.id: job.deleted_at is not None for job in await jobs(core)}
     assert states == {made[0]: True, made[1]: True, elsewhere.job_id: False}
@@ -291,8 +293,8 @@ async def test_moderators_delete_and_cancel_any_job_of_their_community_and_purge
     assert [entry.action for entry in await core.db.moderation_log(community.id)] == ["purge", "delete"]
 
 
-async def test_a_channel_allowlist_closes_the_other_channels(core: Core) -> None:
-    moderation = core.service.moderation
+async def test_a_channel_allowlist_closes_the_other_channels(core: Harness) -> None:
+    moderation = core.core.moderation
     assert await moderation.set_channels(moderator(Role.ADMIN), ["channel-9", "channel-1"]) == [
         "channel-1",
         "channel-9",
@@ -300,32 +302,32 @@ async def test_a_channel_allowlist_closes_the_other_channels(core: Core) -> None
     await core.refused(
         ANN, Place("test", "channel-2", "guild-1"), Ask("txt2img", "a cat"), key="moderation.channel_closed"
     )
-    receipt = await core.service.submit(ANN, GUILD, Ask("txt2img", "a cat"))
+    receipt = await core.core.submit(ANN, GUILD, Ask("txt2img", "a cat"))
     assert (await core.final(receipt.job_id)).kind == "done"
     assert await moderation.set_channels(moderator(Role.ADMIN), []) == []
-    receipt = await core.service.submit(ANN, Place("test", "channel-2", "guild-1"), Ask("txt2img", "a cat"))
+    receipt = await core.core.submit(ANN, Place("test", "channel-2", "guild-1"), Ask("txt2img", "a cat"))
     assert (await core.final(receipt.job_id)).kind == "done"
     with pytest.raises(UserError):
         await moderation.set_channels(moderator(Role.MODERATOR), ["channel-1"])
 
 
-async def test_the_nsfw_policy_blocks_spoilers_or_allows_per_community_and_channel(core: Core) -> None:
-    moderation = core.service.moderation
-    blocked = await core.service.submit(ANN, GUILD, Ask("txt2img", "something spicy"))  # the default: blocked
+async def test_the_nsfw_policy_blocks_spoilers_or_allows_per_community_and_channel(core: Harness) -> None:
+    moderation = core.core.moderation
+    blocked = await core.core.submit(ANN, GUILD, Ask("txt2img", "something spicy"))  # the default: blocked
     final = await core.final(blocked.job_id)
     assert (final.kind, final.error_key, final.files) == ("failed", "moderation.nsfw", ())
-    assert (await core.service.quota(ANN)).images == 0
-    fine = await core.service.submit(ANN, GUILD, Ask("txt2img", "a calm lake"))
+    assert (await core.core.quota(ANN)).images == 0
+    fine = await core.core.submit(ANN, GUILD, Ask("txt2img", "a calm lake"))
     assert (await core.final(fine.job_id)).spoiler is False
 
     await moderation.set_nsfw(moderator(Role.ADMIN), "nsfw_channels")
-    in_nsfw_channel = await core.service.submit(ANN, replace(GUILD, nsfw=True), Ask("txt2img", "spicy again"))
+    in_nsfw_channel = await core.core.submit(ANN, replace(GUILD, nsfw=True), Ask("txt2img", "spicy again"))
     assert (await core.final(in_nsfw_channel.job_id)).kind == "done"
-    elsewhere = await core.service.submit(ANN, GUILD, Ask("txt2img", "spicy here"))
+    elsewhere = await core.core.submit(ANN, GUILD, Ask("txt2img", "spicy here"))
     assert (await core.final(elsewhere.job_id)).error_key == "moderation.nsfw"
 
     await moderation.set_nsfw(moderator(Role.ADMIN), "spoiler")
-    hidden = await core.service.submit(ANN, GUILD, Ask("txt2img", "spicy hidden"))
+    hidden = await core.core.submit(ANN, GUILD, Ask("txt2img", "spicy hidden"))
     done = await core.final(hidden.job_id)
     assert done.kind == "done" and done.spoiler is True
     outputs = await core.db.outputs_of(hidden.job_id)
@@ -335,8 +337,8 @@ async def test_the_nsfw_policy_blocks_spoilers_or_allows_per_community_and_chann
     assert len(blocks) == 2 and blocks[0].reason == "nsfw image"
 
 
-async def test_an_nsfw_input_image_counts_too(core: Core, photo: Image.Image) -> None:
+async def test_an_nsfw_input_image_counts_too(core: Harness, photo: Image.Image) -> None:
     buffer = io.BytesIO()
     photo.save(buffer, "PNG")
-    receipt = await core.service.submit(ANN, GUILD, Ask("img2img", "a spicy input redrawn", image=buffer.getvalue()))
+    receipt = await core.core.submit(ANN, GUILD, Ask("img2img", "a spicy input redrawn", image=buffer.getvalue()))
     assert (await core.final(receipt.job_id)).error_key == "moderation.nsfw"

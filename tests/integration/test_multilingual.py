@@ -14,8 +14,10 @@ import pytest
 from core_stack import Launch, core_settings
 from PIL import Image
 
+from bots.core.facade import Core
+from bots.core.types import Actor, JobEvent, Place
 from bots.formatting import result_caption
-from bots.service import Actor, Ask, JobEvent, Place, Service
+from generation.asks import Ask
 from generation.config import ModelSettings, TranslationSettings
 from generation.engine import Engine
 from generation.models import KandinskyModels
@@ -56,8 +58,8 @@ class Spy:
 
 
 @dataclass
-class Core:
-    service: Service
+class Harness:
+    core: Core
     db: Database
     spy: Spy
     events: list[JobEvent] = field(default_factory=list)
@@ -86,19 +88,19 @@ def translator() -> Translator:
 
 
 @pytest.fixture
-async def core(stack: Launch, tmp_path: Path, tiny_models: KandinskyModels, translator: Translator) -> Core:
+async def core(stack: Launch, tmp_path: Path, tiny_models: KandinskyModels, translator: Translator) -> Harness:
     spy = Spy(translator)
     running = await stack(core_settings(tmp_path), Engine(tiny_models, spy).generate)  # type: ignore[arg-type]
-    harness = Core(running.service, running.db, spy)
-    running.service.listen("test", harness.listener)
+    harness = Harness(running.core, running.db, spy)
+    running.core.listen("test", harness.listener)
     return harness
 
 
-async def test_prompts_in_many_scripts_are_detected_translated_stored_and_answered(core: Core) -> None:
+async def test_prompts_in_many_scripts_are_detected_translated_stored_and_answered(core: Harness) -> None:
     receipts = []
     for index, (_, prompt) in enumerate(PROMPTS):
         actor = Actor("test", f"user-{index}")  # no platform language: the prompt's language is the reply's
-        receipts.append(await core.service.submit(actor, HERE, Ask("txt2img", prompt)))
+        receipts.append(await core.core.submit(actor, HERE, Ask("txt2img", prompt)))
     for (language, prompt), receipt in zip(PROMPTS, receipts, strict=True):
         done = await core.done(receipt.job_id)
         assert done.kind == "done", prompt
@@ -112,7 +114,7 @@ async def test_prompts_in_many_scripts_are_detected_translated_stored_and_answer
     assert mixed.translation is not None and "Van Gogh" in mixed.translation  # a Latin name is kept as it is
 
 
-async def test_english_emoji_and_odd_unicode_are_never_translated_and_never_crash(core: Core) -> None:
+async def test_english_emoji_and_odd_unicode_are_never_translated_and_never_crash(core: Harness) -> None:
     prompts = [
         "a red fox in the snow",
         "🐱🌙✨",
@@ -121,7 +123,7 @@ async def test_english_emoji_and_odd_unicode_are_never_translated_and_never_cras
         "1234 5678",
     ]
     for prompt in prompts:
-        receipt = await core.service.submit(Actor("test", "ann", language="en"), HERE, Ask("txt2img", prompt))
+        receipt = await core.core.submit(Actor("test", "ann", language="en"), HERE, Ask("txt2img", prompt))
         done = await core.done(receipt.job_id)
         assert done.kind == "done" and done.translation is None, prompt
         job = await core.db.get_job(receipt.job_id)
@@ -129,40 +131,40 @@ async def test_english_emoji_and_odd_unicode_are_never_translated_and_never_cras
     assert core.spy.calls == []
 
 
-async def test_a_russian_prompt_zero_width_characters_and_all_still_works(core: Core) -> None:
-    receipt = await core.service.submit(Actor("test", "ivan"), HERE, Ask("txt2img", "ко\u200bт в шля\u200dпе"))
+async def test_a_russian_prompt_zero_width_characters_and_all_still_works(core: Harness) -> None:
+    receipt = await core.core.submit(Actor("test", "ivan"), HERE, Ask("txt2img", "ко\u200bт в шля\u200dпе"))
     done = await core.done(receipt.job_id)
     assert done.kind == "done" and done.source_language == "ru"
 
 
-async def test_the_platform_language_wins_over_the_prompts_and_the_caption_names_the_source(core: Core) -> None:
-    receipt = await core.service.submit(Actor("test", "hans", language="de"), HERE, Ask("txt2img", "кот в шляпе"))
+async def test_the_platform_language_wins_over_the_prompts_and_the_caption_names_the_source(core: Harness) -> None:
+    receipt = await core.core.submit(Actor("test", "hans", language="de"), HERE, Ask("txt2img", "кот в шляпе"))
     done = await core.done(receipt.job_id)
     assert done.language == "de" and done.source_language == "ru"
     assert f"übersetzt aus Russisch: {done.translation}" in result_caption(done)
 
 
-async def test_mix_texts_are_translated_and_a_reroll_keeps_the_language(core: Core, photo: Image.Image) -> None:
+async def test_mix_texts_are_translated_and_a_reroll_keeps_the_language(core: Harness, photo: Image.Image) -> None:
     buffer = io.BytesIO()
     photo.save(buffer, "PNG")
     ask = Ask("mix", "", mix=(buffer.getvalue(), "山间的古老寺庙"))
-    receipt = await core.service.submit(Actor("test", "li"), HERE, ask)
+    receipt = await core.core.submit(Actor("test", "li"), HERE, ask)
     done = await core.done(receipt.job_id)
     assert done.kind == "done" and done.source_language == "zh" and done.translation
-    rerolled = await core.service.reroll(Actor("test", "li"), HERE, receipt.job_id)
+    rerolled = await core.core.reroll(Actor("test", "li"), HERE, receipt.job_id)
     again = await core.done(rerolled.job_id)
     assert again.source_language == "zh" and again.translation == done.translation  # cached, same text
     job = await core.db.get_job(rerolled.job_id)
     assert job is not None and job.parameters["language"] == "zh"
 
 
-async def test_a_redelivered_result_still_names_its_translation(core: Core) -> None:
+async def test_a_redelivered_result_still_names_its_translation(core: Harness) -> None:
     core.failing_deliveries = 1
-    receipt = await core.service.submit(Actor("test", "olga"), HERE, Ask("txt2img", "собака на пляже"))
+    receipt = await core.core.submit(Actor("test", "olga"), HERE, Ask("txt2img", "собака на пляже"))
     done = await core.done(receipt.job_id)
     while (job := await core.db.get_job(receipt.job_id)) is None or job.delivery_attempts == 0:
         await asyncio.sleep(0.01)
     core.events.clear()
-    assert await core.service.redeliver() == 1
+    assert await core.core.redeliver() == 1
     again = await core.done(receipt.job_id)
     assert (again.translation, again.source_language) == (done.translation, "ru")

@@ -16,9 +16,12 @@ import pytest
 from PIL import Image
 
 from bots.config import Settings, TierSettings, load_settings
+from bots.core.announcer import MAX_DELIVERY_ATTEMPTS
+from bots.core.facade import Core
+from bots.core.types import Actor, JobEvent, Place, short_id
 from bots.errors import UserError
-from bots.run import build_worker
-from bots.service import MAX_DELIVERY_ATTEMPTS, Actor, Ask, JobEvent, Place, Service, short_id
+from bots.root import open_runtime
+from generation.asks import Ask, Options
 from generation.engine import CancelCheck, Engine, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
 from generation.images import RegionMask
@@ -32,13 +35,13 @@ BOB = Actor("test", "bob", "Bob", "en")
 HERE = Place("test", "channel-1", "guild-1", "Guild")
 
 
-def settings_for(tmp_path: Path, **queue: Any) -> Settings:
+def settings_for(tmp_path: Path, tiers: dict[str, TierSettings] | None = None, **queue: Any) -> Settings:
     settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
     storage = settings.storage.model_copy(
         update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'easel.db'}", "outputs_dir": tmp_path / "files"}
     )
     return settings.model_copy(
-        update={"storage": storage, "queue": settings.queue.model_copy(update=queue)},
+        update={"storage": storage, "queue": settings.queue.model_copy(update=queue), "tiers": tiers or settings.tiers},
     )
 
 
@@ -82,7 +85,7 @@ class Harness:
     settings: Settings
     db: Database
     files: FileStore
-    service: Service
+    service: Core
     worker: Worker
     generate: GenerateFn | None
     events: list[JobEvent] = field(default_factory=list)
@@ -121,21 +124,21 @@ async def start(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[S
     running: list[tuple[Harness, asyncio.Task[None]]] = []
 
     async def launch(
-        generate: GenerateFn | None = None, *, recover: bool = False, work: bool = True, **queue: Any
+        generate: GenerateFn | None = None,
+        *,
+        recover: bool = False,
+        work: bool = True,
+        tiers: dict[str, TierSettings] | None = None,
+        **queue: Any,
     ) -> Harness:
-        settings = settings_for(tmp_path, **queue)
-        db = Database(settings.storage.database_url)
-        await db.connect()
-        await db.upgrade()
-        files = FileStore(settings.storage.outputs_dir)
-        service = Service(settings, db, files)
-        worker = build_worker(settings, service, generate or Engine(tiny_models).generate)
-        service.attach(worker)
-        harness = Harness(settings, db, files, service, worker, generate)
-        service.listen("test", harness.listener)
+        settings = settings_for(tmp_path, tiers, **queue)
+        runtime = await open_runtime(settings, generate or Engine(tiny_models).generate)
+        harness = Harness(settings, runtime.db, runtime.files, runtime.core, runtime.worker, generate)
+        runtime.core.listen("test", harness.listener)
         if recover:
-            await service.recover()
-        running.append((harness, asyncio.create_task(worker.run() if work else asyncio.sleep(0))))
+            await runtime.core.recover()
+        task = runtime.start() if work else asyncio.create_task(asyncio.sleep(0))
+        running.append((harness, task))
         return harness
 
     yield launch
@@ -150,7 +153,7 @@ async def start(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[S
 
 async def test_a_prompt_becomes_a_stored_delivered_image(start: Start) -> None:
     harness: Harness = await start()
-    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a red cat", {"seed": 5, "count": 2}))
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a red cat", Options(seed=5, count=2)))
     assert receipt.position == 1 and receipt.eta_seconds is not None
     done = await harness.final(receipt.job_id)
     assert done.kind == "done" and done.seeds == (5, 6) and done.user_id == "alice" and done.channel_id == "channel-1"
@@ -171,7 +174,7 @@ async def test_a_prompt_becomes_a_stored_delivered_image(start: Start) -> None:
 async def test_quota_is_reserved_at_submit_and_refunded_on_failure(start: Start) -> None:
     gate = Gate(held=True)
     harness: Harness = await start(gate)
-    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "boom", {"count": 3}))
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "boom", Options(count=3)))
     assert (await harness.service.quota(ALICE)).images == 3
     gate.released.set()
     failed = await harness.final(receipt.job_id)
@@ -184,8 +187,8 @@ async def test_quota_is_reserved_at_submit_and_refunded_on_failure(start: Start)
 async def test_quota_is_refunded_on_cancel_and_committed_on_done(start: Start) -> None:
     gate = Gate(held=True)
     harness: Harness = await start(gate)
-    first = await harness.service.submit(ALICE, HERE, Ask("txt2img", "one", {"steps": 5}))
-    second = await harness.service.submit(ALICE, HERE, Ask("txt2img", "two", {"steps": 6}))
+    first = await harness.service.submit(ALICE, HERE, Ask("txt2img", "one", Options(steps=5)))
+    second = await harness.service.submit(ALICE, HERE, Ask("txt2img", "two", Options(steps=6)))
     assert (await harness.service.quota(ALICE)).images == 2
     assert (await harness.service.cancel(ALICE, second.job_id)).outcome == "queued"
     assert (await harness.final(second.job_id)).kind == "cancelled"
@@ -197,10 +200,8 @@ async def test_quota_is_refunded_on_cancel_and_committed_on_done(start: Start) -
 
 
 async def test_requests_over_the_daily_quota_never_enter_the_queue(start: Start, tmp_path: Path) -> None:
-    harness: Harness = await start()
-    tiers = {"default": TierSettings(images_per_day=2)}
-    harness.service.settings = harness.service.settings.model_copy(update={"tiers": tiers})
-    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a cat", {"count": 2}))
+    harness: Harness = await start(tiers={"default": TierSettings(images_per_day=2)})
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a cat", Options(count=2)))
     await harness.final(receipt.job_id)
     with pytest.raises(UserError) as caught:
         await harness.service.submit(ALICE, HERE, Ask("txt2img", "another cat"))
@@ -212,7 +213,7 @@ async def test_requests_over_the_daily_quota_never_enter_the_queue(start: Start,
 async def test_a_failing_pipeline_fails_that_job_only_and_the_next_one_runs(start: Start) -> None:
     gate = Gate(held=True)
     harness: Harness = await start(gate)
-    blocker = await harness.service.submit(BOB, HERE, Ask("txt2img", "first", {"steps": 3}))
+    blocker = await harness.service.submit(BOB, HERE, Ask("txt2img", "first", Options(steps=3)))
     bad = await harness.service.submit(ALICE, HERE, Ask("txt2img", "boom"))
     good = await harness.service.submit(BOB, HERE, Ask("txt2img", "fine"))
     gate.released.set()
@@ -273,7 +274,7 @@ async def test_per_user_cap_refuses_politely_and_writes_nothing(start: Start) ->
     ("ask", "key"),
     [
         (Ask("txt2img", ""), "request.invalid"),
-        (Ask("txt2img", "cat", {"width": 100}), "request.invalid"),
+        (Ask("txt2img", "cat", Options(width=100)), "request.invalid"),
         (Ask("img2img", "cat", image=b"not an image"), "image.not_an_image"),
         (Ask("inpaint", "cat", image=_png()[:200]), "image.truncated_image"),
         (Ask("mix", "", mix=("only one",)), "request.invalid"),
@@ -306,7 +307,9 @@ async def test_reroll_and_variations(start: Start, photo: Image.Image, tmp_path:
     harness: Harness = await start()
     path = tmp_path / "in.png"
     photo.save(path)
-    original = await harness.service.submit(ALICE, HERE, Ask("img2img", "a dog", {"seed": 1}, image=path.read_bytes()))
+    original = await harness.service.submit(
+        ALICE, HERE, Ask("img2img", "a dog", Options(seed=1), image=path.read_bytes())
+    )
     await harness.final(original.job_id)
     reroll = await harness.service.reroll(ALICE, HERE, original.job_id)
     variation = await harness.service.variations(ALICE, HERE, original.job_id)
@@ -331,9 +334,9 @@ async def test_inpaint_and_mix_inputs_survive_in_the_file_store(
     photo.save(path)
     data = path.read_bytes()
     inpaint = await harness.service.submit(
-        ALICE, HERE, Ask("inpaint", "a window", {"mask": RegionMask(0, 0, 50, 50)}, image=data)
+        ALICE, HERE, Ask("inpaint", "a window", Options(mask=RegionMask(0, 0, 50, 50)), image=data)
     )
-    mix = await harness.service.submit(ALICE, HERE, Ask("mix", "", {"weights": [2, 1]}, mix=(data, "autumn")))
+    mix = await harness.service.submit(ALICE, HERE, Ask("mix", "", Options(weights=(2, 1)), mix=(data, "autumn")))
     for receipt in (inpaint, mix):
         assert (await harness.final(receipt.job_id)).kind == "done"
     job = await harness.db.get_job(mix.job_id)
@@ -361,9 +364,9 @@ async def test_undelivered_results_are_delivered_again_and_only_once(start: Star
 
 async def test_restart_recovery_requeues_and_retries_once(start: Start) -> None:
     crashed: Harness = await start(work=False)  # accepts jobs, but its worker never runs: the process died
-    running = await crashed.service.submit(ALICE, HERE, Ask("txt2img", "was running", {"steps": 3}))
+    running = await crashed.service.submit(ALICE, HERE, Ask("txt2img", "was running", Options(steps=3)))
     queued = await crashed.service.submit(BOB, HERE, Ask("txt2img", "was queued"))
-    twice = await crashed.service.submit(BOB, HERE, Ask("txt2img", "crashed twice", {"steps": 7}))
+    twice = await crashed.service.submit(BOB, HERE, Ask("txt2img", "crashed twice", Options(steps=7)))
     now = datetime.now(UTC)
     await crashed.db.mark_running(running.job_id, now)
     for _ in range(2):
@@ -385,7 +388,7 @@ async def test_positions_are_announced_as_the_queue_moves(start: Start) -> None:
     gate = Gate(held=True)
     harness: Harness = await start(gate)
     receipts = [
-        await harness.service.submit(actor, HERE, Ask("txt2img", f"job {n}", {"steps": 3 + n}))
+        await harness.service.submit(actor, HERE, Ask("txt2img", f"job {n}", Options(steps=3 + n)))
         for n, actor in enumerate((ALICE, BOB, ALICE))
     ]
     assert [receipt.position for receipt in receipts][1:] == [1, 2] or receipts[0].position == 1
@@ -397,9 +400,7 @@ async def test_positions_are_announced_as_the_queue_moves(start: Start) -> None:
 
 
 async def test_concurrent_requests_cannot_overdraw_the_quota(start: Start) -> None:
-    harness: Harness = await start(Gate(held=True))
-    tiers = {"default": TierSettings(images_per_day=1)}
-    harness.service.settings = harness.service.settings.model_copy(update={"tiers": tiers})
+    harness: Harness = await start(Gate(held=True), tiers={"default": TierSettings(images_per_day=1)})
     outcomes = await asyncio.gather(
         *(harness.service.submit(ALICE, HERE, Ask("txt2img", f"cat {n}")) for n in range(3)), return_exceptions=True
     )
@@ -424,7 +425,7 @@ async def test_delivery_is_given_up_after_the_last_attempt(start: Start) -> None
 
 async def test_anyone_may_reroll_a_visible_job_and_pays_for_it(start: Start) -> None:
     harness: Harness = await start(Gate())
-    original = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a fox", {"seed": 5}))
+    original = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a fox", Options(seed=5)))
     await harness.final(original.job_id)
     rerolled = await harness.service.reroll(BOB, HERE, original.job_id)
     assert (await harness.final(rerolled.job_id)).kind == "done"
@@ -435,15 +436,15 @@ async def test_anyone_may_reroll_a_visible_job_and_pays_for_it(start: Start) -> 
 
 async def test_edit_redraws_one_output_after_a_new_prompt(start: Start) -> None:
     harness: Harness = await start()
-    original = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a house", {"count": 2}))
+    original = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a house", Options(count=2)))
     await harness.final(original.job_id)
-    edited = await harness.service.edit(BOB, HERE, original.job_id, 1, "a house in snow", {"strength": 0.7})
+    edited = await harness.service.edit(BOB, HERE, original.job_id, 1, "a house in snow", Options(strength=0.7))
     assert (await harness.final(edited.job_id)).kind == "done"
     job = await harness.db.get_job(edited.job_id)
     assert job is not None and job.operation == "img2img" and job.parent_id == original.job_id
     assert job.prompt == "a house in snow" and job.parameters["strength"] == 0.7
     with pytest.raises(UserError) as caught:
-        await harness.service.edit(ALICE, HERE, original.job_id, 2, "x", {})
+        await harness.service.edit(ALICE, HERE, original.job_id, 2, "x", Options())
     assert caught.value.key == "job.no_such_image"
 
 
@@ -473,7 +474,7 @@ async def test_preferences_apply_under_explicit_options_and_bad_ones_are_refused
         with pytest.raises(UserError) as caught:
             await harness.service.set_preferences(ALICE, changes)
         assert caught.value.key == key
-    mine = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a", {"steps": 4}))
+    mine = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a", Options(steps=4)))
     theirs = await harness.service.submit(BOB, HERE, Ask("txt2img", "b"))
     for receipt in (mine, theirs):
         await harness.final(receipt.job_id)
@@ -488,9 +489,9 @@ async def test_preferences_apply_under_explicit_options_and_bad_ones_are_refused
 
 async def test_delete_removes_the_files_of_own_finished_jobs_and_returns_their_messages(start: Start) -> None:
     harness: Harness = await start()
-    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a boat", {"seed": 9}))
+    receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a boat", Options(seed=9)))
     done = await harness.final(receipt.job_id)
-    twin = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a boat", {"seed": 9}))
+    twin = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a boat", Options(seed=9)))
     await harness.final(twin.job_id)  # the same pixels: one file, shown by both jobs
     await harness.service.link_message("test", "channel-1", "m1", receipt.job_id, 0)
     with pytest.raises(UserError) as caught:

@@ -165,7 +165,7 @@ async def test_etas_follow_each_operations_own_throughput(request_for: Build, ph
     from generation.costs import job_cost
     from generation.images import RegionMask
 
-    pipeline, sink = Pipeline(), Sink()
+    pipeline = Pipeline()
     worker = worker_for(pipeline)
     txt2img = request_for("txt2img", "fast")
     inpaint = request_for("inpaint", "slow", image=photo, mask=RegionMask(0, 0, 50, 50))

@@ -8,6 +8,7 @@ import pytest
 from bots.errors import UserError
 from bots.parsing import parse_duration, parse_prompt
 from bots.texts import render
+from generation.asks import Options
 from generation.images import RegionMask
 
 
@@ -24,7 +25,7 @@ from generation.images import RegionMask
         ("a cat --guidance 4,5", "a cat", {"guidance_scale": 4.5}),
         ("a cat --strength 0.7 --prior-steps 10", "a cat", {"strength": 0.7, "prior_steps": 10}),
         ("a window --region 10,20,30,40", "a window", {"mask": RegionMask(10, 20, 30, 40)}),
-        ("--weights 0.5,0.3,0.2", "", {"weights": [0.5, 0.3, 0.2]}),
+        ("--weights 0.5,0.3,0.2", "", {"weights": (0.5, 0.3, 0.2)}),
         ("кот в сапогах --seed 3", "кот в сапогах", {"seed": 3}),
         ("a - b -- c", "a - b -- c", {}),
         ("a cat --SEED 5", "a cat", {"seed": 5}),
@@ -33,7 +34,7 @@ from generation.images import RegionMask
 def test_prompts_and_options(text: str, prompt: str, options: dict[str, Any]) -> None:
     parsed = parse_prompt(text)
     assert parsed.prompt == prompt
-    assert parsed.options == options
+    assert parsed.options == Options(**options)
 
 
 @pytest.mark.parametrize(

@@ -34,13 +34,13 @@ from fake_discord import (
 from PIL import Image
 
 from bots.cli import main
-from bots.config import Settings
+from bots.config import Settings, read_environment
+from bots.core.types import Actor, EventKind, JobEvent
 from bots.discord import delivery as delivery_module
 from bots.discord.adapter import DiscordAdapter
 from bots.discord.endpoints import point_at
 from bots.discord.status import StatusBoard
 from bots.run import serve
-from bots.service import Actor, JobEvent
 from bots.texts import render
 from generation.engine import Engine
 from generation.models import KandinskyModels
@@ -95,7 +95,7 @@ class Bot:
         return Actor("discord", str(user_id))
 
     async def images_used(self, user_id: int) -> int:
-        return (await self.core.service.quota(self.actor(user_id))).images
+        return (await self.core.core.quota(self.actor(user_id))).images
 
     async def result_of(self, interaction: FakeInteraction) -> FakeMessage:
         """The interaction's original response, once it shows a result and is linked to its job."""
@@ -106,7 +106,7 @@ class Bot:
     async def link_of(self, message: FakeMessage) -> MessageLink:
         """The job a result message shows: linked just after the message is posted, so polled."""
         for _ in range(250):
-            link = await self.core.service.job_of_message("discord", str(message.channel_id), str(message.id))
+            link = await self.core.core.job_of_message("discord", str(message.channel_id), str(message.id))
             if link is not None:
                 return link
             await asyncio.sleep(0.02)
@@ -158,7 +158,7 @@ async def start_bot(fake: FakeDiscord, stack: Launch, tmp_path: Path) -> AsyncIt
     async def start(core: Stack | None = None, generate: Any = None, **overrides: Any) -> Bot:
         if core is None:
             core = await stack(settings_for(fake, tmp_path, **overrides), generate)
-        adapter = DiscordAdapter(core.service, core.settings.discord, TOKEN, guild_ready_timeout=0.05)
+        adapter = DiscordAdapter(core.core, core.settings.discord, TOKEN, guild_ready_timeout=0.05)
         adapter.register()
         task = asyncio.create_task(adapter.run())
         bot = Bot(fake, core, adapter, task)
@@ -205,8 +205,9 @@ async def test_easel_run_serves_discord_until_it_is_signalled(
     caplog.set_level(logging.INFO)
     environ = {"DISCORD_BOT_TOKEN": TOKEN}
     generate = Engine(tiny_models).generate
+    settings = settings_for(fake, tmp_path)
     service = asyncio.create_task(
-        serve(settings_for(fake, tmp_path), console=False, generate=generate, environ=environ)
+        serve(settings, read_environment(settings, environ), console=False, generate=generate)
     )
     await fake.wait_for(lambda: fake.identifies, what="the client connecting")
 
@@ -294,8 +295,8 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
     ]
     assert not {key for resolved in declared_only for key in resolved} & set(fake.cdn_fetches)
     assert await bot.images_used(ALICE_ID) == 0
-    assert await bot.core.service.history(bot.actor(ALICE_ID)) == []
-    assert await bot.core.service.queue(bot.actor(ALICE_ID)) == []
+    assert await bot.core.core.history(bot.actor(ALICE_ID)) == []
+    assert await bot.core.core.queue(bot.actor(ALICE_ID)) == []
 
     accepted = await fake.command(
         "imagine",
@@ -303,7 +304,7 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
         member=ALICE,
     )
     await bot.result_of(accepted)
-    (job,) = await bot.core.service.history(bot.actor(ALICE_ID))
+    (job,) = await bot.core.core.history(bot.actor(ALICE_ID))
     stored = await bot.core.db.get_job(job.job_id)
     assert stored is not None
     chosen = {"steps": 3, "prior_steps": 3, "guidance_scale": 5.5, "negative_prompt": "dogs", "width": 64}
@@ -336,7 +337,7 @@ async def test_edit_inpaint_and_mix_take_attachments(start_bot: StartBot) -> Non
     for interaction in interactions:
         await bot.result_of(interaction)
 
-    jobs = await bot.core.service.history(bot.actor(ALICE_ID))
+    jobs = await bot.core.core.history(bot.actor(ALICE_ID))
     assert sorted(job.operation for job in jobs) == ["img2img", "inpaint", "inpaint", "inpaint", "mix"]
     mix = await bot.core.db.get_job(next(job.job_id for job in jobs if job.operation == "mix"))
     assert mix is not None and mix.parameters["mix_weights"] == [0.5, 0.3, 0.2]
@@ -358,7 +359,7 @@ async def test_buttons_reroll_vary_edit_and_delete_by_job_id(start_bot: StartBot
     assert "a red cat" in rerolled.content and not re.search(r"seed 5\b", rerolled.content)
     assert await bot.images_used(BOB_ID) == 1, "a reroll is the new job of whoever pressed it"
     assert "now in blue" in edited.content
-    assert sorted(job.operation for job in await bot.core.service.history(bot.actor(ALICE_ID))) == [
+    assert sorted(job.operation for job in await bot.core.core.history(bot.actor(ALICE_ID))) == [
         "img2img",
         "img2img",
         "txt2img",
@@ -444,7 +445,7 @@ async def test_replying_to_a_result_or_using_the_menu_edits_it(start_bot: StartB
     assert "now in blue" in answer.content
     assert not any(m.reference == ignored.id for m in fake.messages.values())
     link = await bot.link_of(answer)
-    (bob_job,) = await bot.core.service.history(bot.actor(BOB_ID))
+    (bob_job,) = await bot.core.core.history(bot.actor(BOB_ID))
     assert link.job_id == bob_job.job_id and bob_job.operation == "img2img"
 
     menu = await fake.message_command("Edit image", result, member=ALICE)
@@ -489,7 +490,7 @@ async def test_a_result_over_the_upload_limit_is_re_encoded_to_fit(start_bot: St
     interaction = await fake.command("imagine", {"prompt": "a cat"}, member=ALICE, attachment_size_limit=limit)
 
     (attachment,) = (await bot.result_of(interaction)).attachments
-    (job,) = await bot.core.service.history(bot.actor(ALICE_ID))
+    (job,) = await bot.core.core.history(bot.actor(ALICE_ID))
     assert job.files[0].stat().st_size > limit, "the original is kept on disk as it was"
     assert attachment["filename"].endswith(".webp") and attachment["size"] <= limit
     assert Image.open(io.BytesIO(fake.data_of(attachment))).format == "WEBP"
@@ -516,7 +517,7 @@ async def test_two_users_at_once_each_get_their_own_result(start_bot: StartBot) 
 
     for interaction, user_id, prompt in ((alice, ALICE_ID, "alice's cat"), (bob, BOB_ID, "bob's dog")):
         result = await bot.result_of(interaction)
-        (job,) = await bot.core.service.history(bot.actor(user_id))
+        (job,) = await bot.core.core.history(bot.actor(user_id))
         assert job.prompt == prompt and job.job_id[:8] in result.content and prompt in result.content
     assert len(fake.results()) == 2
 
@@ -526,8 +527,10 @@ async def test_a_result_announced_again_is_not_posted_again(start_bot: StartBot)
     bot = await start_bot()
     fake = bot.fake
     result = await bot.result_of(await fake.command("imagine", {"prompt": "a cat"}, member=ALICE))
-    (job,) = await bot.core.service.history(bot.actor(ALICE_ID))
-    again = JobEvent("done", job.job_id, "discord", str(CHANNEL_ID), str(ALICE_ID), None, job.prompt, files=job.files)
+    (job,) = await bot.core.core.history(bot.actor(ALICE_ID))
+    again = JobEvent(
+        EventKind.DONE, job.job_id, "discord", str(CHANNEL_ID), str(ALICE_ID), None, job.prompt, files=job.files
+    )
 
     await asyncio.gather(bot.adapter.delivery.on_event(again), bot.adapter.delivery.on_event(again))
 
@@ -539,8 +542,10 @@ async def test_a_result_with_no_connected_client_is_left_for_a_later_delivery(
 ) -> None:
     monkeypatch.setattr(delivery_module, "READY_TIMEOUT_SECONDS", 0.0)
     core = await stack()
-    delivery = delivery_module.Delivery(core.service, StatusBoard(0.0))
-    done = JobEvent("done", "0" * 32, "discord", str(CHANNEL_ID), str(ALICE_ID), None, "a cat", files=(tmp_path,))
+    delivery = delivery_module.Delivery(core.core, StatusBoard(0.0))
+    done = JobEvent(
+        EventKind.DONE, "0" * 32, "discord", str(CHANNEL_ID), str(ALICE_ID), None, "a cat", files=(tmp_path,)
+    )
 
     with pytest.raises(delivery_module.ClientClosed, match="not running"):
         await delivery.on_event(done)
@@ -560,13 +565,13 @@ async def test_a_channel_that_refuses_the_bot_loses_nothing(start_bot: StartBot)
     await fake.command("imagine", {"prompt": "a late cat"}, member=ALICE, age=timedelta(minutes=16))
     await fake.wait_for(lambda: fake.requests.count(("POST", f"/channels/{CHANNEL_ID}/messages")) >= 2)
 
-    jobs = await bot.core.service.history(bot.actor(ALICE_ID))
+    jobs = await bot.core.core.history(bot.actor(ALICE_ID))
     assert [job.prompt for job in jobs] == ["a late cat", "a cat"], (
         "the reply that could not be answered queued nothing"
     )
     assert await bot.images_used(ALICE_ID) == 2
     fake.forbidden_channels.clear()
-    await bot.core.service.redeliver()
+    await bot.core.core.redeliver()
     await fake.wait_for(lambda: len(fake.results()) == 2)
     assert await settled(bot.core)
     assert fake.results()[1].content.startswith(f"<@{ALICE_ID}> a late cat"), "delivered once the channel allows it"
@@ -604,7 +609,7 @@ async def test_a_restart_with_jobs_in_flight_delivers_each_result_once_and_old_b
     core = await stack(settings, recover=True)
     second = asyncio.create_task(start_bot(core=core))
     await asyncio.sleep(0)  # as in `easel run`: the listener is registered, the client not connected yet
-    assert await core.service.redeliver() == 1, "the running job finished while the client was closed"
+    assert await core.core.redeliver() == 1, "the running job finished while the client was closed"
     restarted = await second
     await fake.wait_for(lambda: len(fake.results()) == 3)
 

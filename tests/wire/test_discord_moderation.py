@@ -18,7 +18,7 @@ from fake_discord import ALL_PERMISSIONS, CHANNEL_ID, GUILD_ID, MANAGE_GUILD, Fa
 from PIL import Image
 from test_discord import ALICE, ALICE_ID, BOB, BOB_ID, Bot, StartBot, buttons, gated, member
 
-from bots.service import JobEvent, Place
+from bots.core.types import EventKind, JobEvent, Place
 from generation.engine import Engine
 from generation.models import KandinskyModels
 from storage.records import Job
@@ -226,13 +226,13 @@ async def test_nsfw_policy_limits_and_spoilered_results(
     assert "global limits" in await ask(bot, "mod limits", {"clear": "all"}, member=CAROL)
 
     places: list[Place] = []
-    submit = bot.core.service.submit
+    submit = bot.core.core.submit
 
     async def spy(actor: Any, place: Place, *args: Any, **kwargs: Any) -> Any:
         places.append(place)
         return await submit(actor, place, *args, **kwargs)
 
-    monkeypatch.setattr(bot.core.service, "submit", spy)
+    monkeypatch.setattr(bot.core.core, "submit", spy)
     held = await fake.command("imagine", {"prompt": "a statue"}, member=ALICE, channel=adults)
     status = await fake.wait_for(lambda: (m := fake.original(held)) and "50%" in m.content and m)
     assert [place.nsfw for place in places] == [True]
@@ -241,7 +241,15 @@ async def test_nsfw_policy_limits_and_spoilered_results(
     picture = tmp_path / "statue.png"
     Image.new("RGB", (64, 64), "gray").save(picture)
     event = JobEvent(
-        "done", job_id, "discord", str(adults.id), str(ALICE_ID), None, "a statue", files=(picture,), spoiler=True
+        EventKind.DONE,
+        job_id,
+        "discord",
+        str(adults.id),
+        str(ALICE_ID),
+        None,
+        "a statue",
+        files=(picture,),
+        spoiler=True,
     )
     await bot.adapter.delivery.on_event(event)  # as the core announces a result its classifier flagged
     result = await bot.result_of(held)

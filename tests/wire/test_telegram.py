@@ -17,8 +17,8 @@ from core_stack import Launch, Stack, core_settings
 from fake_telegram import FakeTelegram
 from PIL import Image
 
-from bots.config import Settings
-from bots.service import Actor, JobEvent
+from bots.config import Settings, read_environment
+from bots.core.types import Actor, EventKind, JobEvent
 from bots.telegram import delivery as delivery_module
 from bots.telegram.adapter import TelegramAdapter
 from bots.texts import available_languages, render
@@ -145,13 +145,14 @@ async def start(stack: Launch, tmp_path: Path, tiny_models: KandinskyModels) -> 
         }
         settings: Settings = core_settings(tmp_path, telegram=telegram, **sections)
         core = await stack(settings, held, recover=False)
-        adapter = TelegramAdapter(core.service, settings.telegram, fake.token)
+        secret = read_environment(settings).telegram_webhook_secret
+        adapter = TelegramAdapter(core.core, settings.telegram, fake.token, webhook_secret=secret)
         adapter.register()
         if recover:
-            await core.service.recover()
+            await core.core.recover()
         task = asyncio.create_task(adapter.run())
         await fake.wait_for(lambda: fake.sent("getMe"), what="the bot to sign in")
-        await core.service.redeliver()
+        await core.core.redeliver()
         bot = Bot(fake, core, adapter, task, fake.user(ANN, "Ann", "en"), fake.user(BOB, "Bob", "en"))
         bots.append(bot)
         return bot
@@ -191,7 +192,7 @@ async def test_a_private_message_becomes_images_with_captions_and_buttons(start:
     assert bot.fake.texts(ANN) == [image["caption"] for image in images]  # only the images remain
     job = await bot.delivered(job_id)
     assert job.state is JobState.DONE and job.delivery_state is DeliveryState.DELIVERED
-    assert [link.output_index for link in await bot.stack.service.messages_of(job_id)][-2:] == [0, 1]
+    assert [link.output_index for link in await bot.stack.core.messages_of(job_id)][-2:] == [0, 1]
 
 
 async def test_in_groups_the_bot_answers_only_when_addressed(start: Start) -> None:
@@ -340,7 +341,7 @@ async def test_cancel_button_works_for_the_owner_only(start: Start, held: Held) 
     held.release()
     await bot.images_in(ANN, 1)
     assert (await bot.stack.db.get_job(second)).state is JobState.CANCELLED  # type: ignore[union-attr]
-    assert (await bot.stack.service.quota(_actor(ANN))).images == 1
+    assert (await bot.stack.core.quota(_actor(ANN))).images == 1
     assert (await bot.stack.db.get_job(first)).state is JobState.DONE  # type: ignore[union-attr]
 
 
@@ -396,7 +397,7 @@ async def test_commands_help_history_quota_queue_cancel_settings(start: Start, h
         (lambda f, u, c, p: f.document(u, c, b"%PDF-1.4 ...", "paper.pdf", "application/pdf", "draw"), "not an image"),
         (lambda f, u, c, p: f.document(u, c, b"GIF89a broken", "x.gif", "image/gif", "draw"), "not an image I can"),
         (lambda f, u, c, p: f.document(u, c, half(png(p)), "cut.png", "image/png", "draw"), "damaged or incomplete"),
-        (lambda f, u, c, p: f.photo(u, c, jpeg(p), "big", reported_size=25 * 1024 * 1024), "up to 20.0 MB"),
+        (lambda f, u, c, p: f.photo(u, c, jpeg(p), "big", reported_size=25 * 1024 * 1024), "at most 20 MB"),
         (lambda f, u, c, p: f.text(u, c, "/imagine"), "Tell me what to draw"),
         (lambda f, u, c, p: f.text(u, c, "a cat " * 300), "1000"),
         (lambda f, u, c, p: f.text(u, c, "a cat --steps 5000"), "steps"),
@@ -418,7 +419,7 @@ async def test_bad_input_gets_a_clear_reply_and_nothing_is_queued_or_charged(
     send(bot.fake, bot.ann, bot.fake.private(bot.ann), photo)
     await bot.reply_in(ANN, answer)
     assert await bot.stack.db.jobs_in_states(list(JobState)) == []
-    assert (await bot.stack.service.quota(_actor(ANN))).images == 0
+    assert (await bot.stack.core.quota(_actor(ANN))).images == 0
     if "MB" in answer:
         assert not bot.fake.sent("getFile")  # the reported size was checked before downloading
 
@@ -435,7 +436,7 @@ async def test_a_flood_is_capped_per_user_and_others_still_get_in(start: Start, 
     jobs = await bot.stack.db.jobs_in_states(list(JobState))
     accepted = [job for job in jobs if job.prompt.startswith("cat") and job.state is not JobState.FAILED]
     assert len(accepted) == 3  # one running and two waiting; a refusal may leave a failed row, never a charge
-    assert (await bot.stack.service.quota(_actor(ANN))).images == 3
+    assert (await bot.stack.core.quota(_actor(ANN))).images == 3
 
 
 # --- fairness, restarts, delivery ------------------------------------------------------------------
@@ -487,7 +488,7 @@ async def test_a_failed_delivery_is_retried_without_sending_twice(start: Start) 
         await asyncio.sleep(0.01)
         job = await bot.stack.db.get_job(job_id)
     assert job.delivery_state.value == "pending"
-    await bot.stack.service.redeliver()
+    await bot.stack.core.redeliver()
     await bot.images_in(ANN, 2)
     assert len(bot.fake.sent("sendPhoto")) == 3
     assert (await bot.stack.db.get_job(job_id)).delivery_state.value == "delivered"  # type: ignore[union-attr]
@@ -501,7 +502,7 @@ async def test_status_edits_are_throttled_and_honour_retry_after(start: Start, h
     await bot.fake.wait_for(lambda: bot.fake.sent("sendMessage"), what="the status message")
 
     def event(kind: str, **values: Any) -> JobEvent:
-        return JobEvent(kind, job_id, "telegram", str(ANN), str(ANN), "en", "a held job", **values)
+        return JobEvent(EventKind(kind), job_id, "telegram", str(ANN), str(ANN), "en", "a held job", **values)
 
     for fraction in (0.1, 0.2, 0.3):
         await delivery.on_event(event("progress", progress=fraction))

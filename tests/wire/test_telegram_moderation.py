@@ -12,7 +12,7 @@ from typing import Any
 import test_telegram
 from test_telegram import ANN, BLACK, BOB, Bot, Held, Start, jpeg
 
-from bots.service import JobEvent
+from bots.core.types import JobEvent
 from bots.texts import render
 from storage.records import JobState
 
@@ -239,7 +239,7 @@ async def test_nsfw_spoiler_limits_and_the_admin_cache(start: Start) -> None:
     async def spoiling(event: JobEvent) -> None:  # the core's classifier found the image NSFW here
         await adapter.delivery.on_event(replace(event, spoiler=event.kind == "done"))
 
-    bot.stack.service.listen("telegram", spoiling)
+    bot.stack.core.listen("telegram", spoiling)
     bot.fake.text(bot.ann, group, "/imagine a beach")
     [image] = await bot.images_in(GROUP, 1)
     assert image["has_media_spoiler"] is True and bot.fake.sent("sendPhoto")[0].params["has_spoiler"] is True

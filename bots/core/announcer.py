@@ -1,0 +1,117 @@
+"""Job events to the adapters, and the delivery ledger.
+
+Every state change is written before it is announced. Adapters register one listener per platform; a
+final event (done, failed, cancelled) counts as delivered when the listener returns, and is delivered
+again later (and after a restart) when it raises. Other events are best effort: a lost progress update
+is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bots.core.accounts import now
+from bots.core.types import EventKind, JobEvent
+from storage.database import Database
+from storage.records import Job, User
+
+log = logging.getLogger(__name__)
+
+MAX_DELIVERY_ATTEMPTS = 10
+
+Listener = Callable[[JobEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a job's events go."""
+
+    platform: str
+    channel_id: str
+    user_id: str
+    language: str | None
+    prompt: str
+    reply_to: str | None = None
+
+
+class Announcer:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._listeners: dict[str, Listener] = {}
+        self._routes: dict[str, Route] = {}
+        self._delivering: set[str] = set()
+
+    def listen(self, platform: str, listener: Listener) -> None:
+        self._listeners[platform] = listener
+
+    def has_pending(self, platform: str) -> bool:
+        """Whether any job of this platform is still to finish or to be announced."""
+        return any(route.platform == platform for route in self._routes.values())
+
+    def route(self, job_id: str, route: Route) -> None:
+        self._routes[job_id] = route
+
+    async def route_stored(self, job: Job) -> User:
+        """Route the events of a job found in the database (after a restart) to its owner."""
+        owner = await self.db.get_user(job.owner_id)
+        assert owner is not None, f"job {job.id} has no owner"
+        self._routes[job.id] = Route(job.platform, job.channel_id, owner.platform_user_id, owner.language, job.prompt)
+        return owner
+
+    def may_redeliver(self, job: Job) -> bool:
+        """A platform serves the job, and this run is not announcing it right now."""
+        return job.platform in self._listeners and job.id not in self._routes and job.id not in self._delivering
+
+    async def emit(self, kind: EventKind, job_id: str, delivery_attempts: int = 0, **values: Any) -> None:
+        """Tell the job's platform; a final event counts as delivered once its listener returns."""
+        route = self._routes.get(job_id)
+        if route is None:
+            return
+        event = JobEvent(
+            kind,
+            job_id,
+            route.platform,
+            route.channel_id,
+            route.user_id,
+            route.language,
+            route.prompt,
+            reply_to=route.reply_to,
+            **values,
+        )
+        listener = self._listeners.get(route.platform)
+        if kind.final:
+            self._routes.pop(job_id, None)
+        if listener is None:
+            return
+        if not kind.final:
+            try:
+                await listener(event)
+            except Exception as error:
+                log.warning("announcing %s of job %s failed: %r", kind, job_id, error)
+            return
+        self._delivering.add(job_id)
+        try:
+            await self._deliver(listener, event, delivery_attempts)
+        finally:
+            self._delivering.discard(job_id)
+
+    async def _deliver(self, listener: Listener, event: JobEvent, delivery_attempts: int) -> None:
+        """A final event: delivered when the listener returns, recorded as a failed attempt when it raises."""
+        try:
+            await listener(event)
+        except Exception as error:
+            final = delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS
+            log.log(
+                logging.ERROR if final else logging.WARNING,
+                "delivering job %s failed (attempt %d of %d): %r",
+                event.job_id,
+                delivery_attempts + 1,
+                MAX_DELIVERY_ATTEMPTS,
+                error,
+            )
+            await self.db.mark_delivery_failed(event.job_id, now(), repr(error), final=final)
+            return
+        await self.db.mark_delivered(event.job_id, now())

@@ -1,0 +1,59 @@
+"""The core as the adapters see it: every use case in one place, each served by the module that owns it.
+
+The parts are built here in dependency order, so nothing is tied together after construction: the worker
+exists first (the composition root starts it with `lifecycle` as its sink), then the parts that use it.
+"""
+
+from __future__ import annotations
+
+from bots.config import Settings
+from bots.core.accounts import Accounts
+from bots.core.admission import Admission
+from bots.core.announcer import Announcer
+from bots.core.jobs import Jobs
+from bots.core.lifecycle import Lifecycle
+from bots.core.reads import Reads
+from bots.moderation.commands import Moderation
+from generation.worker import Worker
+from storage.database import Database
+from storage.files import FileStore
+
+
+class Core:
+    def __init__(self, settings: Settings, db: Database, files: FileStore, worker: Worker) -> None:
+        self.settings = settings
+        self.db = db
+        self.files = files
+        self.worker = worker
+        self.moderation = Moderation(settings, db)
+        self.accounts = Accounts(db)
+        self.announcer = Announcer(db)
+        self.lifecycle = Lifecycle(settings, db, files, worker, self.accounts, self.moderation, self.announcer)
+        self.jobs = Jobs(db, files, worker, self.accounts, self.moderation, self.lifecycle)
+        self.admission = Admission(
+            settings, db, files, worker, self.accounts, self.moderation, self.announcer, self.lifecycle, self.jobs
+        )
+        self.reads = Reads(settings, db, files, worker, self.accounts)
+
+        self.submit = self.admission.submit
+        self.reroll = self.admission.reroll
+        self.variations = self.admission.variations
+        self.edit = self.admission.edit
+        self.upload_operation = self.admission.upload_operation
+        self.cancel = self.jobs.cancel
+        self.delete = self.jobs.delete
+        self.purge = self.jobs.purge
+        self.link_message = self.jobs.link_message
+        self.job_of_message = self.jobs.job_of_message
+        self.messages_of = self.jobs.messages_of
+        self.queue = self.reads.queue
+        self.history = self.reads.history
+        self.quota = self.reads.quota
+        self.preferences = self.reads.preferences
+        self.set_preferences = self.reads.set_preferences
+        self.reset_preferences = self.reads.reset_preferences
+        self.language_of = self.accounts.language
+        self.listen = self.announcer.listen
+        self.has_pending = self.announcer.has_pending
+        self.recover = self.lifecycle.recover
+        self.redeliver = self.lifecycle.redeliver

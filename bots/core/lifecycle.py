@@ -1,0 +1,246 @@
+"""A job from the GPU's point of view: started, progress, done, failed, cancelled; and what a restart finds.
+
+This is the worker's `JobSink`. Post-generation moderation happens here, since only now are the
+translation's words and the images' safety scores known. Recovery re-enqueues what a previous run left
+queued or running (a running job is retried once), and redelivery announces again the final results
+that were never delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Sequence
+
+from bots.config import Settings
+from bots.core.accounts import Accounts, now
+from bots.core.announcer import Announcer
+from bots.core.types import EventKind
+from bots.errors import UserError, user_error
+from bots.moderation.commands import Moderation
+from generation.asks import build_request
+from generation.codec import decode
+from generation.engine import GenerationResult
+from generation.errors import QueueRefused
+from generation.requests import GenerationRequest
+from generation.translation import PromptTranslation
+from generation.worker import Worker, WorkItem
+from storage.database import Database
+from storage.errors import InvalidTransition
+from storage.files import FileStore
+from storage.records import Community, Job, JobState, OutputDraft
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2  # a job interrupted by a crash is retried once
+_FINAL_KINDS = {
+    JobState.DONE: EventKind.DONE,
+    JobState.FAILED: EventKind.FAILED,
+    JobState.CANCELLED: EventKind.CANCELLED,
+}
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        files: FileStore,
+        worker: Worker,
+        accounts: Accounts,
+        moderation: Moderation,
+        announcer: Announcer,
+    ) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.db = db
+        self.files = files
+        self.accounts = accounts
+        self.moderation = moderation
+        self.announcer = announcer
+
+    # --- JobSink: what the worker reports --------------------------------------------------
+
+    async def on_started(self, job_ids: Sequence[str]) -> None:
+        moment = now()
+        for job_id in job_ids:
+            try:
+                await self.db.mark_running(job_id, moment)
+            except InvalidTransition as error:  # cancelled in the instant before the GPU took it
+                log.info("job %s started after it ended: %s", job_id, error)
+                continue
+            await self.announcer.emit(EventKind.STARTED, job_id)
+        await self._announce_positions()
+
+    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
+        for job_id in job_ids:
+            await self.announcer.emit(EventKind.PROGRESS, job_id, progress=fraction)
+
+    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+        """Apply the community's rules to what the worker made (the translation's words, the images' safety
+        scores), then store and announce it. Most results need neither check, and skip reading the job."""
+        translation = result.translation
+        english = _translated_prompt(translation) if translation is not None else None
+        scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
+        verdict = "allow"
+        if translation is not None or self.moderation.flagged(scores):
+            job = await self.db.get_job(job_id)
+            if job is None:
+                log.error("job %s finished but is not in the database", job_id)
+                return
+            community = await self.accounts.community_by_id(job.community_id)
+            if translation is not None and not await self._translation_allowed(job, community, translation):
+                return
+            verdict = self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
+            if verdict == "block":
+                await self.moderation.log_nsfw_block(job, scores)
+                await self.close(job_id, JobState.FAILED, error_key="moderation.nsfw")
+                return
+        outputs = await asyncio.to_thread(self._store_outputs, result)
+        await self.db.mark_done(job_id, now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
+        await self.announcer.emit(
+            EventKind.DONE,
+            job_id,
+            files=tuple(self.files.path_of(output.path) for output in outputs),
+            seeds=result.seeds,
+            translation=english,
+            source_language=translation.language if translation is not None else None,
+            spoiler=verdict == "spoiler",
+        )
+
+    async def on_failed(self, job_id: str, error: BaseException) -> None:
+        log.error("job %s failed: %r", job_id, error)
+        await self.close(job_id, JobState.FAILED, error_key="error.internal", message=repr(error))
+
+    async def on_cancelled(self, job_id: str) -> None:
+        await self.close(job_id, JobState.CANCELLED)
+
+    async def close(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> None:
+        """Fail or cancel a job: written, quota refunded, then announced."""
+        if state is JobState.FAILED:
+            await self.db.mark_failed(job_id, now(), error_key or "error.internal", message)
+        else:
+            await self.db.mark_cancelled(job_id, now())
+        await self.db.refund_quota(job_id)
+        await self.announcer.emit(_FINAL_KINDS[state], job_id, error_key=error_key)
+
+    # --- after a restart ---------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Re-enqueue what a previous run left queued or running; running jobs are retried once."""
+        recovered = 0
+        for job in await self.db.jobs_in_states([JobState.QUEUED, JobState.RUNNING]):
+            owner = await self.announcer.route_stored(job)
+            if job.state is JobState.RUNNING and job.attempts >= MAX_ATTEMPTS:
+                log.error("job %s was interrupted %d times; giving up", job.id, job.attempts)
+                await self.close(job.id, JobState.FAILED, error_key="error.internal")
+                continue
+            try:
+                request = await asyncio.to_thread(self.rebuild, job)
+            except (ValueError, KeyError, OSError) as error:  # a damaged row, a newer codec, a missing input
+                log.error("job %s cannot be rebuilt after a restart: %s", job.id, error)
+                await self.close(job.id, JobState.FAILED, error_key="error.internal")
+                continue
+            if job.state is JobState.RUNNING:
+                await self.db.requeue_job(job.id)
+            weight = self.settings.tier(owner.tier).weight
+            try:
+                self.worker.submit(
+                    WorkItem(job.id, request, user_key(owner.id), community_key(job.community_id), weight)
+                )
+            except QueueRefused as error:  # the caps were lowered since the job was accepted
+                await self.close(job.id, JobState.FAILED, error_key=user_error(error).key)
+                continue
+            recovered += 1
+        if recovered:
+            log.info("re-enqueued %d jobs left by the previous run", recovered)
+        return recovered
+
+    def rebuild(self, job: Job) -> GenerationRequest:
+        """The stored request, built again exactly as it was accepted."""
+        ask = decode(job.parameters, job.seed, self.files.read)
+        return build_request(ask, defaults=self.settings.generation_defaults, limits=self.settings.limits)
+
+    async def redeliver(self) -> int:
+        """Announce again the final results that were never delivered."""
+        count = 0
+        for job in await self.db.undelivered_jobs():
+            if not self.announcer.may_redeliver(job):
+                continue
+            await self.announcer.route_stored(job)
+            outputs = await self.db.outputs_of(job.id)
+            await self.announcer.emit(
+                _FINAL_KINDS[job.state],
+                job.id,
+                error_key=job.error_code,
+                delivery_attempts=job.delivery_attempts,
+                files=tuple(self.files.path_of(output.path) for output in outputs),
+                seeds=tuple(output.seed for output in outputs),
+                translation=job.processed_prompt,
+                source_language=job.parameters.get("language") if job.processed_prompt else None,
+                spoiler=await self._spoilered(job, [o.nsfw_score for o in outputs if o.nsfw_score is not None]),
+            )
+            count += 1
+        return count
+
+    # --- internals -----------------------------------------------------------------------------
+
+    async def _announce_positions(self) -> None:
+        """Everyone behind a batch that just started moved up."""
+        etas = self.worker.etas()
+        for job_id, position in self.worker.positions().items():
+            await self.announcer.emit(EventKind.POSITION, job_id, position=position, eta_seconds=etas.get(job_id))
+
+    async def _spoilered(self, job: Job, scores: Sequence[float]) -> bool:
+        if not self.moderation.flagged(scores):
+            return False
+        community = await self.accounts.community_by_id(job.community_id)
+        return self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel"))) == "spoiler"
+
+    async def _translation_allowed(self, job: Job, community: Community | None, translation: PromptTranslation) -> bool:
+        """Banned words are matched against the translation too; it is known only once the worker made it."""
+        owner = await self.db.get_user(job.owner_id)
+        if owner is None:
+            return True
+        texts = [translation.prompt, translation.negative_prompt, *(text for text in translation.mix_texts if text)]
+        try:
+            await self.moderation.screen(owner, community, [text for text in texts if text])
+        except UserError as error:
+            await self.close(job.id, JobState.FAILED, error_key=error.key)
+            return False
+        return True
+
+    def _store_outputs(self, result: GenerationResult) -> list[OutputDraft]:
+        outputs = []
+        scores: Sequence[float | None] = result.nsfw_scores or [None] * len(result.images)
+        for index, (image, seed, score) in enumerate(zip(result.images, result.seeds, scores, strict=True)):
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")
+            stored = self.files.put(buffer.getvalue(), ".png")
+            outputs.append(
+                OutputDraft(
+                    index=index,
+                    path=stored.path,
+                    sha256=stored.sha256,
+                    size=stored.size,
+                    width=image.width,
+                    height=image.height,
+                    seed=seed,
+                    nsfw_score=score,
+                )
+            )
+        return outputs
+
+
+def _translated_prompt(translation: PromptTranslation) -> str:
+    """What to show of a translation: the prompt, or for a mix its text items."""
+    return translation.prompt or " + ".join(text for text in translation.mix_texts if text)
+
+
+def user_key(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def community_key(community_id: int | None) -> str | None:
+    return None if community_id is None else f"community:{community_id}"

@@ -1,0 +1,120 @@
+"""The values that cross the core's boundary: who asks and where, what they get back, and what happens to a job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+SHORT_ID_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: a user of one platform."""
+
+    platform: str
+    user_id: str
+    display_name: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where they ask: a channel or chat, inside a community (guild, group) when there is one."""
+
+    platform: str
+    channel_id: str
+    community_id: str | None = None
+    community_name: str | None = None
+    message_id: str | None = None
+    """The message that asked, so that replies can answer it; not kept across a restart."""
+    nsfw: bool = False
+    """An age-restricted channel (Discord's NSFW channels), where a community may allow NSFW images."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    job_id: str
+    position: int | None
+    eta_seconds: float | None
+
+
+class EventKind(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESS = "progress"
+    POSITION = "position"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """A final event is delivered exactly once, recorded, and retried until it is."""
+        return self in (EventKind.DONE, EventKind.FAILED, EventKind.CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    kind: EventKind
+    job_id: str
+    platform: str
+    channel_id: str
+    user_id: str
+    language: str | None
+    prompt: str = ""
+    progress: float = 0.0
+    position: int | None = None
+    eta_seconds: float | None = None
+    files: tuple[Path, ...] = ()
+    seeds: tuple[int, ...] = ()
+    error_key: str | None = None
+    translation: str | None = None
+    """The English prompt the model was given, when the user's prompt was translated."""
+    spoiler: bool = False
+    """Show the images behind a spoiler (the community allows NSFW images that way)."""
+    source_language: str | None = None
+    """The language detected in the user's prompt (ISO 639-1)."""
+    reply_to: str | None = None
+    """The message that asked for the job, when it is known (`Place.message_id`)."""
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job_id: str
+    state: str
+    operation: str
+    prompt: str
+    seed: int
+    created_at: datetime
+    files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    job_id: str
+    state: str
+    prompt: str
+    position: int | None
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    job_id: str
+    outcome: str  # "queued": removed from the queue; "running": stops at its next step
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    images: int
+    images_limit: int
+    gpu_seconds: float
+    gpu_seconds_limit: float
+
+
+def short_id(job_id: str) -> str:
+    """The id shown to users: enough to tell their jobs apart, and accepted back by `cancel`."""
+    return job_id[:SHORT_ID_LENGTH]
