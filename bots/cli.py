@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bots.config import ConfigError, Settings, load_settings, read_environment
+from generation.errors import EaselError
 
 log = logging.getLogger("easel")
 
 
-class UsageError(Exception):
+class UsageError(EaselError):
     """Options that do not fit together."""
 
 

@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bots.errors import UserError
-from bots.moderation.matching import BannedPattern, validate
+from bots.moderation.matching import BannedPattern, InvalidPattern, validate
 from generation.config import (
     DefaultsSettings,
     GenerationDefaults,
@@ -29,13 +28,14 @@ from generation.config import (
     defaults_problems,
     resolve_defaults,
 )
+from generation.errors import EaselError
 
 ENV_PREFIX = "EASEL_"
 _OWNER = re.compile(r"[a-z][a-z0-9_-]*:\S+")
 DEFAULT_CONFIG = Path("config.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(EaselError):
     """The configuration cannot be used; the message says which setting and why."""
 
 
@@ -126,8 +126,8 @@ class ModerationSettings(_Section):
         for text, regex in [(word, False) for word in self.banned_words] + [(p, True) for p in self.banned_patterns]:
             try:
                 validate(BannedPattern(text, regex))
-            except UserError as error:
-                raise ValueError(f"moderation: {text!r} cannot be banned: {error.values.get('detail')}") from None
+            except InvalidPattern as error:
+                raise ValueError(f"moderation: {error}") from None
         return self
 
 

@@ -2,15 +2,16 @@
 
 Every error easel raises on purpose descends from `EaselError`. A `UserError` carries a message key and
 its values; adapters render it in the user's language through `bots.texts`, at their one boundary
-(`bots.kit.boundary`). The engine's and the queue's refusals are turned into one by `user_error`, here
-and nowhere else. Anything else that escapes is a bug: it is logged with the job id, and the user is
-told only that something failed and the reference.
+(`bots.kit.boundary`). The engine's, the queue's and the banned-word matcher's refusals are turned into one
+by `user_error`, here and nowhere else. Anything else that escapes is a bug: it is logged with the job id,
+and the user is told only that something failed and the reference.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bots.moderation.matching import InvalidPattern
 from generation.errors import EaselError, InvalidImage, InvalidRequest, QueueFull, QueueRefused, UserQueueFull
 
 
@@ -21,15 +22,21 @@ class UserError(EaselError):
         super().__init__(f"{key}: {values}")
 
 
-def user_error(error: InvalidRequest | InvalidImage | QueueRefused) -> UserError:
-    """The refusal a user is shown for a request the engine or the queue turned down; the engine's own
-    explanation is kept, since it names the bad value and what is allowed."""
+Refusal = InvalidRequest | InvalidImage | QueueRefused | InvalidPattern
+"""What the engine, the queue and the banned-word matcher refuse; the user is told why."""
+
+
+def user_error(error: Refusal) -> UserError:
+    """The refusal a user is shown; the engine's own explanation is kept, since it names the bad value and what
+    is allowed."""
     if isinstance(error, InvalidImage):
         return UserError(f"image.{error.code}", detail=str(error))
     if isinstance(error, InvalidRequest):
         return UserError(
             "request.invalid", field=error.field, value=error.value, allowed=error.allowed, detail=str(error)
         )
+    if isinstance(error, InvalidPattern):
+        return UserError("moderation.bad_pattern", pattern=error.pattern.text, detail=error.detail)
     if isinstance(error, UserQueueFull):
         return UserError("queue.user_full", limit=error.limit)
     if isinstance(error, QueueFull):

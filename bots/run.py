@@ -18,6 +18,7 @@ from bots.config import Environment, Settings
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
 from bots.root import running_core
+from generation.errors import EaselError
 from generation.worker import GenerateFn
 
 log = logging.getLogger("easel")
@@ -25,7 +26,7 @@ log = logging.getLogger("easel")
 REDELIVERY_INTERVAL_SECONDS = 60.0
 
 
-class NothingToRun(Exception):
+class NothingToRun(EaselError):
     """No adapter can start: no platform token, and no console asked for."""
 
 

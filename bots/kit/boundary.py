@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from bots.core.types import short_id
-from bots.errors import UserError, user_error
+from bots.errors import Refusal, UserError, user_error
 from bots.texts import render
-from generation.errors import InvalidImage, InvalidRequest, QueueRefused
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def explain(
     error: BaseException, language: str | None, *, job_id: str | None = None, what: str = "", known: Known | None = None
 ) -> str:
     """The text a user is shown for `error`; a bug is logged here, with its reference and `what` was handled."""
-    if isinstance(error, InvalidRequest | InvalidImage | QueueRefused):
+    if isinstance(error, Refusal):
         error = user_error(error)
     if isinstance(error, UserError):
         return render(error.key, language, **error.values)

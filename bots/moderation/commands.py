@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bots.config import Settings
-from bots.errors import UserError
-from bots.moderation.matching import BannedPattern, validate
+from bots.errors import UserError, user_error
+from bots.moderation.matching import BannedPattern, InvalidPattern, validate
 from bots.moderation.policy import LogEntry, ModerationPolicy, Moderator, Role, community_words
 from storage.database import Database
 from storage.records import Community, Job, User
@@ -110,7 +110,10 @@ class Moderation:
     async def add_word(self, moderator: Moderator, pattern: str, *, regex: bool = False) -> list[BannedPattern]:
         community = await self._community(moderator, Role.MODERATOR)
         banned = BannedPattern(pattern.strip(), regex=regex)
-        validate(banned)
+        try:
+            validate(banned)
+        except InvalidPattern as error:
+            raise user_error(error) from None
         words = [word for word in community_words(community) if word != banned] + [banned]
         await self._save_words(community, words)
         await self._log(moderator, community, "banword.add", banned.text, details={"regex": regex})

@@ -20,7 +20,7 @@ from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parser  # type: ignore[attr-defined]
 from typing import Any, NoReturn
 
-from bots.errors import UserError
+from generation.errors import EaselError
 
 MAX_PATTERN_LENGTH = 200
 # Regular expressions only see this much of the normalised text: a prompt is at most 1000 characters,
@@ -120,6 +120,16 @@ _EMPTY_PROBES = ("", "a", "a b", "1")
 class BannedPattern:
     text: str
     regex: bool = False
+
+
+class InvalidPattern(EaselError):
+    """A banned word or expression that cannot be used: refused to a moderator who adds it, or at start-up
+    when the configuration names it."""
+
+    def __init__(self, pattern: BannedPattern, detail: str) -> None:
+        self.pattern = pattern
+        self.detail = detail
+        super().__init__(f"{pattern.text!r} cannot be banned: {detail}")
 
 
 def normalise(text: str) -> str:
@@ -248,4 +258,4 @@ def _items(node: object) -> Iterator[tuple[Any, Any]]:
 
 
 def _refuse(pattern: BannedPattern, detail: str) -> NoReturn:
-    raise UserError("moderation.bad_pattern", pattern=pattern.text, detail=detail)
+    raise InvalidPattern(pattern, detail)

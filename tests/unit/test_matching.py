@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bots.errors import UserError
-from bots.moderation.matching import MAX_PATTERN_LENGTH, BannedPattern, BannedWords, normalise, validate
+from bots.errors import user_error
+from bots.moderation.matching import MAX_PATTERN_LENGTH, BannedPattern, BannedWords, InvalidPattern, normalise, validate
 
 
 def blocks(pattern: str, text: str, *, regex: bool = False) -> bool:
@@ -150,11 +150,12 @@ def test_regular_expressions(pattern: str, text: str, blocked: bool) -> None:
     ],
 )
 def test_bad_patterns_are_refused_with_the_reason(pattern: str, regex: bool, detail: str) -> None:
-    with pytest.raises(UserError) as refused:
+    with pytest.raises(InvalidPattern) as refused:
         validate(BannedPattern(pattern, regex))
-    assert refused.value.key == "moderation.bad_pattern"
-    assert refused.value.values == {"pattern": pattern, "detail": detail}
-    with pytest.raises(UserError):
+    assert refused.value.pattern == BannedPattern(pattern, regex) and refused.value.detail == detail
+    told = user_error(refused.value)
+    assert told.key == "moderation.bad_pattern" and told.values == {"pattern": pattern, "detail": detail}
+    with pytest.raises(InvalidPattern):
         BannedWords([BannedPattern("fine"), BannedPattern(pattern, regex)])
 
 
