@@ -78,3 +78,18 @@ def test_adapters_never_import_each_other_nor_reach_past_the_core(path: Path) ->
 def test_every_package_is_checked() -> None:
     assert modules("generation") and modules("storage") and modules("bots")
     assert {adapter_of(path) for path in modules("bots")} >= {"discord", "telegram", "console"}
+
+
+MAX_MODULE_LINES = 400
+MAX_CLASS_LINES = 300
+
+
+@pytest.mark.parametrize("path", [*modules("bots"), *modules("generation"), *modules("storage")], ids=relative)
+def test_modules_and_classes_stay_small_enough_to_read(path: Path) -> None:
+    """One job per module: past these sizes a module has grown a second job to split along its seam."""
+    source = path.read_text(encoding="utf-8")
+    assert len(source.splitlines()) <= MAX_MODULE_LINES
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef):
+            assert node.end_lineno is not None
+            assert node.end_lineno - node.lineno + 1 <= MAX_CLASS_LINES, node.name
