@@ -66,7 +66,7 @@ def _chat_adapters(settings: Settings, core: Core, environment: Environment) -> 
     if environment.discord_token:
         from bots.discord.adapter import DiscordAdapter
 
-        adapters.append(DiscordAdapter(core, settings.discord, environment.discord_token))
+        adapters.append(DiscordAdapter(core, settings, environment.discord_token))
     return adapters
 
 

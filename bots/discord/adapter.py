@@ -13,12 +13,15 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bots.config import DiscordSettings, Settings
+from bots.config import Settings
 from bots.core.facade import Core
-from bots.discord.actions import PLATFORM, Actions
-from bots.discord.commands import add_commands, sync_commands
+from bots.discord.buttons import Buttons
+from bots.discord.commands import Handlers, add_commands, sync_commands
 from bots.discord.delivery import Delivery
 from bots.discord.endpoints import point_at
+from bots.discord.images import Images
+from bots.discord.interactions import PLATFORM, on_command_error
+from bots.discord.lookups import Lookups
 from bots.discord.moderation import ModerationActions
 from bots.discord.status import StatusBoard
 from bots.discord.views import JobButton
@@ -38,16 +41,13 @@ def intents(*, message_content: bool) -> discord.Intents:
 class EaselClient(discord.Client):
     """Mentions are off unless a message names them: a prompt that says @everyone notifies nobody."""
 
-    def __init__(
-        self, settings: Settings, actions: Actions, moderation: ModerationActions, delivery: Delivery, **options: Any
-    ) -> None:
+    def __init__(self, settings: Settings, handlers: Handlers, delivery: Delivery, **options: Any) -> None:
         super().__init__(allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings
-        self.actions = actions
-        self.moderation = moderation
+        self.handlers = handlers
         self.delivery = delivery
         self.tree: app_commands.CommandTree[EaselClient] = app_commands.CommandTree(self)
-        self.tree.error(actions.on_command_error)
+        self.tree.error(on_command_error)
         add_commands(self.tree, settings)
 
     async def setup_hook(self) -> None:
@@ -62,7 +62,7 @@ class EaselClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         try:
-            await self.actions.reply_edit(message)
+            await self.handlers.buttons.reply_edit(message)
         except Exception:
             log.exception("handling message %s failed", message.id)
 
@@ -70,21 +70,24 @@ class EaselClient(discord.Client):
 class DiscordAdapter:
     name = PLATFORM
 
-    def __init__(
-        self, service: Core, settings: DiscordSettings, token: str, *, guild_ready_timeout: float = 2.0
-    ) -> None:
-        self.service = service
-        self.settings = service.settings.model_copy(update={"discord": settings})
+    def __init__(self, core: Core, settings: Settings, token: str, *, guild_ready_timeout: float = 2.0) -> None:
+        """`settings` whole: the adapter reads its own section, the limits and defaults its commands offer, and
+        the moderator role."""
+        self.core = core
+        self.settings = settings
         self._token = token
         self._guild_ready_timeout = guild_ready_timeout
-        self.board = StatusBoard(settings.progress_interval_seconds)
-        self.actions = Actions(service, self.settings, self.board)
-        self.moderation = ModerationActions(self.actions)
-        self.delivery = Delivery(service, self.board)
+        self.board = StatusBoard(settings.discord.progress_interval_seconds)
+        moderator_role = settings.moderation.moderator_role
+        images = Images(core, settings, self.board)
+        lookups = Lookups(core, moderator_role)
+        buttons = Buttons(core, settings.limits.max_prompt_length, images, lookups)
+        self.handlers = Handlers(images, buttons, lookups, ModerationActions(core, moderator_role))
+        self.delivery = Delivery(core, self.board)
         self.client: EaselClient | None = None
 
     def register(self) -> None:
-        self.service.listen(PLATFORM, self.delivery.on_event)
+        self.core.listen(PLATFORM, self.delivery.on_event)
 
     async def run(self) -> None:
         point_at(self.settings.discord)
@@ -100,8 +103,7 @@ class DiscordAdapter:
     async def _serve(self, *, message_content: bool) -> None:
         client = EaselClient(
             self.settings,
-            self.actions,
-            self.moderation,
+            self.handlers,
             self.delivery,
             intents=intents(message_content=message_content),
             guild_ready_timeout=self._guild_ready_timeout,

@@ -1,21 +1,30 @@
 """The application commands: slash commands and the "Edit image" message menu.
 
-Definitions only: each command hands its options to the `Actions` that the client holds. Sizes are offered as
+Definitions only: each command hands its options to the handlers that the client holds. Sizes are offered as
 choices, filtered by the configured limits; every other value is checked by the core, which names the range.
+The commands are the catalogue's, as `SPELLINGS` shows them, and checked against it whenever they are built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord import app_commands
 
 from bots.config import Settings
-from bots.discord.actions import Actions
+from bots.discord.buttons import Buttons
+from bots.discord.images import Images
+from bots.discord.interactions import PLATFORM
+from bots.discord.lookups import Lookups
 from bots.discord.moderation import ModerationActions
+from bots.discord.spellings import CAPABILITIES, SPELLINGS
+from bots.kit.catalogue import Audience, check_served
 from bots.moderation.policy import NSFW_POLICIES
 from bots.texts import SOURCE_LANGUAGE, render, resolve_language, text_of
+from generation.asks import Options
 
 SIZES = ("512x512", "768x768", "1024x1024", "768x512", "512x768", "1024x576", "576x1024")
 """Common shapes; the configured default size is offered too."""
@@ -25,9 +34,26 @@ LIMITS_TO_CLEAR = ("images_per_day", "max_size", "max_steps", "all")
 AppCommand = app_commands.Command[Any, ..., None] | app_commands.ContextMenu | app_commands.Group
 
 
+@dataclass(frozen=True)
+class Handlers:
+    """What the commands, the buttons and the menu call; the client holds one."""
+
+    images: Images
+    buttons: Buttons
+    lookups: Lookups
+    moderation: ModerationActions
+
+
 def _text(key: str) -> app_commands.locale_str:
     """An English text that Discord shows translated, through `CatalogTranslator`, in each user's language."""
     return app_commands.locale_str(render(key), key=key)
+
+
+def _describe(*names: str, **keys: str) -> Any:
+    """Option descriptions by key: `size` is described by `discord.option.size`, `prompt="change"` by
+    `discord.option.change`."""
+    chosen = {**{name: name for name in names}, **keys}
+    return app_commands.describe(**{name: _text(f"discord.option.{key}") for name, key in chosen.items()})
 
 
 class CatalogTranslator(app_commands.Translator):
@@ -44,41 +70,27 @@ class CatalogTranslator(app_commands.Translator):
         return None if translated == string.message else translated
 
 
-def _actions(interaction: discord.Interaction) -> Actions:
-    actions: Actions = interaction.client.actions  # type: ignore[attr-defined]
-    return actions
+def _handlers(interaction: discord.Interaction) -> Handlers:
+    handlers: Handlers = interaction.client.handlers  # type: ignore[attr-defined]
+    return handlers
 
 
-def _moderation(interaction: discord.Interaction) -> ModerationActions:
-    moderation: ModerationActions = interaction.client.moderation  # type: ignore[attr-defined]
-    return moderation
-
-
-def size_choices(settings: Settings) -> list[str]:
-    defaults = settings.generation_defaults
+def size_choices(settings: Settings) -> list[app_commands.Choice[str]]:
+    defaults, limits = settings.generation_defaults, settings.limits
     sizes = [f"{defaults.width}x{defaults.height}", *SIZES]
-    return [size for size in dict.fromkeys(sizes) if _fits(size, settings)]
-
-
-def _fits(size: str, settings: Settings) -> bool:
-    limits = settings.limits
-    width, height = (int(side) for side in size.split("x"))
-    return width <= limits.max_width and height <= limits.max_height and width * height <= limits.max_pixels
+    fitting = []
+    for size in dict.fromkeys(sizes):
+        width, height = (int(side) for side in size.split("x"))
+        if width <= limits.max_width and height <= limits.max_height and width * height <= limits.max_pixels:
+            fitting.append(app_commands.Choice(name=size, value=size))
+    return fitting
 
 
 def build_commands(settings: Settings) -> list[AppCommand]:
-    sizes = [app_commands.Choice(name=size, value=size) for size in size_choices(settings)]
+    sizes = size_choices(settings)
 
     @app_commands.command(name="imagine", description=_text("discord.command.imagine"))
-    @app_commands.describe(
-        prompt=_text("discord.option.prompt"),
-        negative=_text("discord.option.negative"),
-        size=_text("discord.option.size"),
-        steps=_text("discord.option.steps"),
-        guidance=_text("discord.option.guidance"),
-        seed=_text("discord.option.seed"),
-        count=_text("discord.option.count"),
-    )
+    @_describe("prompt", "negative", "size", "steps", "guidance", "seed", "count")
     @app_commands.choices(size=sizes)
     async def imagine(
         interaction: discord.Interaction,
@@ -90,35 +102,18 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         seed: int | None = None,
         count: app_commands.Range[int, 1, 4] | None = None,
     ) -> None:
-        await _actions(interaction).imagine(
-            interaction,
-            prompt,
-            negative=negative,
-            size=size,
-            steps=steps,
-            guidance=guidance,
-            seed=seed,
-            count=count,
-        )
+        chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, seed=seed, count=count)
+        await _handlers(interaction).images.imagine(interaction, prompt, chosen, size)
 
     @app_commands.command(name="edit", description=_text("discord.command.edit"))
-    @app_commands.describe(
-        image=_text("discord.option.image"),
-        prompt=_text("discord.option.change"),
-        strength=_text("discord.option.strength"),
-    )
+    @_describe("image", "strength", prompt="change")
     async def edit(
         interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
     ) -> None:
-        await _actions(interaction).edit(interaction, image, prompt, strength)
+        await _handlers(interaction).images.edit(interaction, image, prompt, strength)
 
     @app_commands.command(name="inpaint", description=_text("discord.command.inpaint"))
-    @app_commands.describe(
-        image=_text("discord.option.image"),
-        prompt=_text("discord.option.change"),
-        mask=_text("discord.option.mask"),
-        region=_text("discord.option.region"),
-    )
+    @_describe("image", "mask", "region", prompt="change")
     async def inpaint(
         interaction: discord.Interaction,
         image: discord.Attachment,
@@ -126,16 +121,11 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         mask: discord.Attachment | None = None,
         region: str | None = None,
     ) -> None:
-        await _actions(interaction).inpaint(interaction, image, prompt, mask, region)
+        await _handlers(interaction).images.inpaint(interaction, image, prompt, mask, region)
 
     @app_commands.command(name="mix", description=_text("discord.command.mix"))
-    @app_commands.describe(
-        image1=_text("discord.option.mix_image"),
-        image2=_text("discord.option.mix_image"),
-        image3=_text("discord.option.mix_image"),
-        image4=_text("discord.option.mix_image"),
-        prompt=_text("discord.option.mix_prompt"),
-        weights=_text("discord.option.weights"),
+    @_describe(
+        "weights", image1="mix_image", image2="mix_image", image3="mix_image", image4="mix_image", prompt="mix_prompt"
     )
     async def mix(
         interaction: discord.Interaction,
@@ -147,33 +137,67 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         weights: str | None = None,
     ) -> None:
         images = [image for image in (image1, image2, image3, image4) if image is not None]
-        await _actions(interaction).mix(interaction, images, prompt, weights)
+        await _handlers(interaction).images.mix(interaction, images, prompt, weights)
 
     @app_commands.command(name="history", description=_text("discord.command.history"))
     async def history(interaction: discord.Interaction) -> None:
-        await _actions(interaction).history(interaction)
+        await _handlers(interaction).lookups.history(interaction)
 
     @app_commands.command(name="quota", description=_text("discord.command.quota"))
     async def quota(interaction: discord.Interaction) -> None:
-        await _actions(interaction).quota(interaction)
+        await _handlers(interaction).lookups.quota(interaction)
 
     @app_commands.command(name="queue", description=_text("discord.command.queue"))
     async def queue(interaction: discord.Interaction) -> None:
-        await _actions(interaction).queue(interaction)
+        await _handlers(interaction).lookups.queue(interaction)
 
     @app_commands.command(name="cancel", description=_text("discord.command.cancel"))
-    @app_commands.describe(job=_text("discord.option.job"))
+    @_describe("job")
     async def cancel(interaction: discord.Interaction, job: str | None = None) -> None:
-        await _actions(interaction).cancel(interaction, job)
+        await _handlers(interaction).lookups.cancel(interaction, job)
+
+    @app_commands.command(name="settings", description=_text("discord.command.settings"))
+    @_describe("size", "steps", "guidance", "negative", "count", "reset")
+    @app_commands.choices(size=sizes)
+    async def preferences(
+        interaction: discord.Interaction,
+        size: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        negative: str | None = None,
+        count: app_commands.Range[int, 1, 4] | None = None,
+        reset: bool = False,
+    ) -> None:
+        chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, count=count)
+        await _handlers(interaction).lookups.settings(interaction, chosen, size, reset)
+
+    @app_commands.command(name="help", description=_text("discord.command.help"))
+    async def help_(interaction: discord.Interaction) -> None:
+        await _handlers(interaction).lookups.help(interaction, Audience.EVERYONE)
 
     @app_commands.context_menu(name=_text("discord.command.edit_image"))
     async def edit_image(interaction: discord.Interaction, message: discord.Message) -> None:
-        await _actions(interaction).open_edit_for_message(interaction, message)
+        await _handlers(interaction).buttons.open_edit_for_message(interaction, message)
 
-    return [imagine, edit, inpaint, mix, history, quota, queue, cancel, edit_image, moderation_group(settings)]
+    commands: list[AppCommand] = [
+        imagine,
+        edit,
+        inpaint,
+        mix,
+        history,
+        quota,
+        queue,
+        cancel,
+        preferences,
+        help_,
+        edit_image,
+        moderation_group(sizes),
+    ]
+    check_served(PLATFORM, CAPABILITIES, served(commands))
+    return commands
 
 
-def moderation_group(settings: Settings) -> app_commands.Group:
+def moderation_group(sizes: list[app_commands.Choice[str]]) -> app_commands.Group:
     """/mod: shown by Discord to members with Manage Server only, in servers only; the core still checks every
     call, since a hidden command can be sent all the same, and a moderator role may use part of it."""
     mod = app_commands.Group(
@@ -185,23 +209,29 @@ def moderation_group(settings: Settings) -> app_commands.Group:
     )
     banword = app_commands.Group(name="banword", description=_text("discord.mod.command.banword"), parent=mod)
     channels = app_commands.Group(name="channels", description=_text("discord.mod.command.channels"), parent=mod)
-    sizes = [app_commands.Choice(name=size, value=size) for size in size_choices(settings)]
     policies = [app_commands.Choice(name=_text(f"discord.mod.nsfw.{policy}"), value=policy) for policy in NSFW_POLICIES]
     clearable = [app_commands.Choice(name=_text(f"discord.mod.clear.{key}"), value=key) for key in LIMITS_TO_CLEAR]
+
+    def moderation(interaction: discord.Interaction) -> ModerationActions:
+        return _handlers(interaction).moderation
+
+    @mod.command(name="help", description=_text("discord.mod.command.help"))
+    async def help_(interaction: discord.Interaction) -> None:
+        await _handlers(interaction).lookups.help(interaction, Audience.MODERATORS)
 
     @banword.command(name="add", description=_text("discord.mod.command.banword_add"))
     @app_commands.describe(pattern=_text("discord.mod.option.pattern"), regex=_text("discord.mod.option.regex"))
     async def banword_add(interaction: discord.Interaction, pattern: str, regex: bool = False) -> None:
-        await _moderation(interaction).add_word(interaction, pattern, regex)
+        await moderation(interaction).add_word(interaction, pattern, regex)
 
     @banword.command(name="remove", description=_text("discord.mod.command.banword_remove"))
     @app_commands.describe(pattern=_text("discord.mod.option.pattern"))
     async def banword_remove(interaction: discord.Interaction, pattern: str) -> None:
-        await _moderation(interaction).remove_word(interaction, pattern)
+        await moderation(interaction).remove_word(interaction, pattern)
 
     @banword.command(name="list", description=_text("discord.mod.command.banword_list"))
     async def banword_list(interaction: discord.Interaction) -> None:
-        await _moderation(interaction).list_words(interaction)
+        await moderation(interaction).list_words(interaction)
 
     @mod.command(name="ban", description=_text("discord.mod.command.ban"))
     @app_commands.rename(everywhere="global")
@@ -218,19 +248,19 @@ def moderation_group(settings: Settings) -> app_commands.Group:
         reason: str | None = None,
         everywhere: bool = False,
     ) -> None:
-        await _moderation(interaction).ban(interaction, user, duration, reason, everywhere)
+        await moderation(interaction).ban(interaction, user, duration, reason, everywhere)
 
     @mod.command(name="unban", description=_text("discord.mod.command.unban"))
     @app_commands.rename(everywhere="global")
     @app_commands.describe(user=_text("discord.mod.option.user"), everywhere=_text("discord.mod.option.global"))
     async def unban(interaction: discord.Interaction, user: discord.User, everywhere: bool = False) -> None:
-        await _moderation(interaction).unban(interaction, user, everywhere)
+        await moderation(interaction).unban(interaction, user, everywhere)
 
     @mod.command(name="nsfw", description=_text("discord.mod.command.nsfw"))
     @app_commands.describe(policy=_text("discord.mod.option.policy"))
     @app_commands.choices(policy=policies)
     async def nsfw(interaction: discord.Interaction, policy: str) -> None:
-        await _moderation(interaction).nsfw(interaction, policy)
+        await moderation(interaction).nsfw(interaction, policy)
 
     @mod.command(name="limits", description=_text("discord.mod.command.limits"))
     @app_commands.describe(
@@ -247,40 +277,62 @@ def moderation_group(settings: Settings) -> app_commands.Group:
         max_steps: int | None = None,
         clear: str | None = None,
     ) -> None:
-        await _moderation(interaction).limits(interaction, images_per_day, max_size, max_steps, clear)
+        await moderation(interaction).limits(interaction, images_per_day, max_size, max_steps, clear)
 
     @channels.command(name="add", description=_text("discord.mod.command.channels_add"))
     @app_commands.describe(channel=_text("discord.mod.option.channel"))
     async def channels_add(interaction: discord.Interaction, channel: app_commands.AppCommandChannel) -> None:
-        await _moderation(interaction).channels(interaction, "add", channel.id)
+        await moderation(interaction).channels(interaction, "add", channel.id)
 
     @channels.command(name="remove", description=_text("discord.mod.command.channels_remove"))
     @app_commands.describe(channel=_text("discord.mod.option.channel"))
     async def channels_remove(interaction: discord.Interaction, channel: app_commands.AppCommandChannel) -> None:
-        await _moderation(interaction).channels(interaction, "remove", channel.id)
+        await moderation(interaction).channels(interaction, "remove", channel.id)
 
     @channels.command(name="list", description=_text("discord.mod.command.channels_list"))
     async def channels_list(interaction: discord.Interaction) -> None:
-        await _moderation(interaction).channels(interaction, "list")
+        await moderation(interaction).channels(interaction, "list")
 
     @channels.command(name="clear", description=_text("discord.mod.command.channels_clear"))
     async def channels_clear(interaction: discord.Interaction) -> None:
-        await _moderation(interaction).channels(interaction, "clear")
+        await moderation(interaction).channels(interaction, "clear")
 
     @mod.command(name="log", description=_text("discord.mod.command.log"))
     async def log(interaction: discord.Interaction) -> None:
-        await _moderation(interaction).log(interaction)
+        await moderation(interaction).log(interaction)
 
     @mod.command(name="export", description=_text("discord.mod.command.export"))
     async def export(interaction: discord.Interaction) -> None:
-        await _moderation(interaction).export(interaction)
+        await moderation(interaction).export(interaction)
 
     @mod.command(name="purge", description=_text("discord.mod.command.purge"))
     @app_commands.describe(user=_text("discord.mod.option.user"))
     async def purge(interaction: discord.Interaction, user: discord.User) -> None:
-        await _moderation(interaction).purge(interaction, user)
+        await moderation(interaction).purge(interaction, user)
 
     return mod
+
+
+def served(commands: Sequence[AppCommand]) -> dict[str, str]:
+    """The catalogue's commands that `commands` serve, by catalogue name: a slash command counts under its own
+    spelling or its group's (`/mod channels add` serves `mod.channels`); one spelled nowhere counts under its
+    own name, which the catalogue check then calls foreign. Buttons are always there."""
+    names = {spelling: name for name, spelling in SPELLINGS.items()}
+    found = {name: spelling for name, spelling in SPELLINGS.items() if not spelling.startswith("/")}
+    for command in _slash_commands(commands):
+        words = command.qualified_name.split()
+        spellings = ["/" + " ".join(words[:length]) for length in range(len(words), 0, -1)]
+        spelling = next((spelling for spelling in spellings if spelling in names), spellings[0])
+        found[names.get(spelling, spelling)] = spelling
+    return found
+
+
+def _slash_commands(commands: Sequence[AppCommand]) -> Iterator[app_commands.Command[Any, ..., Any]]:
+    for command in commands:
+        if isinstance(command, app_commands.Group):
+            yield from (sub for sub in command.walk_commands() if isinstance(sub, app_commands.Command))
+        elif isinstance(command, app_commands.Command):
+            yield command
 
 
 def add_commands(tree: app_commands.CommandTree[Any], settings: Settings) -> None:

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 
 import discord
 
-from bots.discord.actions import Actions, Reply, delete_messages, fenced, moderator_of
+from bots.core.facade import Core
+from bots.discord.interactions import Reply, answer, delete_messages, fenced, moderator_of, option
 from bots.errors import UserError
 from bots.moderation.policy import LIMIT_KEYS, LogEntry, Moderator
-from bots.parsing import parse_duration, parse_option
+from bots.parsing import parse_duration
 from bots.texts import render
 
 LOG_LIMIT = 20
@@ -26,11 +27,10 @@ ModerationCall = Callable[[Moderator, str | None], Awaitable[str | Reply]]
 
 
 class ModerationActions:
-    def __init__(self, actions: Actions) -> None:
-        self.actions = actions
-        self.service = actions.service
-        self.moderation = actions.service.moderation
-        self.moderator_role = actions.settings.moderation.moderator_role
+    def __init__(self, core: Core, moderator_role: str) -> None:
+        self.core = core
+        self.moderation = core.moderation
+        self.moderator_role = moderator_role
 
     async def add_word(self, interaction: discord.Interaction, pattern: str, regex: bool) -> None:
         async def call(moderator: Moderator, language: str | None) -> str:
@@ -155,7 +155,7 @@ class ModerationActions:
         """Delete every image the user made in this server, and the bot's messages that showed them."""
 
         async def call(moderator: Moderator, language: str | None) -> str:
-            links = await self.service.purge(moderator, str(user.id))
+            links = await self.core.purge(moderator, str(user.id))
             refused = await delete_messages(interaction.client, links)
             purged = render("discord.mod.purged", language, user=user.mention, count=len(links))
             return purged + ("\n" + render("discord.forbidden", language) if refused else "")
@@ -165,7 +165,7 @@ class ModerationActions:
     async def _run(self, interaction: discord.Interaction, call: ModerationCall) -> None:
         """Answer ephemerally as the moderator Discord says the member is; the core decides what they may do."""
         moderator = moderator_of(interaction, self.moderator_role)
-        await self.actions.answer(interaction, lambda actor: call(moderator, actor.language))
+        await answer(interaction, lambda context: call(moderator, context.language))
 
 
 def ban_end(duration: str) -> datetime:
@@ -183,7 +183,7 @@ def _limit_changes(
     if images_per_day is not None:
         changes["images_per_day"] = images_per_day
     if max_size:
-        size = parse_option("size", "".join(max_size.split()))
+        size = option("size", max_size)
         changes.update(max_width=size.width, max_height=size.height)
     if max_steps is not None:
         changes["max_steps"] = max_steps

@@ -1,28 +1,31 @@
-"""One status message per job, edited while it waits and draws.
+"""One status message per job, edited while it waits and draws, at the pace the kit's `Throttle` keeps.
 
-Progress comes faster than Discord lets a bot edit messages, so edits are coalesced: at most one edit per job in
-flight and one per interval, the latest text winning. discord.py waits out 429s on its own; because edits run
-in their own task, that wait never holds up the core that reports progress.
+The message exists before the job does (a deferred response, or the "got it" reply to a message): it is expected
+under the id of what asked (`Place.message_id`), and the job's queued event, which names that id (`reply_to`),
+claims it for the job. So the acknowledgement is the queued event's view, as on every adapter.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
-import aiohttp
 import discord
 
+from bots.discord.interactions import cut
 from bots.discord.uploads import Upload
+from bots.discord.views import discord_view
+from bots.kit.throttle import Throttle
+from bots.kit.views import Button
 
 log = logging.getLogger(__name__)
 
 TOKEN_MARGIN = timedelta(seconds=30)
 """An interaction token lasts 15 minutes; an edit begun this close to the end may not make it."""
+
+Drawn = tuple[str, tuple[Button, ...]]
 
 
 @dataclass
@@ -51,9 +54,9 @@ class Status:
     ) -> discord.Message:
         attachments = [upload.file() for upload in uploads] if uploads else discord.utils.MISSING
         if self.interaction is not None:
-            return await self.interaction.edit_original_response(content=text, view=view, attachments=attachments)
+            return await self.interaction.edit_original_response(content=cut(text), view=view, attachments=attachments)
         assert self.message is not None
-        return await self.message.edit(content=text, view=view, attachments=attachments)
+        return await self.message.edit(content=cut(text), view=view, attachments=attachments)
 
     async def discard(self, client: discord.Client) -> None:
         """Remove a status message that can no longer be edited, once its job was answered in the channel."""
@@ -66,59 +69,47 @@ class Status:
             log.info("could not remove the stale status message %s: %s", self.response_id, error)
 
 
-@dataclass
-class _Entry:
-    status: Status
-    latest: tuple[str, discord.ui.View | None] | None = None
-    last_edit: float = float("-inf")
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-
 class StatusBoard:
     def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._entries: dict[str, _Entry] = {}
+        self._throttle: Throttle[Drawn] = Throttle(interval, self._draw)
+        self._expected: dict[str, Status] = {}
+        self._statuses: dict[str, Status] = {}
+
+    def expect(self, key: str, status: Status) -> None:
+        """A job is about to be asked for by the message `key`; its queued event will claim `status`."""
+        self._expected[key] = status
+
+    def drop(self, key: str) -> None:
+        """The core refused (or has answered): nothing will claim the status expected under `key`."""
+        self._expected.pop(key, None)
+
+    def claim(self, key: str, job_id: str) -> None:
+        status = self._expected.pop(key, None)
+        if status is not None:
+            self.track(job_id, status)
 
     def track(self, job_id: str, status: Status) -> None:
-        self._entries[job_id] = _Entry(status)
+        self._statuses[job_id] = status
 
-    def show(self, job_id: str, text: str, view: discord.ui.View | None = None) -> None:
-        """Schedule an edit of the job's status message; returns at once."""
-        entry = self._entries.get(job_id)
-        if entry is None:
-            return
-        entry.latest = (text, view)
-        if entry.task is None or entry.task.done():
-            entry.task = asyncio.create_task(self._flush(job_id, entry), name=f"easel-discord-status-{job_id}")
+    def show(self, job_id: str, text: str, buttons: Sequence[Button] = ()) -> None:
+        """Schedule a draw of the job's status message, when it has one; returns at once."""
+        if job_id in self._statuses:
+            self._throttle.show(job_id, (text, tuple(buttons)))
 
     async def release(self, job_id: str) -> Status | None:
         """Stop editing the job's status message and hand it over for the final result."""
-        entry = self._entries.pop(job_id, None)
-        if entry is None:
-            return None
-        if entry.task is not None and not entry.task.done():
-            entry.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await entry.task
-        return entry.status
+        await self._throttle.release(job_id)
+        return self._statuses.pop(job_id, None)
 
     async def close(self) -> None:
         """The client is closing: its interactions and messages can no longer be edited through it."""
-        for job_id in list(self._entries):
-            await self.release(job_id)
+        await self._throttle.close()
+        self._statuses.clear()
+        self._expected.clear()
 
-    async def _flush(self, job_id: str, entry: _Entry) -> None:
-        loop = asyncio.get_running_loop()
-        while entry.latest is not None:
-            wait = entry.last_edit + self._interval - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            text, view = entry.latest
-            entry.latest = None
-            if not entry.status.usable():
-                return
-            try:
-                await entry.status.show(text, view)
-            except (discord.HTTPException, aiohttp.ClientError) as error:
-                log.warning("editing the status of job %s failed: %s", job_id, error)
-            entry.last_edit = loop.time()
+    async def _draw(self, job_id: str, drawn: Drawn) -> None:
+        status = self._statuses.get(job_id)
+        if status is None or not status.usable():
+            return
+        text, buttons = drawn
+        await status.show(text, discord_view(buttons))

@@ -1,37 +1,44 @@
-"""The buttons under status and result messages, and the modal that asks how to edit an image.
+"""The kit's buttons as Discord components, and the modal that asks how to edit an image.
 
 Buttons are persistent dynamic items: their custom id carries the action and the job id (and the image number
-for variations), nothing else, so they keep working after a restart. What a button does is up to the
-`JobActions` that the client holds.
+for variations), `easel:{action}:{job_id}[:{index}]`, nothing else, so buttons already in channels keep working
+after a restart and across versions. What a press does is up to the buttons handler that the client holds.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import discord
 
+from bots.kit.views import Action, Button, Style
 from bots.texts import render
 
 MAX_TEXT_INPUT = 4000
 MODAL_TIMEOUT_SECONDS = 15 * 60
 """An edit form left open longer is forgotten, so forms that are never sent do not pile up in memory."""
 
+STYLES = {
+    Style.PRIMARY: discord.ButtonStyle.primary,
+    Style.SECONDARY: discord.ButtonStyle.secondary,
+    Style.DANGER: discord.ButtonStyle.danger,
+}
 
-class JobActions(Protocol):
-    async def on_button(self, interaction: discord.Interaction, action: str, job_id: str, index: int | None) -> None:
+
+class Pressed(Protocol):
+    async def on_button(self, interaction: discord.Interaction, action: Action, job_id: str, index: int | None) -> None:
         """A press on one of the job buttons."""
 
 
 class JobButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=re.compile(r"easel:(?P<action>reroll|vary|edit|delete|cancel):(?P<job>[0-9a-f]{32})(?::(?P<index>\d))?"),
+    template=re.compile(rf"easel:(?P<action>{'|'.join(Action)}):(?P<job>[0-9a-f]{{32}})(?::(?P<index>\d))?"),
 ):
     def __init__(
         self,
-        action: str,
+        action: Action,
         job_id: str,
         index: int | None = None,
         *,
@@ -49,38 +56,22 @@ class JobButton(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> JobButton:
         index = match["index"]
-        return cls(match["action"], match["job"], None if index is None else int(index))
+        return cls(Action(match["action"]), match["job"], None if index is None else int(index))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        actions: JobActions = interaction.client.actions  # type: ignore[attr-defined]
-        await actions.on_button(interaction, self.action, self.job_id, self.index)
+        buttons: Pressed = interaction.client.handlers.buttons  # type: ignore[attr-defined]
+        await buttons.on_button(interaction, self.action, self.job_id, self.index)
 
 
-def status_view(job_id: str, language: str | None) -> discord.ui.View:
-    """Under a job that waits or draws: Cancel."""
+def discord_view(buttons: Sequence[Button]) -> discord.ui.View | None:
+    """The kit's buttons under a message; None (no components) when there are none."""
+    if not buttons:
+        return None
     view = discord.ui.View(timeout=None)
-    view.add_item(
-        JobButton("cancel", job_id, label=render("button.cancel", language), style=discord.ButtonStyle.danger)
-    )
-    return view
-
-
-def result_view(job_id: str, count: int, language: str | None) -> discord.ui.View:
-    """Under a result: Reroll, Variations (one per image when there are several), Edit, Delete."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(
-        JobButton("reroll", job_id, label=render("button.reroll", language), style=discord.ButtonStyle.primary)
-    )
-    if count == 1:
-        view.add_item(JobButton("vary", job_id, 0, label=render("button.variations", language)))
-    else:
-        for index in range(count):
-            label = render("button.variation_of", language, number=index + 1)
-            view.add_item(JobButton("vary", job_id, index, label=label))
-    view.add_item(JobButton("edit", job_id, label=render("button.edit", language)))
-    view.add_item(
-        JobButton("delete", job_id, label=render("button.delete", language), style=discord.ButtonStyle.danger)
-    )
+    for button in buttons:
+        view.add_item(
+            JobButton(button.action, button.job_id, button.index, label=button.label, style=STYLES[button.style])
+        )
     return view
 
 

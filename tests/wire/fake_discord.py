@@ -209,9 +209,11 @@ class FakeDiscord:
         self.channels[channel.id] = channel
         return channel
 
-    async def create_guild(self, guild_id: int = GUILD_ID, *, roles: dict[str, int] | None = None) -> None:
-        """GUILD_CREATE, as Discord sends it for each guild of the bot: its roles (`roles` maps names to ids) and
-        channels, so that the client can name the roles a member holds."""
+    async def create_guild(
+        self, guild_id: int = GUILD_ID, *, roles: dict[str, int] | None = None, preferred_locale: str = "en-US"
+    ) -> None:
+        """GUILD_CREATE, as Discord sends it for each guild of the bot: its roles (`roles` maps names to ids),
+        channels and language, so that the client can name the roles a member holds."""
         everyone = {"name": "@everyone", "id": guild_id}
         role_payloads = [
             {
@@ -231,6 +233,7 @@ class FakeDiscord:
         guild = {
             "id": str(guild_id),
             "name": f"guild {guild_id}",
+            "preferred_locale": preferred_locale,
             "owner_id": "1",
             "roles": role_payloads,
             "channels": channels,
@@ -261,10 +264,11 @@ class FakeDiscord:
         age: timedelta = timedelta(0),
         attachment_size_limit: int = 10 * 1024 * 1024,
         channel: FakeChannel | None = None,
+        locale: str = "en-US",
     ) -> FakeInteraction:
-        """A slash command in `channel` (the default one when None); a name with spaces (`mod banword add`) is a
-        subcommand. Options are typed by their value: a member payload is a user option, a `FakeChannel` a
-        channel option; `attachments` maps option names to `attachment()` payloads."""
+        """A slash command in `channel` (the default one when None), from a client set to `locale`; a name with
+        spaces (`mod banword add`) is a subcommand. Options are typed by their value: a member payload is a user
+        option, a `FakeChannel` a channel option; `attachments` maps option names to `attachment()` payloads."""
         wire_options: list[dict[str, Any]] = []
         resolved: dict[str, Any] = {}
         for key, value in (options or {}).items():
@@ -277,7 +281,9 @@ class FakeDiscord:
             wire_options = [{"name": part, "type": kind, "options": wire_options}]
         data = {"id": str(self.snowflake()), "name": command, "type": 1, "options": wire_options, "resolved": resolved}
         place = channel or self.channels[CHANNEL_ID]
-        return await self._interact(2, data, member, app_permissions, age, attachment_size_limit, channel=place)
+        return await self._interact(
+            2, data, member, app_permissions, age, attachment_size_limit, channel=place, locale=locale
+        )
 
     async def press(self, message: FakeMessage, custom_id: str, *, member: dict[str, Any]) -> FakeInteraction:
         assert custom_id in message.custom_ids(), f"{custom_id} is not on message {message.id}"
@@ -397,6 +403,7 @@ class FakeDiscord:
         message: FakeMessage | None = None,
         *,
         channel: FakeChannel | None = None,
+        locale: str = "en-US",
     ) -> FakeInteraction:
         place = channel or self.channels[CHANNEL_ID]
         created = datetime.now(UTC) - age
@@ -414,7 +421,7 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "app_permissions": str(app_permissions),
-            "locale": "en-US",
+            "locale": locale,
             "guild_locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(place.guild_id)},

@@ -38,8 +38,13 @@ from bots.config import Settings, read_environment
 from bots.core.types import Actor, EventKind, JobEvent
 from bots.discord import delivery as delivery_module
 from bots.discord.adapter import DiscordAdapter
+from bots.discord.commands import build_commands, served
 from bots.discord.endpoints import point_at
+from bots.discord.spellings import CAPABILITIES
 from bots.discord.status import StatusBoard
+from bots.errors import UserError
+from bots.kit.catalogue import check_served, commands_for
+from bots.parsing import parse_prompt
 from bots.run import serve
 from bots.texts import render
 from generation.engine import Engine
@@ -158,7 +163,7 @@ async def start_bot(fake: FakeDiscord, stack: Launch, tmp_path: Path) -> AsyncIt
     async def start(core: Stack | None = None, generate: Any = None, **overrides: Any) -> Bot:
         if core is None:
             core = await stack(settings_for(fake, tmp_path, **overrides), generate)
-        adapter = DiscordAdapter(core.core, core.settings.discord, TOKEN, guild_ready_timeout=0.05)
+        adapter = DiscordAdapter(core.core, core.settings, TOKEN, guild_ready_timeout=0.05)
         adapter.register()
         task = asyncio.create_task(adapter.run())
         bot = Bot(fake, core, adapter, task)
@@ -277,7 +282,7 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
         "at least 2 images; this one has 1": await fake.command(
             "mix", {"prompt": "cats"}, member=ALICE, attachments={"image1": picture}
         ),
-        "weights must be numbers": await fake.command(
+        "--weights needs numbers": await fake.command(
             "mix", {"weights": "a lot"}, member=ALICE, attachments={"image1": picture, "image2": picture}
         ),
         "attach_files": await fake.command(
@@ -309,6 +314,15 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
     assert stored is not None
     chosen = {"steps": 3, "prior_steps": 3, "guidance_scale": 5.5, "negative_prompt": "dogs", "width": 64}
     assert {key: stored.parameters[key] for key in chosen} == chosen
+
+
+async def test_a_refusal_that_quotes_a_long_value_still_fits_in_a_message(start_bot: StartBot) -> None:
+    bot = await start_bot()
+
+    refused = await bot.fake.command("imagine", {"prompt": "a cat --steps " + "9" * 3000}, member=ALICE)
+
+    reply = await bot.ephemeral_reply(refused)
+    assert "steps" in reply and len(reply) == 2000 and reply.endswith("…")
 
 
 async def test_edit_inpaint_and_mix_take_attachments(start_bot: StartBot) -> None:
@@ -454,6 +468,85 @@ async def test_replying_to_a_result_or_using_the_menu_edits_it(start_bot: StartB
     wrong = await fake.message_command("Edit image", chatter, member=ALICE)
     await fake.wait_for(lambda: wrong.modal)
     assert "not one of my images" in await bot.ephemeral_reply(await fake.submit_modal(wrong, ["x"], member=ALICE))
+
+
+async def test_a_refused_reply_is_answered_in_the_language_easel_knows_for_its_author(start_bot: StartBot) -> None:
+    """A message says no language: the one stored for its author wins, else the server's."""
+    bot = await start_bot()
+    fake = bot.fake
+    result = await bot.result_of(await fake.command("imagine", {"prompt": "a red cat"}, member=ALICE))
+    await bot.ephemeral_reply(await fake.command("quota", member=BOB, locale="ru"))
+    text = "in blue --bogus 3"
+    with pytest.raises(UserError) as bad:
+        parse_prompt(text)
+
+    async def refusal_of(asked: FakeMessage) -> str:
+        answer = await fake.wait_for(
+            lambda: next(
+                (m for m in fake.messages.values() if m.reference == asked.id and "--bogus" in m.content), None
+            )
+        )
+        return answer.content
+
+    assert await refusal_of(await fake.say(text, member=BOB, reply_to=result)) == render(
+        bad.value.key, "ru", **bad.value.values
+    )
+    await fake.create_guild(GUILD_ID, preferred_locale="de")
+    await fake.wait_for(lambda: bot.adapter.client and bot.adapter.client.get_guild(GUILD_ID))
+    newcomer = member(1009, "nina")
+    assert await refusal_of(await fake.say(text, member=newcomer, reply_to=result)) == render(
+        bad.value.key, "de", **bad.value.values
+    )
+    assert await bot.core.core.history(bot.actor(BOB_ID)) == []
+    assert await bot.core.core.history(bot.actor(1009)) == []
+
+
+async def test_settings_show_save_and_reset_the_defaults_that_later_requests_use(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+
+    async def settings(options: dict[str, Any] | None = None, locale: str = "en-US") -> str:
+        return await bot.ephemeral_reply(await fake.command("settings", options, member=ALICE, locale=locale))
+
+    assert await settings() == "You have no defaults of your own; requests use the bot's."
+    saved = await settings({"size": "64x64", "steps": 3, "guidance": 5.5, "negative": "dogs"})
+    assert saved == "Saved. Your defaults: --guidance 5.5, --height 64, --neg dogs, --steps 3, --width 64."
+    assert await settings() == "Your defaults: --guidance 5.5, --height 64, --neg dogs, --steps 3, --width 64."
+    assert "steps" in await settings({"steps": 1000})
+    assert "got 'huge'" in await settings({"size": "huge"})
+
+    await bot.result_of(await fake.command("imagine", {"prompt": "a cat"}, member=ALICE))
+    (job,) = await bot.core.core.history(bot.actor(ALICE_ID))
+    stored = await bot.core.db.get_job(job.job_id)
+    assert stored is not None
+    assert (stored.parameters["steps"], stored.parameters["negative_prompt"]) == (3, "dogs")
+
+    assert await settings({"reset": True}, locale="ru") == render("settings.reset", "ru")
+    assert await settings() == "You have no defaults of your own; requests use the bot's."
+    assert await settings({"reset": True, "count": 2}) == "Saved. Your defaults: --count 2."
+
+
+async def test_help_lists_the_commands_everyone_may_use_in_the_users_language(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+
+    shown = await bot.ephemeral_reply(await fake.command("help", member=ALICE))
+    russian = await bot.ephemeral_reply(await fake.command("help", member=ALICE, locale="ru"))
+
+    commands = ("imagine", "edit", "inpaint", "mix", "history", "queue", "quota", "cancel", "settings", "help")
+    for name in commands:
+        assert f"**/{name}** — {render(f'discord.command.{name}')}" in shown
+        assert f"**/{name}** — {render(f'discord.command.{name}', 'ru')}" in russian
+    assert "/mod" not in shown
+    assert [m.ephemeral for m in fake.messages.values() if m.author.get("bot")] == [True, True]
+
+
+def test_the_commands_are_the_catalogues_and_a_missing_one_fails_the_build(tmp_path: Path) -> None:
+    commands = build_commands(core_settings(tmp_path))
+    assert set(served(commands)) == {command.name for command in commands_for(CAPABILITIES)}
+
+    with pytest.raises(RuntimeError, match=r"missing \['history'\]"):
+        check_served("discord", CAPABILITIES, served([command for command in commands if command.name != "history"]))
 
 
 async def test_without_the_message_content_intent_the_bot_connects_without_it(
@@ -641,10 +734,23 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
     monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
 
     assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
-    assert "synced 10 Discord commands in guilds" in capsys.readouterr().out
+    assert "synced 12 Discord commands in guilds" in capsys.readouterr().out
 
     names = {command["name"] for command in fake.commands[GUILD_ID]}
-    assert names == {"imagine", "edit", "inpaint", "mix", "history", "quota", "queue", "cancel", "Edit image", "mod"}
+    assert names == {
+        "imagine",
+        "edit",
+        "inpaint",
+        "mix",
+        "history",
+        "quota",
+        "queue",
+        "cancel",
+        "settings",
+        "help",
+        "Edit image",
+        "mod",
+    }
     imagine = next(command for command in fake.commands[GUILD_ID] if command["name"] == "imagine")
     count = next(option for option in imagine["options"] if option["name"] == "count")
     assert (count["min_value"], count["max_value"]) == (1, 4)

@@ -19,6 +19,7 @@ from PIL import Image
 from test_discord import ALICE, ALICE_ID, BOB, BOB_ID, Bot, StartBot, buttons, gated, member
 
 from bots.core.types import EventKind, JobEvent, Place
+from bots.texts import render
 from generation.engine import Engine
 from generation.models import KandinskyModels
 from storage.records import Job
@@ -91,6 +92,19 @@ async def test_the_mod_command_is_hidden_from_non_admins_yet_each_subcommand_is_
     assert "log of this server is empty" in await ask(bot, "mod log", member=CAROL), "nothing was done"
 
 
+async def test_mod_help_lists_the_moderation_commands_in_the_users_language(start_bot: StartBot) -> None:
+    bot = await start_bot()
+
+    shown = await ask(bot, "mod help", member=CAROL)
+    russian = await ask(bot, "mod help", member=CAROL, locale="ru")
+
+    assert f"**/mod banword add** — {render('discord.mod.command.banword_add')}" in shown
+    assert f"**/mod channels** — {render('discord.mod.command.channels')}" in shown
+    assert f"**Delete button** — {render('discord.mod.command.delete')}" in shown
+    assert f"**/mod help** — {render('discord.mod.command.help', 'ru')}" in russian
+    assert "/imagine" not in shown and len(shown.splitlines()) == 13
+
+
 async def test_only_the_owner_or_a_moderator_may_cancel_or_delete_a_job(
     start_bot: StartBot, tiny_models: KandinskyModels
 ) -> None:
@@ -145,6 +159,22 @@ async def test_a_banned_word_blocks_imagine_in_its_guild_only(start_bot: StartBo
     assert "allowed again" in await ask(bot, "mod banword remove", {"pattern": "Cat"}, member=CAROL)
     assert "not on this community's list" in await ask(bot, "mod banword remove", {"pattern": "Cat"}, member=CAROL)
     assert await bot.result_of(await fake.command("imagine", {"prompt": "a red cat"}, member=ALICE))
+
+
+async def test_a_reply_to_an_image_is_screened_by_its_servers_banned_words(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+    result = await bot.result_of(await fake.command("imagine", {"prompt": "a lake"}, member=ALICE))
+    await ask(bot, "mod banword add", {"pattern": "boat"}, member=CAROL)
+
+    asked = await fake.say("with a boat", member=ALICE, reply_to=result)
+
+    await fake.wait_for(
+        lambda: next(
+            (m for m in fake.messages.values() if m.reference == asked.id and "does not allow" in m.content), None
+        )
+    )
+    assert len(await jobs_of(bot, ALICE_ID)) == 1
 
 
 async def test_a_banned_user_gets_an_ephemeral_refusal_and_nothing_reaches_the_queue(start_bot: StartBot) -> None:

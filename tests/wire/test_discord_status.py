@@ -98,3 +98,22 @@ async def test_closing_the_board_stops_every_pending_edit() -> None:
 
     assert status.edits == []
     assert await board.release("job") is None
+
+
+async def test_a_status_expected_for_a_request_is_claimed_by_its_queued_job_or_dropped_on_a_refusal() -> None:
+    board = StatusBoard(interval=0.0)
+    queued, refused = RecordingStatus(), RecordingStatus()
+    board.expect("interaction-1", queued)
+    board.expect("interaction-2", refused)
+
+    board.claim("interaction-1", "job")
+    board.drop("interaction-2")
+    board.claim("interaction-2", "other")
+    board.show("job", "queued")
+    board.show("other", "queued")
+    await asyncio.wait_for(until(lambda: bool(queued.edits)), timeout=5)
+    await asyncio.sleep(0.05)
+
+    assert queued.edits == ["queued"] and refused.edits == []
+    assert await board.release("job") is queued
+    assert await board.release("other") is None

@@ -1,0 +1,132 @@
+"""The commands that make images: /imagine, /edit, /inpaint and /mix, and the acknowledgement every job shares.
+
+A command defers publicly at once (Discord wants an answer within 3 seconds), and its deferred response becomes
+the job's status message when the core queues the job: the status is expected under the interaction's id, which
+the queued event names back. A refusal removes the deferred response and is told ephemerally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from bots.config import Settings
+from bots.core.facade import Core
+from bots.core.types import Receipt
+from bots.discord.interactions import context_of, defer, described, guard, option, refusals_to
+from bots.discord.status import Status, StatusBoard
+from bots.discord.uploads import read_images
+from bots.errors import UserError
+from bots.kit.boundary import Say
+from bots.kit.context import Context
+from bots.parsing import parse_prompt
+from generation.asks import Ask, Options
+
+NEEDED_PERMISSIONS = ("view_channel", "send_messages", "attach_files")
+"""What a result posted in the channel needs, once the interaction token that could answer has expired."""
+
+Submit = Callable[[Context], Awaitable[Receipt]]
+
+
+class Images:
+    def __init__(self, core: Core, settings: Settings, board: StatusBoard) -> None:
+        self.core = core
+        self.board = board
+        self.max_download_mb = settings.discord.max_download_mb
+
+    async def imagine(self, interaction: discord.Interaction, prompt: str, chosen: Options, size: str | None) -> None:
+        """`chosen` are the command's own options; they win over those typed after the prompt."""
+
+        async def submit(context: Context) -> Receipt:
+            parsed = parse_prompt(prompt)
+            options = chosen.over(option("size", size).over(parsed.options))
+            return await self.core.submit(context.actor, context.place, Ask("txt2img", parsed.prompt, options))
+
+        await self.start(interaction, submit)
+
+    async def edit(
+        self, interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None
+    ) -> None:
+        async def submit(context: Context) -> Receipt:
+            parsed = parse_prompt(prompt)
+            (data,) = await read_images([image], self.max_download_mb)
+            options = Options(strength=strength).over(parsed.options)
+            return await self.core.submit(
+                context.actor, context.place, Ask("img2img", parsed.prompt, options, image=data)
+            )
+
+        await self.start(interaction, submit)
+
+    async def inpaint(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        prompt: str,
+        mask: discord.Attachment | None,
+        region: str | None,
+    ) -> None:
+        async def submit(context: Context) -> Receipt:
+            parsed = parse_prompt(prompt)
+            options = option("region", region).over(parsed.options)
+            data, *masks = await read_images([image] if mask is None else [image, mask], self.max_download_mb)
+            ask = Ask("inpaint", parsed.prompt, options, image=data, mask_image=masks[0] if masks else None)
+            return await self.core.submit(context.actor, context.place, ask)
+
+        await self.start(interaction, submit)
+
+    async def mix(
+        self,
+        interaction: discord.Interaction,
+        images: list[discord.Attachment],
+        prompt: str | None,
+        weights: str | None,
+    ) -> None:
+        async def submit(context: Context) -> Receipt:
+            parsed = parse_prompt(prompt or "")
+            options = option("weights", weights).over(parsed.options)
+            items: list[bytes | str] = [*await read_images(images, self.max_download_mb)]
+            if parsed.prompt:
+                items.append(parsed.prompt)
+            return await self.core.submit(context.actor, context.place, Ask("mix", "", options, mix=tuple(items)))
+
+        await self.start(interaction, submit)
+
+    async def start(self, interaction: discord.Interaction, submit: Submit, job_id: str | None = None) -> None:
+        """Defer publicly, then queue the job with the deferred response as its status; `job_id` is the job a
+        button or form acts on, for the reference of an error."""
+        deferred = await defer(interaction, ephemeral=False)
+        if deferred is None:
+            return
+
+        async def checked(context: Context) -> Receipt:
+            _check_permissions(interaction)
+            return await submit(context)
+
+        status = Status(interaction=interaction, response_id=deferred.message_id)
+        say = refusals_to(interaction, public=True)
+        await self.queue(context_of(interaction), status, say, checked, described(interaction), job_id)
+
+    async def queue(
+        self, context: Context, status: Status, say: Say, submit: Submit, what: str, job_id: str | None = None
+    ) -> None:
+        """Submit with `status` expected under the asking message's id, for the queued event to claim; when the
+        core refuses, nothing claims it, and the refusal is said."""
+        key = context.place.message_id
+        assert key is not None, "a Discord place always names what asked"
+        self.board.expect(key, status)
+        try:
+            async with guard(say, context, what=what, job_id=job_id):
+                await submit(context)
+        finally:
+            self.board.drop(key)
+
+
+def _check_permissions(interaction: discord.Interaction) -> None:
+    """Refuse before queueing what could not be delivered once the interaction token has expired."""
+    if interaction.guild_id is None:
+        return
+    permissions = interaction.app_permissions
+    missing = [name for name in NEEDED_PERMISSIONS if not getattr(permissions, name)]
+    if missing:
+        raise UserError("discord.missing_permissions", permissions=", ".join(missing))
