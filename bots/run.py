@@ -62,7 +62,10 @@ def _chat_adapters(settings: Settings, core: Core, environment: Environment) -> 
         from bots.telegram.adapter import TelegramAdapter
 
         token, secret = environment.telegram_token, environment.telegram_webhook_secret
-        adapters.append(TelegramAdapter(core, settings.telegram, token, webhook_secret=secret))
+        cache = settings.moderation.admin_cache_seconds
+        adapters.append(
+            TelegramAdapter(core, settings.telegram, token, webhook_secret=secret, admin_cache_seconds=cache)
+        )
     if environment.discord_token:
         from bots.discord.adapter import DiscordAdapter
 

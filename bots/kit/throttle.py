@@ -42,6 +42,10 @@ class Throttle(Generic[T]):
         if entry.task is None or entry.task.done():
             entry.task = asyncio.create_task(self._flush(job_id, entry), name=f"easel-status-{job_id}")
 
+    def drawn(self, job_id: str) -> None:
+        """The job's status was drawn outside the throttle (its message posted): the next draw waits an interval."""
+        self._entries.setdefault(job_id, _Entry()).last_draw = asyncio.get_running_loop().time()
+
     def hold(self, seconds: float) -> None:
         """The platform asked to wait (a rate limit): no job's status is drawn before then."""
         self._quiet_until = max(self._quiet_until, asyncio.get_running_loop().time() + seconds)

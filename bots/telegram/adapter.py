@@ -9,18 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import BotCommand, BotCommandScopeAllChatAdministrators, Update
+from telegram import BotCommandScopeAllChatAdministrators, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bots.config import TelegramSettings
 from bots.core.facade import Core
 from bots.telegram.admins import Admins
-from bots.telegram.delivery import PLATFORM, Delivery
+from bots.telegram.chat import PLATFORM
+from bots.telegram.commands import menus
+from bots.telegram.delivery import Delivery
 from bots.telegram.downloads import Downloads
-from bots.telegram.handlers import COMMANDS, Handlers
-from bots.telegram.moderation import MODERATION_COMMANDS
-from bots.texts import SOURCE_LANGUAGE, available_languages, render
+from bots.telegram.handlers import Handlers
+from bots.texts import SOURCE_LANGUAGE, available_languages
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,25 @@ class TelegramAdapter:
     name = PLATFORM
 
     def __init__(
-        self, service: Core, settings: TelegramSettings, token: str, webhook_secret: str | None = None
+        self,
+        core: Core,
+        settings: TelegramSettings,
+        token: str,
+        *,
+        webhook_secret: str | None = None,
+        admin_cache_seconds: float = 60.0,
     ) -> None:
-        self.service = service
+        """`admin_cache_seconds`: how long a group's administrators, as Telegram lists them, are trusted."""
+        self.core = core
         self.settings = settings
         self.webhook_secret = webhook_secret
         self.application = build_application(settings, token)
-        self.delivery = Delivery(service, self.application.bot, settings)
-        admins = Admins(self.application.bot, service.settings.moderation.admin_cache_seconds)
-        self.handlers = Handlers(service, settings, Downloads(self.application.bot, settings), admins)
+        bot = self.application.bot
+        self.delivery = Delivery(core, bot, settings)
+        self.handlers = Handlers(core, settings, Downloads(bot, settings), Admins(bot, admin_cache_seconds))
 
     def register(self) -> None:
-        self.service.listen(PLATFORM, self.delivery.on_event)
+        self.core.listen(PLATFORM, self.delivery.on_event)
         self.handlers.install(self.application)
 
     async def run(self) -> None:
@@ -69,6 +77,7 @@ class TelegramAdapter:
             await asyncio.Event().wait()
         finally:
             await self.handlers.albums.close()
+            await self.delivery.close()
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             if application.running:
@@ -80,15 +89,12 @@ class TelegramAdapter:
         commands only in group administrators' menus (the core refuses them to others anyway); best effort,
         since the bot works without it."""
         for language in available_languages():
-            commands = [BotCommand(name, render(f"telegram.command.{name}", language)) for name in COMMANDS]
-            moderation = [
-                BotCommand(name, render(f"telegram.mod.command.{name}", language)) for name in MODERATION_COMMANDS
-            ]
+            general, administrators = menus(language)
             code = None if language == SOURCE_LANGUAGE else language
             try:
-                await self.application.bot.set_my_commands(commands, language_code=code)
+                await self.application.bot.set_my_commands(general, language_code=code)
                 await self.application.bot.set_my_commands(
-                    commands + moderation, scope=BotCommandScopeAllChatAdministrators(), language_code=code
+                    administrators, scope=BotCommandScopeAllChatAdministrators(), language_code=code
                 )
             except TelegramError as error:
                 log.warning("telegram: the %s command menu could not be set: %r", language, error)

@@ -12,13 +12,12 @@ import asyncio
 import logging
 import time
 
-from telegram import Bot, Chat, ChatMemberAdministrator, ChatMemberOwner
-from telegram import User as TelegramUser
-from telegram.constants import ChatType
+from telegram import Bot, ChatMemberAdministrator, ChatMemberOwner
 from telegram.error import TelegramError
 
+from bots.kit.context import Context
 from bots.moderation.policy import Moderator, Role
-from bots.telegram.delivery import PLATFORM
+from bots.telegram.chat import PLATFORM
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +29,14 @@ class Admins:
         self._known: dict[int, tuple[float, frozenset[int]]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
-    async def moderator(self, chat: Chat, user: TelegramUser) -> Moderator:
-        """The platform's facts about `user` in `chat`: the group (none in a private chat), and whether they
-        are one of its administrators (creator included)."""
-        if chat.type == ChatType.PRIVATE:
-            return Moderator(PLATFORM, str(user.id), None, Role.USER, user.full_name)
-        role = Role.ADMIN if user.id in await self._ids(chat.id) else Role.USER
-        return Moderator(PLATFORM, str(user.id), str(chat.id), role, user.full_name)
+    async def moderator(self, context: Context) -> Moderator:
+        """The platform's facts about who acts: their group (none in a private chat), and whether they are one
+        of its administrators (creator included)."""
+        actor, group = context.actor, context.place.community_id
+        if group is None:
+            return Moderator(PLATFORM, actor.user_id, None, Role.USER, actor.display_name)
+        role = Role.ADMIN if int(actor.user_id) in await self._ids(int(group)) else Role.USER
+        return Moderator(PLATFORM, actor.user_id, group, role, actor.display_name)
 
     async def _ids(self, chat_id: int) -> frozenset[int]:
         """The chat's administrators, asked once per chat at a time (a burst of commands makes one call)."""

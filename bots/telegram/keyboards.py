@@ -1,4 +1,4 @@
-"""Inline keyboards and their callback data.
+"""The kit's buttons as inline keyboards, and their callback data read back.
 
 Callback data names an action and the job (and, for one image of several, its index), nothing else: the
 job itself is in the database, so buttons keep working after a restart. Telegram allows 64 bytes.
@@ -6,18 +6,20 @@ job itself is in the database, so buttons keep working after a restart. Telegram
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bots.texts import render
+from bots.kit.views import Action, Button
 
-ACTIONS = frozenset({"reroll", "vary", "edit", "cancel"})
+ACTIONS = frozenset({Action.REROLL, Action.VARY, Action.EDIT, Action.CANCEL})
+"""The buttons Telegram shows (deleting is the /delete command)."""
 
 
 @dataclass(frozen=True)
 class Press:
-    action: str
+    action: Action
     job_id: str
     index: int = 0
 
@@ -29,22 +31,19 @@ def parse(data: str | None) -> Press | None:
         return None
     if len(parts) == 3 and not parts[2].isdigit():
         return None
-    return Press(parts[0], parts[1], int(parts[2]) if len(parts) == 3 else 0)
+    return Press(Action(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else 0)
 
 
-def result_keyboard(job_id: str, index: int, language: str | None) -> InlineKeyboardMarkup:
+def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
+    """The buttons in one row; None for no buttons (an edit without a keyboard takes the old one away)."""
+    if not buttons:
+        return None
     return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(render("button.reroll", language), callback_data=f"reroll:{job_id}"),
-                InlineKeyboardButton(render("button.variations", language), callback_data=f"vary:{job_id}:{index}"),
-                InlineKeyboardButton(render("button.edit", language), callback_data=f"edit:{job_id}:{index}"),
-            ]
-        ]
+        [[InlineKeyboardButton(button.label, callback_data=_data(button)) for button in buttons]]
     )
 
 
-def status_keyboard(job_id: str, language: str | None) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(render("button.cancel", language), callback_data=f"cancel:{job_id}")]]
-    )
+def _data(button: Button) -> str:
+    """`action:job_id`, or `action:job_id:index` for a button on one image."""
+    data = f"{button.action}:{button.job_id}"
+    return data if button.index is None else f"{data}:{button.index}"

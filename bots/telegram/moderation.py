@@ -10,41 +10,27 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from telegram import Bot, Message
 from telegram.error import TelegramError
 
 from bots.core.facade import Core
-from bots.core.types import Actor, short_id
+from bots.core.types import short_id
 from bots.errors import UserError
+from bots.kit.context import Context
 from bots.moderation.matching import BannedPattern
 from bots.moderation.policy import LIMIT_KEYS, NSFW_POLICIES, LogEntry, Moderator
 from bots.parsing import parse_duration
 from bots.telegram.admins import Admins
-from bots.telegram.delivery import PLATFORM
-from bots.texts import render
-from storage.records import Community, MessageLink
+from bots.telegram.chat import CAPTION_LIMIT, PLATFORM, Shown, cut, reply, shown_job
+from bots.telegram.commands import Handler
 
 log = logging.getLogger(__name__)
 
-MODERATION_COMMANDS = (
-    "modhelp",
-    "banword",
-    "unbanword",
-    "banwords",
-    "ban",
-    "unban",
-    "nsfw",
-    "limits",
-    "modlog",
-    "delete",
-    "purge",
-)
 LOG_ENTRIES = 20
 LOG_LINE_LIMIT = 300
-MESSAGE_LIMIT = 4096
 _REGEX_FLAG = re.compile(r"(?:^|\s)--regex(?=\s|$)")
 _SIZE = re.compile(r"^([0-9]{1,6})x([0-9]{1,6})$")
 _LIMIT_OPTIONS: Mapping[str, tuple[str, ...]] = {
@@ -61,67 +47,61 @@ _LIMIT_NAMES = {
     "max_steps": "--max-steps",
 }
 
-Reply = Callable[[Message, str], Awaitable[None]]
-Command = Callable[[Message, str], Awaitable[None]]
-
 
 class ModerationCommands:
-    def __init__(self, service: Core, admins: Admins, reply: Reply) -> None:
-        self.service = service
+    def __init__(self, core: Core, admins: Admins) -> None:
+        self.core = core
         self.admins = admins
-        self.reply = reply
 
-    def commands(self) -> dict[str, Command]:
+    def handlers(self) -> dict[str, Handler]:
+        """Keyed by the catalogue's names."""
         return {
-            "modhelp": self._help,
-            "banword": self._banword,
-            "unbanword": self._unbanword,
-            "banwords": self._banwords,
-            "ban": self._ban,
-            "unban": self._unban,
-            "nsfw": self._nsfw,
-            "limits": self._limits,
-            "modlog": self._modlog,
-            "delete": self._delete,
-            "purge": self._purge,
+            "mod.help": self._help,
+            "mod.banword.add": self._banword,
+            "mod.banword.remove": self._unbanword,
+            "mod.banword.list": self._banwords,
+            "mod.ban": self._ban,
+            "mod.unban": self._unban,
+            "mod.nsfw": self._nsfw,
+            "mod.limits": self._limits,
+            "mod.log": self._log,
+            "mod.export": self._export,
+            "mod.delete": self._delete,
+            "mod.purge": self._purge,
         }
 
     # --- commands ----------------------------------------------------------------------------
 
-    async def _help(self, message: Message, rest: str) -> None:
-        await self.reply(message, render("telegram.mod.help", _language(message)))
+    async def _help(self, context: Context, message: Message, rest: str) -> None:
+        await reply(message, context.text("telegram.mod.help"))
 
-    async def _banword(self, message: Message, rest: str) -> None:
+    async def _banword(self, context: Context, message: Message, rest: str) -> None:
         """`/banword phrase`, or `/banword --regex expression`; the core validates the expression."""
-        moderator, _ = await self._gate(message)
+        moderator = await self._gate(context)
         pattern, flagged = _REGEX_FLAG.subn(" ", rest)
         if not pattern.strip():
             raise UserError("telegram.mod.word_usage")
-        words = await self.service.moderation.add_word(moderator, pattern.strip(), regex=bool(flagged))
-        text = render("telegram.mod.word_added", _language(message), pattern=pattern.strip(), count=len(words))
-        await self.reply(message, text)
+        words = await self.core.moderation.add_word(moderator, pattern.strip(), regex=bool(flagged))
+        await reply(message, context.text("telegram.mod.word_added", pattern=pattern.strip(), count=len(words)))
 
-    async def _unbanword(self, message: Message, rest: str) -> None:
-        moderator, _ = await self._gate(message)
+    async def _unbanword(self, context: Context, message: Message, rest: str) -> None:
+        moderator = await self._gate(context)
         if not rest.strip():
             raise UserError("telegram.mod.word_usage")
-        await self.service.moderation.remove_word(moderator, rest.strip())
-        await self.reply(message, render("telegram.mod.word_removed", _language(message), pattern=rest.strip()))
+        await self.core.moderation.remove_word(moderator, rest.strip())
+        await reply(message, context.text("telegram.mod.word_removed", pattern=rest.strip()))
 
-    async def _banwords(self, message: Message, rest: str) -> None:
-        moderator, _ = await self._gate(message)
-        language = _language(message)
-        words = await self.service.moderation.words(moderator)
+    async def _banwords(self, context: Context, message: Message, rest: str) -> None:
+        words = await self.core.moderation.words(await self._gate(context))
         if not words:
-            await self.reply(message, render("telegram.mod.words_empty", language))
+            await reply(message, context.text("telegram.mod.words_empty"))
             return
-        listed = "\n".join(_word_line(word, language) for word in words)
-        await self.reply(message, _cut(render("telegram.mod.words", language, words=listed)))
+        listed = "\n".join(_word_line(word, context) for word in words)
+        await reply(message, context.text("telegram.mod.words", words=listed))
 
-    async def _ban(self, message: Message, rest: str) -> None:
+    async def _ban(self, context: Context, message: Message, rest: str) -> None:
         """`/ban [user id] [duration] [reason] [--global]`, or in reply to the user's message."""
-        moderator, _ = await self._gate(message)
-        language = _language(message)
+        moderator = await self._gate(context)
         words, everywhere = _flag(rest.split(), "--global")
         user_id, name, words = _target(message, words, "/ban")
         until = None
@@ -130,111 +110,92 @@ class ModerationCommands:
             until = datetime.now(UTC) + length
             words = words[1:]
         reason = " ".join(words)
-        await self.service.moderation.ban(moderator, user_id, until, reason, everywhere=everywhere)
+        await self.core.moderation.ban(moderator, user_id, until, reason, everywhere=everywhere)
         ending = (
-            render("telegram.mod.until", language, until=f"{until:%Y-%m-%d %H:%M}")
+            context.text("telegram.mod.until", until=f"{until:%Y-%m-%d %H:%M}")
             if until is not None
-            else render("telegram.mod.permanently", language)
+            else context.text("telegram.mod.permanently")
         )
-        text = render(
-            "telegram.mod.banned",
-            language,
-            user=name,
-            where=_where(everywhere, language),
-            until=ending,
-            reason=reason or "-",
+        where = _where(everywhere, context)
+        await reply(
+            message, context.text("telegram.mod.banned", user=name, where=where, until=ending, reason=reason or "-")
         )
-        await self.reply(message, text)
 
-    async def _unban(self, message: Message, rest: str) -> None:
-        moderator, _ = await self._gate(message)
+    async def _unban(self, context: Context, message: Message, rest: str) -> None:
+        moderator = await self._gate(context)
         words, everywhere = _flag(rest.split(), "--global")
         user_id, name, _ = _target(message, words, "/unban")
-        await self.service.moderation.unban(moderator, user_id, everywhere=everywhere)
-        language = _language(message)
-        await self.reply(
-            message, render("telegram.mod.unbanned", language, user=name, where=_where(everywhere, language))
-        )
+        await self.core.moderation.unban(moderator, user_id, everywhere=everywhere)
+        await reply(message, context.text("telegram.mod.unbanned", user=name, where=_where(everywhere, context)))
 
-    async def _nsfw(self, message: Message, rest: str) -> None:
+    async def _nsfw(self, context: Context, message: Message, rest: str) -> None:
         """`/nsfw` shows the group's policy, `/nsfw spoiler` sets it."""
-        moderator, community = await self._gate(message)
-        language = _language(message)
-        allowed = ", ".join(NSFW_POLICIES)
+        moderator = await self.admins.moderator(context)
+        community = await self.core.moderation.community_of(moderator)  # the gate, and the group it shows
         policy = rest.strip().lower()
         if not policy:
-            current = self.service.moderation.policy.nsfw_policy(community)
-            await self.reply(message, render("telegram.mod.nsfw_show", language, policy=current, allowed=allowed))
+            current = self.core.moderation.policy.nsfw_policy(community)
+            allowed = ", ".join(NSFW_POLICIES)
+            await reply(message, context.text("telegram.mod.nsfw_show", policy=current, allowed=allowed))
             return
-        await self.service.moderation.set_nsfw(moderator, policy)
-        await self.reply(message, render("telegram.mod.nsfw_set", language, policy=policy))
+        await self.core.moderation.set_nsfw(moderator, policy)
+        await reply(message, context.text("telegram.mod.nsfw_set", policy=policy))
 
-    async def _limits(self, message: Message, rest: str) -> None:
+    async def _limits(self, context: Context, message: Message, rest: str) -> None:
         """`/limits` shows the group's own limits; `--images-per-day 20 --max-size 768x768 --max-steps 40`
         sets them, `none` removes one."""
-        moderator, community = await self._gate(message)
-        language = _language(message)
+        moderator = await self.admins.moderator(context)
+        community = await self.core.moderation.community_of(moderator)  # the gate, and the group it shows
         if rest.strip():
-            limits = await self.service.moderation.set_limits(moderator, _limit_changes(rest.split()))
+            limits = await self.core.moderation.set_limits(moderator, _limit_changes(rest.split()))
         else:
-            limits = self.service.moderation.limits_for(community)
+            limits = self.core.moderation.limits_for(community)
         if not limits:
-            await self.reply(message, render("telegram.mod.limits_none", language))
+            await reply(message, context.text("telegram.mod.limits_none"))
             return
         shown = ", ".join(f"{_LIMIT_NAMES.get(key, key)} {limits[key]}" for key in LIMIT_KEYS if key in limits)
-        await self.reply(message, render("telegram.mod.limits", language, limits=shown))
+        await reply(message, context.text("telegram.mod.limits", limits=shown))
 
-    async def _modlog(self, message: Message, rest: str) -> None:
-        """The last entries as text, or with `csv` the whole log as a file."""
-        moderator, _ = await self._gate(message)
-        language = _language(message)
-        if rest.strip().lower() == "csv":
-            data = await self.service.moderation.log_csv(moderator)
-            caption = render("telegram.mod.log_csv", language)
-            await message.reply_document(data, filename=f"modlog-{message.chat_id}.csv", caption=caption)
-            return
-        entries = await self.service.moderation.log(moderator, LOG_ENTRIES)
+    async def _log(self, context: Context, message: Message, rest: str) -> None:
+        """The last entries as text."""
+        entries = await self.core.moderation.log(await self._gate(context), LOG_ENTRIES)
         if not entries:
-            await self.reply(message, render("telegram.mod.log_empty", language))
+            await reply(message, context.text("telegram.mod.log_empty"))
             return
-        lines = [render("telegram.mod.log_title", language, count=len(entries))]
-        lines += [_log_line(entry, language) for entry in entries]
-        await self.reply(message, _cut("\n".join(lines)))
+        lines = [context.text("telegram.mod.log_title", count=len(entries))]
+        lines += [_log_line(entry, context) for entry in entries]
+        await reply(message, "\n".join(lines))
 
-    async def _delete(self, message: Message, rest: str) -> None:
+    async def _export(self, context: Context, message: Message, rest: str) -> None:
+        """The whole log as a CSV file."""
+        data = await self.core.moderation.log_csv(await self._gate(context))
+        caption = cut(context.text("telegram.mod.log_csv"), CAPTION_LIMIT)
+        await message.reply_document(data, filename=f"modlog-{message.chat_id}.csv", caption=caption)
+
+    async def _delete(self, context: Context, message: Message, rest: str) -> None:
         """In reply to one of the bot's messages about a job: the job's owner deletes their own, a moderator
         any in their group (the core decides which)."""
-        link = await self._shown_job(message)
-        if link is None:
+        shown = await shown_job(self.core, message.reply_to_message, message.get_bot().id)
+        if shown is None:
             raise UserError("telegram.mod.delete_usage")
-        assert message.from_user is not None
-        moderator = await self.admins.moderator(message.chat, message.from_user)
-        actor = Actor(PLATFORM, moderator.user_id, moderator.display_name, _language(message))
-        links = await self.service.delete(actor, link.job_id, moderator)
+        moderator = await self.admins.moderator(context)
+        links = await self.core.delete(context.actor, shown.job_id, moderator)
         await _remove(message.get_bot(), links)
-        await self.reply(message, render("telegram.mod.deleted", _language(message), job_id=short_id(link.job_id)))
+        await reply(message, context.text("telegram.mod.deleted", job_id=short_id(shown.job_id)))
 
-    async def _purge(self, message: Message, rest: str) -> None:
-        moderator, _ = await self._gate(message)
+    async def _purge(self, context: Context, message: Message, rest: str) -> None:
+        moderator = await self._gate(context)
         user_id, name, _ = _target(message, rest.split(), "/purge")
-        links = await self.service.purge(moderator, user_id)
-        removed = await _remove(message.get_bot(), links)
-        await self.reply(message, render("telegram.mod.purged", _language(message), user=name, count=removed))
+        removed = await _remove(message.get_bot(), await self.core.purge(moderator, user_id))
+        await reply(message, context.text("telegram.mod.purged", user=name, count=removed))
 
     # --- helpers -----------------------------------------------------------------------------
 
-    async def _gate(self, message: Message) -> tuple[Moderator, Community]:
+    async def _gate(self, context: Context) -> Moderator:
         """The sender as Telegram knows them, once the core lets them moderate this group."""
-        assert message.from_user is not None
-        moderator = await self.admins.moderator(message.chat, message.from_user)
-        return moderator, await self.service.moderation.community_of(moderator)
-
-    async def _shown_job(self, message: Message) -> MessageLink | None:
-        """The job that the bot message `message` replies to shows, if it is one."""
-        reply = message.reply_to_message
-        if reply is None or reply.from_user is None or reply.from_user.id != message.get_bot().id:
-            return None
-        return await self.service.job_of_message(PLATFORM, str(reply.chat_id), str(reply.message_id))
+        moderator = await self.admins.moderator(context)
+        await self.core.moderation.community_of(moderator)
+        return moderator
 
 
 def _target(message: Message, words: list[str], command: str) -> tuple[str, str, list[str]]:
@@ -276,7 +237,7 @@ def _limit_changes(words: list[str]) -> dict[str, int | None]:
     return changes
 
 
-async def _remove(bot: Bot, links: Iterable[MessageLink]) -> int:
+async def _remove(bot: Bot, links: Iterable[Shown]) -> int:
     """Delete the bot's messages that showed deleted images; returns how many went. Telegram refuses some
     (older than 48 hours, a status message already gone): those are logged, the images are gone anyway."""
     removed = 0
@@ -292,32 +253,22 @@ async def _remove(bot: Bot, links: Iterable[MessageLink]) -> int:
     return removed
 
 
-def _word_line(word: BannedPattern, language: str | None) -> str:
-    return render("telegram.mod.regex_line", language, pattern=word.text) if word.regex else f"• {word.text}"
+def _word_line(word: BannedPattern, context: Context) -> str:
+    return context.text("telegram.mod.regex_line", pattern=word.text) if word.regex else f"• {word.text}"
 
 
-def _where(everywhere: bool, language: str | None) -> str:
-    return render("telegram.mod.everywhere", language) if everywhere else render("telegram.mod.here", language)
+def _where(everywhere: bool, context: Context) -> str:
+    return context.text("telegram.mod.everywhere" if everywhere else "telegram.mod.here")
 
 
-def _log_line(entry: LogEntry, language: str | None) -> str:
+def _log_line(entry: LogEntry, context: Context) -> str:
     details = ", ".join(f"{key}={value}" for key, value in sorted(entry.details.items()))
-    line = render(
+    line = context.text(
         "telegram.mod.log_line",
-        language,
         time=f"{entry.created_at:%Y-%m-%d %H:%M}",
         action=entry.action,
         target=entry.target,
         actor=entry.actor or "easel",
         note="; ".join(part for part in (entry.reason or "", details) if part) or "-",
     )
-    return line if len(line) <= LOG_LINE_LIMIT else line[: LOG_LINE_LIMIT - 1] + "…"
-
-
-def _cut(text: str) -> str:
-    """Telegram takes 4096 characters in a message."""
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
-
-
-def _language(message: Message) -> str | None:
-    return message.from_user.language_code if message.from_user else None
+    return cut(line, LOG_LINE_LIMIT)

@@ -146,7 +146,10 @@ async def start(stack: Launch, tmp_path: Path, tiny_models: KandinskyModels) -> 
         settings: Settings = core_settings(tmp_path, telegram=telegram, **sections)
         core = await stack(settings, held, recover=False)
         secret = read_environment(settings).telegram_webhook_secret
-        adapter = TelegramAdapter(core.core, settings.telegram, fake.token, webhook_secret=secret)
+        cache = settings.moderation.admin_cache_seconds
+        adapter = TelegramAdapter(
+            core.core, settings.telegram, fake.token, webhook_secret=secret, admin_cache_seconds=cache
+        )
         adapter.register()
         if recover:
             await core.core.recover()
@@ -499,23 +502,29 @@ async def test_status_edits_are_throttled_and_honour_retry_after(start: Start, h
     delivery = bot.adapter.delivery
     bot.fake.text(bot.ann, bot.fake.private(bot.ann), "a held job")
     [job_id] = await bot.job_ids(1)
-    await bot.fake.wait_for(lambda: bot.fake.sent("sendMessage"), what="the status message")
+
+    def edits() -> list[str]:
+        return [call.params["text"] for call in bot.fake.sent("editMessageText")]
 
     def event(kind: str, **values: Any) -> JobEvent:
         return JobEvent(EventKind(kind), job_id, "telegram", str(ANN), str(ANN), "en", "a held job", **values)
 
+    started = render("status.started", "en")
+    await bot.fake.wait_for(lambda: started in edits(), what="the started status")  # the held job goes no further
     for fraction in (0.1, 0.2, 0.3):
         await delivery.on_event(event("progress", progress=fraction))
-    assert bot.fake.sent("editMessageText") == []  # within the interval of the status message
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(0.2)
+    assert edits() == [started]  # within the interval of the last edit
+    await bot.fake.wait_for(lambda: len(edits()) == 2)
+    assert edits()[-1].endswith("30%")  # only the latest of the three
     bot.fake.fail("editMessageText", 429, "Too Many Requests: retry after 2", retry_after=2)
     await delivery.on_event(event("progress", progress=0.4))
-    await asyncio.sleep(0.6)
+    await bot.fake.wait_for(lambda: len(edits()) == 3, what="the refused edit")
     await delivery.on_event(event("progress", progress=0.5))
-    assert len(bot.fake.sent("editMessageText")) == 1  # the refused one; none while asked to wait
-    await asyncio.sleep(1.6)
-    await delivery.on_event(event("progress", progress=0.9))
-    assert bot.fake.sent("editMessageText")[-1].params["text"].endswith("90%")
+    await asyncio.sleep(1.2)
+    assert len(edits()) == 3  # none while asked to wait
+    await bot.fake.wait_for(lambda: len(edits()) == 4)
+    assert edits()[-1].endswith("50%")
 
 
 async def test_images_telegram_refuses_as_photos_go_as_documents(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
