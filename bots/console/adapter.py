@@ -21,13 +21,15 @@ from bots.core.types import Actor, EventKind, JobEvent, Place
 from bots.errors import UserError
 from bots.formatting import cancel_text, history_lines, preferences_text, queue_lines, quota_text, translation_note
 from bots.kit.boundary import guarded
-from bots.kit.catalogue import check_served
+from bots.kit.catalogue import Capability, bind, commands_for
 from bots.kit.context import Context
 from bots.kit.views import view_of
 from bots.parsing import parse_prompt
 from generation.asks import Ask
 
 PLATFORM = "console"
+CAPABILITIES = frozenset[Capability]()
+"""A terminal has no communities: it serves the catalogue's commands for everyone."""
 
 Handler = Callable[[Context, str], Awaitable[None]]
 
@@ -42,19 +44,7 @@ class ConsoleAdapter:
         self.stdin = stdin
         self.stdout = stdout
         self.context = Context(Actor(PLATFORM, getpass.getuser(), language=language), Place(PLATFORM, "console"))
-        self.commands: dict[str, Handler] = {
-            "imagine": self._imagine,
-            "edit": self._edit,
-            "inpaint": self._inpaint,
-            "mix": self._mix,
-            "history": self._history,
-            "queue": self._queue,
-            "quota": self._quota,
-            "cancel": self._cancel,
-            "settings": self._settings,
-            "help": self._help,
-        }
-        check_served(PLATFORM, (), self.commands)
+        self.commands: dict[str, Handler] = bind(self, commands_for(CAPABILITIES))
         self._aliases = {"img2img": "edit"}
         self._finished = asyncio.Event()
 

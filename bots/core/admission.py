@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -42,28 +42,17 @@ SIZE_KEYS = ("width", "height")
 """Preferences that an operation sized by its input image ignores: the image decides."""
 
 
+@dataclass(eq=False)
 class Admission:
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        files: FileStore,
-        worker: Worker,
-        accounts: Accounts,
-        moderation: Moderation,
-        announcer: Announcer,
-        lifecycle: Lifecycle,
-        jobs: Jobs,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.files = files
-        self.worker = worker
-        self.accounts = accounts
-        self.moderation = moderation
-        self.announcer = announcer
-        self.lifecycle = lifecycle
-        self.jobs = jobs
+    settings: Settings
+    db: Database
+    files: FileStore
+    worker: Worker
+    accounts: Accounts
+    moderation: Moderation
+    announcer: Announcer
+    lifecycle: Lifecycle
+    jobs: Jobs
 
     async def submit(self, actor: Actor, place: Place, ask: Ask, parent_job_id: str | None = None) -> Receipt:
         user = await self.accounts.user(actor)
@@ -112,9 +101,7 @@ class Admission:
             await self.lifecycle.close(job.id, JobState.FAILED, error_key="queue.refused")
             raise user_error(error) from None
         receipt = Receipt(job.id, self.worker.position(job.id), self.worker.eta(job.id))
-        await self.announcer.emit(
-            EventKind.QUEUED, job.id, position=receipt.position, eta_seconds=receipt.eta_seconds
-        )
+        await self.announcer.emit(EventKind.QUEUED, job.id, position=receipt.position, eta_seconds=receipt.eta_seconds)
         return receipt
 
     async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:

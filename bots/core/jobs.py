@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bots.core.accounts import Accounts, now
 from bots.core.lifecycle import Lifecycle
@@ -26,22 +27,14 @@ FINISHED_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 MIN_JOB_REFERENCE = 4
 
 
+@dataclass(eq=False)
 class Jobs:
-    def __init__(
-        self,
-        db: Database,
-        files: FileStore,
-        worker: Worker,
-        accounts: Accounts,
-        moderation: Moderation,
-        lifecycle: Lifecycle,
-    ) -> None:
-        self.db = db
-        self.files = files
-        self.worker = worker
-        self.accounts = accounts
-        self.moderation = moderation
-        self.lifecycle = lifecycle
+    db: Database
+    files: FileStore
+    worker: Worker
+    accounts: Accounts
+    moderation: Moderation
+    lifecycle: Lifecycle
 
     async def cancel(
         self, actor: Actor, reference: str | None = None, moderator: Moderator | None = None

@@ -12,6 +12,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bots.config import Settings
 from bots.core.accounts import Accounts, now
@@ -41,24 +42,15 @@ _FINAL_KINDS = {
 }
 
 
+@dataclass(eq=False)
 class Lifecycle:
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        files: FileStore,
-        worker: Worker,
-        accounts: Accounts,
-        moderation: Moderation,
-        announcer: Announcer,
-    ) -> None:
-        self.settings = settings
-        self.worker = worker
-        self.db = db
-        self.files = files
-        self.accounts = accounts
-        self.moderation = moderation
-        self.announcer = announcer
+    settings: Settings
+    db: Database
+    files: FileStore
+    worker: Worker
+    accounts: Accounts
+    moderation: Moderation
+    announcer: Announcer
 
     # --- JobSink: what the worker reports --------------------------------------------------
 

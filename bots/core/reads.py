@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bots.config import Settings
@@ -18,13 +19,13 @@ from storage.database import Database
 from storage.files import FileStore
 
 
+@dataclass(eq=False)
 class Reads:
-    def __init__(self, settings: Settings, db: Database, files: FileStore, worker: Worker, accounts: Accounts) -> None:
-        self.settings = settings
-        self.db = db
-        self.files = files
-        self.worker = worker
-        self.accounts = accounts
+    settings: Settings
+    db: Database
+    files: FileStore
+    worker: Worker
+    accounts: Accounts
 
     async def queue(self, actor: Actor) -> list[QueueEntry]:
         """The actor's jobs still queued or running, with their place in the queue."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 SHORT_ID_LENGTH = 8
 
@@ -113,6 +114,25 @@ class QuotaStatus:
     images_limit: int
     gpu_seconds: float
     gpu_seconds_limit: float
+
+
+class ShownMessage(Protocol):
+    """A platform message that shows a job, or one of its images, as the core records it (message links)."""
+
+    @property
+    def platform(self) -> str: ...
+
+    @property
+    def chat_id(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def output_index(self) -> int | None: ...
 
 
 def short_id(job_id: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import discord
 
@@ -30,12 +31,12 @@ Locate = Callable[[], Awaitable[tuple[str, int | None]]]
 """The job an edit form is about and, when its message shows one image of it, which."""
 
 
+@dataclass(frozen=True)
 class Buttons:
-    def __init__(self, core: Core, max_prompt_length: int, images: Images, lookups: Lookups) -> None:
-        self.core = core
-        self.max_prompt_length = max_prompt_length
-        self.images = images
-        self.lookups = lookups
+    core: Core
+    max_prompt_length: int
+    images: Images
+    lookups: Lookups
 
     async def on_button(self, interaction: discord.Interaction, action: Action, job_id: str, index: int | None) -> None:
         if action is Action.REROLL:

@@ -8,13 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import discord
 from discord import app_commands
 
 from bots.core.facade import Core
-from bots.core.types import Actor, Place
+from bots.core.types import Actor, Place, ShownMessage
 from bots.kit.boundary import Say, explain, guarded
 from bots.kit.context import Context
 from bots.moderation.policy import Moderator, Role
@@ -39,19 +39,6 @@ class Reply:
 
 
 Produce = Callable[[Context], Awaitable[str | Reply]]
-
-
-class Shown(Protocol):
-    """A message that showed a job, as the core names it when the job is deleted."""
-
-    @property
-    def job_id(self) -> str: ...
-
-    @property
-    def chat_id(self) -> str: ...
-
-    @property
-    def message_id(self) -> str: ...
 
 
 def context_of(interaction: discord.Interaction) -> Context:
@@ -195,7 +182,7 @@ async def quietly(call: Awaitable[Any]) -> None:
         log.warning("could not answer on Discord: %s", error)
 
 
-async def delete_messages(client: discord.Client, shown: Sequence[Shown]) -> bool:
+async def delete_messages(client: discord.Client, shown: Sequence[ShownMessage]) -> bool:
     """Remove the messages that showed deleted images; True when Discord refused to remove some of them."""
     refused = False
     for link in shown:

@@ -7,7 +7,7 @@ serves each of them and nothing else, so a command added here appears on every a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -74,9 +74,25 @@ CATALOGUE: tuple[Command, ...] = (
 )
 
 
-def commands_for(capabilities: Collection[Capability]) -> list[Command]:
-    """The catalogue's commands a platform with `capabilities` can show."""
-    return [command for command in CATALOGUE if command.needs <= set(capabilities)]
+def commands_for(capabilities: Collection[Capability], audience: Audience | None = None) -> list[Command]:
+    """The catalogue's commands a platform with `capabilities` can show (for `audience`, or for everyone)."""
+    return [
+        command
+        for command in CATALOGUE
+        if command.needs <= set(capabilities) and audience in (None, command.audience)
+    ]
+
+
+def bind(owner: object, commands: Iterable[Command]) -> dict[str, Any]:
+    """Each command's handler, keyed by its catalogue name: `owner`'s method named after it (`_imagine` for
+    `imagine`, `_banword_add` for `mod.banword.add`), so no command can lack a handler."""
+    handlers = {}
+    for command in commands:
+        method = getattr(owner, "_" + command.name.removeprefix("mod.").replace(".", "_"), None)
+        if method is None:
+            raise RuntimeError(f"{type(owner).__name__} has no handler for the command {command.name}")
+        handlers[command.name] = method
+    return handlers
 
 
 def check_served(surface: str, capabilities: Collection[Capability], served: Mapping[str, object]) -> None:

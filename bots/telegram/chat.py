@@ -4,7 +4,6 @@ answers that never fail an update, and the job that one of the bot's messages sh
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
 from telegram import Message, ReplyParameters
 from telegram import User as TelegramUser
@@ -12,7 +11,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 
 from bots.core.facade import Core
-from bots.core.types import Actor, Place
+from bots.core.types import Actor, Place, ShownMessage
 from bots.kit.context import Context
 
 log = logging.getLogger(__name__)
@@ -22,25 +21,6 @@ MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
 ANSWER_LIMIT = 200
 """The text of an answer to a button press (a notification or an alert)."""
-
-
-class Shown(Protocol):
-    """One of the bot's messages that shows a job, or one of its images, as the core records it."""
-
-    @property
-    def platform(self) -> str: ...
-
-    @property
-    def chat_id(self) -> str: ...
-
-    @property
-    def message_id(self) -> str: ...
-
-    @property
-    def job_id(self) -> str: ...
-
-    @property
-    def output_index(self) -> int | None: ...
 
 
 def context_of(user: TelegramUser, message: Message) -> Context:
@@ -67,7 +47,7 @@ async def reply(message: Message, text: str) -> None:
         log.warning("could not answer message %s in chat %s: %r", message.message_id, message.chat_id, error)
 
 
-async def shown_job(core: Core, message: Message | None, bot_id: int) -> Shown | None:
+async def shown_job(core: Core, message: Message | None, bot_id: int) -> ShownMessage | None:
     """The job that `message` shows, when it is one of the bot's messages about a job."""
     if message is None or message.from_user is None or message.from_user.id != bot_id:
         return None

@@ -19,16 +19,17 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 
 from bots.config import TelegramSettings
 from bots.core.facade import Core
+from bots.core.types import ShownMessage
 from bots.errors import UserError
 from bots.formatting import cancel_text, history_lines, preferences_text, queue_lines, quota_text
 from bots.kit.boundary import guarded
-from bots.kit.catalogue import check_served
+from bots.kit.catalogue import Audience, bind, check_served, commands_for
 from bots.kit.context import Context
 from bots.kit.views import Action
 from bots.parsing import parse_prompt
 from bots.telegram.admins import Admins
 from bots.telegram.albums import Albums
-from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, Shown, context_of, cut, reply, shown_job
+from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, context_of, cut, reply, shown_job
 from bots.telegram.commands import CAPABILITIES, SPELLINGS, Handler, Routes, parse_command
 from bots.telegram.downloads import Downloads
 from bots.telegram.keyboards import Press, parse
@@ -49,16 +50,7 @@ class Handlers:
         self.albums = Albums(settings.album_wait_seconds, self._album)
         self._bot: Bot | None = None
         handlers: dict[str, Handler] = {
-            "imagine": self._imagine,
-            "edit": self._edit,
-            "inpaint": self._inpaint,
-            "mix": self._mix,
-            "history": self._history,
-            "queue": self._queue,
-            "quota": self._quota,
-            "cancel": self._cancel,
-            "settings": self._settings,
-            "help": self._help,
+            **bind(self, commands_for(CAPABILITIES, Audience.EVERYONE)),
             **ModerationCommands(core, admins).handlers(),
         }
         check_served(PLATFORM, CAPABILITIES, handlers)
@@ -275,11 +267,11 @@ class Handlers:
         operation = operation or await self.core.upload_operation(image)
         await self._submit(context, Ask(operation, prompt, options, image=image))
 
-    async def _edit_shown(self, context: Context, shown: Shown, text: str) -> None:
+    async def _edit_shown(self, context: Context, shown: ShownMessage, text: str) -> None:
         prompt, options = _parse(text)
         await self.core.edit(context.actor, context.place, shown.job_id, shown.output_index or 0, prompt, options)
 
-    async def _shown_image(self, message: Message) -> Shown | None:
+    async def _shown_image(self, message: Message) -> ShownMessage | None:
         """The job image that the bot message `message` replies to shows (or asks to edit), if it is one."""
         shown = await shown_job(self.core, message.reply_to_message, self.bot.id)
         return shown if shown is not None and shown.output_index is not None else None

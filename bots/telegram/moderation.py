@@ -17,14 +17,14 @@ from telegram import Bot, Message
 from telegram.error import TelegramError
 
 from bots.core.facade import Core
-from bots.core.types import short_id
+from bots.core.types import ShownMessage, short_id
 from bots.errors import UserError
 from bots.kit.context import Context
 from bots.moderation.matching import BannedPattern
 from bots.moderation.policy import LIMIT_KEYS, NSFW_POLICIES, LogEntry, Moderator
 from bots.parsing import parse_duration
 from bots.telegram.admins import Admins
-from bots.telegram.chat import CAPTION_LIMIT, PLATFORM, Shown, cut, reply, shown_job
+from bots.telegram.chat import CAPTION_LIMIT, PLATFORM, cut, reply, shown_job
 from bots.telegram.commands import Handler
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def _limit_changes(words: list[str]) -> dict[str, int | None]:
     return changes
 
 
-async def _remove(bot: Bot, links: Iterable[Shown]) -> int:
+async def _remove(bot: Bot, links: Iterable[ShownMessage]) -> int:
     """Delete the bot's messages that showed deleted images; returns how many went. Telegram refuses some
     (older than 48 hours, a status message already gone): those are logged, the images are gone anyway."""
     removed = 0
