@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from generation.asks import Ask, Options
+from generation.errors import EaselError
 from generation.images import RegionMask
 from generation.requests import GenerationRequest
 
@@ -23,7 +24,7 @@ Store = Callable[[bytes], str]
 Read = Callable[[str], bytes]
 
 
-class UnknownCodec(ValueError):
+class UnknownCodec(EaselError, ValueError):
     """A stored job written by a newer easel than this one."""
 
 

@@ -34,7 +34,7 @@ REMEMBERED_DELIVERIES = 10_000
 MENTION_ROOM = 32  # "<@" + a snowflake + "> "
 
 
-class ClientClosed(Exception):
+class ClientClosed(ConnectionError):
     """The Discord client is not running: the result stays undelivered, and the core tries again later."""
 
 

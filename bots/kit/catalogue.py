@@ -77,9 +77,7 @@ CATALOGUE: tuple[Command, ...] = (
 def commands_for(capabilities: Collection[Capability], audience: Audience | None = None) -> list[Command]:
     """The catalogue's commands a platform with `capabilities` can show (for `audience`, or for everyone)."""
     return [
-        command
-        for command in CATALOGUE
-        if command.needs <= set(capabilities) and audience in (None, command.audience)
+        command for command in CATALOGUE if command.needs <= set(capabilities) and audience in (None, command.audience)
     ]
 
 
