@@ -22,6 +22,7 @@ from diffusers import (
     KandinskyV22PriorPipeline,
     VQModel,
 )
+from diffusers.image_processor import VaeImageProcessor
 
 from generation import tiny
 from generation.config import ModelSettings
@@ -50,6 +51,21 @@ class Placement:
             pipe.enable_model_cpu_offload(device=self.device)
         else:
             pipe.to(self.device)
+
+
+def _keep_input_size(img2img: KandinskyV22Img2ImgPipeline) -> None:
+    """Stop img2img from resizing its input image, because diffusers 0.42.1 swaps the size it resizes to.
+
+    `pipeline_kandinsky2_2_img2img.py` calls `image_processor.preprocess(i, width, height)`, whose signature is
+    `(image, height, width)`: the input was resized to height x width, and a non-square result came out
+    transposed. easel fits every input to the output size before it reaches the engine
+    (`generation.requests.make_request`), so the resize is not needed, and without it the order of the two
+    arguments no longer matters. The other pipelines easel uses are right in 0.42.1: the decoder and the
+    inpaint decoder pass (height, width) in order, and the prior (its `interpolate` for mix included) takes
+    no size. Remove this once diffusers passes the size by name; tests/integration/test_engine.py checks
+    every operation's output size.
+    """
+    img2img.image_processor = VaeImageProcessor.from_config(img2img.image_processor.config, do_resize=False)
 
 
 def pick_device(setting: str) -> torch.device:
@@ -92,6 +108,7 @@ class KandinskyModels:
         self.prior = prior
         self.decoder = decoder
         self.img2img = KandinskyV22Img2ImgPipeline(unet=decoder.unet, scheduler=decoder.scheduler, movq=decoder.movq)
+        _keep_input_size(self.img2img)
         for pipe in (prior, decoder, self.img2img):
             placement.apply(pipe)
         self._load_inpaint = load_inpaint

@@ -46,9 +46,46 @@ def test_each_operation_returns_images_of_the_requested_size(
     assert result.seeds == (request.seed,)
 
 
-def test_width_and_height_are_not_swapped(engine: Engine, request_for: Build) -> None:
-    (result,) = engine.generate([request_for("txt2img", width=128, height=64, steps=2, prior_steps=2)])
+@pytest.mark.parametrize("operation", ["txt2img", "img2img", "inpaint", "mix"])
+def test_width_and_height_are_not_swapped(
+    engine: Engine, request_for: Build, photo: Image.Image, operation: str
+) -> None:
+    """diffusers 0.42.1's img2img gives its image processor (width, height) where it takes (height, width)."""
+    prompt, inputs = {
+        "txt2img": ("a cat", {}),
+        "img2img": ("a cat", {"image": photo}),
+        "inpaint": ("a cat", {"image": photo, "mask": RegionMask(25, 25, 50, 50)}),
+        "mix": ("", {"mix": [photo, "a cat"]}),
+    }[operation]
+    request = request_for(operation, prompt, width=128, height=64, steps=2, prior_steps=2, **inputs)
+    (result,) = engine.generate([request])
     assert result.images[0].size == (128, 64)
+
+
+@pytest.mark.parametrize("operation", ["img2img", "inpaint"])
+@pytest.mark.parametrize(
+    ("source", "size", "expected"),
+    [
+        ((1200, 12), {}, (640, 64)),
+        ((12, 1200), {}, (64, 640)),
+        ((12, 1200), {"width": 128, "height": 64}, (128, 64)),
+        ((1200, 12), {"width": 64, "height": 128}, (64, 128)),
+    ],
+)
+def test_an_input_far_from_the_output_shape_is_fitted_the_right_way_round(
+    engine: Engine,
+    request_for: Build,
+    operation: str,
+    source: tuple[int, int],
+    size: dict[str, int],
+    expected: tuple[int, int],
+) -> None:
+    """Without a size the output takes the input's orientation; with one, the input is cropped to it."""
+    image = Image.linear_gradient("L").resize(source).convert("RGB")
+    options = {"mask": RegionMask(0, 0, 50, 50)} if operation == "inpaint" else {}
+    request = request_for(operation, "a cat", image=image, steps=2, prior_steps=2, **size, **options)
+    assert request.image is not None and request.image.size == expected
+    assert engine.generate([request])[0].images[0].size == expected
 
 
 @pytest.mark.parametrize("operation", ["txt2img", "img2img", "inpaint", "mix"])
