@@ -30,7 +30,7 @@ def user_error(error: Refusal) -> UserError:
     """The refusal a user is shown; the engine's own explanation is kept, since it names the bad value and what
     is allowed."""
     if isinstance(error, InvalidImage):
-        return UserError(f"image.{error.code}", detail=str(error))
+        return UserError(f"image.{error.code}", detail=str(error), **error.values)
     if isinstance(error, InvalidRequest):
         return UserError(
             "request.invalid", field=error.field, value=error.value, allowed=error.allowed, detail=str(error)

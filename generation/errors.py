@@ -29,10 +29,11 @@ class InvalidRequest(EaselError, ValueError):
 
 
 class InvalidImage(EaselError, ValueError):
-    """An input image or mask that cannot be used; `code` says why."""
+    """An input image or mask that cannot be used; `code` says why, and `values` what the user's text needs."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **values: Any) -> None:
         self.code = code
+        self.values = values
         super().__init__(message)
 
 

@@ -45,9 +45,9 @@ def settings_for(tmp_path: Path, tiers: dict[str, TierSettings] | None = None, *
     )
 
 
-def _png() -> bytes:
+def _png(kind: str = "PNG") -> bytes:
     buffer = io.BytesIO()
-    Image.effect_noise((64, 64), 50).save(buffer, "PNG")
+    Image.effect_noise((64, 64), 50).save(buffer, kind)
     return buffer.getvalue()
 
 
@@ -275,7 +275,8 @@ async def test_per_user_cap_refuses_politely_and_writes_nothing(start: Start) ->
     [
         (Ask("txt2img", ""), "request.invalid"),
         (Ask("txt2img", "cat", Options(width=100)), "request.invalid"),
-        (Ask("img2img", "cat", image=b"not an image"), "image.not_an_image"),
+        (Ask("img2img", "cat", image=b"not an image"), "image.unsupported_format"),
+        (Ask("img2img", "cat", image=_png("BMP")), "image.unsupported_format"),
         (Ask("inpaint", "cat", image=_png()[:200]), "image.truncated_image"),
         (Ask("mix", "", mix=("only one",)), "request.invalid"),
     ],
@@ -524,7 +525,7 @@ async def test_an_image_with_transparent_pixels_asks_for_inpaint(start: Start, p
     assert await harness.service.upload_operation(png(photo)) == "img2img"
     with pytest.raises(UserError) as caught:
         await harness.service.upload_operation(b"%PDF-1.4")
-    assert caught.value.key == "image.not_an_image"
+    assert caught.value.key == "image.unsupported_format"
 
 
 async def test_events_answer_the_message_that_asked(start: Start) -> None:

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
+from typing import NoReturn
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
+from pydantic import ValidationError
 
+from bots.errors import user_error
+from bots.texts import available_languages, render
+from generation.config import Limits
 from generation.errors import InvalidImage
 from generation.images import (
+    ACCEPTED_FORMATS,
     AlphaMask,
     MaskImage,
     RegionMask,
@@ -27,6 +35,37 @@ def encode(image: Image.Image, kind: str = "PNG", **options: object) -> bytes:
     return buffer.getvalue()
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A valid PNG signature and header claiming any size, with no pixel data behind it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def other_plugins_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Pillow plugin but the accepted ones fails the test if it is asked to parse the bytes."""
+
+    def parsed(*_: object) -> NoReturn:
+        pytest.fail("a plugin of a refused format parsed the upload")
+
+    Image.init()
+    for name, (_, accept) in list(Image.OPEN.items()):
+        if name not in ACCEPTED_FORMATS:
+            monkeypatch.setitem(Image.OPEN, name, (parsed, accept))
+
+
+@pytest.fixture
+def nothing_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def decoded(*_: object) -> NoReturn:
+        pytest.fail("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+
+
 def test_a_good_image_decodes() -> None:
     image = decode_image(encode(Image.new("RGB", (40, 30), "red"), "JPEG"), MAX_PIXELS)
     assert image.size == (40, 30)
@@ -43,14 +82,23 @@ def test_exif_orientation_is_applied() -> None:
     ("data", "code"),
     [
         (b"", "not_an_image"),
-        (b"hello, this is text and not a picture", "not_an_image"),
-        (b"%PDF-1.4\n" + b"0" * 100, "not_an_image"),
+        (b"hello, this is text and not a picture", "unsupported_format"),
+        (b"%PDF-1.4\n" + b"0" * 100, "unsupported_format"),
     ],
 )
 def test_non_images_are_refused(data: bytes, code: str) -> None:
     with pytest.raises(InvalidImage) as caught:
         decode_image(data, MAX_PIXELS)
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize(
+    "data", [b"GIF89a broken", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, b"RIFF\x00\x00\x00\x00WEBPVP8 junk"]
+)
+def test_an_accepted_format_with_a_broken_header_is_damaged_not_unsupported(data: bytes) -> None:
+    with pytest.raises(InvalidImage) as caught:
+        decode_image(data, MAX_PIXELS)
+    assert caught.value.code == "truncated_image"
 
 
 @pytest.mark.parametrize("kind", ["PNG", "JPEG"])
@@ -67,6 +115,71 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding() -> None:
         decode_image(encode(Image.new("RGB", (100, 100))), max_pixels=5_000)
     assert caught.value.code == "image_too_large"
     assert "100x100" in str(caught.value) and "5000" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["BMP", "TIFF", "ICO", "TGA", "PCX", "PPM", "SGI", "DDS"])
+def test_other_image_formats_are_refused_unparsed(kind: str, other_plugins_fail: None) -> None:
+    data = encode(Image.new("RGB", (16, 16), "red"), kind)
+    with pytest.raises(InvalidImage) as caught:
+        decode_image(data, MAX_PIXELS)
+    assert caught.value.code == "unsupported_format" and caught.value.values == {}
+
+
+def test_postscript_never_reaches_ghostscript(other_plugins_fail: None) -> None:
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n0 0 moveto 16 16 lineto stroke\nshowpage\n%%EOF\n"
+    with pytest.raises(InvalidImage) as caught:
+        decode_image(eps, MAX_PIXELS)
+    assert caught.value.code == "unsupported_format"
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "WEBP", "GIF"])
+def test_the_accepted_formats_decode(kind: str, other_plugins_fail: None) -> None:
+    image = decode_image(encode(Image.new("RGB", (24, 12), (250, 0, 0)), kind), MAX_PIXELS)
+    assert image.size == (24, 12)
+    assert image.convert("RGB").getpixel((5, 5))[0] > 200
+
+
+@pytest.mark.parametrize("kind", ["GIF", "WEBP"])
+def test_an_animation_gives_its_first_frame(kind: str) -> None:
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    data = encode(frames[0], kind, save_all=True, append_images=frames[1:], duration=100)
+    assert decode_image(data, MAX_PIXELS).convert("RGB").getpixel((4, 4))[0] > 200
+
+
+@pytest.mark.parametrize("size", [(10_000, 10_000), (40_000, 40_000)])
+def test_a_header_over_the_limit_is_refused_in_easels_words_before_decoding(
+    size: tuple[int, int], nothing_decodes: None
+) -> None:
+    """Past Pillow's own limit (89 million pixels, and twice that) the refusal is still easel's, never Pillow's."""
+    with pytest.raises(InvalidImage) as caught:
+        decode_image(png_header(*size), MAX_PIXELS)
+    assert caught.value.code == "image_too_large"
+    assert caught.value.values == {"megapixels": 50.0}
+    assert "bomb" not in str(caught.value) and "exceeds limit" not in str(caught.value)
+    assert str(MAX_PIXELS) in str(caught.value)
+
+
+@pytest.mark.parametrize("language", available_languages())
+@pytest.mark.parametrize(
+    ("data", "key", "named"),
+    [
+        (png_header(40_000, 40_000), "image.image_too_large", "50"),
+        (encode(Image.new("RGB", (8, 8)), "TIFF"), "image.unsupported_format", "GIF"),
+    ],
+)
+def test_the_refusals_are_told_in_the_users_language(data: bytes, key: str, named: str, language: str) -> None:
+    with pytest.raises(InvalidImage) as caught:
+        decode_image(data, MAX_PIXELS)
+    told = user_error(caught.value)
+    text = render(told.key, language, **told.values)
+    assert told.key == key and named in text and "Image size" not in text
+    assert language == "en" or text != render(key, "en", **told.values)
+
+
+def test_the_pixel_limit_cannot_be_set_past_what_pillow_opens() -> None:
+    assert Limits(max_input_pixels=2 * Image.MAX_IMAGE_PIXELS).max_input_pixels == 2 * Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ValidationError):
+        Limits(max_input_pixels=2 * Image.MAX_IMAGE_PIXELS + 1)
 
 
 def test_a_decompression_bomb_is_refused() -> None:
