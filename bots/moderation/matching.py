@@ -2,12 +2,13 @@
 
 Pure logic, no I/O. Both the patterns and the prompt pass through `normalise`, so the comparison ignores
 case, accents, invisible characters and letters that merely look like others: a banned word cannot be
-dodged by writing it in fullwidth, with Cyrillic look-alikes or with a zero-width space inside. Plain
-patterns match whole words where a script separates its words with spaces, and anywhere inside the text
-where it does not (Chinese, Japanese, Thai...). Optional regular expressions see the same normalised text;
+dodged by writing it in fullwidth, with Cyrillic or Greek look-alikes (Unicode's confusables, see
+`look_alikes`) or with a zero-width space inside. The prompt is also seen with the look-alikes that pass
+only as capitals folded inside words that mix scripts, so "кraken" is "kraken" while Russian "вот" is not
+"bot". Plain patterns match whole words where a script separates its words with spaces, and anywhere inside
+the text where it does not (Chinese, Japanese, Thai...). Optional regular expressions see the same texts;
 their own letters are folded the same way (ASCII case is left to re.IGNORECASE, so "\\S" keeps its sense),
-so "café" or "кот" written in one still matches. A range of Cyrillic or Greek letters ("[а-я]") does not
-survive this: its look-alike ends become Latin.
+so "café" or "кот" written in one still matches, and a range of letters ("[а-я]") keeps its sense.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parser  # type: ignore[attr-defined]
 from typing import Any, NoReturn
 
+from bots.moderation import look_alikes
 from generation.errors import EaselError
 
 MAX_PATTERN_LENGTH = 200
@@ -46,47 +48,6 @@ _ACCENTS = frozenset(
         0x0670,
         0x0640,
     ]
-)
-# Lowercase letters that look like a Latin letter, mapped to it in both pattern and text, so a banned
-# word matches whichever of the look-alike spellings is used. Only letters that look alike in lowercase
-# are mapped (after case folding only lowercase is left); mapping Cyrillic "в" to "b" because "В" looks
-# like "B" would make the common Russian "вот" match a banned "bot". Digits are not mapped: "b00k" is not
-# "book". Fullwidth and mathematical letters need no entry: NFKC makes them plain Latin.
-_LOOK_ALIKES = str.maketrans(
-    {
-        # Cyrillic
-        "а": "a",
-        "е": "e",
-        "о": "o",
-        "р": "p",
-        "с": "c",
-        "у": "y",
-        "х": "x",
-        "і": "i",
-        "ј": "j",
-        "ѕ": "s",
-        "ԁ": "d",
-        "һ": "h",
-        "ԛ": "q",
-        "ԝ": "w",
-        "ӏ": "l",
-        # Greek
-        "ο": "o",
-        "α": "a",
-        "ε": "e",
-        "ι": "i",
-        "κ": "k",
-        "ν": "v",
-        "ρ": "p",
-        "τ": "t",
-        "υ": "u",
-        "χ": "x",
-        # Latin letters that look like other Latin letters
-        "ı": "i",
-        "ȷ": "j",
-        "ɑ": "a",
-        "ɡ": "g",
-    }
 )
 # Scripts written without spaces between words: there a banned word is found anywhere in the text.
 _UNSPACED = (
@@ -134,7 +95,7 @@ class InvalidPattern(EaselError):
 
 def normalise(text: str) -> str:
     """The form in which patterns and prompts are compared: case, accents and look-alikes folded away."""
-    return _fold(text, ascii_case=True)
+    return look_alikes.fold(_fold(text, ascii_case=True))
 
 
 def validate(pattern: BannedPattern) -> None:
@@ -158,8 +119,9 @@ class BannedWords:
 
     def find(self, text: str) -> BannedPattern | None:
         """The first pattern, in list order, that the text contains; None when it may pass."""
-        folded = normalise(text)
-        return next((matcher.pattern for matcher in self._matchers if matcher.matches(folded)), None)
+        folded = _fold(text, ascii_case=True)
+        forms = {look_alikes.fold(folded), look_alikes.fold_mixed_words(folded)}
+        return next((matcher.pattern for matcher in self._matchers if any(map(matcher.matches, forms))), None)
 
     def __len__(self) -> int:
         return len(self._patterns)
@@ -206,14 +168,15 @@ class _Regex:
 
 
 def _fold(text: str, *, ascii_case: bool) -> str:
-    """`normalise`; with ascii_case=False ASCII keeps its case, so a regular expression's "\\S" stays."""
+    """`normalise` but for look-alikes; with ascii_case=False ASCII keeps its case, so a regular expression's "\\S"
+    stays."""
     text = unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
     if ascii_case:
         text = text.casefold()
     else:
         text = "".join(char if char.isascii() else char.casefold() for char in text)
     text = "".join(char for char in unicodedata.normalize("NFD", text) if ord(char) not in _ACCENTS)
-    return unicodedata.normalize("NFC", text).translate(_LOOK_ALIKES)
+    return unicodedata.normalize("NFC", text)
 
 
 def _separates_words(char: str) -> bool:
@@ -223,7 +186,7 @@ def _separates_words(char: str) -> bool:
 
 def _compile_regex(pattern: BannedPattern) -> re.Pattern[str]:
     """Compile a moderator's regular expression, refusing those that would block everything or hang."""
-    source = _fold(pattern.text, ascii_case=False)
+    source = look_alikes.fold_expression(_fold(pattern.text, ascii_case=False))
     try:
         compiled = re.compile(source, re.IGNORECASE)
         parsed = sre_parser.parse(source, re.IGNORECASE)

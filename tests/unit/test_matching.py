@@ -24,7 +24,7 @@ def blocks(pattern: str, text: str, *, regex: bool = False) -> bool:
         ("\u0455\u0435\u0445", "sex"),  # Cyrillic ѕ, е, х
         ("\u03bf\u03c1\u03b1", "opa"),  # Greek ο, ρ, α
         ("b00k", "b00k"),
-        ("ΛΟΓΟΣ", "λoγoσ"),
+        ("ΛΟΓΟΣ", "λoyoo"),  # Unicode's confusables: γ looks like y, σ like o
         ("كَلْب", "كلب"),
         ("كـلـب", "كلب"),
         ("कुत्ता", "कुत्ता"),
@@ -109,6 +109,46 @@ def test_plain_patterns(pattern: str, text: str, blocked: bool) -> None:
 @pytest.mark.parametrize(
     ("pattern", "text", "blocked"),
     [
+        # Cyrillic
+        ("kraken", "\u043araken", True),  # к passes for k as a capital: caught in a word that mixes scripts
+        ("kraken", "KRA\u041aEN", True),  # К
+        ("kraken", "kr\u0430k\u0435n", True),  # а, е
+        ("bomb", "\u0432omb", True),  # в
+        ("heist", "\u043deist", True),  # н
+        ("toxic", "\u0442o\u0445ic", True),  # т, х
+        ("coco", "\u0441\u043e\u0441\u043e", True),  # с, о: a whole word of lowercase look-alikes
+        # Greek
+        ("kraken", "\u03baraken", True),  # κ
+        ("toxic", "\u03c4oxic", True),  # τ
+        ("heist", "\u03b7eist", True),  # η
+        ("bomb", "\u03b2omb", True),  # β
+        ("over", "\u03bf\u03bder", True),  # ο, ν
+        ("kraken", "\u039a\u03a1\u0391\u039a\u0395\u039d", False),  # ΚΡΑΚΕΝ, Greek: it reads KPAKEN
+        # fullwidth, alone and with the others
+        ("kraken", "ｋｒａｋｅｎ", True),
+        ("kraken", "ＫＲＡＫＥＮ", True),
+        ("kraken", "ｋrａ\u043aen", True),
+        # Russian words stay Russian
+        ("bot", "\u0432\u043e\u0442", False),  # вот
+        ("pot", "\u0440\u043e\u0442", False),  # рот
+        ("net", "\u043d\u0435\u0442", False),  # нет
+        ("kot", "\u043a\u043e\u0442", False),  # кот
+        ("кошка", "кошка", True),
+        ("кошка", "чёрная КОШКА", True),
+        ("кошка", "\u043ao\u0448\u043aa", True),  # Latin o and a inside the Russian word
+        ("кошка", "koshka", False),
+        ("кошка", "kowka", False),
+        ("кот", "kot", False),
+        ("кот", "\u043ao\u0442", True),  # Latin o
+    ],
+)
+def test_look_alikes_of_latin_letters(pattern: str, text: str, blocked: bool) -> None:
+    assert blocks(pattern, text) is blocked
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "blocked"),
+    [
         (r"\bsex+y?\b", "SEXXY girl", True),
         (r"\bsex+y?\b", "sussex", False),
         (r"c[a@]t\w*", "C@TS", True),
@@ -119,6 +159,10 @@ def test_plain_patterns(pattern: str, text: str, blocked: bool) -> None:
         (r"d\S+g", "do\u200bg", True),
         (r"^nsfw", "NSFW please", True),
         (r"^nsfw", "no nsfw", False),
+        (r"^[а-я]+$", "ПРИВЕТ", True),
+        (r"^[а-я]+$", "hello", False),  # a range of Cyrillic letters keeps its sense
+        (r"\bкош[а-я]+", "две кошки", True),
+        (r"kr[a-z]ken", "\u043araken", True),
     ],
 )
 def test_regular_expressions(pattern: str, text: str, blocked: bool) -> None:
