@@ -66,7 +66,15 @@ class TierSettings(_Section):
     gpu_seconds_per_day: float = Field(default=1800.0, ge=0)
 
 
-class TelegramSettings(_Section):
+class _PlatformSection(_Section):
+    """What every chat platform's section has: how long to wait between tries to reach it while it cannot be
+    reached (random waits up to `reconnect_first_seconds`, doubling up to `reconnect_longest_seconds`)."""
+
+    reconnect_first_seconds: float = Field(default=1.0, gt=0)
+    reconnect_longest_seconds: float = Field(default=60.0, gt=0)
+
+
+class TelegramSettings(_PlatformSection):
     """The Telegram adapter. The token comes only from the environment variable named by `token_env`."""
 
     enabled: bool = True
@@ -78,6 +86,8 @@ class TelegramSettings(_Section):
     max_download_mb: float = Field(default=20.0, gt=0)
     album_wait_seconds: float = Field(default=1.5, gt=0)
     progress_interval_seconds: float = Field(default=2.0, ge=0)
+    messages_per_second: float = Field(default=30.0, ge=0)
+    group_messages_per_minute: float = Field(default=20.0, ge=0)
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
     webhook_listen: str = "0.0.0.0"
@@ -91,7 +101,7 @@ class TelegramSettings(_Section):
         return self
 
 
-class DiscordSettings(_Section):
+class DiscordSettings(_PlatformSection):
     """The Discord adapter. The token comes only from the environment variable named by `token_env`."""
 
     enabled: bool = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bots.moderation.matching import InvalidPattern
+from bots.texts import shortened
 from generation.errors import EaselError, InvalidImage, InvalidRequest, QueueFull, QueueRefused, UserQueueFull
 
 
@@ -28,13 +29,12 @@ Refusal = InvalidRequest | InvalidImage | QueueRefused | InvalidPattern
 
 def user_error(error: Refusal) -> UserError:
     """The refusal a user is shown; the engine's own explanation is kept, since it names the bad value and what
-    is allowed."""
+    is allowed, with the value shortened as every refusal quotes one (`bots.texts.shortened`)."""
     if isinstance(error, InvalidImage):
         return UserError(f"image.{error.code}", detail=str(error), **error.values)
     if isinstance(error, InvalidRequest):
-        return UserError(
-            "request.invalid", field=error.field, value=error.value, allowed=error.allowed, detail=str(error)
-        )
+        detail = error.describe(lambda value: shortened(repr(value)))
+        return UserError("request.invalid", field=error.field, value=error.value, allowed=error.allowed, detail=detail)
     if isinstance(error, InvalidPattern):
         return UserError("moderation.bad_pattern", pattern=error.pattern.text, detail=error.detail)
     if isinstance(error, UserQueueFull):

@@ -9,7 +9,7 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 
 from bots.core.types import Cancellation, JobEvent, JobSummary, QueueEntry, QuotaStatus, short_id
-from bots.texts import render, resolve_language
+from bots.texts import render, resolve_language, shortened
 
 _PREFERENCE_NAMES = {
     "width": "--width",
@@ -92,6 +92,7 @@ def preferences_text(preferences: Mapping[str, Any]) -> str:
 
 
 def history_lines(jobs: Sequence[JobSummary], language: str | None = None) -> list[str]:
+    """One line per job; a line names its job by the start of its prompt, so that ten of them fit a message."""
     return [
         render(
             "history.line",
@@ -100,7 +101,7 @@ def history_lines(jobs: Sequence[JobSummary], language: str | None = None) -> li
             state=render(f"state.{job.state}", language),
             operation=render(f"operation.{job.operation}", language),
             seed=job.seed,
-            prompt=job.prompt,
+            prompt=shortened(job.prompt),
         )
         for job in jobs
     ]
@@ -108,7 +109,7 @@ def history_lines(jobs: Sequence[JobSummary], language: str | None = None) -> li
 
 def queue_lines(entries: Sequence[QueueEntry], language: str | None = None) -> list[str]:
     return [
-        render("queue.running_line", language, job_id=short_id(entry.job_id), prompt=entry.prompt)
+        render("queue.running_line", language, job_id=short_id(entry.job_id), prompt=shortened(entry.prompt))
         if entry.state == "running"
         else render(
             "queue.line",
@@ -117,7 +118,7 @@ def queue_lines(entries: Sequence[QueueEntry], language: str | None = None) -> l
             state=render(f"state.{entry.state}", language),
             position=entry.position or 1,
             eta=eta_text(entry.eta_seconds, language),
-            prompt=entry.prompt,
+            prompt=shortened(entry.prompt),
         )
         for entry in entries
     ]

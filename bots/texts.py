@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 DOMAIN = "easel"
 LOCALE_DIR = Path(__file__).with_name("locale")
 SOURCE_LANGUAGE = "en"
+QUOTE_LIMIT = 200
+"""The longest value a text quotes whole: every explanation easel writes itself is shorter."""
+QUOTE_KEPT = 100
+"""What is quoted of a longer value (only a user can have typed one): its start, then an ellipsis."""
 
 
 def available_languages() -> list[str]:
@@ -78,3 +82,9 @@ def render(key: str, language: str | None = None, **values: Any) -> str:
             return english.format(**values) if english else f"{key} {values}"
         except (KeyError, IndexError, ValueError):
             return f"{template} {values}"
+
+
+def shortened(value: str) -> str:
+    """`value` as a text quotes it: whole up to QUOTE_LIMIT characters, else its first QUOTE_KEPT and an
+    ellipsis, so that a refusal of a 4,000-digit seed stays readable and within every platform's limit."""
+    return value if len(value) <= QUOTE_LIMIT else value[:QUOTE_KEPT] + "…"

@@ -6,6 +6,7 @@ it in the user's language; `str()` is a complete English sentence for logs and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -25,7 +26,11 @@ class InvalidRequest(EaselError, ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field} {value!r} is not allowed: {allowed}")
+        super().__init__(self.describe(repr))
+
+    def describe(self, quote: Callable[[Any], str]) -> str:
+        """The sentence, with the value as `quote` writes it (a chat shortens a long one)."""
+        return f"{self.field} {quote(self.value)} is not allowed: {self.allowed}"
 
 
 class InvalidImage(EaselError, ValueError):

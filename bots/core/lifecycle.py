@@ -12,7 +12,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bots.config import Settings
 from bots.core.accounts import Accounts, now
@@ -51,6 +51,7 @@ class Lifecycle:
     accounts: Accounts
     moderation: Moderation
     announcer: Announcer
+    _redelivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     # --- JobSink: what the worker reports --------------------------------------------------
 
@@ -154,11 +155,17 @@ class Lifecycle:
         ask = decode(job.parameters, job.seed, self.files.read)
         return build_request(ask, defaults=self.settings.generation_defaults, limits=self.settings.limits)
 
-    async def redeliver(self) -> int:
-        """Announce again the final results that were never delivered."""
+    async def redeliver(self, platform: str | None = None) -> int:
+        """Announce again the final results that were never delivered (only `platform`'s, when given: an
+        adapter asks as soon as its platform answers again). One sweep at a time, so a sweep that starts while
+        another runs finds what that one delivered."""
+        async with self._redelivering:
+            return await self._redeliver(platform)
+
+    async def _redeliver(self, platform: str | None) -> int:
         count = 0
         for job in await self.db.undelivered_jobs():
-            if not self.announcer.may_redeliver(job):
+            if (platform is not None and job.platform != platform) or not self.announcer.may_redeliver(job):
                 continue
             await self.announcer.route_stored(job)
             outputs = await self.db.outputs_of(job.id)

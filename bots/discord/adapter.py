@@ -3,13 +3,22 @@
 `register` hands the core its listener; `run` connects and serves until cancelled, then closes the client.
 The message-content intent is asked for so that replies to the bot's images can edit them; when the bot's
 owner has not enabled it, the adapter connects again without it, and the "Edit image" menu still works.
+
+discord.py waits out 429s and reconnects a lost gateway connection itself, but not a first connection that
+fails: signing in and reaching the gateway are tried again through the kit's `Link` until Discord answers.
+discord.py tells of a lost connection only in its log, with a traceback at every try; those records become the
+link's one warning per outage, and the connection's return (READY or RESUMED) its one line and the core's
+redelivery.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from functools import partial
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -25,8 +34,12 @@ from bots.discord.lookups import Lookups
 from bots.discord.moderation import ModerationActions
 from bots.discord.status import StatusBoard
 from bots.discord.views import JobButton
+from bots.kit.outage import Link
 
 log = logging.getLogger(__name__)
+
+RECONNECT_LOG = "Attempting a reconnect in %.2fs"
+"""What discord.py's `Client.connect` logs, with the error, each time a lost gateway connection is tried again."""
 
 
 def intents(*, message_content: bool) -> discord.Intents:
@@ -41,11 +54,12 @@ def intents(*, message_content: bool) -> discord.Intents:
 class EaselClient(discord.Client):
     """Mentions are off unless a message names them: a prompt that says @everyone notifies nobody."""
 
-    def __init__(self, settings: Settings, handlers: Handlers, delivery: Delivery, **options: Any) -> None:
+    def __init__(self, settings: Settings, handlers: Handlers, delivery: Delivery, link: Link, **options: Any) -> None:
         super().__init__(allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings
         self.handlers = handlers
         self.delivery = delivery
+        self.link = link
         self.tree: app_commands.CommandTree[EaselClient] = app_commands.CommandTree(self)
         self.tree.error(on_command_error)
         add_commands(self.tree, settings)
@@ -59,6 +73,10 @@ class EaselClient(discord.Client):
     async def on_ready(self) -> None:
         log.info("discord: connected as %s (id %s)", self.user, self.user.id if self.user else "?")
         self.delivery.ready.set()
+        self.link.answered()
+
+    async def on_resumed(self) -> None:
+        self.link.answered()
 
     async def on_message(self, message: discord.Message) -> None:
         try:
@@ -85,12 +103,21 @@ class DiscordAdapter:
         self.handlers = Handlers(images, buttons, lookups, ModerationActions(core, moderator_role))
         self.delivery = Delivery(core, self.board)
         self.client: EaselClient | None = None
+        self.link = Link(
+            PLATFORM,
+            first=settings.discord.reconnect_first_seconds,
+            longest=settings.discord.reconnect_longest_seconds,
+            is_outage=unreachable,
+            on_back=partial(core.redeliver, PLATFORM),
+        )
 
     def register(self) -> None:
         self.core.listen(PLATFORM, self.delivery.on_event)
 
     async def run(self) -> None:
         point_at(self.settings.discord)
+        lost = _LostConnections(self.link)
+        logging.getLogger("discord.client").addFilter(lost)
         try:
             await self._serve(message_content=True)
         except discord.PrivilegedIntentsRequired:
@@ -99,23 +126,61 @@ class DiscordAdapter:
                 "cannot edit them; the Edit image menu still can. Enable it in the developer portal to allow both."
             )
             await self._serve(message_content=False)
+        finally:
+            logging.getLogger("discord.client").removeFilter(lost)
+            await self.link.close()
 
     async def _serve(self, *, message_content: bool) -> None:
-        client = EaselClient(
-            self.settings,
-            self.handlers,
-            self.delivery,
-            intents=intents(message_content=message_content),
-            guild_ready_timeout=self._guild_ready_timeout,
-        )
+        client = await self.link.patiently(partial(self._reach, message_content))
         self.client = client
         self.delivery.attach(client)
         try:
-            await client.start(self._token)
+            await client.connect()
         finally:
             self.delivery.ready.clear()
             await self.board.close()
             await client.close()
+
+    async def _reach(self, message_content: bool) -> EaselClient:
+        """A client signed in, once the gateway answers too (discord.py does not try a failed first connection
+        again); a new client for each try, since a failed one cannot sign in again."""
+        client = EaselClient(
+            self.settings,
+            self.handlers,
+            self.delivery,
+            self.link,
+            intents=intents(message_content=message_content),
+            guild_ready_timeout=self._guild_ready_timeout,
+        )
+        try:
+            await client.login(self._token)
+            socket = await client.http.ws_connect(self.settings.discord.gateway_url)
+            await socket.close()
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+
+def unreachable(error: BaseException) -> bool:
+    """A network error or Discord's own 5xx: Discord cannot be reached now (a refused token is not that)."""
+    network = (OSError, aiohttp.ClientError, asyncio.TimeoutError, discord.GatewayNotFound, discord.DiscordServerError)
+    return isinstance(error, network)
+
+
+class _LostConnections(logging.Filter):
+    """discord.py's record of each try to reconnect a lost gateway connection, with its traceback, becomes the
+    link's one warning for the whole outage."""
+
+    def __init__(self, link: Link) -> None:
+        super().__init__()
+        self.link = link
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != RECONNECT_LOG or record.exc_info is None or record.exc_info[1] is None:
+            return True
+        self.link.lost(record.exc_info[1])
+        return False
 
 
 async def sync_once(settings: Settings, token: str) -> list[str]:

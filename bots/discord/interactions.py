@@ -4,6 +4,7 @@ boundary (the kit's, with Discord's own refusals explained), and ephemeral answe
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -197,16 +198,15 @@ async def delete_messages(client: discord.Client, shown: Sequence[ShownMessage])
     return refused
 
 
-def fenced(lines: Sequence[str]) -> str:
-    """Lines in a code block, as many as fit in one message."""
-    kept: list[str] = []
-    room = MESSAGE_LIMIT - len("```\n\n```")
-    for line in lines:
-        room -= len(line) + 1
-        if room < 0:
-            break
-        kept.append(line)
-    return "```\n" + "\n".join(kept) + "\n```"
+def listed(title: str, lines: Sequence[str], name: str, *, fenced: bool = True) -> str | Reply:
+    """`title` and the lines (in a code block when `fenced`) in one message when they fit; else the title with
+    every line in a text file `name`.txt: a list is never cut."""
+    body = "\n".join(lines)
+    shown = f"```\n{body}\n```" if fenced else body
+    text = f"{title}\n{shown}" if title else shown
+    if len(text) <= MESSAGE_LIMIT:
+        return text
+    return Reply(title, discord.File(io.BytesIO(body.encode()), filename=f"{name}.txt"))
 
 
 def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:

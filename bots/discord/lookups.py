@@ -7,7 +7,7 @@ import discord
 
 from bots.core.facade import Core
 from bots.core.types import short_id
-from bots.discord.interactions import answer, delete_messages, fenced, moderator_of, option
+from bots.discord.interactions import Reply, answer, delete_messages, listed, moderator_of, option
 from bots.discord.spellings import help_text
 from bots.formatting import cancel_text, history_lines, preferences_text, queue_lines, quota_text
 from bots.kit.catalogue import Audience
@@ -21,9 +21,9 @@ class Lookups:
         self.moderator_role = moderator_role
 
     async def history(self, interaction: discord.Interaction) -> None:
-        async def produce(context: Context) -> str:
+        async def produce(context: Context) -> str | Reply:
             lines = history_lines(await self.core.history(context.actor), context.language)
-            return fenced(lines) if lines else context.text("history.empty")
+            return listed("", lines, "history") if lines else context.text("history.empty")
 
         await answer(interaction, produce)
 
@@ -34,9 +34,9 @@ class Lookups:
         await answer(interaction, produce)
 
     async def queue(self, interaction: discord.Interaction) -> None:
-        async def produce(context: Context) -> str:
+        async def produce(context: Context) -> str | Reply:
             lines = queue_lines(await self.core.queue(context.actor), context.language)
-            return "\n".join(lines) if lines else context.text("queue.empty")
+            return listed("", lines, "queue", fenced=False) if lines else context.text("queue.empty")
 
         await answer(interaction, produce)
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import discord
 
 from bots.core.facade import Core
-from bots.discord.interactions import Reply, answer, delete_messages, fenced, moderator_of, option
+from bots.discord.interactions import Reply, answer, delete_messages, listed, moderator_of, option
 from bots.errors import UserError
 from bots.moderation.policy import LIMIT_KEYS, LogEntry, Moderator
 from bots.parsing import parse_duration
@@ -47,13 +47,13 @@ class ModerationActions:
         await self._run(interaction, call)
 
     async def list_words(self, interaction: discord.Interaction) -> None:
-        async def call(moderator: Moderator, language: str | None) -> str:
+        async def call(moderator: Moderator, language: str | None) -> str | Reply:
             words = await self.moderation.words(moderator)
             if not words:
                 return render("discord.mod.words_empty", language)
             regex = render("discord.mod.regex", language)
             lines = [f"{word.text}  ({regex})" if word.regex else word.text for word in words]
-            return render("discord.mod.words", language, count=len(words)) + "\n" + fenced(lines)
+            return listed(render("discord.mod.words", language, count=len(words)), lines, "banned-words")
 
         await self._run(interaction, call)
 
@@ -102,7 +102,7 @@ class ModerationActions:
     ) -> None:
         """Named limits are set, `clear` removes some (or all); with neither, the server's limits are shown."""
 
-        async def call(moderator: Moderator, language: str | None) -> str:
+        async def call(moderator: Moderator, language: str | None) -> str | Reply:
             changes = _limit_changes(images_per_day, max_size, max_steps, clear)
             if changes:
                 limits = await self.moderation.set_limits(moderator, changes)
@@ -111,7 +111,7 @@ class ModerationActions:
             if not limits:
                 return render("discord.mod.limits_none", language)
             lines = [f"{key} = {value}" for key, value in sorted(limits.items())]
-            return render("discord.mod.limits", language) + "\n" + fenced(lines)
+            return listed(render("discord.mod.limits", language), lines, "limits")
 
         await self._run(interaction, call)
 
@@ -135,12 +135,12 @@ class ModerationActions:
         await self._run(interaction, call)
 
     async def log(self, interaction: discord.Interaction) -> None:
-        async def call(moderator: Moderator, language: str | None) -> str:
+        async def call(moderator: Moderator, language: str | None) -> str | Reply:
             entries = await self.moderation.log(moderator, LOG_LIMIT)
             if not entries:
                 return render("discord.mod.log_empty", language)
             lines = [_log_line(entry, language) for entry in entries]
-            return render("discord.mod.log", language, count=len(entries)) + "\n" + fenced(lines)
+            return listed(render("discord.mod.log", language, count=len(entries)), lines, "moderation-log")
 
         await self._run(interaction, call)
 

@@ -1,7 +1,9 @@
 """The one error boundary of every adapter, and its one reference scheme.
 
 A refusal (`UserError`, or an engine or queue refusal the error table turns into one) is explained in the
-user's language. Anything else is a bug: it is logged once with a reference, and the user gets that
+user's language, quoting each of its values shortened (`bots.texts.shortened`): a refusal that quoted a
+4,000-character value whole would be cut by the platform's limit, or refused by it, and the user would not read
+why. Anything else is a bug: it is logged once with a reference, and the user gets that
 reference, which is the short job id when the event concerns a job, else a fresh one.
 """
 
@@ -14,7 +16,7 @@ from contextlib import asynccontextmanager
 
 from bots.core.types import short_id
 from bots.errors import Refusal, UserError, user_error
-from bots.texts import render
+from bots.texts import render, shortened
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,8 @@ def explain(
     if isinstance(error, Refusal):
         error = user_error(error)
     if isinstance(error, UserError):
-        return render(error.key, language, **error.values)
+        values = {name: shortened(value) if isinstance(value, str) else value for name, value in error.values.items()}
+        return render(error.key, language, **values)
     if known is not None and (text := known(error, language)) is not None:
         return text
     reference = reference_for(job_id)

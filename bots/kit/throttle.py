@@ -1,7 +1,9 @@
 """Status updates at the pace a platform allows: at most one draw per job in flight and one per interval, the
 latest view winning. Progress comes faster than any chat lets a bot edit a message, and a lost intermediate
 state is harmless, so updates are coalesced rather than queued. Draws run in their own task, so a slow or
-rate-limited platform never holds up the core that reports progress.
+rate-limited platform never holds up the core that reports progress. When the final view takes over, a draw in
+flight is let finish: it may be waiting out a rate limit inside the platform's client, and cancelling it would
+let the final call go before the platform allows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ Draw = Callable[[str, T], Awaitable[None]]
 class _Entry(Generic[T]):
     latest: T | None = None
     last_draw: float = float("-inf")
+    drawing: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -33,7 +36,6 @@ class Throttle(Generic[T]):
         self.interval = interval
         self._draw = draw
         self._entries: dict[str, _Entry[T]] = {}
-        self._quiet_until = 0.0
 
     def show(self, job_id: str, value: T) -> None:
         """Schedule a draw of `value`; returns at once."""
@@ -46,31 +48,43 @@ class Throttle(Generic[T]):
         """The job's status was drawn outside the throttle (its message posted): the next draw waits an interval."""
         self._entries.setdefault(job_id, _Entry()).last_draw = asyncio.get_running_loop().time()
 
-    def hold(self, seconds: float) -> None:
-        """The platform asked to wait (a rate limit): no job's status is drawn before then."""
-        self._quiet_until = max(self._quiet_until, asyncio.get_running_loop().time() + seconds)
-
     async def release(self, job_id: str) -> None:
-        """Stop drawing the job's status (its final view takes over); a draw under way is cancelled."""
+        """Stop drawing the job's status (its final view takes over): a value not drawn yet is dropped, and a draw
+        in flight is let finish (see above)."""
         entry = self._entries.pop(job_id, None)
-        if entry is not None and entry.task is not None and not entry.task.done():
-            entry.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await entry.task
+        if entry is None or entry.task is None or entry.task.done():
+            return
+        entry.latest = None
+        if entry.drawing:
+            await entry.task
+        else:
+            await _cancel(entry.task)
 
     async def close(self) -> None:
-        for job_id in list(self._entries):
-            await self.release(job_id)
+        """Stop every draw at once, in flight or not: the client is closing."""
+        entries, self._entries = list(self._entries.values()), {}
+        for entry in entries:
+            if entry.task is not None:
+                await _cancel(entry.task)
 
     async def _flush(self, job_id: str, entry: _Entry[T]) -> None:
         loop = asyncio.get_running_loop()
         while entry.latest is not None:
-            wait = max(entry.last_draw + self.interval, self._quiet_until) - loop.time()
+            wait = entry.last_draw + self.interval - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             value, entry.latest = entry.latest, None
+            entry.drawing = True
             try:
                 await self._draw(job_id, value)
             except Exception as error:
                 log.warning("drawing the status of job %s failed: %r", job_id, error)
+            finally:
+                entry.drawing = False
             entry.last_draw = loop.time()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

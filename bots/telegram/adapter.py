@@ -2,19 +2,32 @@
 
 `run_polling` owns its loop and its signals, so the lifecycle is spelled out here instead: initialize
 (getMe), start, poll or serve a webhook until cancelled, then stop and shut down in reverse order.
+
+Every call goes through PTB's `AIORateLimiter`: at most `messages_per_second` in all and
+`group_messages_per_minute` per group (Telegram's 30 and 20), and after a 429 nothing at all is sent until its
+`retry_after` has passed, then the call is made again.
+
+An unreachable Telegram is waited out through the kit's `Link`: signing in is tried again with backoff, and so
+is each `getUpdates`, so PTB's own polling loop (a traceback per failure, fixed waits up to 30 s) never sees an
+outage. Every call tells the link whether Telegram answered, so an outage that only a send ran into ends, and
+what failed to go is delivered, as soon as the next poll gets through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
+from typing import Any
 
 from telegram import BotCommandScopeAllChatAdministrators, Update
-from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.error import NetworkError, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
 
 from bots.config import TelegramSettings
 from bots.core.facade import Core
+from bots.kit.outage import Link
 from bots.telegram.admins import Admins
 from bots.telegram.chat import PLATFORM
 from bots.telegram.commands import menus
@@ -26,6 +39,9 @@ from bots.texts import SOURCE_LANGUAGE, available_languages
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+RATE_LIMIT_RETRIES = 5
+"""Calls refused with a 429 that are made again once its `retry_after` has passed; after that the error is
+raised (a result is then delivered again by the core)."""
 
 
 class TelegramAdapter:
@@ -44,7 +60,14 @@ class TelegramAdapter:
         self.core = core
         self.settings = settings
         self.webhook_secret = webhook_secret
-        self.application = build_application(settings, token)
+        self.link = Link(
+            PLATFORM,
+            first=settings.reconnect_first_seconds,
+            longest=settings.reconnect_longest_seconds,
+            is_outage=lambda error: isinstance(error, NetworkError),
+            on_back=partial(core.redeliver, PLATFORM),
+        )
+        self.application = build_application(settings, token, self.link)
         bot = self.application.bot
         self.delivery = Delivery(core, bot, settings)
         self.handlers = Handlers(core, settings, Downloads(bot, settings), Admins(bot, admin_cache_seconds))
@@ -56,7 +79,7 @@ class TelegramAdapter:
     async def run(self) -> None:
         """Serve until cancelled; then stop taking updates and close the connections."""
         application = self.application
-        await application.initialize()
+        await self.link.patiently(application.initialize)
         try:
             log.info("telegram: signed in as @%s", application.bot.username)
             await self._publish_commands()
@@ -71,11 +94,15 @@ class TelegramAdapter:
                     webhook_url=self.settings.webhook_url,
                     secret_token=self.webhook_secret,
                     allowed_updates=ALLOWED_UPDATES,
+                    bootstrap_retries=-1,
                 )
             else:
-                await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                await updater.start_polling(
+                    allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1, error_callback=_polling_failed
+                )
             await asyncio.Event().wait()
         finally:
+            await self.link.close()
             await self.handlers.albums.close()
             await self.delivery.close()
             if application.updater is not None and application.updater.running:
@@ -100,7 +127,7 @@ class TelegramAdapter:
                 log.warning("telegram: the %s command menu could not be set: %r", language, error)
 
 
-def build_application(settings: TelegramSettings, token: str) -> Application:  # type: ignore[type-arg]
+def build_application(settings: TelegramSettings, token: str, link: Link) -> Application:  # type: ignore[type-arg]
     """Updates are handled concurrently: a slow download for one user never holds up another's message."""
     return (
         ApplicationBuilder()
@@ -109,5 +136,42 @@ def build_application(settings: TelegramSettings, token: str) -> Application:  #
         .base_file_url(settings.file_base_url)
         .local_mode(settings.local_mode)
         .concurrent_updates(True)
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=settings.messages_per_second,
+                group_max_rate=settings.group_messages_per_minute,
+                max_retries=RATE_LIMIT_RETRIES,
+            )
+        )
+        .request(LinkedRequest(link, connection_pool_size=256))
+        .get_updates_request(LinkedRequest(link, patient=True, connection_pool_size=1))
         .build()
     )
+
+
+class LinkedRequest(HTTPXRequest):
+    """PTB's connection, telling the link of each network error (Telegram unreachable, or a proxy's 502) and
+    of each answer. A `patient` one (getUpdates') waits an outage out with the link's backoff instead of
+    raising; the others raise, so a delivery fails at once and the core keeps it for later."""
+
+    def __init__(self, link: Link, *, patient: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.link = link
+        self.patient = patient
+
+    async def post(self, *args: Any, **kwargs: Any) -> Any:
+        if self.patient:
+            return await self.link.patiently(partial(super().post, *args, **kwargs))
+        try:
+            result = await super().post(*args, **kwargs)
+        except NetworkError as error:
+            self.link.lost(error)
+            raise
+        self.link.answered()
+        return result
+
+
+def _polling_failed(error: TelegramError) -> None:
+    """What PTB's polling loop still sees (a 409 Conflict: another process polls the same token): one line, where
+    PTB would log a traceback."""
+    log.warning("telegram: polling failed: %r", error)

@@ -47,6 +47,22 @@ async def reply(message: Message, text: str) -> None:
         log.warning("could not answer message %s in chat %s: %r", message.message_id, message.chat_id, error)
 
 
+async def reply_list(message: Message, text: str, name: str) -> None:
+    """A list answered in one message when it fits, else whole as a text file `name`.txt: never cut, and never
+    a flood of messages."""
+    if len(text) <= MESSAGE_LIMIT:
+        await reply(message, text)
+        return
+    try:
+        await message.reply_document(
+            text.encode(),
+            filename=f"{name}.txt",
+            reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
+        )
+    except TelegramError as error:
+        log.warning("could not send %s.txt in chat %s: %r", name, message.chat_id, error)
+
+
 async def shown_job(core: Core, message: Message | None, bot_id: int) -> ShownMessage | None:
     """The job that `message` shows, when it is one of the bot's messages about a job."""
     if message is None or message.from_user is None or message.from_user.id != bot_id:

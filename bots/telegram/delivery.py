@@ -1,10 +1,13 @@
 """Job views to Telegram messages: one status message per request, then the images.
 
-The status message is posted when the job is queued, then edited through the kit's throttle: at most once
-every `progress_interval_seconds`, the latest view winning, and not at all while Telegram asks to wait
-(`retry_after`); losing a progress edit is harmless. Results are not: a done event is delivered image by
-image, each linked to its job as it is sent, so a delivery retried later (by the core, also after a
-restart) sends only what is missing and never sends twice.
+The status message is posted once, when the job is queued (or, for a job recovered after a restart without
+one, at its first update), then only edited, through the kit's throttle: at most once every
+`progress_interval_seconds`, the latest view winning; losing a progress edit is harmless. A post that failed is
+not made again by the updates that follow, since it may have reached the chat. Flood control (`retry_after`) is
+the rate limiter's (see `adapter`): a call refused with a 429 waits and is made again, and no other call is
+made meanwhile. Results are not harmless to lose: a done event is delivered image by image, each linked to its
+job as it is sent, so a delivery retried later (by the core, also after a restart) sends only what is missing
+and never sends twice.
 """
 
 from __future__ import annotations
@@ -12,14 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from functools import partial
 
 from PIL import Image
 from telegram import Bot, Message, ReplyParameters
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from bots.config import TelegramSettings
 from bots.core.facade import Core
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 PHOTO_MAX_SIDES = 10_000
 PHOTO_MAX_RATIO = 20
-SEND_ATTEMPTS = 3
-MAX_WAIT_SECONDS = 60.0
 FINISHED_MEMORY = 1000
 
 
@@ -46,6 +44,8 @@ class Status:
     chat_id: str
     message_id: int | None = None
     text: str = ""
+    posted: bool = False
+    """Whether its post was tried: a failed post is not made again, since it may have reached the chat."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -66,11 +66,12 @@ class Delivery:
         if event.kind is not EventKind.QUEUED and not event.kind.final:
             self.throttle.show(event.job_id, view)
             return
+        if event.kind.final:
+            await self.throttle.release(event.job_id)  # before the lock, which a draw in flight may wait for
         async with status.lock:
             if event.kind is EventKind.QUEUED:
                 await self._post(view, status)
                 return
-            await self.throttle.release(event.job_id)
             await self._find(event.job_id, status)
             if event.kind is EventKind.DONE:
                 await self._deliver(view)
@@ -92,15 +93,16 @@ class Delivery:
             return
         async with status.lock:
             await self._find(job_id, status)
-            if status.message_id is None:
+            if status.message_id is None and not status.posted:
                 await self._post(view, status)
-            elif view.text != status.text:
+            elif status.message_id is not None and view.text != status.text:
                 await self._edit(job_id, status, view)
 
     async def _post(self, view: View, status: Status) -> None:
         """Post the status message, in reply to the request, and link it to the job; a failure is logged."""
         event = view.event
         self.throttle.drawn(event.job_id)
+        status.posted = True
         try:
             message = await self.bot.send_message(
                 int(status.chat_id),
@@ -109,7 +111,7 @@ class Delivery:
                 reply_markup=keyboard(view.buttons),
             )
         except TelegramError as error:
-            self._failed(event.job_id, "sent", error)
+            log.warning("job %s: the status message could not be sent: %r", event.job_id, error)
             return
         status.message_id, status.text = message.message_id, view.text
         await self.core.link_message(PLATFORM, event.channel_id, str(message.message_id), event.job_id)
@@ -127,28 +129,19 @@ class Delivery:
             )
         except BadRequest as error:
             if "not modified" not in str(error).lower():
-                self._failed(job_id, "edited", error)
+                log.warning("job %s: the status message could not be edited: %r", job_id, error)
                 return False
         except TelegramError as error:
-            self._failed(job_id, "edited", error)
+            log.warning("job %s: the status message could not be edited: %r", job_id, error)
             return False
         status.text = view.text
         return True
-
-    def _failed(self, job_id: str, what: str, error: TelegramError) -> None:
-        """A status message not sent or edited; `retry_after` holds every job's status until then."""
-        if isinstance(error, RetryAfter):
-            seconds = _seconds(error.retry_after)
-            self.throttle.hold(seconds)
-            log.info("job %s: Telegram asks to wait %s s before the status message is %s", job_id, seconds, what)
-        else:
-            log.warning("job %s: the status message could not be %s: %r", job_id, what, error)
 
     async def _end(self, view: View, status: Status) -> None:
         """The ending in place of the status message (its Cancel button gone), or as a message of its own."""
         if status.message_id is not None and await self._edit(view.event.job_id, status, view):
             return
-        await _patiently(partial(self.bot.send_message, int(status.chat_id), cut(view.text)))
+        await self.bot.send_message(int(status.chat_id), cut(view.text))
 
     async def _remove(self, status: Status) -> None:
         if status.message_id is None:
@@ -176,7 +169,7 @@ class Delivery:
         for picture in view.pictures:
             if picture.index in sent:
                 continue
-            message = await _patiently(partial(self._send_picture, view, picture))
+            message = await self._send_picture(view, picture)
             await self.core.link_message(
                 PLATFORM, event.channel_id, str(message.message_id), event.job_id, picture.index
             )
@@ -203,16 +196,6 @@ class Delivery:
             self._finished.popitem(last=False)
 
 
-async def _patiently(send: Callable[[], Awaitable[Message]]) -> Message:
-    """Send, waiting as Telegram asks on flood control; after the last attempt the error goes to the core."""
-    for _ in range(SEND_ATTEMPTS - 1):
-        try:
-            return await send()
-        except RetryAfter as error:
-            await asyncio.sleep(min(_seconds(error.retry_after), MAX_WAIT_SECONDS))
-    return await send()
-
-
 def _fits_a_photo(picture: Picture, size: int) -> bool:
     """Telegram takes a photo up to 10 MB, with width + height <= 10000 and a side ratio up to 20."""
     with Image.open(picture.path) as image:
@@ -225,7 +208,3 @@ def _reply_to(message_id: str | None) -> ReplyParameters | None:
     if message_id is None:
         return None
     return ReplyParameters(int(message_id), allow_sending_without_reply=True)
-
-
-def _seconds(retry_after: int | timedelta) -> float:
-    return retry_after.total_seconds() if isinstance(retry_after, timedelta) else float(retry_after)

@@ -29,7 +29,7 @@ from bots.kit.views import Action
 from bots.parsing import parse_prompt
 from bots.telegram.admins import Admins
 from bots.telegram.albums import Albums
-from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, context_of, cut, reply, shown_job
+from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, context_of, cut, reply, reply_list, shown_job
 from bots.telegram.commands import CAPABILITIES, SPELLINGS, Handler, Routes, parse_command
 from bots.telegram.downloads import Downloads
 from bots.telegram.keyboards import Press, parse
@@ -173,11 +173,12 @@ class Handlers:
 
     async def _history(self, context: Context, message: Message, rest: str) -> None:
         jobs = await self.core.history(context.actor)
-        await reply(message, "\n".join(history_lines(jobs, context.language)) or context.text("history.empty"))
+        lines = history_lines(jobs, context.language)
+        await reply_list(message, "\n".join(lines) or context.text("history.empty"), "history")
 
     async def _queue(self, context: Context, message: Message, rest: str) -> None:
         lines = queue_lines(await self.core.queue(context.actor), context.language)
-        await reply(message, "\n".join(lines) or context.text("queue.empty"))
+        await reply_list(message, "\n".join(lines) or context.text("queue.empty"), "queue")
 
     async def _quota(self, context: Context, message: Message, rest: str) -> None:
         await reply(message, quota_text(await self.core.quota(context.actor), context.language))

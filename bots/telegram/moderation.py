@@ -24,7 +24,7 @@ from bots.moderation.matching import BannedPattern
 from bots.moderation.policy import LIMIT_KEYS, NSFW_POLICIES, LogEntry, Moderator
 from bots.parsing import parse_duration
 from bots.telegram.admins import Admins
-from bots.telegram.chat import CAPTION_LIMIT, PLATFORM, cut, reply, shown_job
+from bots.telegram.chat import CAPTION_LIMIT, PLATFORM, cut, reply, reply_list, shown_job
 from bots.telegram.commands import Handler
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class ModerationCommands:
             await reply(message, context.text("telegram.mod.words_empty"))
             return
         listed = "\n".join(_word_line(word, context) for word in words)
-        await reply(message, context.text("telegram.mod.words", words=listed))
+        await reply_list(message, context.text("telegram.mod.words", words=listed), "banned-words")
 
     async def _ban(self, context: Context, message: Message, rest: str) -> None:
         """`/ban [user id] [duration] [reason] [--global]`, or in reply to the user's message."""
@@ -164,7 +164,7 @@ class ModerationCommands:
             return
         lines = [context.text("telegram.mod.log_title", count=len(entries))]
         lines += [_log_line(entry, context) for entry in entries]
-        await reply(message, "\n".join(lines))
+        await reply_list(message, "\n".join(lines), "moderation-log")
 
     async def _export(self, context: Context, message: Message, rest: str) -> None:
         """The whole log as a CSV file."""

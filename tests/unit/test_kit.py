@@ -153,13 +153,31 @@ async def test_status_draws_are_coalesced_the_latest_winning() -> None:
     throttle.show("job", 6)
     await asyncio.sleep(0.2)
     assert drawn == [("job", 4), ("job", 6)]
-    throttle.hold(0.15)
     throttle.show("job", 7)
-    await asyncio.sleep(0.05)
-    assert drawn[-1] == ("job", 6), "nothing is drawn while the platform asked to wait"
     await throttle.release("job")
     await asyncio.sleep(0.15)
     assert drawn[-1] == ("job", 6), "a released job is never drawn again"
+
+
+async def test_a_draw_in_flight_is_let_finish_when_the_final_view_takes_over() -> None:
+    """It may be waiting out a rate limit: cancelling it would let the final call go before the platform allows."""
+    gate = asyncio.Event()
+    drawn: list[int] = []
+
+    async def draw(job_id: str, value: int) -> None:
+        await gate.wait()
+        drawn.append(value)
+
+    throttle: Throttle[int] = Throttle(0.0, draw)
+    throttle.show("job", 1)
+    await asyncio.sleep(0)
+    throttle.show("job", 2)
+    release = asyncio.create_task(throttle.release("job"))
+    await asyncio.sleep(0.02)
+    assert not release.done()
+    gate.set()
+    await release
+    assert drawn == [1], "the draw in flight finished; the value not drawn yet was dropped"
 
 
 async def test_a_failed_draw_is_logged_and_the_next_value_tries_again(caplog: pytest.LogCaptureFixture) -> None:
@@ -194,3 +212,11 @@ def test_an_adapter_serving_other_commands_than_the_catalogue_does_not_start() -
         check_served("test", (), {name: None for name in served if name != "help"})
     with pytest.raises(RuntimeError, match=r"not in it \['dance'\]"):
         check_served("test", (), {**served, "dance": None})
+
+
+def test_a_refusal_quotes_a_huge_value_by_its_start_and_still_says_what_is_allowed() -> None:
+    seed = int("9" * 4080)
+    text = explain(InvalidRequest("out_of_range", "seed", seed, "a whole number from 0 to 4294967295"), "en")
+    assert text.endswith("… is not allowed: a whole number from 0 to 4294967295.") and len(text) < 200
+    command = explain(UserError("telegram.unknown_command", command="/" + "x" * 5000), "en")
+    assert "x" * 99 + "…" in command and len(command) < 200

@@ -5,7 +5,10 @@ answer them: interaction callbacks, the interaction webhook (original response a
 messages, command registration and attachment downloads. It keeps every message, so tests can look at what a
 user would see. Facts it relies on: the client asks for a compressed gateway but decompresses only binary
 frames, so frames here are plain text JSON; discord.py parses a body only when its Content-Type is exactly
-`application/json`; a 429 is retried only when it carries a `Via` header (otherwise it looks like a ban).
+`application/json`; a 429 is retried only when it carries a `Via` header (otherwise it looks like a ban). Like
+Discord it refuses a message content over 2000 characters, and notes every edit that came before the
+`retry_after` of a 429 had passed (`early`). It can be unreachable: not started yet, or stopped and started again
+on the same port; or only its gateway can be (`gateway_down`: the upgrade is refused).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -35,6 +39,7 @@ MANAGE_GUILD = 1 << 5
 MEMBER_PERMISSIONS = ALL_PERMISSIONS & ~(MANAGE_GUILD | 1 << 3)
 """A member who may do everything in the channel but manage the server (neither Manage Server nor Administrator)."""
 TOKEN_LIFETIME = timedelta(minutes=15)
+MESSAGE_LIMIT = 2000
 
 BOT_USER = {"id": str(BOT_ID), "username": "easel", "discriminator": "0", "avatar": None, "bot": True}
 
@@ -134,10 +139,6 @@ class FakeInteraction:
 
 class FakeDiscord:
     def __init__(self) -> None:
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
-        self.app.router.add_route("*", "/api/v10/{tail:.*}", self._api)
-        self.app.router.add_get("/cdn/{key}/{filename}", self._cdn)
-        self.app.router.add_get("/gateway", self._gateway)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._ids = itertools.count(1)
@@ -150,6 +151,12 @@ class FakeDiscord:
         self.requests: list[tuple[str, str]] = []
         self.forbidden_channels: set[int] = set()
         self.rate_limited_edits = 0
+        self.retry_after = 0.05
+        """What a rate-limited edit is told to wait, in seconds."""
+        self.early: list[tuple[str, str]] = []
+        """Requests to a rate-limited route that came before its `retry_after` had passed."""
+        self._quiet_until: dict[str, float] = {}
+        self.gateway_down = False
         self.refuse_message_content = False
         self.identifies: list[int] = []
         self.channels: dict[int, FakeChannel] = {CHANNEL_ID: FakeChannel(CHANNEL_ID, "art")}
@@ -158,10 +165,15 @@ class FakeDiscord:
 
     # --- lifetime --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._runner = web.AppRunner(self.app)
+    async def start(self, port: int | None = None) -> None:
+        """Listen on `port`, else on the port of an earlier start, else on a free one."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._api)
+        app.router.add_get("/cdn/{key}/{filename}", self._cdn)
+        app.router.add_get("/gateway", self._gateway)
+        self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -170,6 +182,7 @@ class FakeDiscord:
             await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     @property
     def base_url(self) -> str:
@@ -438,7 +451,9 @@ class FakeDiscord:
 
     # --- the gateway ---------------------------------------------------------------------------------
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self.gateway_down:
+            return web.Response(status=503)
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
@@ -494,7 +509,10 @@ class FakeDiscord:
         if parts[0] == "applications" and method == "PUT":
             return _json(self._put_commands(parts, await request.json()))
         if parts[0] == "interactions" and parts[-1] == "callback":
-            return await self._callback(int(parts[1]), parts[2], await request.json())
+            body = await request.json()
+            if len((body.get("data") or {}).get("content") or "") > MESSAGE_LIMIT:
+                return _too_long()
+            return await self._callback(int(parts[1]), parts[2], body)
         if parts[0] == "webhooks":
             return await self._webhook(request, parts[2], parts[3:])
         if parts[0] == "channels" and parts[2] == "messages":
@@ -552,6 +570,8 @@ class FakeDiscord:
             return _error(401, 50027, "Invalid Webhook Token")
         if request.method == "POST" and not rest:
             body, files = await _body(request)
+            if len(body.get("content") or "") > MESSAGE_LIMIT:
+                return _too_long()
             original = self.original(interaction)
             if original is not None and original.loading and not original.deleted:  # the first follow-up
                 return _json(self.payload(self._edit(original, body, files, keep_flags=True)))
@@ -567,10 +587,16 @@ class FakeDiscord:
             target.deleted = True
             return web.Response(status=204)
         if request.method == "PATCH":
+            route = request.path
+            if time.monotonic() < self._quiet_until.get(route, 0.0):
+                self.early.append((request.method, route))
             if self.rate_limited_edits > 0:
                 self.rate_limited_edits -= 1
-                return _rate_limited()
+                self._quiet_until[route] = time.monotonic() + self.retry_after
+                return _rate_limited(self.retry_after)
             body, files = await _body(request)
+            if len(body.get("content") or "") > MESSAGE_LIMIT:
+                return _too_long()
             return _json(self.payload(self._edit(target, body, files)))
         return _json(self.payload(target))
 
@@ -579,6 +605,8 @@ class FakeDiscord:
             return _error(403, 50013, "Missing Permissions")
         if request.method == "POST" and not rest:
             body, files = await _body(request)
+            if len(body.get("content") or "") > MESSAGE_LIMIT:
+                return _too_long()
             message = FakeMessage(self.snowflake(), channel_id, BOT_USER)
             reference = body.get("message_reference")
             message.reference = int(reference["message_id"]) if reference else None
@@ -672,7 +700,13 @@ def _error(status: int, code: int, message: str) -> web.Response:
     return _json({"code": code, "message": message}, status)
 
 
-def _rate_limited() -> web.Response:
-    response = _json({"message": "You are being rate limited.", "retry_after": 0.05, "global": False}, 429)
-    response.headers.update({"Via": "1.1 google", "Retry-After": "1", "X-RateLimit-Scope": "user"})
+def _rate_limited(retry_after: float) -> web.Response:
+    response = _json({"message": "You are being rate limited.", "retry_after": retry_after, "global": False}, 429)
+    response.headers.update(
+        {"Via": "1.1 google", "Retry-After": str(math.ceil(retry_after)), "X-RateLimit-Scope": "user"}
+    )
     return response
+
+
+def _too_long() -> web.Response:
+    return _error(400, 50035, f"Invalid Form Body: content must be {MESSAGE_LIMIT} or fewer in length.")

@@ -4,7 +4,10 @@ It speaks the wire protocol PTB uses: `POST /bot<token>/<method>` with a form, m
 (`reply_markup`, `media`, `entities` are JSON strings inside forms), answers `{"ok": ..., "result": ...}`,
 long-polls `getUpdates`, and serves uploaded files under `/file/bot<token>/<path>`. Tests push updates
 (what users do), name the administrators of groups (`admin`), and read `calls` and `messages` (what the bot
-did).
+did). Like Telegram it refuses texts over 4096 characters and captions over 1024, and under flood control
+(`flood`) answers 429 with `retry_after`, noting every call that came before that time (`early`). It can be
+unreachable: not started yet, stopped (`stop`, then `start` again on the same port), or `down`, when every
+connection is dropped without an answer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from aiohttp import web
 from PIL import Image
 
 TOKEN = "123456:TEST-token"
+MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+ANSWER_LIMIT = 200
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "easel", "username": "easel_bot"}
 
 
@@ -64,16 +70,26 @@ class FakeTelegram:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.early: list[Call] = []
+        """Calls to a chat that came before the `retry_after` it was given had passed."""
+        self._floods: dict[int, tuple[int, int]] = {}
+        self._quiet_until: dict[int, float] = {}
+        self.down = False
+        self.dropped: list[str] = []
+        """The methods of the calls whose connection was dropped while `down`."""
+        self.down_after: str | None = None
+        """A method: the fake goes `down` as soon as it has answered the next call of it."""
 
     # --- lifetime --------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, port: int | None = None) -> None:
+        """Listen on `port`, else on the port of an earlier start, else on a free one."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -183,6 +199,11 @@ class FakeTelegram:
     def fail(self, method: str, code: int, description: str, retry_after: int | None = None, after: int = 0) -> None:
         self.failures.append(Failure(method, code, description, retry_after, after))
 
+    def flood(self, chat_id: int, calls: int, retry_after: int) -> None:
+        """Flood control in a chat: its next `calls` calls are refused with 429 and `retry_after`; a call before
+        that time has passed is refused too, and noted in `early`."""
+        self._floods[chat_id] = (calls, retry_after)
+
     # --- what the bot did --------------------------------------------------------------------
 
     def sent(self, *methods: str) -> list[Call]:
@@ -258,10 +279,16 @@ class FakeTelegram:
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
+        if self.down:
+            return self._drop(request, method)
         params, files, file_names = await _read_body(request)
         call = Call(method, params, files, file_names)
         if method != "getUpdates":
             self.calls.append(call)
+        flooded = self._flooded(call)
+        if flooded is not None:
+            await self._notify()
+            return flooded
         failure = next((failure for failure in self.failures if failure.method == method), None)
         if failure is not None and failure.after > 0:
             failure.after -= 1
@@ -278,7 +305,32 @@ class FakeTelegram:
             return _error(400, f"Bad Request: {error}")
         finally:
             await self._notify()
+        if method == self.down_after:
+            self.down, self.down_after = True, None
         return web.json_response({"ok": True, "result": result})
+
+    def _flooded(self, call: Call) -> web.Response | None:
+        """A 429 for a call to a chat under flood control; None when the call may go through."""
+        if "chat_id" not in call.params:
+            return None
+        chat_id, now = int(call.params["chat_id"]), time.monotonic()
+        quiet_until = self._quiet_until.get(chat_id, 0.0)
+        if now < quiet_until:
+            self.early.append(call)
+            return _error(429, "Too Many Requests: retry later", max(1, round(quiet_until - now)))
+        calls, retry_after = self._floods.get(chat_id, (0, 0))
+        if calls <= 0:
+            return None
+        self._floods[chat_id] = (calls - 1, retry_after)
+        self._quiet_until[chat_id] = now + retry_after
+        return _error(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+
+    def _drop(self, request: web.Request, method: str) -> web.Response:
+        """An unreachable Telegram: the connection closes without an answer."""
+        self.dropped.append(method)
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
 
     async def _file(self, request: web.Request) -> web.Response:
         data = self.files.get(f"path:{request.match_info['path']}")
@@ -311,7 +363,7 @@ class FakeTelegram:
         return list(self._updates)
 
     async def _sendMessage(self, call: Call) -> dict[str, Any]:
-        return self._bot_message(call, text=call.params["text"])
+        return self._bot_message(call, text=_text(call))
 
     async def _sendPhoto(self, call: Call) -> dict[str, Any]:
         data = call.files["photo"]
@@ -335,7 +387,7 @@ class FakeTelegram:
             "reply_markup"
         ):
             raise LookupError("message is not modified")
-        message["text"] = call.params["text"]
+        message["text"] = _text(call)
         _set_markup(message, call)
         return message
 
@@ -350,6 +402,8 @@ class FakeTelegram:
         return True
 
     async def _answerCallbackQuery(self, call: Call) -> bool:
+        if len(call.params.get("text", "")) > ANSWER_LIMIT:
+            raise LookupError("MESSAGE_TOO_LONG")
         return True
 
     async def _sendChatAction(self, call: Call) -> bool:
@@ -419,8 +473,19 @@ def _entities(text: str) -> list[dict[str, Any]]:
     return entities
 
 
+def _text(call: Call) -> str:
+    text: str = call.params["text"]
+    if len(text) > MESSAGE_LIMIT:
+        raise LookupError("message is too long")
+    return text
+
+
 def _caption(call: Call) -> dict[str, Any]:
-    return {"caption": call.params["caption"]} if "caption" in call.params else {}
+    if "caption" not in call.params:
+        return {}
+    if len(call.params["caption"]) > CAPTION_LIMIT:
+        raise LookupError("message caption is too long")
+    return {"caption": call.params["caption"]}
 
 
 def _set_markup(message: dict[str, Any], call: Call) -> None:

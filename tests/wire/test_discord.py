@@ -316,15 +316,6 @@ async def test_options_reach_the_core_and_bad_input_gets_an_ephemeral_reply_with
     assert {key: stored.parameters[key] for key in chosen} == chosen
 
 
-async def test_a_refusal_that_quotes_a_long_value_still_fits_in_a_message(start_bot: StartBot) -> None:
-    bot = await start_bot()
-
-    refused = await bot.fake.command("imagine", {"prompt": "a cat --steps " + "9" * 3000}, member=ALICE)
-
-    reply = await bot.ephemeral_reply(refused)
-    assert "steps" in reply and len(reply) == 2000 and reply.endswith("…")
-
-
 async def test_edit_inpaint_and_mix_take_attachments(start_bot: StartBot) -> None:
     bot = await start_bot()
     fake = bot.fake

@@ -1,0 +1,85 @@
+"""What Telegram itself imposes, through the real python-telegram-bot client and the fake Bot API: flood control
+(429 with `retry_after`), and the length of every text (4096 characters, 1024 in a caption)."""
+
+from __future__ import annotations
+
+import pytest
+import test_telegram
+from fake_telegram import BOT_USER, MESSAGE_LIMIT
+from test_telegram import ANN, Bot, Start
+
+from bots.moderation.policy import Moderator, Role
+from storage.records import DeliveryState
+
+start = test_telegram.start
+held = test_telegram.held
+
+GROUP = -1001
+
+
+def posted_texts(bot: Bot, chat_id: int) -> list[str]:
+    """Every text message the bot posted in the chat, deleted ones too."""
+    return [
+        message["text"]
+        for (chat, _), message in sorted(bot.fake.messages.items())
+        if chat == chat_id and message["from"]["id"] == BOT_USER["id"] and "text" in message
+    ]
+
+
+async def test_a_429_storm_is_waited_out_and_the_result_is_delivered_once(start: Start) -> None:
+    bot: Bot = await start()
+    bot.fake.flood(ANN, calls=3, retry_after=1)  # the status message is refused three times in a row
+
+    bot.fake.text(bot.ann, bot.fake.private(bot.ann), "a storm at sea --count 2")
+    images = await bot.images_in(ANN, 2)
+    [job_id] = await bot.job_ids(1)
+
+    assert bot.fake.early == [], "nothing reached the chat before Telegram's retry_after had passed"
+    assert (await bot.delivered(job_id)).delivery_state is DeliveryState.DELIVERED
+    assert len(images) == 2 and len(bot.fake.sent("sendPhoto")) == 2
+    assert len(posted_texts(bot, ANN)) == 1, "one status message, edited from then on"
+
+
+async def test_after_a_failed_status_post_the_updates_post_nothing_and_the_result_still_comes(start: Start) -> None:
+    bot: Bot = await start(telegram={"progress_interval_seconds": 0.0})
+    bot.fake.fail("sendMessage", 502, "Bad Gateway")
+
+    bot.fake.text(bot.ann, bot.fake.private(bot.ann), "a lighthouse")
+    await bot.images_in(ANN, 1)
+
+    assert posted_texts(bot, ANN) == [], "the failed post may have reached the chat: it is not made again"
+
+
+@pytest.mark.parametrize(
+    ("option", "explained"),
+    [
+        ("--seed " + "9" * 4080, "is not allowed: a whole number from 0 to 4294967295."),
+        ("--size " + "9" * 4000, "needs a size such as 768x512; got '99999"),
+    ],
+)
+async def test_a_refusal_of_a_huge_value_fits_in_a_message_and_says_why(
+    start: Start, option: str, explained: str
+) -> None:
+    bot: Bot = await start()
+
+    bot.fake.text(bot.ann, bot.fake.private(bot.ann), f"a cat {option}")
+    answer = await bot.reply_in(ANN, "…")
+
+    assert explained in answer and len(answer) < 300
+
+
+async def test_a_list_too_long_for_a_message_comes_whole_as_a_file(start: Start) -> None:
+    bot: Bot = await start()
+    group = bot.fake.group()
+    bot.fake.admin(group, bot.ann)
+    moderator = Moderator("telegram", str(ANN), str(GROUP), Role.ADMIN)
+    words = [f"{index:03} " + "w" * 95 for index in range(50)]
+    for word in words:
+        await bot.stack.core.moderation.add_word(moderator, word)
+
+    bot.fake.text(bot.ann, group, "/banwords")
+    [document] = await bot.fake.wait_for(lambda: bot.fake.sent("sendDocument"), what="the list as a file")
+
+    assert document.file_names["document"] == "banned-words.txt"
+    listed = document.files["document"].decode()
+    assert all(word in listed for word in words) and len(listed) > MESSAGE_LIMIT
