@@ -169,6 +169,13 @@ class Lifecycle:
                 continue
             await self.announcer.route_stored(job)
             outputs = await self.db.outputs_of(job.id)
+            log.info(
+                "delivering job %s (%s) again: attempt %d, %d earlier failed",
+                job.id,
+                job.state.value,
+                job.delivery_attempts + 1,
+                job.delivery_attempts,
+            )
             await self.announcer.emit(
                 _FINAL_KINDS[job.state],
                 job.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -346,7 +347,9 @@ async def test_inpaint_and_mix_inputs_survive_in_the_file_store(
     assert harness.files.read(stored) == data and stored.startswith("inputs/")
 
 
-async def test_undelivered_results_are_delivered_again_and_only_once(start: Start) -> None:
+async def test_undelivered_results_are_delivered_again_and_only_once(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
     harness: Harness = await start(Gate())
     harness.failing_deliveries = 1
     receipt = await harness.service.submit(ALICE, HERE, Ask("txt2img", "cat"))
@@ -354,8 +357,10 @@ async def test_undelivered_results_are_delivered_again_and_only_once(start: Star
     await asyncio.sleep(0.05)
     job = await harness.db.get_job(receipt.job_id)
     assert job is not None and job.delivery_state.value == "pending" and job.delivery_attempts == 1
-    assert await harness.service.redeliver() == 1
-    assert await harness.service.redeliver() == 0
+    with caplog.at_level(logging.INFO, logger="bots.core.lifecycle"):
+        assert await harness.service.redeliver() == 1
+        assert await harness.service.redeliver() == 0
+    assert f"delivering job {receipt.job_id} (done) again: attempt 2, 1 earlier failed" in caplog.text
     assert harness.kinds(receipt.job_id).count("done") == 2
     first, again = [event for event in harness.events if event.kind == "done"]
     assert again.files == first.files and again.seeds == first.seeds and len(again.files) == 1
