@@ -1,8 +1,10 @@
 """The Discord adapter: discord.py's client wired to the core, with an explicit lifetime.
 
-`register` hands the core its listener; `run` connects and serves until cancelled, then closes the client.
-The message-content intent is asked for so that replies to the bot's images can edit them; when the bot's
-owner has not enabled it, the adapter connects again without it, and the "Edit image" menu still works.
+`register` hands the core its listener; `run` connects and serves until cancelled; `stop_receiving` leaves the
+gateway, so no interaction arrives any more while REST stays open for the results still to deliver; `close` closes
+the client (the kit's three steps, `bots.kit.lifetime`). The message-content intent is asked for so that replies to
+the bot's images can edit them; when the bot's owner has not enabled it, the adapter connects again without it, and
+the "Edit image" menu still works.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class DiscordAdapter:
                 "discord: the message content intent is not enabled for this bot, so replies to its images "
                 "cannot edit them; the Edit image menu still can. Enable it in the developer portal to allow both."
             )
+            await self.close()
             await self._serve(message_content=False)
 
     async def _serve(self, *, message_content: bool) -> None:
@@ -110,12 +113,19 @@ class DiscordAdapter:
         )
         self.client = client
         self.delivery.attach(client)
-        try:
-            await client.start(self._token)
-        finally:
-            self.delivery.ready.clear()
-            await self.board.close()
-            await client.close()
+        await client.start(self._token)
+
+    async def stop_receiving(self) -> None:
+        """The gateway is left; interactions already received finish on their own tasks."""
+        client = self.client
+        if client is not None and client.ws is not None and client.ws.open:
+            await client.ws.close(code=1000)
+
+    async def close(self) -> None:
+        self.delivery.ready.clear()
+        await self.board.close()
+        if self.client is not None:
+            await self.client.close()
 
 
 async def sync_once(settings: Settings, token: str) -> list[str]:

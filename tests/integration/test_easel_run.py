@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 EASEL = str(Path(sys.executable).with_name("easel"))
+ROOT = Path(__file__).resolve().parents[2]
 DONE = re.compile(r"^\[(\w+)\] done: (.+) \(seed ([\d, ]+)\)$", re.MULTILINE)
 # Slow enough on the tiny model (a few seconds) to be caught mid-job.
 SLOW = "a slow lighthouse --steps 100 --prior-steps 50 --seed 7"
@@ -27,9 +28,10 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def environment() -> dict[str, str]:
-    """The console answers in the system's language: English here, whatever the machine's locale."""
+    """The console answers in the system's language: English here, whatever the machine's locale. The code run
+    is this checkout's, wherever `easel` was installed from."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(("EASEL_", "LC_", "LANG"))}
-    return env | {"PYTHONUNBUFFERED": "1", "LANG": "en_US.UTF-8"}
+    return env | {"PYTHONUNBUFFERED": "1", "LANG": "en_US.UTF-8", "PYTHONPATH": str(ROOT)}
 
 
 def run_piped(workdir: Path, text: str) -> subprocess.CompletedProcess[str]:
@@ -113,7 +115,7 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
     assert "Queued: number 1 in line" in result.stdout
     assert any(line in result.stdout for line in ("You have nothing waiting", "in line, about", "drawing now"))
     assert "Traceback" not in result.stdout + result.stderr
-    assert "INFO easel: console adapter started" in result.stderr
+    assert "INFO bots.kit.lifetime: console adapter started" in result.stderr
     assert [row[1:] for row in job_rows(workdir)] == [("done", 1, "delivered")] * 5
 
 
