@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from bots.config import Settings
 from bots.core.facade import Core
+from bots.instance import claimed
 from generation.engine import Engine
 from generation.models import load_models
 from generation.safety import load_safety_checker
@@ -98,11 +99,15 @@ async def open_runtime(settings: Settings, generate: GenerateFn | None = None) -
 
 
 @asynccontextmanager
-async def running_core(settings: Settings, generate: GenerateFn | None = None) -> AsyncIterator[Runtime]:
-    """A started runtime for the length of the block, stopped in order however the block ends."""
-    runtime = await open_runtime(settings, generate)
-    try:
-        runtime.start()
-        yield runtime
-    finally:
-        await runtime.stop()
+async def running_core(
+    settings: Settings, generate: GenerateFn | None = None, *, tokens: Mapping[str, str] | None = None
+) -> AsyncIterator[Runtime]:
+    """A started runtime for the length of the block, stopped in order however the block ends. The database and
+    the platform `tokens` it serves (by platform) are claimed first, for this process alone (`bots.instance`)."""
+    async with claimed(settings, tokens or {}):
+        runtime = await open_runtime(settings, generate)
+        try:
+            runtime.start()
+            yield runtime
+        finally:
+            await runtime.stop()

@@ -1,8 +1,9 @@
 """`easel run`: the wiring, with every lifetime explicit.
 
-Open the database (upgrading it), load the model, start the worker and the adapters, recover what a previous
-run left behind, and on SIGINT/SIGTERM stop in order: take no more work, let the batch on the GPU finish and
-deliver its results through the still-open platform clients, then close them, all within STOP_SECONDS.
+Claim the database and the platform tokens for this process, open the database (upgrading it), load the model,
+start the worker and the adapters, recover what a previous run left behind, and on SIGINT/SIGTERM stop in order:
+take no more work, let the batch on the GPU finish and deliver its results through the still-open platform
+clients, then close them, all within STOP_SECONDS.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def served_platforms(settings: Settings, environment: Environment) -> list[str]:
     return platforms
 
 
+def _tokens(environment: Environment) -> dict[str, str]:
+    tokens = {"telegram": environment.telegram_token, "discord": environment.discord_token}
+    return {platform: token for platform, token in tokens.items() if token}
+
+
 def _chat_adapters(settings: Settings, core: Core, environment: Environment) -> list[Adapter]:
     adapters: list[Adapter] = []
     if environment.telegram_token:
@@ -81,7 +87,7 @@ async def serve(
             f"no chat platform to serve: set {settings.telegram.token_env} or {settings.discord.token_env} "
             "(with telegram.enabled / discord.enabled), or run `easel run --console`"
         )
-    async with running_core(settings, generate) as runtime:
+    async with running_core(settings, generate, tokens=_tokens(environment)) as runtime:
         core = runtime.core
         chosen = _chat_adapters(settings, core, environment)
         if console:

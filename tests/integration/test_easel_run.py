@@ -1,7 +1,8 @@
-"""`easel run --console` as a process: piped input, a kill in the middle of a job, and SIGTERM."""
+"""`easel run --console` as a process: piped input, a kill in the middle of a job, SIGTERM, and a second process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -157,3 +158,56 @@ def test_sigterm_finishes_the_running_job_and_loses_nothing(workdir: Path) -> No
 
     restarted = run_piped(workdir, "")
     assert [match[0] for match in DONE.findall(restarted.stdout)] == [rows[1][0]]
+
+
+async def test_a_second_process_on_the_database_refuses_naming_the_first_and_a_killed_one_blocks_nothing(
+    workdir: Path,
+) -> None:
+    first = await asyncio.create_subprocess_exec(
+        EASEL,
+        "run",
+        "--console",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=workdir,
+        env=environment(),
+    )
+    assert first.stdin is not None and first.stdout is not None
+    try:
+        await line_matching(first.stdout, re.compile("^easel console"))
+        second = await asyncio.create_subprocess_exec(
+            EASEL,
+            "run",
+            "--console",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=workdir,
+            env=environment(),
+        )
+        _, stderr = await asyncio.wait_for(second.communicate(), 60)
+        log = stderr.decode()
+        assert second.returncode == 1, log
+        assert log.splitlines()[-1] == (
+            f"easel: error: another easel process (pid {first.pid}) serves the database "
+            f"{(workdir / 'data' / 'easel.db').resolve()}: stop it first, or give this one another storage.database_url"
+        )
+        assert "Traceback" not in log
+
+        first.stdin.write(b"a red cat --seed 1\n")
+        await first.stdin.drain()
+        await line_matching(first.stdout, DONE)  # the first one still serves
+    finally:
+        first.kill()
+        await first.wait()
+
+    restarted = run_piped(workdir, "a blue cat --seed 2\n")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "2" in [seeds for _, _, seeds in DONE.findall(restarted.stdout)]
+
+
+async def line_matching(stream: asyncio.StreamReader, pattern: re.Pattern[str]) -> str:
+    while line := (await asyncio.wait_for(stream.readline(), 60)).decode():
+        if pattern.search(line):
+            return line
+    raise AssertionError(f"the output ended before a line matching {pattern.pattern}")

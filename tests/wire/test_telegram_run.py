@@ -1,5 +1,5 @@
-"""`easel run` as an operator starts it, against the fake Bot API: the outside view of the Telegram adapter and
-the order of a stop."""
+"""`easel run` as an operator starts it, against the fake Bot API: the outside view of the Telegram adapter, a
+second process on the same token, and the order of a stop."""
 
 from __future__ import annotations
 
@@ -28,11 +28,13 @@ async def fake() -> AsyncIterator[FakeTelegram]:
     await server.stop()
 
 
-async def start(directory: Path, fake: FakeTelegram) -> asyncio.subprocess.Process:
-    """`easel run` with the tiny model in `directory` (its config, its database), serving the fake's token. The
-    code run is this checkout's."""
+async def start(directory: Path, fake: FakeTelegram, run_dir: Path) -> asyncio.subprocess.Process:
+    """`easel run` with the tiny model in `directory` (its config, its database), serving the fake's token; the
+    token claims of the processes of one test meet in `run_dir`. The code run is this checkout's."""
+    directory.mkdir(exist_ok=True)
     telegram = f'api_base_url = "{fake.base_url}"\nfile_base_url = "{fake.file_base_url}"\n'
-    (directory / "config.toml").write_text(f'[model]\npreset = "tiny"\n[telegram]\n{telegram}')
+    storage = f'run_dir = "{run_dir}"\n'
+    (directory / "config.toml").write_text(f'[model]\npreset = "tiny"\n[telegram]\n{telegram}[storage]\n{storage}')
     environment = {name: value for name, value in os.environ.items() if not name.startswith(("EASEL_", "DISCORD_"))}
     environment |= {"TELEGRAM_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     return await asyncio.create_subprocess_exec(
@@ -68,7 +70,7 @@ async def output(process: asyncio.subprocess.Process, timeout: float = 60) -> st
 async def test_easel_run_serves_telegram_until_sigterm_and_never_logs_the_token(
     tmp_path: Path, fake: FakeTelegram
 ) -> None:
-    process = await start(tmp_path, fake)
+    process = await start(tmp_path, fake, tmp_path / "run")
     try:
         await fake.wait_for(lambda: fake.sent("getMe"), timeout=90, what="easel to sign in")
         ann = fake.user(1001, "Ann", "en")
@@ -83,10 +85,39 @@ async def test_easel_run_serves_telegram_until_sigterm_and_never_logs_the_token(
     assert "discord: DISCORD_BOT_TOKEN is not set" in log
 
 
+async def test_a_second_process_on_the_token_refuses_naming_the_first_and_a_killed_one_blocks_nothing(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    run_dir = tmp_path / "run"
+    first = await start(tmp_path / "a", fake, run_dir)
+    try:
+        await fake.wait_for(lambda: fake.sent("getMe"), timeout=90, what="the first process to sign in")
+        second = await start(tmp_path / "b", fake, run_dir)
+        log = await output(second)
+        assert second.returncode == 1, log
+        assert log.splitlines()[-1] == (
+            f"easel: error: another easel process (pid {first.pid}) serves the telegram bot token in "
+            "TELEGRAM_BOT_TOKEN: a token is served by one process at a time"
+        )
+        assert "Traceback" not in log and TOKEN.split(":")[1] not in log
+        assert [name for name in os.listdir(run_dir) if TOKEN.split(":")[1] in name] == []
+        assert len(fake.sent("getMe")) == 1  # the second never reached Telegram
+    finally:
+        first.kill()
+        await first.wait()
+
+    third = await start(tmp_path / "b", fake, run_dir)
+    try:
+        await fake.wait_for(lambda: len(fake.sent("getMe")) == 2, timeout=90, what="a new process to sign in")
+    finally:
+        log = await stopped(third)
+    assert third.returncode == 0, log
+
+
 async def test_sigterm_delivers_the_running_job_through_the_open_client_then_exits(
     tmp_path: Path, fake: FakeTelegram
 ) -> None:
-    process = await start(tmp_path, fake)
+    process = await start(tmp_path, fake, tmp_path / "run")
     try:
         await fake.wait_for(lambda: fake.sent("getMe"), timeout=90, what="easel to sign in")
         ann = fake.user(1001, "Ann", "en")
@@ -106,7 +137,7 @@ async def test_sigterm_delivers_the_running_job_through_the_open_client_then_exi
 async def test_sigterm_stops_a_poller_in_its_retry_backoff_within_30_seconds(
     tmp_path: Path, fake: FakeTelegram
 ) -> None:
-    process = await start(tmp_path, fake)
+    process = await start(tmp_path, fake, tmp_path / "run")
     try:
         await fake.wait_for(lambda: fake.sent("deleteWebhook"), timeout=90, what="easel to start polling")
         fake.fail("getUpdates", 429, "Too Many Requests: retry after 60", retry_after=60)
