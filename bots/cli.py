@@ -114,6 +114,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     for name in ("alembic", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
     _quiet_libraries()
+    from bots.instance import AlreadyServed
     from bots.run import NothingToRun, serve, served_platforms
     from generation.errors import ModelLoadError
 
@@ -121,7 +122,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     console = args.console or (sys.stdin.isatty() and not served_platforms(settings, environment))
     try:
         asyncio.run(serve(settings, environment, console=console))
-    except (NothingToRun, ModelLoadError) as error:
+    except (NothingToRun, ModelLoadError, AlreadyServed, ConfigError) as error:
         return _fail(str(error))
     return 0
 

@@ -48,6 +48,9 @@ class StorageSettings(_Section):
 
     database_url: str = "sqlite+aiosqlite:///data/easel.db"
     outputs_dir: Path = Path("data/files")
+    run_dir: Path | None = None
+    """Where easel processes claim the platform tokens they serve; None: the user's runtime directory, which
+    all their processes on the machine share."""
 
 
 class QueueSettings(_Section):
@@ -212,7 +215,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
         url = prefix + str((base / url[len(prefix) :]).resolve())
     outputs = storage.outputs_dir if storage.outputs_dir.is_absolute() else (base / storage.outputs_dir).resolve()
-    resolved = storage.model_copy(update={"database_url": url, "outputs_dir": outputs})
+    run_dir = storage.run_dir if storage.run_dir is None else (base / storage.run_dir).resolve()
+    resolved = storage.model_copy(update={"database_url": url, "outputs_dir": outputs, "run_dir": run_dir})
     return settings.model_copy(update={"storage": resolved})
 
 

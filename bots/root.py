@@ -5,11 +5,13 @@ the core, and closes them in order. `easel run`, the tests and the benchmarks al
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from bots.config import Settings
 from bots.core.facade import Core
+from bots.instance import claimed
 from generation.engine import Engine
 from generation.models import load_models
 from generation.safety import load_safety_checker
@@ -18,6 +20,8 @@ from generation.translation import detect_language, load_translator
 from generation.worker import GenerateFn, Worker
 from storage.database import Database
 from storage.files import FileStore
+
+log = logging.getLogger(__name__)
 
 
 def build_worker(settings: Settings, generate: GenerateFn) -> Worker:
@@ -56,14 +60,27 @@ class Runtime:
         self.task = asyncio.create_task(self.worker.run(self.core.lifecycle), name="easel-worker")
         return self.task
 
+    async def finish(self, timeout: float | None = None) -> None:
+        """Let the batch on the GPU finish, be written down and delivered; jobs still queued wait in the database
+        for the next start. Past `timeout` seconds the batch stops at its next step and reports nothing: its jobs
+        run again, and undelivered results are delivered, at the next start."""
+        if self.task is None:
+            return
+        await self.worker.stop()
+        done, _ = await asyncio.wait({self.task}, timeout=timeout)
+        if not done:
+            log.warning("the batch on the GPU and its deliveries took over %.0f s: left for the next start", timeout)
+            self.worker.abandon()
+            self.task.cancel()
+            await asyncio.wait({self.task})
+
     async def stop(self) -> None:
-        """Let the batch on the GPU finish and be written down, then close; jobs still queued wait in the
-        database for the next start."""
+        """`finish`, then close; a worker that died raises here what ended it."""
         try:
-            if self.task is not None:
-                await self.worker.stop()
-                await self.task
-                self.worker.close()
+            await self.finish()
+            self.worker.close()
+            if self.task is not None and not self.task.cancelled():
+                self.task.result()
         finally:
             await self.db.close()
 
@@ -82,11 +99,15 @@ async def open_runtime(settings: Settings, generate: GenerateFn | None = None) -
 
 
 @asynccontextmanager
-async def running_core(settings: Settings, generate: GenerateFn | None = None) -> AsyncIterator[Runtime]:
-    """A started runtime for the length of the block, stopped in order however the block ends."""
-    runtime = await open_runtime(settings, generate)
-    try:
-        runtime.start()
-        yield runtime
-    finally:
-        await runtime.stop()
+async def running_core(
+    settings: Settings, generate: GenerateFn | None = None, *, tokens: Mapping[str, str] | None = None
+) -> AsyncIterator[Runtime]:
+    """A started runtime for the length of the block, stopped in order however the block ends. The database and
+    the platform `tokens` it serves (by platform) are claimed first, for this process alone (`bots.instance`)."""
+    async with claimed(settings, tokens or {}):
+        runtime = await open_runtime(settings, generate)
+        try:
+            runtime.start()
+            yield runtime
+        finally:
+            await runtime.stop()

@@ -1,22 +1,25 @@
 """`easel run`: the wiring, with every lifetime explicit.
 
-Open the database (upgrading it), load the model, start the worker and the adapters, recover what a
-previous run left behind, and on SIGINT/SIGTERM stop taking work, let the batch on the GPU finish,
-write everything down, and close.
+Claim the database and the platform tokens for this process, open the database (upgrading it), load the model,
+start the worker and the adapters, recover what a previous run left behind, and on SIGINT/SIGTERM stop in order:
+take no more work, let the batch on the GPU finish and deliver its results through the still-open platform
+clients, then close them, all within STOP_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
-from typing import Protocol, TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 from bots.config import Environment, Settings
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
+from bots.kit.lifetime import STEP_SECONDS, Adapter, Adapters
 from bots.root import running_core
 from generation.errors import EaselError
 from generation.worker import GenerateFn
@@ -24,21 +27,12 @@ from generation.worker import GenerateFn
 log = logging.getLogger("easel")
 
 REDELIVERY_INTERVAL_SECONDS = 60.0
+STOP_SECONDS = 25.0
+"""The most a stop takes from the signal: within the 30 s a service manager is commonly given to wait."""
 
 
 class NothingToRun(EaselError):
     """No adapter can start: no platform token, and no console asked for."""
-
-
-class ChatAdapter(Protocol):
-    """What `serve` needs of an adapter: `register` its listener, then `run` until cancelled (the console
-    also returns at the end of its input). `run` releases what it holds when it is cancelled."""
-
-    name: str
-
-    def register(self) -> None: ...
-
-    async def run(self) -> None: ...
 
 
 def served_platforms(settings: Settings, environment: Environment) -> list[str]:
@@ -56,8 +50,13 @@ def served_platforms(settings: Settings, environment: Environment) -> list[str]:
     return platforms
 
 
-def _chat_adapters(settings: Settings, core: Core, environment: Environment) -> list[ChatAdapter]:
-    adapters: list[ChatAdapter] = []
+def _tokens(environment: Environment) -> dict[str, str]:
+    tokens = {"telegram": environment.telegram_token, "discord": environment.discord_token}
+    return {platform: token for platform, token in tokens.items() if token}
+
+
+def _chat_adapters(settings: Settings, core: Core, environment: Environment) -> list[Adapter]:
+    adapters: list[Adapter] = []
     if environment.telegram_token:
         from bots.telegram.adapter import TelegramAdapter
 
@@ -88,55 +87,64 @@ async def serve(
             f"no chat platform to serve: set {settings.telegram.token_env} or {settings.discord.token_env} "
             "(with telegram.enabled / discord.enabled), or run `easel run --console`"
         )
-    async with running_core(settings, generate) as runtime:
+    async with running_core(settings, generate, tokens=_tokens(environment)) as runtime:
         core = runtime.core
-        adapters = _chat_adapters(settings, core, environment)
+        chosen = _chat_adapters(settings, core, environment)
         if console:
             language = settings.console.language or environment.locale
-            adapters.append(ConsoleAdapter(core, language, stdin, stdout))
-        for adapter in adapters:
-            adapter.register()
-        await core.recover()
-        running = {asyncio.create_task(adapter.run(), name=f"easel-{adapter.name}"): adapter for adapter in adapters}
-        for adapter in adapters:
-            log.info("%s adapter started", adapter.name)
-        await core.redeliver()
-        redelivery = asyncio.create_task(_redeliver_periodically(core), name="easel-redelivery")
-        try:
-            assert runtime.task is not None
-            await _until_done_or_signalled(set(running), runtime.task)
-        finally:
-            redelivery.cancel()
+            chosen.append(ConsoleAdapter(core, language, stdin, stdout))
+        async with Adapters(chosen) as adapters:
+            adapters.register()
+            await core.recover()
+            stop = asyncio.Event()
+            with _signals(stop):
+                adapters.start()
+                redelivery = asyncio.create_task(_redeliver_periodically(core), name="easel-redelivery")
+                try:
+                    assert runtime.task is not None
+                    await _until_done_or(stop, adapters.tasks, runtime.task)
+                finally:
+                    redelivery.cancel()
+                    await asyncio.gather(redelivery, return_exceptions=True)
+            deadline = asyncio.get_running_loop().time() + STOP_SECONDS
+            await adapters.stop_receiving()
+            await runtime.finish(max(deadline - asyncio.get_running_loop().time() - STEP_SECONDS, 0.0))
+        if adapters.failure is not None:
+            raise adapters.failure
     log.info("stopped")
 
 
-async def _until_done_or_signalled(adapters: set[asyncio.Task[None]], worker: asyncio.Task[None]) -> None:
-    """Wait for a signal or the first adapter to end (the console at the end of its input; a chat adapter
-    only by failing), then stop the others. A worker that dies is a bug that stops the service."""
+@contextmanager
+def _signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` from the moment the adapters start taking work; before, and once the stop has
+    begun, they end the process at once (nothing is lost: that is a kill, which a restart recovers from)."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    stopper = asyncio.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait({*adapters, stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
+        yield
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+async def _until_done_or(stop: asyncio.Event, adapters: set[asyncio.Task[None]], worker: asyncio.Task[None]) -> None:
+    """Wait for `stop` or the first adapter to end (the console at the end of its input; a chat adapter only by
+    failing). A worker that dies is a bug that stops the service."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({*adapters, stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
         stopper.cancel()
     if stop.is_set():
-        log.info("signal received: finishing the batch on the GPU, then stopping")
-    for task in adapters - done:
-        task.cancel()
-    for task in adapters:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        log.info("signal received: taking no more work, finishing the batch on the GPU and delivering it")
 
 
 async def _redeliver_periodically(core: Core) -> None:
+    """Results never delivered (a platform was down, or a previous run ended first): at once, then every while."""
     while True:
-        await asyncio.sleep(REDELIVERY_INTERVAL_SECONDS)
         try:
             await core.redeliver()
         except Exception:
             log.exception("redelivery failed")
+        await asyncio.sleep(REDELIVERY_INTERVAL_SECONDS)

@@ -107,6 +107,7 @@ class Worker:
         self._cancel_requested: set[str] = set()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._abandoned = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="easel-gpu")
         self.busy_seconds = 0.0
@@ -186,6 +187,14 @@ class Worker:
         self._stopping = True
         self._wake.set()
 
+    def abandon(self) -> None:
+        """A stop that ran out of time: the batch on the GPU ends at its next step, and reports under way are
+        cancelled. The worker's task is to be cancelled too; nothing more is reported, so the jobs stay as the
+        database has them (running, or done and not yet delivered) for the next start."""
+        self._abandoned = True
+        for task in self._tasks:
+            task.cancel()
+
     def close(self) -> None:
         self._gpu.shutdown(wait=True)
 
@@ -259,7 +268,7 @@ class Worker:
                 loop.call_soon_threadsafe(lambda: self._spawn(progress(fraction)))
 
         def should_cancel() -> bool:
-            return all(job_id in self._cancel_requested for job_id in ids)
+            return self._abandoned or all(job_id in self._cancel_requested for job_id in ids)
 
         def run() -> list[GenerationResult]:
             began = time.perf_counter()

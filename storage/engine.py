@@ -19,15 +19,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=FULL")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database at `url`; None for another database, an in-memory one or a URI."""
+    parsed = make_url(url)
+    database = parsed.database or ":memory:"
+    if parsed.get_backend_name() != "sqlite" or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def open_engine(url: str) -> AsyncEngine:
     """An engine for `url`; for a SQLite file, its directory is created if missing."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    if make_url(url).get_backend_name() != "sqlite":
         return create_async_engine(url)
-    database = parsed.database or ":memory:"
+    file = sqlite_file(url)
     pool: dict[str, Any] = {}
-    if database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
         pool = {"pool_size": 1, "max_overflow": 0}
     engine = create_async_engine(url, **pool)
     event.listen(engine.sync_engine, "connect", _configure_sqlite)

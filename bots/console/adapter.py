@@ -61,6 +61,12 @@ class ConsoleAdapter:
             self._finished.clear()
             await self._finished.wait()
 
+    async def stop_receiving(self) -> None:
+        """Nothing to stop: input is read only while `run` runs (its thread is a daemon)."""
+
+    async def close(self) -> None:
+        """Nothing to close: the terminal is not the console's to close."""
+
     async def handle(self, line: str) -> None:
         """One line of input; every refusal is printed, never raised."""
         if not line:

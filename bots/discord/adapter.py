@@ -1,8 +1,10 @@
 """The Discord adapter: discord.py's client wired to the core, with an explicit lifetime.
 
-`register` hands the core its listener; `run` connects and serves until cancelled, then closes the client.
-The message-content intent is asked for so that replies to the bot's images can edit them; when the bot's
-owner has not enabled it, the adapter connects again without it, and the "Edit image" menu still works.
+`register` hands the core its listener; `run` connects and serves until cancelled; `stop_receiving` leaves the
+gateway, so no interaction arrives any more while REST stays open for the results still to deliver; `close` closes
+the client (the kit's three steps, `bots.kit.lifetime`). The message-content intent is asked for so that replies to
+the bot's images can edit them; when the bot's owner has not enabled it, the adapter connects again without it, and
+the "Edit image" menu still works.
 
 discord.py waits out 429s and reconnects a lost gateway connection itself, but not a first connection that
 fails: signing in and reaching the gateway are tried again through the kit's `Link` until Discord answers.
@@ -125,6 +127,7 @@ class DiscordAdapter:
                 "discord: the message content intent is not enabled for this bot, so replies to its images "
                 "cannot edit them; the Edit image menu still can. Enable it in the developer portal to allow both."
             )
+            await self.close()
             await self._serve(message_content=False)
         finally:
             logging.getLogger("discord.client").removeFilter(lost)
@@ -134,12 +137,19 @@ class DiscordAdapter:
         client = await self.link.patiently(partial(self._reach, message_content))
         self.client = client
         self.delivery.attach(client)
-        try:
-            await client.connect()
-        finally:
-            self.delivery.ready.clear()
-            await self.board.close()
-            await client.close()
+        await client.connect()
+
+    async def stop_receiving(self) -> None:
+        """The gateway is left; interactions already received finish on their own tasks."""
+        client = self.client
+        if client is not None and client.ws is not None and client.ws.open:
+            await client.ws.close(code=1000)
+
+    async def close(self) -> None:
+        self.delivery.ready.clear()
+        await self.board.close()
+        if self.client is not None:
+            await self.client.close()
 
     async def _reach(self, message_content: bool) -> EaselClient:
         """A client signed in, once the gateway answers too (discord.py does not try a failed first connection

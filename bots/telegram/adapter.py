@@ -1,7 +1,8 @@
 """The Telegram adapter: python-telegram-bot's `Application`, run inside easel's own event loop.
 
-`run_polling` owns its loop and its signals, so the lifecycle is spelled out here instead: initialize
-(getMe), start, poll or serve a webhook until cancelled, then stop and shut down in reverse order.
+`run_polling` owns its loop and its signals, so the lifecycle is spelled out here instead, in the kit's three
+steps (`bots.kit.lifetime`): `run` signs in (getMe) and polls or serves a webhook; `stop_receiving` stops the
+updater and lets the updates already taken be handled; `close` shuts the bot's connections down.
 
 Every call goes through PTB's `AIORateLimiter`: at most `messages_per_second` in all and
 `group_messages_per_minute` per group (Telegram's 30 and 20), and after a 429 nothing at all is sent until its
@@ -77,39 +78,47 @@ class TelegramAdapter:
         self.handlers.install(self.application)
 
     async def run(self) -> None:
-        """Serve until cancelled; then stop taking updates and close the connections."""
+        """Sign in and take updates until cancelled."""
         application = self.application
         await self.link.patiently(application.initialize)
-        try:
-            log.info("telegram: signed in as @%s", application.bot.username)
-            await self._publish_commands()
-            await application.start()
-            updater = application.updater
-            assert updater is not None
-            if self.settings.mode == "webhook":
-                await updater.start_webhook(
-                    listen=self.settings.webhook_listen,
-                    port=self.settings.webhook_port,
-                    url_path=PLATFORM,
-                    webhook_url=self.settings.webhook_url,
-                    secret_token=self.webhook_secret,
-                    allowed_updates=ALLOWED_UPDATES,
-                    bootstrap_retries=-1,
-                )
-            else:
-                await updater.start_polling(
-                    allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1, error_callback=_polling_failed
-                )
-            await asyncio.Event().wait()
-        finally:
-            await self.link.close()
-            await self.handlers.albums.close()
-            await self.delivery.close()
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
-            if application.running:
-                await application.stop()
-            await application.shutdown()
+        log.info("telegram: signed in as @%s", application.bot.username)
+        await self._publish_commands()
+        await application.start()
+        updater = application.updater
+        assert updater is not None
+        if self.settings.mode == "webhook":
+            await updater.start_webhook(
+                listen=self.settings.webhook_listen,
+                port=self.settings.webhook_port,
+                url_path=PLATFORM,
+                webhook_url=self.settings.webhook_url,
+                secret_token=self.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+                bootstrap_retries=-1,
+            )
+        else:
+            await updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1, error_callback=_polling_failed
+            )
+        await asyncio.Event().wait()
+
+    async def stop_receiving(self) -> None:
+        """The link stops waiting out an outage (a poll in its backoff ends), the updater stops, and the
+        application's stop waits for the updates already taken to be handled."""
+        await self.link.close()
+        application = self.application
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        await self.handlers.albums.close()
+
+    async def close(self) -> None:
+        """After the last deliveries; an application whose stop was cut short is stopped here first."""
+        await self.delivery.close()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
 
     async def _publish_commands(self) -> None:
         """The command menu in every language easel speaks (English for the rest), with the moderation

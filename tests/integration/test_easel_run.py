@@ -1,7 +1,8 @@
-"""`easel run --console` as a process: piped input, a kill in the middle of a job, and SIGTERM."""
+"""`easel run --console` as a process: piped input, a kill in the middle of a job, SIGTERM, and a second process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 
 EASEL = str(Path(sys.executable).with_name("easel"))
+ROOT = Path(__file__).resolve().parents[2]
 DONE = re.compile(r"^\[(\w+)\] done: (.+) \(seed ([\d, ]+)\)$", re.MULTILINE)
 # Slow enough on the tiny model (a few seconds) to be caught mid-job.
 SLOW = "a slow lighthouse --steps 100 --prior-steps 50 --seed 7"
@@ -27,9 +29,10 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def environment() -> dict[str, str]:
-    """The console answers in the system's language: English here, whatever the machine's locale."""
+    """The console answers in the system's language: English here, whatever the machine's locale. The code run
+    is this checkout's, wherever `easel` was installed from."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(("EASEL_", "LC_", "LANG"))}
-    return env | {"PYTHONUNBUFFERED": "1", "LANG": "en_US.UTF-8"}
+    return env | {"PYTHONUNBUFFERED": "1", "LANG": "en_US.UTF-8", "PYTHONPATH": str(ROOT)}
 
 
 def run_piped(workdir: Path, text: str) -> subprocess.CompletedProcess[str]:
@@ -113,7 +116,7 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
     assert "Queued: number 1 in line" in result.stdout
     assert any(line in result.stdout for line in ("You have nothing waiting", "in line, about", "drawing now"))
     assert "Traceback" not in result.stdout + result.stderr
-    assert "INFO easel: console adapter started" in result.stderr
+    assert "INFO bots.kit.lifetime: console adapter started" in result.stderr
     assert [row[1:] for row in job_rows(workdir)] == [("done", 1, "delivered")] * 5
 
 
@@ -155,3 +158,56 @@ def test_sigterm_finishes_the_running_job_and_loses_nothing(workdir: Path) -> No
 
     restarted = run_piped(workdir, "")
     assert [match[0] for match in DONE.findall(restarted.stdout)] == [rows[1][0]]
+
+
+async def test_a_second_process_on_the_database_refuses_naming_the_first_and_a_killed_one_blocks_nothing(
+    workdir: Path,
+) -> None:
+    first = await asyncio.create_subprocess_exec(
+        EASEL,
+        "run",
+        "--console",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=workdir,
+        env=environment(),
+    )
+    assert first.stdin is not None and first.stdout is not None
+    try:
+        await line_matching(first.stdout, re.compile("^easel console"))
+        second = await asyncio.create_subprocess_exec(
+            EASEL,
+            "run",
+            "--console",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=workdir,
+            env=environment(),
+        )
+        _, stderr = await asyncio.wait_for(second.communicate(), 60)
+        log = stderr.decode()
+        assert second.returncode == 1, log
+        assert log.splitlines()[-1] == (
+            f"easel: error: another easel process (pid {first.pid}) serves the database "
+            f"{(workdir / 'data' / 'easel.db').resolve()}: stop it first, or give this one another storage.database_url"
+        )
+        assert "Traceback" not in log
+
+        first.stdin.write(b"a red cat --seed 1\n")
+        await first.stdin.drain()
+        await line_matching(first.stdout, DONE)  # the first one still serves
+    finally:
+        first.kill()
+        await first.wait()
+
+    restarted = run_piped(workdir, "a blue cat --seed 2\n")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "2" in [seeds for _, _, seeds in DONE.findall(restarted.stdout)]
+
+
+async def line_matching(stream: asyncio.StreamReader, pattern: re.Pattern[str]) -> str:
+    while line := (await asyncio.wait_for(stream.readline(), 60)).decode():
+        if pattern.search(line):
+            return line
+    raise AssertionError(f"the output ended before a line matching {pattern.pattern}")

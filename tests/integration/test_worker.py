@@ -176,3 +176,21 @@ async def test_etas_follow_each_operations_own_throughput(request_for: Build, ph
     etas = worker.etas()
     assert etas["slow"] == pytest.approx(5.0) and etas["fast"] == pytest.approx(6.0)
     assert worker.eta("fast") == pytest.approx(etas["fast"])
+
+
+async def test_an_abandoned_batch_stops_at_its_next_step_and_reports_nothing(request_for: Build) -> None:
+    """A stop out of time: the GPU thread is free at once, and the job stays as the database has it (running)."""
+    pipeline, sink = Pipeline(), Sink()
+    worker = worker_for(pipeline)
+    worker.submit(WorkItem("long", request_for("txt2img", "long"), "alice"))
+    task = asyncio.create_task(worker.run(sink))
+    await asyncio.to_thread(pipeline.entered.wait, 5)
+    await worker.stop()
+    worker.abandon()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    try:
+        await asyncio.wait_for(asyncio.to_thread(worker.close), 10)
+    finally:
+        pipeline.release.set()  # a batch that ignored the abandon must not hold the test process
+    assert sink.log == [("started", "long")]

@@ -37,6 +37,7 @@ class EaselProcess:
             if not name.startswith(("EASEL_", "DISCORD_", "TELEGRAM_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"))
         }
         environment |= {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "NO_PROXY": "127.0.0.1", **tokens}
+        environment["EASEL_STORAGE__RUN_DIR"] = str(directory / "run")  # its token claims stay in this test
         process = await asyncio.create_subprocess_exec(
             EASEL,
             "run",

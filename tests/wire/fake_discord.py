@@ -196,6 +196,11 @@ class FakeDiscord:
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
+    @property
+    def connected(self) -> bool:
+        """Whether a client is on the gateway (identified, and not gone)."""
+        return bool(self._sockets)
+
     # --- what tests do as users ----------------------------------------------------------------
 
     def snowflake(self, when: datetime | None = None) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import os
@@ -44,6 +43,7 @@ from bots.discord.spellings import CAPABILITIES
 from bots.discord.status import StatusBoard
 from bots.errors import UserError
 from bots.kit.catalogue import check_served, commands_for
+from bots.kit.lifetime import Adapters
 from bots.parsing import parse_prompt
 from bots.run import serve
 from bots.texts import render
@@ -89,12 +89,11 @@ class Bot:
     fake: FakeDiscord
     core: Stack
     adapter: DiscordAdapter
-    task: asyncio.Task[None]
+    lifetime: Adapters
 
     async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        await self.lifetime.stop_receiving()
+        await self.lifetime.close()
 
     def actor(self, user_id: int) -> Actor:
         return Actor("discord", str(user_id))
@@ -164,9 +163,10 @@ async def start_bot(fake: FakeDiscord, stack: Launch, tmp_path: Path) -> AsyncIt
         if core is None:
             core = await stack(settings_for(fake, tmp_path, **overrides), generate)
         adapter = DiscordAdapter(core.core, core.settings, TOKEN, guild_ready_timeout=0.05)
-        adapter.register()
-        task = asyncio.create_task(adapter.run())
-        bot = Bot(fake, core, adapter, task)
+        lifetime = Adapters([adapter])
+        lifetime.register()
+        lifetime.start()
+        bot = Bot(fake, core, adapter, lifetime)
         bots.append(bot)
         await fake.wait_for(adapter.delivery.ready.is_set)
         return bot
@@ -404,6 +404,25 @@ def gated(engine: Engine, gate: threading.Event) -> Any:
         return engine.generate(batch, on_progress, should_cancel)
 
     return generate
+
+
+async def test_a_stop_leaves_the_gateway_then_delivers_the_running_job_through_rest_then_closes(
+    start_bot: StartBot, tiny_models: KandinskyModels
+) -> None:
+    gate = threading.Event()
+    bot = await start_bot(generate=gated(Engine(tiny_models), gate))
+    fake = bot.fake
+    interaction = await fake.command("imagine", {"prompt": "a last cat"}, member=ALICE)
+    await fake.wait_for(lambda: (m := fake.original(interaction)) and m.content == "Drawing your image… 50%")
+
+    await bot.lifetime.stop_receiving()
+    await fake.wait_for(lambda: not fake.connected, what="the client to leave the gateway")
+    gate.set()
+    await bot.core.stop()  # the batch finishes and is delivered
+    result = fake.original(interaction)
+    assert result is not None and len(result.attachments) == 1 and "a last cat" in result.content
+    await bot.lifetime.close()
+    assert bot.adapter.client is not None and bot.adapter.client.is_closed()
 
 
 async def test_cancel_queue_quota_and_history(start_bot: StartBot, tiny_models: KandinskyModels) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from bots.config import Settings, read_environment
 from bots.core.types import Actor, EventKind, JobEvent
+from bots.kit.lifetime import Adapters
 from bots.telegram import delivery as delivery_module
 from bots.telegram.adapter import TelegramAdapter
 from bots.texts import available_languages, render
@@ -76,19 +77,20 @@ class Bot:
     fake: FakeTelegram
     stack: Stack
     adapter: TelegramAdapter
-    task: asyncio.Task[None]
+    lifetime: Adapters
     ann: dict[str, Any]
     bob: dict[str, Any]
 
     async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        """As `easel run` stops: no more updates, the batch finishes and is delivered, then the client closes."""
+        await self.lifetime.stop_receiving()
         await self.stack.stop()
+        await self.lifetime.close()
 
     async def crash(self) -> None:
         await self.stack.crash()
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await self.lifetime.stop_receiving()
+        await self.lifetime.close()
 
     async def job_ids(self, expected: int, state: JobState | None = None) -> list[str]:
         """The ids of all jobs, oldest first, once there are `expected` of them (in `state`, when given)."""
@@ -151,13 +153,14 @@ async def start(stack: Launch, tmp_path: Path, tiny_models: KandinskyModels) -> 
         adapter = TelegramAdapter(
             core.core, settings.telegram, fake.token, webhook_secret=secret, admin_cache_seconds=cache
         )
-        adapter.register()
+        lifetime = Adapters([adapter])
+        lifetime.register()
         if recover:
             await core.core.recover()
-        task = asyncio.create_task(adapter.run())
+        lifetime.start()
         await fake.wait_for(lambda: fake.sent("getMe"), what="the bot to sign in")
         await core.core.redeliver()
-        bot = Bot(fake, core, adapter, task, fake.user(ANN, "Ann", "en"), fake.user(BOB, "Bob", "en"))
+        bot = Bot(fake, core, adapter, lifetime, fake.user(ANN, "Ann", "en"), fake.user(BOB, "Bob", "en"))
         bots.append(bot)
         return bot
 

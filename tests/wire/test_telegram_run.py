@@ -1,35 +1,77 @@
-"""`easel run` as an operator starts it, against the fake Bot API: the outside view of the Telegram adapter."""
+"""`easel run` as an operator starts it, against the fake Bot API: the outside view of the Telegram adapter, a
+second process on the same token, and the order of a stop."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from easel_process import EaselProcess, free_port
 from fake_telegram import TOKEN, FakeTelegram
 
 EASEL = str(Path(sys.executable).with_name("easel"))
+ROOT = Path(__file__).resolve().parents[2]
+SLOW = "a slow lighthouse --steps 100 --prior-steps 50 --seed 7"
+"""Slow enough on the tiny model (a few seconds) to be caught mid-job."""
 
 
-async def test_easel_run_serves_telegram_until_sigterm_and_never_logs_the_token(tmp_path: Path) -> None:
-    fake = FakeTelegram()
-    await fake.start()
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def start(directory: Path, fake: FakeTelegram, run_dir: Path) -> asyncio.subprocess.Process:
+    """`easel run` with the tiny model in `directory` (its config, its database), serving the fake's token; the
+    token claims of the processes of one test meet in `run_dir`. The code run is this checkout's."""
+    directory.mkdir(exist_ok=True)
     telegram = f'api_base_url = "{fake.base_url}"\nfile_base_url = "{fake.file_base_url}"\n'
-    (tmp_path / "config.toml").write_text(f'[model]\npreset = "tiny"\n[telegram]\n{telegram}')
+    storage = f'run_dir = "{run_dir}"\n'
+    (directory / "config.toml").write_text(f'[model]\npreset = "tiny"\n[telegram]\n{telegram}[storage]\n{storage}')
     environment = {name: value for name, value in os.environ.items() if not name.startswith(("EASEL_", "DISCORD_"))}
-    environment |= {"TELEGRAM_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    process = await asyncio.create_subprocess_exec(
+    environment |= {"TELEGRAM_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    return await asyncio.create_subprocess_exec(
         EASEL,
         "run",
-        cwd=tmp_path,
+        cwd=directory,
         env=environment,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def stopped(process: asyncio.subprocess.Process, timeout: float = 60) -> str:
+    """SIGTERM, then `output` within `timeout` seconds."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    return await output(process, timeout)
+
+
+async def output(process: asyncio.subprocess.Process, timeout: float = 60) -> str:
+    """Everything the process wrote (its log), once it has exited within `timeout` seconds."""
+    communicating = asyncio.ensure_future(process.communicate())
+    done, _ = await asyncio.wait({communicating}, timeout=timeout)
+    if not done:
+        process.kill()
+    stdout, stderr = await communicating
+    log = stderr.decode() + stdout.decode()
+    assert done, f"easel took over {timeout} s to exit:\n{log}"
+    return log
+
+
+async def test_easel_run_serves_telegram_until_sigterm_and_never_logs_the_token(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    process = await start(tmp_path, fake, tmp_path / "run")
     try:
         await fake.wait_for(lambda: fake.sent("getMe"), timeout=90, what="easel to sign in")
         ann = fake.user(1001, "Ann", "en")
@@ -37,14 +79,10 @@ async def test_easel_run_serves_telegram_until_sigterm_and_never_logs_the_token(
         [image] = await fake.wait_for(lambda: fake.images(1001), timeout=60, what="the image")
         assert image["caption"].startswith("a lighthouse at dawn\nseed 3")
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-        await fake.stop()
-    log = stderr.decode()
+        log = await stopped(process)
     assert process.returncode == 0, log
     assert "telegram adapter started" in log and "signed in as @easel_bot" in log
-    assert TOKEN not in log and TOKEN.split(":")[1] not in log + stdout.decode()
+    assert TOKEN not in log and TOKEN.split(":")[1] not in log
     assert "discord: DISCORD_BOT_TOKEN is not set" in log
 
 
@@ -80,3 +118,80 @@ async def test_easel_run_waits_out_telegram_down_at_start_and_delivers_at_once_a
     assert easel.log.count("telegram: cannot reach") == 2, "one warning for each outage"
     assert easel.log.count("telegram: reachable again") == 2
     assert TOKEN.split(":")[1] not in easel.log
+
+
+async def test_a_second_process_on_the_token_refuses_naming_the_first_and_a_killed_one_blocks_nothing(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    run_dir = tmp_path / "run"
+    first = await start(tmp_path / "a", fake, run_dir)
+    try:
+        await fake.wait_for(lambda: fake.sent("getMe"), timeout=90, what="the first process to sign in")
+        second = await start(tmp_path / "b", fake, run_dir)
+        log = await output(second)
+        assert second.returncode == 1, log
+        assert log.splitlines()[-1] == (
+            f"easel: error: another easel process (pid {first.pid}) serves the telegram bot token in "
+            "TELEGRAM_BOT_TOKEN: a token is served by one process at a time"
+        )
+        assert "Traceback" not in log and TOKEN.split(":")[1] not in log
+        assert [name for name in os.listdir(run_dir) if TOKEN.split(":")[1] in name] == []
+        assert len(fake.sent("getMe")) == 1  # the second never reached Telegram
+    finally:
+        first.kill()
+        await first.wait()
+
+    third = await start(tmp_path / "b", fake, run_dir)
+    try:
+        await fake.wait_for(lambda: len(fake.sent("getMe")) == 2, timeout=90, what="a new process to sign in")
+    finally:
+        log = await stopped(third)
+    assert third.returncode == 0, log
+
+
+async def test_sigterm_delivers_the_running_job_through_the_open_client_then_exits(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    process = await start(tmp_path, fake, tmp_path / "run")
+    try:
+        await fake.wait_for(lambda: fake.sent("getMe"), timeout=90, what="easel to sign in")
+        ann = fake.user(1001, "Ann", "en")
+        fake.text(ann, fake.private(ann), SLOW)
+        await until_running(tmp_path / "data" / "easel.db")
+    finally:
+        log = await stopped(process)
+    assert process.returncode == 0, log
+    assert "Traceback" not in log
+    images = fake.images(1001)
+    assert len(images) == 1, log
+    assert images[0]["caption"].startswith("a slow lighthouse")
+    with sqlite3.connect(tmp_path / "data" / "easel.db") as connection:
+        assert connection.execute("SELECT state, delivery_state FROM jobs").fetchall() == [("done", "delivered")]
+
+
+async def test_sigterm_stops_a_poller_in_its_retry_backoff_within_30_seconds(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    process = await start(tmp_path, fake, tmp_path / "run")
+    try:
+        await fake.wait_for(lambda: fake.sent("deleteWebhook"), timeout=90, what="easel to start polling")
+        fake.fail("getUpdates", 429, "Too Many Requests: retry after 60", retry_after=60)
+        await fake.wait_for(lambda: not fake.failures, what="the poller to be told to wait")
+        await asyncio.sleep(0.5)  # the poller is in its 60 s backoff
+    finally:
+        log = await stopped(process, timeout=30)
+    assert process.returncode == 0, log
+    assert "Traceback" not in log
+
+
+async def until_running(database: Path) -> None:
+    for _ in range(1200):
+        if database.exists():
+            try:
+                with sqlite3.connect(database) as connection:
+                    if connection.execute("SELECT 1 FROM jobs WHERE state = 'running'").fetchall():
+                        return
+            except sqlite3.OperationalError:
+                pass  # the schema is still being created
+        await asyncio.sleep(0.05)
+    raise AssertionError("the job never started")
