@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from storage.bans import CommunityBans
 from storage.communities import Communities
 from storage.engine import open_engine
+from storage.inbox import Inbox
 from storage.jobs import Jobs
 from storage.messages import MessageLinks
 from storage.migrate import upgrade_database
@@ -19,7 +20,7 @@ from storage.repository import Clock, utc_now
 from storage.users import Users
 
 
-class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, ModerationLog):
+class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, ModerationLog, Inbox):
     """easel's database at `url`, e.g. `sqlite+aiosqlite:///data/easel.db`.
 
     Its methods come from one module per table group; they work once `connect` has run. `clock` stamps

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.columns import as_utc
 from storage.errors import InvalidTransition, NotFound
+from storage.inbox import mark_handled
 from storage.models import JobRow, OutputRow
 from storage.quotas import commit_charge, reserve_charge
 from storage.records import (
@@ -76,6 +77,8 @@ class Jobs(Repository):
             )
             session.add(row)
             await session.flush()
+            if draft.answers is not None:
+                await mark_handled(session, *draft.answers, row.created_at)
             if reservation is not None:
                 await reserve_charge(session, draft.owner_id, row.id, reservation, row.created_at)
             return row.record()

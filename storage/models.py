@@ -281,3 +281,16 @@ class ModerationRow(Base):
             details=dict(self.details),
             created_at=self.created_at,
         )
+
+
+class InboxRow(Base):
+    """An update taken from a platform, kept until it is handled (see `storage.inbox`)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index(None, "source", "handled_at"),)
+
+    source: Mapped[str] = mapped_column(PLATFORM_ID, primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]

@@ -101,6 +101,8 @@ class JobDraft:
     """The job this one rerolls or varies."""
     input_files: tuple[str, ...] = ()
     """sha256 of each stored input image, in the order the operation takes them."""
+    answers: tuple[str, tuple[int, ...]] | None = None
+    """The inbox's updates (source, ids) this job answers: marked handled in the job's own transaction."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from bots.config import Settings, TierSettings
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer, Route
+from bots.core.intake import answered
 from bots.core.jobs import Jobs
 from bots.core.lifecycle import Lifecycle, community_key, user_key
 from bots.core.types import Actor, EventKind, Place, Receipt
@@ -86,6 +87,7 @@ class Admission:
             seed=request.seed,
             cost=job_cost(request),
             parent_id=parent_job_id,
+            answers=answered(),
         )
         reservation = QuotaReservation(today(), request.count, estimate, tier.images_per_day, tier.gpu_seconds_per_day)
         try:

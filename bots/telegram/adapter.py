@@ -12,6 +12,9 @@ An unreachable Telegram is waited out through the kit's `Link`: signing in is tr
 is each `getUpdates`, so PTB's own polling loop (a traceback per failure, fixed waits up to 30 s) never sees an
 outage. Every call tells the link whether Telegram answered, so an outage that only a send ran into ends, and
 what failed to go is delivered, as soon as the next poll gets through.
+
+Intake is durable (`bots.telegram.intake`): an update is in the database before Telegram is told it arrived,
+and what a previous run received and never finished handling is handled again before polling starts.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from bots.telegram.commands import menus
 from bots.telegram.delivery import Delivery
 from bots.telegram.downloads import Downloads
 from bots.telegram.handlers import Handlers
+from bots.telegram.intake import Intake, IntakeApplication
 from bots.texts import SOURCE_LANGUAGE, available_languages
 
 log = logging.getLogger(__name__)
@@ -68,10 +72,12 @@ class TelegramAdapter:
             is_outage=lambda error: isinstance(error, NetworkError),
             on_back=partial(core.redeliver, PLATFORM),
         )
-        self.application = build_application(settings, token, self.link)
+        self.intake = Intake(core, token)
+        self.application = build_application(settings, token, self.link, self.intake)
         bot = self.application.bot
         self.delivery = Delivery(core, bot, settings)
-        self.handlers = Handlers(core, settings, Downloads(bot, settings), Admins(bot, admin_cache_seconds))
+        downloads = Downloads(bot, settings)
+        self.handlers = Handlers(core, settings, downloads, Admins(bot, admin_cache_seconds), self.intake)
 
     def register(self) -> None:
         self.core.listen(PLATFORM, self.delivery.on_event)
@@ -84,6 +90,7 @@ class TelegramAdapter:
         log.info("telegram: signed in as @%s", application.bot.username)
         await self._publish_commands()
         await application.start()
+        await self.intake.replay(application)
         updater = application.updater
         assert updater is not None
         if self.settings.mode == "webhook":
@@ -136,10 +143,13 @@ class TelegramAdapter:
                 log.warning("telegram: the %s command menu could not be set: %r", language, error)
 
 
-def build_application(settings: TelegramSettings, token: str, link: Link) -> Application:  # type: ignore[type-arg]
-    """Updates are handled concurrently: a slow download for one user never holds up another's message."""
+def build_application(settings: TelegramSettings, token: str, link: Link, intake: Intake) -> Application:  # type: ignore[type-arg]
+    """Updates are handled concurrently: a slow download for one user never holds up another's message. Each
+    goes through the intake, which keeps it in the database before Telegram is told it arrived."""
     return (
         ApplicationBuilder()
+        .application_class(IntakeApplication)
+        .update_queue(intake)
         .token(token)
         .base_url(settings.api_base_url)
         .base_file_url(settings.file_base_url)

@@ -32,6 +32,7 @@ from bots.telegram.albums import Albums
 from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, context_of, cut, reply, reply_list, shown_job
 from bots.telegram.commands import CAPABILITIES, SPELLINGS, Handler, Routes, parse_command
 from bots.telegram.downloads import Downloads
+from bots.telegram.intake import Intake
 from bots.telegram.keyboards import Press, parse
 from bots.telegram.moderation import ModerationCommands
 from generation.asks import Ask, Options
@@ -42,12 +43,14 @@ MAX_ALBUM = 4
 
 
 class Handlers:
-    def __init__(self, core: Core, settings: TelegramSettings, downloads: Downloads, admins: Admins) -> None:
+    def __init__(
+        self, core: Core, settings: TelegramSettings, downloads: Downloads, admins: Admins, intake: Intake
+    ) -> None:
         self.core = core
         self.settings = settings
         self.downloads = downloads
         self.admins = admins
-        self.albums = Albums(settings.album_wait_seconds, self._album)
+        self.albums = Albums(settings.album_wait_seconds, self._album, intake)
         self._bot: Bot | None = None
         handlers: dict[str, Handler] = {
             **bind(self, commands_for(CAPABILITIES, Audience.EVERYONE)),
@@ -69,7 +72,7 @@ class Handlers:
         if message is None or message.from_user is None or message.from_user.is_bot:
             return
         if message.media_group_id and self.downloads.has_image(message):
-            self.albums.add(message)
+            self.albums.add(message, update.update_id)
             return
         context = context_of(message.from_user, message)
         async with guarded(partial(reply, message), context.language, what=_what(message)):

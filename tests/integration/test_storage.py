@@ -42,7 +42,7 @@ from storage.models import Base
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = T0.date()
-TABLES = {"users", "communities", "jobs", "outputs", "message_links", "quota_ledger", "moderation_log"}
+TABLES = {"users", "communities", "jobs", "outputs", "message_links", "quota_ledger", "moderation_log", "inbox"}
 
 
 def at(minutes: float) -> datetime:
@@ -140,7 +140,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
     assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0004"
+    assert await on_database(url, current_revision) == head == "0005"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
@@ -745,3 +745,21 @@ async def test_an_outputs_safety_score_is_kept(db: Database, owner: User) -> Non
     ]
     await db.mark_done(job.id, datetime.now(UTC), scored)
     assert [output.nsfw_score for output in await db.outputs_of(job.id)] == [0.25, None]
+
+
+# The inbox
+
+
+async def test_an_update_is_received_once_and_replayed_until_handled(db: Database, clock: Clock) -> None:
+    assert await db.receive_update("telegram:1", 10, "{}")
+    assert await db.receive_update("telegram:1", 11, '{"b": 1}')
+    assert not await db.receive_update("telegram:1", 10, "{}")
+    assert await db.receive_update("telegram:2", 10, "{}")
+    await db.updates_handled("telegram:1", [10])
+    assert await db.unhandled_updates("telegram:1") == [(11, '{"b": 1}')]
+    assert not await db.receive_update("telegram:1", 10, "{}")
+    await db.updates_handled("telegram:1", [11])
+    clock.now = at(60 * 25)
+    assert await db.prune_updates("telegram:1", timedelta(hours=24)) == 2
+    assert await db.unhandled_updates("telegram:2") == [(10, "{}")]
+    assert await db.receive_update("telegram:1", 10, "{}")

@@ -79,6 +79,8 @@ class FakeTelegram:
         """The methods of the calls whose connection was dropped while `down`."""
         self.down_after: str | None = None
         """A method: the fake goes `down` as soon as it has answered the next call of it."""
+        self.on_offset: Callable[[int], object] | None = None
+        """Called with each `getUpdates` offset as it arrives, the moment the bot confirms the updates before it."""
 
     # --- lifetime --------------------------------------------------------------------------
 
@@ -352,6 +354,8 @@ class FakeTelegram:
 
     async def _getUpdates(self, call: Call) -> list[dict[str, Any]]:
         offset = int(call.params.get("offset", 0))
+        if self.on_offset is not None:
+            self.on_offset(offset)
         timeout = min(float(call.params.get("timeout", 0)), 1.0)
         self._updates = [update for update in self._updates if update["update_id"] >= offset]
         if not self._updates and timeout:

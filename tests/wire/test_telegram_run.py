@@ -184,6 +184,39 @@ async def test_sigterm_stops_a_poller_in_its_retry_backoff_within_30_seconds(
     assert "Traceback" not in log
 
 
+async def test_prompts_confirmed_to_telegram_before_a_sigkill_are_all_answered_after_the_restart_once(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    """SIGKILL the moment easel confirms a batch of prompts (the next `getUpdates` offset), when their jobs are
+    not yet written: Telegram will not send them again, so the restart must find them in easel's inbox."""
+    process = await start(tmp_path, fake, tmp_path / "run")
+    users = [fake.user(2001 + number, f"User {number}", "en") for number in range(8)]
+
+    def kill_on_confirmation(offset: int) -> None:
+        if offset > len(users):
+            fake.on_offset = None
+            process.kill()
+
+    await fake.wait_for(lambda: fake.sent("deleteWebhook"), timeout=90, what="easel to start polling")
+    fake.on_offset = kill_on_confirmation
+    for number, user in enumerate(users):
+        fake.text(user, fake.private(user), f"prompt {number} --seed 1")
+    log = await output(process)
+    assert process.returncode == -signal.SIGKILL, log
+
+    process = await start(tmp_path, fake, tmp_path / "run")
+    try:
+        await fake.wait_for(
+            lambda: all(fake.bot_messages(user["id"]) for user in users), timeout=90, what="every prompt's answer"
+        )
+    finally:
+        log = await stopped(process)
+    assert "Traceback" not in log
+    with sqlite3.connect(tmp_path / "data" / "easel.db") as connection:
+        prompts = [prompt for (prompt,) in connection.execute("SELECT prompt FROM jobs ORDER BY prompt")]
+    assert prompts == [f"prompt {number}" for number in range(8)]
+
+
 async def until_running(database: Path) -> None:
     for _ in range(1200):
         if database.exists():

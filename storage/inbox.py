@@ -1,0 +1,60 @@
+"""The inbox: updates a platform has handed over, written before the platform is told they arrived.
+
+A platform that delivers each update until it is confirmed (Telegram's `getUpdates` offset, a webhook's answer)
+may be confirmed once the update is here: a kill before its handling ends leaves the row unhandled, and the next
+start handles it again. Handled rows stay a while, so that an update delivered again (confirmed too late, before
+a kill) is recognised by its id and not handled twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import InboxRow
+from storage.repository import Repository
+
+
+class Inbox(Repository):
+    async def receive_update(self, source: str, update_id: int, payload: str) -> bool:
+        """Keep an update from `source` (a platform and account); False when it was already received."""
+        async with self._sessions.begin() as session:
+            if await session.get(InboxRow, (source, update_id)) is not None:
+                return False
+            session.add(InboxRow(source=source, update_id=update_id, payload=payload, received_at=self._now()))
+            return True
+
+    async def updates_handled(self, source: str, update_ids: Iterable[int]) -> None:
+        async with self._sessions.begin() as session:
+            await mark_handled(session, source, update_ids, self._now())
+
+    async def unhandled_updates(self, source: str) -> list[tuple[int, str]]:
+        """The updates whose handling never ended, oldest first: (update id, payload)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(InboxRow)
+                .where(InboxRow.source == source, InboxRow.handled_at.is_(None))
+                .order_by(InboxRow.update_id)
+            )
+            return [(row.update_id, row.payload) for row in rows]
+
+    async def prune_updates(self, source: str, kept: timedelta) -> int:
+        """Forget updates handled longer than `kept` ago; how many were forgotten."""
+        handled_before = self._now() - kept
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(InboxRow).where(InboxRow.source == source, InboxRow.handled_at < handled_before)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_handled(session: AsyncSession, source: str, update_ids: Iterable[int], now: datetime) -> None:
+    """Within the caller's transaction: a job's, so that the job and its update's handling are one."""
+    await session.execute(
+        update(InboxRow)
+        .where(InboxRow.source == source, InboxRow.update_id.in_(list(update_ids)), InboxRow.handled_at.is_(None))
+        .values(handled_at=now)
+    )
