@@ -3,10 +3,10 @@ its result or how it ended.
 
 The queued event claims the status message expected for it (see `status`), so it is the acknowledgement. A
 result goes into the job's status message while the interaction token allows; later (the token lasts 15
-minutes) or after a restart, it is posted in the channel with a mention of its owner. A final event is
-delivered when `on_event` returns; when posting fails it raises, so the core delivers it again later. The same
-job's result is never posted twice by this process, even when the core announces it twice (a redelivery racing
-a job that finishes just after a restart).
+minutes) or after a restart, it is posted in the channel with a mention of its owner, unless a link shows that
+an earlier process posted it already. A final event is delivered when `on_event` returns; when posting fails it
+raises, so the core delivers it again later. The same job's result is never posted twice by this process, even
+when the core announces it twice (a redelivery racing a job that finishes just after a restart).
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ class Delivery:
             log.info("job %s has no images left to deliver (deleted)", event.job_id)
             return
         status = await self.board.release(event.job_id)
+        if status is None and await self._posted_before(event):
+            return
         limit = status.upload_limit if status is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         uploads = await asyncio.to_thread(
             lambda: [fit_upload(picture.path, limit, spoiler=view.spoiler) for picture in view.pictures]
@@ -112,6 +114,17 @@ class Delivery:
             await self.core.link_message(PLATFORM, event.channel_id, str(message.id), event.job_id, output_index)
         except Exception:  # the result is out; only replies to it will not find the job
             log.exception("could not link message %s to job %s", message.id, event.job_id)
+
+    async def _posted_before(self, event: JobEvent) -> bool:
+        """With no status message to edit (after a restart the interaction token is gone) the result would be
+        posted anew; a link to the job means it was posted already, since results are the only Discord messages
+        linked to a job."""
+        links = [link for link in await self.core.messages_of(event.job_id) if link.platform == PLATFORM]
+        if links:
+            log.info(
+                "job %s: its result was posted before (message %s); not posted again", event.job_id, links[0].message_id
+            )
+        return bool(links)
 
     async def _notice(self, client: discord.Client, view: View) -> None:
         event = view.event

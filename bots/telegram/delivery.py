@@ -162,10 +162,14 @@ class Delivery:
     # --- the images ------------------------------------------------------------------------
 
     async def _deliver(self, view: View) -> None:
-        """Each picture not sent yet, as a photo with its own caption and buttons, linked as soon as it went."""
+        """Each picture not sent yet, as a photo with its own caption and buttons. Its link is written the moment
+        Telegram answers, in one short transaction and before anything else (the next file is read only after):
+        a kill between the answer and that commit sends the image again after a restart (benchmarks/delivery.py)."""
         event = view.event
         links = await self.core.messages_of(event.job_id)
         sent = {link.output_index for link in links if link.output_index is not None}
+        if sent:
+            _log_resumed(event.job_id, sent, view.pictures)
         for picture in view.pictures:
             if picture.index in sent:
                 continue
@@ -194,6 +198,16 @@ class Delivery:
         self._finished[job_id] = None
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
+
+
+def _log_resumed(job_id: str, sent: set[int], pictures: tuple[Picture, ...]) -> None:
+    """A delivery that an earlier attempt (or process) began: the log says which images go again, if any."""
+    before = ", ".join(str(index + 1) for index in sorted(sent))
+    missing = ", ".join(str(picture.index + 1) for picture in pictures if picture.index not in sent)
+    if missing:
+        log.info("job %s: images already sent: %s; sending only %s", job_id, before, missing)
+    else:
+        log.info("job %s: images already sent: %s; none is sent again", job_id, before)
 
 
 def _fits_a_photo(picture: Picture, size: int) -> bool:

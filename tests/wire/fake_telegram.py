@@ -81,6 +81,10 @@ class FakeTelegram:
         """A method: the fake goes `down` as soon as it has answered the next call of it."""
         self.on_offset: Callable[[int], object] | None = None
         """Called with each `getUpdates` offset as it arrives, the moment the bot confirms the updates before it."""
+        self.held: dict[str, int] = {}
+        """Methods whose calls get no answer until the fake stops, each after that many answered calls: a call
+        that reached Telegram, its answer not back yet (a process killed then cannot know it went)."""
+        self._released = asyncio.Event()
 
     # --- lifetime --------------------------------------------------------------------------
 
@@ -96,6 +100,7 @@ class FakeTelegram:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -287,6 +292,9 @@ class FakeTelegram:
         call = Call(method, params, files, file_names)
         if method != "getUpdates":
             self.calls.append(call)
+        if self._held(method):
+            await self._released.wait()
+            return _error(503, "Service Unavailable: held")
         flooded = self._flooded(call)
         if flooded is not None:
             await self._notify()
@@ -310,6 +318,14 @@ class FakeTelegram:
         if method == self.down_after:
             self.down, self.down_after = True, None
         return web.json_response({"ok": True, "result": result})
+
+    def _held(self, method: str) -> bool:
+        if method not in self.held:
+            return False
+        if self.held[method] > 0:
+            self.held[method] -= 1
+            return False
+        return True
 
     def _flooded(self, call: Call) -> web.Response | None:
         """A 429 for a call to a chat under flood control; None when the call may go through."""

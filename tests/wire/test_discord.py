@@ -657,6 +657,24 @@ async def test_a_result_with_no_connected_client_is_left_for_a_later_delivery(
         await delivery.on_event(done)
 
 
+async def test_a_result_announced_again_by_a_restarted_process_is_not_posted_again(start_bot: StartBot) -> None:
+    """A new process has no status message to edit (the interaction token was the old one's); the result's link
+    shows it went, so nothing is posted."""
+    bot = await start_bot()
+    fake = bot.fake
+    link = await bot.link_of(await bot.result_of(await fake.command("imagine", {"prompt": "a cat"}, member=ALICE)))
+    files = tuple(bot.core.files.path_of(output.path) for output in await bot.core.db.outputs_of(link.job_id))
+    restarted = delivery_module.Delivery(bot.core.core, StatusBoard(0.0))
+    assert bot.adapter.client is not None
+    restarted.attach(bot.adapter.client)
+    restarted.ready.set()
+    done = JobEvent(EventKind.DONE, link.job_id, "discord", str(CHANNEL_ID), str(ALICE_ID), None, "a cat", files=files)
+
+    await restarted.on_event(done)
+    assert len(fake.results()) == 1
+    assert ("POST", f"/channels/{CHANNEL_ID}/messages") not in fake.requests
+
+
 async def test_a_channel_that_refuses_the_bot_loses_nothing(start_bot: StartBot) -> None:
     bot = await start_bot()
     fake = bot.fake

@@ -1,0 +1,223 @@
+"""Delivery benchmark: how long an image's Telegram answer goes unrecorded, the window in which a kill sends it twice.
+
+Why it exists: Telegram has no idempotent send, so an image whose answer came back but whose link was not yet
+committed is sent again after a restart. easel writes each link the moment the answer arrives; this measures
+that moment, at idle and with every CPU busy, so a change that puts work (a file read, the next caption, a
+second transaction) between the answer and the commit shows up as a wider window.
+
+It runs the real core over a SQLite file (as `easel run` opens it, the composition root), a stand-in pipeline
+that returns small noise images at once, and the real Telegram `Delivery` on python-telegram-bot's `ExtBot`
+with its `AIORateLimiter`, against the fake Bot API of the wire tests (tests/wire/fake_telegram.py) on
+127.0.0.1, in the same process and event loop. JOBS jobs of USERS users, COUNT images each, are submitted at
+once. Per image, the window runs from the fake's `sendPhoto` handler returning its answer (aiohttp then writes
+it) to `link_message` returning, its transaction committed. "busy" runs one spinning process per CPU beside it.
+
+Run it from the repository root:
+
+    python benchmarks/delivery.py [--jobs N]
+
+Human-readable lines come first; the last line of stdout is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "wire"))  # the wire tests' fake
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code, not an installed copy
+
+from fake_telegram import TOKEN, FakeTelegram
+from PIL import Image
+from telegram.ext import AIORateLimiter, ExtBot
+from telegram.request import HTTPXRequest
+
+from bots.config import Settings, load_settings
+from bots.core.types import Actor, Place
+from bots.root import running_core
+from bots.telegram.delivery import Delivery
+from generation.asks import Ask, Options
+from generation.engine import CancelCheck, GenerationResult, ProgressCallback
+from generation.requests import GenerationRequest
+
+JOBS = 40
+USERS = 5
+COUNT = 3
+SIZE = 64
+STAND_IN_SECONDS = 0.02
+WAIT_LIMIT_SECONDS = 300.0
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def stand_in(
+    requests: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
+) -> list[GenerationResult]:
+    """A pipeline that returns noise at once: every PNG differs, so each is encoded and stored anew."""
+    time.sleep(STAND_IN_SECONDS)
+    on_progress(1.0)
+    size = (SIZE, SIZE)
+    return [
+        GenerationResult(
+            request,
+            tuple(
+                Image.frombytes("RGB", size, random.Random(seed).randbytes(SIZE * SIZE * 3)) for seed in request.seeds
+            ),
+            request.seeds,
+        )
+        for request in requests
+    ]
+
+
+def _settings(root: Path) -> Settings:
+    """The tiny preset with storage in `root` and caps and quotas high enough that nothing is refused."""
+    settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
+    storage = settings.storage.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{root / 'easel.db'}", "outputs_dir": root / "files"}
+    )
+    queue = settings.queue.model_copy(update={"max_pending_per_user": JOBS, "max_queue": JOBS})
+    tier = settings.tier("default").model_copy(update={"images_per_day": 1_000_000, "gpu_seconds_per_day": 1e9})
+    return settings.model_copy(
+        update={"storage": storage, "queue": queue, "tiers": {**settings.tiers, "default": tier}}
+    )
+
+
+async def windows(jobs: int) -> list[float]:
+    """Milliseconds from each `sendPhoto` answer to its link committed, for `jobs` jobs of COUNT images."""
+    fake = FakeTelegram()
+    answered: dict[int, float] = {}
+    linked: dict[int, float] = {}
+    send_photo = fake._sendPhoto
+
+    async def timed_photo(call: Any) -> dict[str, Any]:
+        result = await send_photo(call)
+        answered[result["message_id"]] = time.perf_counter()
+        return result
+
+    fake._sendPhoto = timed_photo  # type: ignore[method-assign]
+    await fake.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
+            settings = _settings(Path(root))
+            telegram = settings.telegram
+            limiter = AIORateLimiter(
+                overall_max_rate=telegram.messages_per_second, group_max_rate=telegram.group_messages_per_minute
+            )
+            bot = ExtBot(
+                TOKEN,
+                base_url=fake.base_url,
+                base_file_url=fake.file_base_url,
+                rate_limiter=limiter,
+                request=HTTPXRequest(connection_pool_size=256),
+            )
+            await bot.initialize()
+            async with running_core(settings, stand_in) as runtime:
+                core = runtime.core
+                link_message = core.link_message
+
+                async def timed_link(
+                    platform: str, chat_id: str, message_id: str, job_id: str, output_index: int | None = None
+                ) -> None:
+                    await link_message(platform, chat_id, message_id, job_id, output_index)
+                    if output_index is not None:
+                        linked[int(message_id)] = time.perf_counter()
+
+                core.link_message = timed_link  # type: ignore[method-assign]
+                delivery = Delivery(core, bot, telegram)
+                core.listen("telegram", delivery.on_event)
+                for index in range(jobs):
+                    user = str(1001 + index % USERS)
+                    ask = Ask("txt2img", "a lighthouse", Options(seed=index * COUNT, count=COUNT))
+                    await core.submit(Actor("telegram", user), Place("telegram", user), ask)
+                deadline = time.monotonic() + WAIT_LIMIT_SECONDS
+                while len(linked) < jobs * COUNT:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"only {len(linked)} of {jobs * COUNT} images were linked")
+                    await asyncio.sleep(0.05)
+                await delivery.close()
+            await bot.shutdown()
+    finally:
+        await fake.stop()
+    return [(linked[message_id] - answered[message_id]) * 1000 for message_id in linked]
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU time all processes on the machine used so far (from /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (the spinners)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def measure(jobs: int, busy: bool) -> dict[str, Any]:
+    """The window's median, p99 and max in one mode, and the CPU that processes other than this one and its
+    spinners used meanwhile."""
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 1)] if busy else []
+    for spinner in spinners:
+        spinner.start()
+    machine_before, own_before = _busy_cpu_seconds(), _own_cpu_seconds()
+    started = time.perf_counter()
+    try:
+        samples = asyncio.run(windows(jobs))
+    finally:
+        wall = time.perf_counter() - started
+        for spinner in spinners:
+            spinner.kill()
+            spinner.join()
+        machine, own = _busy_cpu_seconds() - machine_before, _own_cpu_seconds() - own_before
+    return {
+        "images": len(samples),
+        "median_ms": round(statistics.median(samples), 2),
+        "p99_ms": round(statistics.quantiles(samples, n=100)[98], 2),
+        "max_ms": round(max(samples), 2),
+        "wall_s": round(wall, 1),
+        "other_cpu_s": round(max(0.0, machine - own), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=JOBS, help=f"jobs of {COUNT} images per mode (default {JOBS})")
+    args = parser.parse_args()
+    if args.jobs * COUNT < 100:
+        parser.error(f"--jobs must be at least {-(-100 // COUNT)} for a p99")
+    for name in PROXY_VARIABLES:
+        os.environ.pop(name, None)
+    load_average = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_average:.2f} (other work on the machine skews latency)")
+    figures: dict[str, Any] = {"benchmark": "delivery", "jobs": args.jobs, "images_per_job": COUNT}
+    for mode in ("idle", "busy"):
+        result = measure(args.jobs, busy=mode == "busy")
+        figures[mode] = result
+        print(
+            f"{mode}: {result['images']} images, answer to link committed: median {result['median_ms']} ms, "
+            f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms ({result['wall_s']} s)"
+        )
+    figures |= {"cpus": os.cpu_count(), "load_average_1m": round(load_average, 2)}
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
