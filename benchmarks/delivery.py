@@ -39,12 +39,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "wire"))  # the wire tests' fake
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code, not an installed copy
 
+from bench_settings import bench_settings
 from fake_telegram import TOKEN, FakeTelegram
 from PIL import Image
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
-from bots.config import Settings, load_settings
 from bots.core.types import Actor, Place
 from bots.root import running_core
 from bots.telegram.delivery import Delivery
@@ -80,19 +80,6 @@ def stand_in(
     ]
 
 
-def _settings(root: Path) -> Settings:
-    """The tiny preset with storage in `root` and caps and quotas high enough that nothing is refused."""
-    settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
-    storage = settings.storage.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{root / 'easel.db'}", "outputs_dir": root / "files"}
-    )
-    queue = settings.queue.model_copy(update={"max_pending_per_user": JOBS, "max_queue": JOBS})
-    tier = settings.tier("default").model_copy(update={"images_per_day": 1_000_000, "gpu_seconds_per_day": 1e9})
-    return settings.model_copy(
-        update={"storage": storage, "queue": queue, "tiers": {**settings.tiers, "default": tier}}
-    )
-
-
 async def windows(jobs: int) -> list[float]:
     """Milliseconds from each `sendPhoto` answer to its link committed, for `jobs` jobs of COUNT images."""
     fake = FakeTelegram()
@@ -109,7 +96,7 @@ async def windows(jobs: int) -> list[float]:
     await fake.start()
     try:
         with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
-            settings = _settings(Path(root))
+            settings = bench_settings(Path(root), JOBS)
             telegram = settings.telegram
             limiter = AIORateLimiter(
                 overall_max_rate=telegram.messages_per_second, group_max_rate=telegram.group_messages_per_minute

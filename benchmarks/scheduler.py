@@ -41,9 +41,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench_settings import bench_settings
 from PIL import Image
 
-from bots.config import Settings, load_settings
 from bots.core.facade import Core
 from bots.core.lifecycle import Lifecycle
 from bots.core.types import Actor, JobEvent, Place
@@ -403,19 +403,6 @@ class Recorder:
             self.tally.end(f"job {event.job_id} ended {event.kind} ({event.error_key})")
 
 
-def _bench_settings(root: Path) -> Settings:
-    """The tiny preset with storage in `root` and caps and quotas high enough that nothing is refused."""
-    settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
-    storage = settings.storage.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{root / 'easel.db'}", "outputs_dir": root / "files"}
-    )
-    queue = settings.queue.model_copy(update={"max_pending_per_user": DUTY_JOBS, "max_queue": DUTY_JOBS})
-    tier = settings.tier("default").model_copy(update={"images_per_day": 1_000_000, "gpu_seconds_per_day": 1e9})
-    return settings.model_copy(
-        update={"storage": storage, "queue": queue, "tiers": {**settings.tiers, "default": tier}}
-    )
-
-
 async def _with_service(
     generate: StandIn,
     tally: Tally,
@@ -425,7 +412,7 @@ async def _with_service(
     """The core as `easel run` opens it (the composition root), over a SQLite file and a file store in a
     temporary directory."""
     with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
-        async with running_core(_bench_settings(Path(root)), generate) as runtime:
+        async with running_core(bench_settings(Path(root), DUTY_JOBS), generate) as runtime:
             done_at = DoneTimes(runtime.core.lifecycle, tally)
             runtime.core.listen(PLATFORM, listener)
             assert runtime.task is not None
