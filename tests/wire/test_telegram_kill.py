@@ -37,7 +37,7 @@ async def test_a_kill_after_each_answered_photo_sends_only_the_images_without_a_
         fake.text(ann, fake.private(ann), PROMPT)
         await until_linked(database, 1)
     finally:
-        await killed(first)
+        await first.kill()
     assert len(fake.images(1001)) == 1
     tried = len(fake.sent("sendPhoto"))  # the second photo may have been sent, unanswered, or not yet
 
@@ -46,7 +46,7 @@ async def test_a_kill_after_each_answered_photo_sends_only_the_images_without_a_
     try:
         await until_linked(database, 3)
     finally:
-        await killed(second)
+        await second.kill()
     assert "images already sent: 1; sending only 2, 3" in second.log, second.log
     assert len(fake.sent("sendPhoto")) == tried + 2, "images 2 and 3 went, once each"
 
@@ -63,12 +63,6 @@ async def test_a_kill_after_each_answered_photo_sends_only_the_images_without_a_
     assert len(fake.sent("sendPhoto")) == tried + 2, "no image was sent again"
     captions = [image["caption"].split("\n")[1].split(" · ")[0] for image in fake.images(1001)]
     assert captions == ["seed 5", "seed 6", "seed 7"], captions
-
-
-async def killed(easel: EaselProcess) -> None:
-    easel.process.kill()
-    await easel.process.wait()
-    await asyncio.sleep(0.2)  # the rest of its log
 
 
 async def until_linked(database: Path, images: int) -> None:
