@@ -59,7 +59,8 @@ async def test_easel_run_serves_telegram_until_sigterm_and_never_logs_the_token(
 
 async def test_easel_run_waits_out_telegram_down_at_start_and_delivers_at_once_after_an_outage(tmp_path: Path) -> None:
     """Down at start-up: easel waits and serves once Telegram answers. Down while a job runs: the result that
-    failed to go is delivered as soon as Telegram is back, not at the next sweep a minute later."""
+    failed to go is delivered as soon as Telegram is back, not at the next sweep a minute later. Down at the stop:
+    the updates taken cannot be confirmed, which is one line."""
     port = free_port()
     fake = FakeTelegram()
     base = f"http://127.0.0.1:{port}"
@@ -81,13 +82,16 @@ async def test_easel_run_waits_out_telegram_down_at_start_and_delivers_at_once_a
         fake.down = False
         images = await fake.wait_for(lambda: len(fake.images(1001)) == 2 and fake.images(1001), timeout=15)
         assert images[1]["caption"].startswith("during the outage")
+        fake.down = True
+        await easel.wait_for_log("telegram: cannot reach", count=3)
     finally:
         code = await easel.stop()
         await fake.stop()
     assert code == 0, easel.log
     assert "Traceback" not in easel.log
-    assert easel.log.count("telegram: cannot reach") == 2, "one warning for each outage"
+    assert easel.log.count("telegram: cannot reach") == 3, "one warning for each outage"
     assert easel.log.count("telegram: reachable again") == 2
+    assert "telegram: the stop could not confirm the updates taken (NetworkError(" in easel.log
     assert TOKEN.split(":")[1] not in easel.log
 
 
