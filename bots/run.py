@@ -104,9 +104,8 @@ async def serve(
                     assert runtime.task is not None
                     await _until_done_or(stop, adapters.tasks, runtime.task)
                 finally:
-                    redelivery.cancel()
-                    await asyncio.gather(redelivery, return_exceptions=True)
-            deadline = asyncio.get_running_loop().time() + STOP_SECONDS
+                    deadline = asyncio.get_running_loop().time() + STOP_SECONDS
+                    await _end_redelivery(core, redelivery)
             await adapters.stop_receiving()
             await runtime.finish(max(deadline - asyncio.get_running_loop().time() - STEP_SECONDS, 0.0))
         if adapters.failure is not None:
@@ -138,6 +137,17 @@ async def _until_done_or(stop: asyncio.Event, adapters: set[asyncio.Task[None]],
         stopper.cancel()
     if stop.is_set():
         log.info("signal received: taking no more work, finishing the batch on the GPU and delivering it")
+
+
+async def _end_redelivery(core: Core, sweeps: asyncio.Task[None]) -> None:
+    """Before the adapters stop (their links cancel the sweeps they started): no redelivery starts, and the one in
+    flight finishes the job it is delivering, within STEP_SECONDS; then the periodic sweeps end."""
+    try:
+        await asyncio.wait_for(core.stop_redelivering(), STEP_SECONDS)
+    except TimeoutError:
+        log.warning("the redelivery in flight took over %.0f s: cancelled, left for the next start", STEP_SECONDS)
+    sweeps.cancel()
+    await asyncio.gather(sweeps, return_exceptions=True)
 
 
 async def _redeliver_periodically(core: Core) -> None:

@@ -57,6 +57,7 @@ class Core:
         self.has_pending = self.announcer.has_pending
         self.recover = self.lifecycle.recover
         self.redeliver = self.lifecycle.redeliver
+        self.stop_redelivering = self.lifecycle.stop_redelivering
         self.receive_update = db.receive_update
         self.updates_handled = db.updates_handled
         self.unhandled_updates = db.unhandled_updates

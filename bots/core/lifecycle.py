@@ -52,6 +52,7 @@ class Lifecycle:
     moderation: Moderation
     announcer: Announcer
     _redelivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
 
     # --- JobSink: what the worker reports --------------------------------------------------
 
@@ -162,9 +163,18 @@ class Lifecycle:
         async with self._redelivering:
             return await self._redeliver(platform)
 
+    async def stop_redelivering(self) -> None:
+        """At a stop: no sweep delivers another job, and the one in flight finishes the job it is delivering.
+        Cancelled mid-job, a photo Telegram received would be left unrecorded, and sent again at the next start."""
+        self._stopping = True
+        async with self._redelivering:
+            pass
+
     async def _redeliver(self, platform: str | None) -> int:
         count = 0
         for job in await self.db.undelivered_jobs():
+            if self._stopping:
+                break
             if (platform is not None and job.platform != platform) or not self.announcer.may_redeliver(job):
                 continue
             await self.announcer.route_stored(job)

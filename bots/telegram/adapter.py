@@ -6,7 +6,8 @@ updater and lets the updates already taken be handled; `close` shuts the bot's c
 
 Every call goes through PTB's `AIORateLimiter`: at most `messages_per_second` in all and
 `group_messages_per_minute` per group (Telegram's 30 and 20), and after a 429 nothing at all is sent until its
-`retry_after` has passed, then the call is made again.
+`retry_after` has passed, then the call is made again. What PTB itself would log with a traceback for a platform
+error is one line (`bots.telegram.logs`).
 
 An unreachable Telegram is waited out through the kit's `Link`: signing in is tried again with backoff, and so
 is each `getUpdates`, so PTB's own polling loop (a traceback per failure, fixed waits up to 30 s) never sees an
@@ -39,6 +40,7 @@ from bots.telegram.delivery import Delivery
 from bots.telegram.downloads import Downloads
 from bots.telegram.handlers import Handlers
 from bots.telegram.intake import Intake, IntakeApplication
+from bots.telegram.logs import one_line_platform_errors
 from bots.texts import SOURCE_LANGUAGE, available_languages
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 RATE_LIMIT_RETRIES = 5
 """Calls refused with a 429 that are made again once its `retry_after` has passed; after that the error is
-raised (a result is then delivered again by the core)."""
+raised, and logged in one line by the caller (a result is then delivered again by the core)."""
 
 
 class TelegramAdapter:
@@ -73,6 +75,7 @@ class TelegramAdapter:
             on_back=partial(core.redeliver, PLATFORM),
         )
         self.intake = Intake(core, token)
+        one_line_platform_errors()
         self.application = build_application(settings, token, self.link, self.intake)
         bot = self.application.bot
         self.delivery = Delivery(core, bot, settings)

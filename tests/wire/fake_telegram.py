@@ -82,14 +82,18 @@ class FakeTelegram:
         self.on_offset: Callable[[int], object] | None = None
         """Called with each `getUpdates` offset as it arrives, the moment the bot confirms the updates before it."""
         self.held: dict[str, int] = {}
-        """Methods whose calls get no answer until the fake stops, each after that many answered calls: a call
-        that reached Telegram, its answer not back yet (a process killed then cannot know it went)."""
+        """Methods whose calls get no answer, each after that many answered calls: a call that reached Telegram, its
+        answer not back yet (a process killed then cannot know it went). A held call is carried out and answered
+        when the test `release`s it while its client still waits; it is not carried out when the fake stops, or
+        when its client has gone (killed)."""
         self._released = asyncio.Event()
+        self._stopping = False
 
     # --- lifetime --------------------------------------------------------------------------
 
     async def start(self, port: int | None = None) -> None:
         """Listen on `port`, else on the port of an earlier start, else on a free one."""
+        self._stopping, self._released = False, asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
@@ -100,6 +104,7 @@ class FakeTelegram:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        self._stopping = True
         self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -206,6 +211,12 @@ class FakeTelegram:
     def fail(self, method: str, code: int, description: str, retry_after: int | None = None, after: int = 0) -> None:
         self.failures.append(Failure(method, code, description, retry_after, after))
 
+    def release(self) -> None:
+        """The held calls whose clients still wait are carried out and answered; no call is held from now on."""
+        self.held = {}
+        self._released.set()
+        self._released = asyncio.Event()
+
     def flood(self, chat_id: int, calls: int, retry_after: int) -> None:
         """Flood control in a chat: its next `calls` calls are refused with 429 and `retry_after`; a call before
         that time has passed is refused too, and noted in `early`."""
@@ -294,7 +305,8 @@ class FakeTelegram:
             self.calls.append(call)
         if self._held(method):
             await self._released.wait()
-            return _error(503, "Service Unavailable: held")
+            if self._stopping or request.transport is None or request.transport.is_closing():
+                return _error(503, "Service Unavailable: held")
         flooded = self._flooded(call)
         if flooded is not None:
             await self._notify()

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 import test_telegram
 from fake_telegram import BOT_USER, MESSAGE_LIMIT
+from telegram.error import RetryAfter
 from test_telegram import ANN, Bot, Start
 
 from bots.moderation.policy import Moderator, Role
+from bots.telegram import adapter as adapter_module
 from storage.records import DeliveryState
 
 start = test_telegram.start
@@ -38,6 +43,25 @@ async def test_a_429_storm_is_waited_out_and_the_result_is_delivered_once(start:
     assert (await bot.delivered(job_id)).delivery_state is DeliveryState.DELIVERED
     assert len(images) == 2 and len(bot.fake.sent("sendPhoto")) == 2
     assert len(posted_texts(bot, ANN)) == 1, "one status message, edited from then on"
+
+
+async def test_a_429_storm_that_outlasts_the_retries_is_one_line_with_the_job_id(
+    start: Start, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(adapter_module, "RATE_LIMIT_RETRIES", 1)  # two refusals outlast it, not six
+    bot: Bot = await start()
+    for _ in range(2):
+        bot.fake.fail("sendPhoto", 429, "Too Many Requests: retry after 1", retry_after=1)
+
+    bot.fake.text(bot.ann, bot.fake.private(bot.ann), "a storm that does not end")
+    [job_id] = await bot.job_ids(1)
+    while (job := await bot.stack.db.get_job(job_id)) is None or job.delivery_attempts == 0:
+        await asyncio.sleep(0.01)
+
+    assert "Traceback" not in caplog.text and not [record for record in caplog.records if record.exc_info]
+    refused = [record.getMessage() for record in caplog.records if "RetryAfter" in record.getMessage()]
+    assert refused == [f"delivering job {job_id} failed (attempt 1 of 10): {RetryAfter(1)!r}"], refused
 
 
 async def test_after_a_failed_status_post_the_updates_post_nothing_and_the_result_still_comes(start: Start) -> None:
