@@ -13,6 +13,7 @@ from telegram.error import TelegramError
 from bots.core.facade import Core
 from bots.core.types import Actor, Place, ShownMessage
 from bots.kit.context import Context
+from bots.texts import render
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,15 @@ def context_of(user: TelegramUser, message: Message) -> Context:
     community = None if chat.type == ChatType.PRIVATE else str(chat.id)
     actor = Actor(PLATFORM, str(user.id), user.full_name, user.language_code)
     return Context(actor, Place(PLATFORM, str(chat.id), community, chat.title, str(message.message_id)))
+
+
+def refused(error: BaseException, language: str | None) -> str | None:
+    """Telegram's own refusal of a call made while handling an update (a chat gone, a network error): a platform
+    error, not a bug, so one line in the log and no traceback; the user is told if Telegram lets us."""
+    if not isinstance(error, TelegramError):
+        return None
+    log.warning("telegram refused a call: %r", error)
+    return render("telegram.refused", language)
 
 
 def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:

@@ -29,7 +29,7 @@ from bots.kit.views import Action
 from bots.parsing import parse_prompt
 from bots.telegram.admins import Admins
 from bots.telegram.albums import Albums
-from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, context_of, cut, reply, reply_list, shown_job
+from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, context_of, cut, refused, reply, reply_list, shown_job
 from bots.telegram.commands import CAPABILITIES, SPELLINGS, Handler, Routes, parse_command
 from bots.telegram.downloads import Downloads
 from bots.telegram.intake import Intake
@@ -75,7 +75,7 @@ class Handlers:
             self.albums.add(message, update.update_id)
             return
         context = context_of(message.from_user, message)
-        async with guarded(partial(reply, message), context.language, what=_what(message)):
+        async with guarded(partial(reply, message), context.language, what=_what(message), known=refused):
             await self._route(context, message)
 
     async def on_button(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
@@ -88,7 +88,7 @@ class Handlers:
             return
         context = context_of(query.from_user, query.message)
         alert = partial(_answer, query, alert=True)
-        async with guarded(alert, context.language, job_id=press.job_id, what=f"button {press.action}"):
+        async with guarded(alert, context.language, job_id=press.job_id, what=f"button {press.action}", known=refused):
             await _answer(query, await self._press(context, query.message, press))
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -217,7 +217,7 @@ class Handlers:
         first = messages[0]
         assert first.from_user is not None  # albums are gathered from people's messages only
         context = context_of(first.from_user, first)
-        async with guarded(partial(reply, first), context.language, what=_what(first)):
+        async with guarded(partial(reply, first), context.language, what=_what(first), known=refused):
             caption = next((message.caption for message in messages if message.caption), "") or ""
             parsed = parse_command(caption)
             if parsed is not None:

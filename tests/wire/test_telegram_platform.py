@@ -107,3 +107,20 @@ async def test_a_list_too_long_for_a_message_comes_whole_as_a_file(start: Start)
     assert document.file_names["document"] == "banned-words.txt"
     listed = document.files["document"].decode()
     assert all(word in listed for word in words) and len(listed) > MESSAGE_LIMIT
+
+
+async def test_telegram_refusing_a_call_inside_a_handler_is_one_line_and_no_traceback(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Edit button's question is refused by Telegram: a platform error, not a bug of easel's."""
+    bot: Bot = await start()
+    bot.fake.text(bot.ann, bot.fake.private(bot.ann), "a lighthouse")
+    [image] = await bot.images_in(ANN, 1)
+    [job_id] = await bot.job_ids(1)
+    bot.fake.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
+
+    bot.fake.press(bot.ann, image, f"edit:{job_id}:0")
+    [alert] = await bot.fake.wait_for(lambda: [c for c in bot.fake.sent("answerCallbackQuery") if c.params.get("text")])
+    assert "Telegram did not accept part of my answer" in alert.params["text"]
+    assert "telegram refused a call: Forbidden('Forbidden: bot was blocked by the user')" in caplog.text
+    assert "Traceback" not in caplog.text and not any(record.exc_info for record in caplog.records)
