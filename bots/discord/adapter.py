@@ -1,11 +1,12 @@
 """The Discord adapter: discord.py's client wired to the core, with an explicit lifetime.
 
 `register` hands the core its listener; `run` connects and serves until cancelled; `stop_receiving` leaves the
-gateway, so no interaction arrives any more while REST stays open for the results still to deliver; `close` closes
-the client (the kit's three steps, `bots.kit.lifetime`). The message-content intent is asked for so that replies to
-the bot's images can edit them; when the bot's owner has not enabled it, the adapter connects again without it, and
-the "Edit image" menu still works. What the gateway hands over is recorded before it is acknowledged, and what an
-earlier process recorded and never finished is handled again on the first READY (`intake`).
+gateway, so no interaction arrives any more while REST stays open for the results still to deliver, and lets what
+was taken be handled; `close` closes the client (the kit's three steps, `bots.kit.lifetime`). The message-content
+intent is asked for so that replies to the bot's images can edit them; when the bot's owner has not enabled it,
+the adapter connects again without it, and the "Edit image" menu still works. What the gateway hands over is
+recorded before it is acknowledged, and what an earlier process recorded and never finished is handled again on
+the first READY (`intake`).
 
 discord.py waits out 429s and reconnects a lost gateway connection itself, but not a first connection that
 fails: signing in and reaching the gateway are tried again through the kit's `Link` until Discord answers.
@@ -154,10 +155,11 @@ class DiscordAdapter:
         await client.connect()
 
     async def stop_receiving(self) -> None:
-        """The gateway is left; interactions already received finish on their own tasks."""
+        """The gateway is left, and what was already taken is handled to its end (the kit bounds the wait)."""
         client = self.client
         if client is not None and client.ws is not None and client.ws.open:
             await client.ws.close(code=1000)
+        await self.intake.settle()
 
     async def close(self) -> None:
         self.delivery.ready.clear()

@@ -13,6 +13,7 @@ id first); an interaction whose token has expired is only marked handled, with o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import OrderedDict
@@ -53,6 +54,7 @@ class Intake:
         self._payloads: OrderedDict[int, tuple[str, Any]] = OrderedDict()
         self._replaying: set[int] = set()
         self._replayed = False
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     def attach(self, client: discord.Client) -> None:
         """Keep each interaction's and message's payload as the gateway hands it to `client`."""
@@ -70,6 +72,7 @@ class Intake:
     async def take(self, update_id: int) -> bool:
         """Record what the gateway handed over, before it is acknowledged; False when it was received before and
         is not being replayed (the gateway handing it over again): then it is dropped."""
+        self._track()
         kept = self._payloads.get(update_id)
         if kept is None:
             log.warning("discord: no payload kept for %d; it is handled without a record", update_id)
@@ -97,6 +100,18 @@ class Intake:
 
     async def handled(self, update_id: int) -> None:
         await self.core.updates_handled(self.source, [update_id])
+
+    async def settle(self) -> None:
+        """Until every handling of what was taken has ended: a clean stop lets them mark what they answered, so
+        that nothing answered is handled again after the restart."""
+        if self._handlers:
+            await asyncio.wait(set(self._handlers))
+
+    def _track(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
 
     async def replay(self, forms: Forms) -> None:
         """Once per process: hand what an earlier process recorded and never finished to discord.py again, and

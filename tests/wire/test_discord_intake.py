@@ -123,3 +123,21 @@ async def test_a_restart_handles_again_what_it_can_and_lets_go_of_the_rest_with_
         "user cannot be answered any more",
     ], warnings
     assert not any(f"/interactions/{expired.id}/" in path for _, path in fake.requests)
+
+
+async def test_a_clean_stop_lets_what_was_taken_be_answered_and_marked(start_bot: StartBot) -> None:
+    """Not handled again after the restart: its answer would be given twice."""
+    bot = await start_bot()
+    fake = bot.fake
+    fake.callbacks_held = True
+    asked = await fake.command("queue", member=ALICE)
+    await fake.wait_for(lambda: asked.response_type is not None, what="the deferral")
+
+    stopping = asyncio.create_task(bot.stop())
+    await asyncio.sleep(0.3)
+    assert not stopping.done(), "the stop waits for the handling"
+    fake.callbacks_held = False
+    await stopping
+
+    assert await bot.ephemeral_reply(asked)
+    assert await bot.core.core.unhandled_updates(SOURCE) == []
