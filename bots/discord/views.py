@@ -78,7 +78,7 @@ def discord_view(buttons: Sequence[Button]) -> discord.ui.View | None:
 EditSubmit = Callable[[discord.Interaction, str, str], Awaitable[None]]
 """What a submitted edit modal calls with the interaction, the prompt and the image number as typed."""
 
-FORM = re.compile(r"easel:form:(?P<opened>\d+):(?P<count>\d):(?P<target>job:[0-9a-f]{32}|message:\d+:\d+)")
+FORM = re.compile(r"easel:form:(?P<opened>\d+):(?P<count>\d+):(?P<target>job:[0-9a-f]{32}|message:\d+:\d+)")
 """An edit form's custom id: the interaction that opened it (so that two open forms never share an id), how many
 images it offers, and what it edits (a job, or the message of a result). The form is rebuilt from it when its
 submission is handled again after a restart (`bots.discord.intake`)."""
