@@ -1,9 +1,9 @@
 """The inbox: updates a platform has handed over, written before the platform is told they arrived.
 
 A platform that delivers each update until it is confirmed (Telegram's `getUpdates` offset, a webhook's answer)
-may be confirmed once the update is here: a kill before its handling ends leaves the row unhandled, and the next
-start handles it again. Handled rows stay a while, so that an update delivered again (confirmed too late, before
-a kill) is recognised by its id and not handled twice.
+may be confirmed once the update is here, and one that delivers it once (Discord) acknowledged: a kill before its
+handling ends leaves the row unhandled, and the next start handles it again. Handled rows stay a while, so that
+an update delivered again (confirmed too late, before a kill) is recognised by its id and not handled twice.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The Discord adapter: discord.py's client wired to the core, with an explicit lifetime.
 
 `register` hands the core its listener; `run` connects and serves until cancelled; `stop_receiving` leaves the
-gateway, so no interaction arrives any more while REST stays open for the results still to deliver; `close` closes
-the client (the kit's three steps, `bots.kit.lifetime`). The message-content intent is asked for so that replies to
-the bot's images can edit them; when the bot's owner has not enabled it, the adapter connects again without it, and
-the "Edit image" menu still works.
+gateway, so no interaction arrives any more while REST stays open for the results still to deliver, and lets what
+was taken be handled; `close` closes the client (the kit's three steps, `bots.kit.lifetime`). The message-content
+intent is asked for so that replies to the bot's images can edit them; when the bot's owner has not enabled it,
+the adapter connects again without it, and the "Edit image" menu still works. What the gateway hands over is
+recorded before it is acknowledged, and what an earlier process recorded and never finished is handled again on
+the first READY (`intake`).
 
 discord.py waits out 429s and reconnects a lost gateway connection itself, but not a first connection that
 fails: signing in and reaching the gateway are tried again through the kit's `Link` until Discord answers.
@@ -31,6 +33,7 @@ from bots.discord.commands import Handlers, add_commands, sync_commands
 from bots.discord.delivery import Delivery
 from bots.discord.endpoints import point_at
 from bots.discord.images import Images
+from bots.discord.intake import Intake
 from bots.discord.interactions import PLATFORM, on_command_error
 from bots.discord.lookups import Lookups
 from bots.discord.moderation import ModerationActions
@@ -56,12 +59,22 @@ def intents(*, message_content: bool) -> discord.Intents:
 class EaselClient(discord.Client):
     """Mentions are off unless a message names them: a prompt that says @everyone notifies nobody."""
 
-    def __init__(self, settings: Settings, handlers: Handlers, delivery: Delivery, link: Link, **options: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        handlers: Handlers,
+        delivery: Delivery,
+        link: Link,
+        intake: Intake,
+        **options: Any,
+    ) -> None:
         super().__init__(allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings
         self.handlers = handlers
         self.delivery = delivery
         self.link = link
+        self.intake = intake
+        intake.attach(self)
         self.tree: app_commands.CommandTree[EaselClient] = app_commands.CommandTree(self)
         self.tree.error(on_command_error)
         add_commands(self.tree, settings)
@@ -76,13 +89,14 @@ class EaselClient(discord.Client):
         log.info("discord: connected as %s (id %s)", self.user, self.user.id if self.user else "?")
         self.delivery.ready.set()
         self.link.answered()
+        await self.intake.replay(self.handlers.buttons.form)
 
     async def on_resumed(self) -> None:
         self.link.answered()
 
     async def on_message(self, message: discord.Message) -> None:
         try:
-            await self.handlers.buttons.reply_edit(message)
+            await self.handlers.buttons.reply_edit(message, self.intake)
         except Exception:
             log.exception("handling message %s failed", message.id)
 
@@ -104,6 +118,7 @@ class DiscordAdapter:
         buttons = Buttons(core, settings.limits.max_prompt_length, images, lookups)
         self.handlers = Handlers(images, buttons, lookups, ModerationActions(core, moderator_role))
         self.delivery = Delivery(core, self.board)
+        self.intake = Intake(core)
         self.client: EaselClient | None = None
         self.link = Link(
             PLATFORM,
@@ -140,10 +155,11 @@ class DiscordAdapter:
         await client.connect()
 
     async def stop_receiving(self) -> None:
-        """The gateway is left; interactions already received finish on their own tasks."""
+        """The gateway is left, and what was already taken is handled to its end (the kit bounds the wait)."""
         client = self.client
         if client is not None and client.ws is not None and client.ws.open:
             await client.ws.close(code=1000)
+        await self.intake.settle()
 
     async def close(self) -> None:
         self.delivery.ready.clear()
@@ -159,6 +175,7 @@ class DiscordAdapter:
             self.handlers,
             self.delivery,
             self.link,
+            self.intake,
             intents=intents(message_content=message_content),
             guild_ready_timeout=self._guild_ready_timeout,
         )

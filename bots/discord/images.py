@@ -1,6 +1,7 @@
 """The commands that make images: /imagine, /edit, /inpaint and /mix, and the acknowledgement every job shares.
 
-A command defers publicly at once (Discord wants an answer within 3 seconds), and its deferred response becomes
+A command is recorded and deferred publicly at once (`interactions.acknowledged`: Discord wants an answer within 3
+seconds and never sends the interaction again), and its deferred response becomes
 the job's status message when the core queues the job: the status is expected under the interaction's id, which
 the queued event names back. A refusal removes the deferred response and is told ephemerally.
 """
@@ -14,7 +15,7 @@ import discord
 from bots.config import Settings
 from bots.core.facade import Core
 from bots.core.types import Receipt
-from bots.discord.interactions import context_of, defer, described, guard, option, refusals_to
+from bots.discord.interactions import acknowledged, context_of, described, guard, option, refusals_to
 from bots.discord.status import Status, StatusBoard
 from bots.discord.uploads import read_images
 from bots.errors import UserError
@@ -95,17 +96,17 @@ class Images:
     async def start(self, interaction: discord.Interaction, submit: Submit, job_id: str | None = None) -> None:
         """Defer publicly, then queue the job with the deferred response as its status; `job_id` is the job a
         button or form acts on, for the reference of an error."""
-        deferred = await defer(interaction, ephemeral=False)
-        if deferred is None:
-            return
+        async with acknowledged(interaction, ephemeral=False) as deferred:
+            if deferred is None:
+                return
 
-        async def checked(context: Context) -> Receipt:
-            _check_permissions(interaction)
-            return await submit(context)
+            async def checked(context: Context) -> Receipt:
+                _check_permissions(interaction)
+                return await submit(context)
 
-        status = Status(interaction=interaction, response_id=deferred.message_id)
-        say = refusals_to(interaction, public=True)
-        await self.queue(context_of(interaction), status, say, checked, described(interaction), job_id)
+            status = Status(interaction=interaction, response_id=deferred.message_id)
+            say = refusals_to(interaction, public=True)
+            await self.queue(context_of(interaction), status, say, checked, described(interaction), job_id)
 
     async def queue(
         self, context: Context, status: Status, say: Say, submit: Submit, what: str, job_id: str | None = None

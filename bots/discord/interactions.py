@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -23,12 +23,17 @@ from bots.parsing import parse_option
 from bots.texts import render
 from generation.asks import Options
 
+if TYPE_CHECKING:
+    from bots.discord.intake import Intake
+
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 MESSAGE_LIMIT = 2000
 MIN_MIX_IMAGES = 2
 """/mix declares two image options as required; a payload with fewer means Discord's copy of the command is old."""
+UNKNOWN_INTERACTION = 10062
+ALREADY_ACKNOWLEDGED = 40060
 
 
 @dataclass(frozen=True)
@@ -152,26 +157,65 @@ async def on_command_error(interaction: discord.Interaction, error: app_commands
 
 async def answer(interaction: discord.Interaction, produce: Produce, *, job_id: str | None = None) -> None:
     """Defer ephemerally, then answer with what `produce` says, or with the refusal."""
-    if await defer(interaction, ephemeral=True) is None:
+    async with acknowledged(interaction, ephemeral=True) as deferred:
+        if deferred is None:
+            return
+        context = context_of(interaction)
+        async with guard(refusals_to(interaction, public=False), context, what=described(interaction), job_id=job_id):
+            reply = await produce(context)
+            if isinstance(reply, Reply):
+                await interaction.followup.send(cut(reply.text), file=reply.file, ephemeral=True)
+            else:
+                await interaction.followup.send(cut(reply), ephemeral=True)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The acknowledgement: `message_id` is the deferred response's, when Discord named it."""
+
+    message_id: int | None
+
+
+@asynccontextmanager
+async def acknowledged(interaction: discord.Interaction, *, ephemeral: bool) -> AsyncIterator[Deferred | None]:
+    """The one way an interaction is acknowledged: recorded in the inbox first, then deferred, then handled in the
+    body, so that a kill at any point leaves it recorded and unhandled, for the next start (`bots.discord.intake`).
+    None when nothing can be said: received before, or Discord refused the acknowledgement."""
+    intake: Intake = interaction.client.intake  # type: ignore[attr-defined]
+    if not await intake.take(interaction.id):
+        yield None
         return
-    context = context_of(interaction)
-    async with guard(refusals_to(interaction, public=False), context, what=described(interaction), job_id=job_id):
-        reply = await produce(context)
-        if isinstance(reply, Reply):
-            await interaction.followup.send(cut(reply.text), file=reply.file, ephemeral=True)
-        else:
-            await interaction.followup.send(cut(reply), ephemeral=True)
+    deferred = await _defer(interaction, ephemeral=ephemeral)
+    if deferred is None:
+        await intake.handled(interaction.id)
+        yield None
+        return
+    async with intake.handling(interaction.id):
+        yield deferred
 
 
-async def defer(
-    interaction: discord.Interaction, *, ephemeral: bool
-) -> discord.InteractionCallbackResponse[discord.Client] | None:
-    """The acknowledgement Discord wants within 3 seconds, or None when it refused it (expired, or answered
-    elsewhere): then nothing can be said."""
+async def _defer(interaction: discord.Interaction, *, ephemeral: bool) -> Deferred | None:
+    """The acknowledgement Discord wants within 3 seconds. Handled again after a kill, the interaction may have
+    been deferred already: that response is carried on. None when Discord refused it (never acknowledged in
+    time, or expired): then nothing can be said."""
     try:
-        return await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        response = await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        return Deferred(response.message_id if response is not None else None)
     except discord.HTTPException as error:
-        log.warning("could not acknowledge interaction %s: %s", interaction.id, error)
+        if error.code == ALREADY_ACKNOWLEDGED:
+            return Deferred(await _original_id(interaction))
+        if error.code == UNKNOWN_INTERACTION:
+            log.warning("%s was not acknowledged in time; Discord told its user it failed", described(interaction))
+        else:
+            log.warning("could not acknowledge interaction %s: %s", interaction.id, error)
+        return None
+
+
+async def _original_id(interaction: discord.Interaction) -> int | None:
+    try:
+        return (await interaction.original_response()).id
+    except discord.HTTPException as error:
+        log.info("interaction %s: its deferred response is gone: %s", interaction.id, error)
         return None
 
 

@@ -78,23 +78,41 @@ def discord_view(buttons: Sequence[Button]) -> discord.ui.View | None:
 EditSubmit = Callable[[discord.Interaction, str, str], Awaitable[None]]
 """What a submitted edit modal calls with the interaction, the prompt and the image number as typed."""
 
+FORM = re.compile(r"easel:form:(?P<opened>\d+):(?P<count>\d+):(?P<target>job:[0-9a-f]{32}|message:\d+:\d+)")
+"""An edit form's custom id: the interaction that opened it (so that two open forms never share an id), how many
+images it offers, and what it edits (a job, or the message of a result). The form is rebuilt from it when its
+submission is handled again after a restart (`bots.discord.intake`)."""
+
+
+def form_id(opened: int, count: int, target: str) -> str:
+    return f"easel:form:{opened}:{count}:{target}"
+
 
 class EditModal(discord.ui.Modal):
-    """Asks for the new prompt (and which image, when there are several); needs no message-content intent."""
+    """Asks for the new prompt (and which image, when there are several); needs no message-content intent. Its
+    fields have fixed ids, so a rebuilt form reads a submission made to the one shown."""
 
-    def __init__(self, submit: EditSubmit, *, count: int, max_prompt_length: int, language: str | None) -> None:
-        super().__init__(title=render("discord.modal.title", language), timeout=MODAL_TIMEOUT_SECONDS)
+    def __init__(
+        self, submit: EditSubmit, *, custom_id: str, count: int, max_prompt_length: int, language: str | None
+    ) -> None:
+        super().__init__(
+            title=render("discord.modal.title", language), timeout=MODAL_TIMEOUT_SECONDS, custom_id=custom_id
+        )
         self._submit = submit
         self.prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
             label=render("discord.modal.prompt", language),
             style=discord.TextStyle.paragraph,
             max_length=min(max_prompt_length, MAX_TEXT_INPUT),
+            custom_id="prompt",
         )
         self.add_item(self.prompt)
         self.image: discord.ui.TextInput[EditModal] | None = None
         if count > 1:
             self.image = discord.ui.TextInput(
-                label=render("discord.modal.image", language, count=count), default="1", max_length=1
+                label=render("discord.modal.image", language, count=count),
+                default="1",
+                max_length=1,
+                custom_id="image",
             )
             self.add_item(self.image)
 

@@ -6,9 +6,10 @@ messages, command registration and attachment downloads. It keeps every message,
 user would see. Facts it relies on: the client asks for a compressed gateway but decompresses only binary
 frames, so frames here are plain text JSON; discord.py parses a body only when its Content-Type is exactly
 `application/json`; a 429 is retried only when it carries a `Via` header (otherwise it looks like a ban). Like
-Discord it refuses a message content over 2000 characters, and notes every edit that came before the
-`retry_after` of a 429 had passed (`early`). It can be unreachable: not started yet, or stopped and started again
-on the same port; or only its gateway can be (`gateway_down`: the upgrade is refused).
+Discord it refuses a message content over 2000 characters, an interaction's first answer after 3 seconds (10062)
+and any second one (40060), and notes every edit that came before the `retry_after` of a 429 had passed
+(`early`). It can be unreachable: not started yet, or stopped and started again on the same port; or only its
+gateway can be (`gateway_down`: the upgrade is refused).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ MANAGE_GUILD = 1 << 5
 MEMBER_PERMISSIONS = ALL_PERMISSIONS & ~(MANAGE_GUILD | 1 << 3)
 """A member who may do everything in the channel but manage the server (neither Manage Server nor Administrator)."""
 TOKEN_LIFETIME = timedelta(minutes=15)
+ANSWER_WINDOW = 3.0
+"""Seconds Discord waits for an interaction's first answer; later, a callback is told the interaction is unknown."""
 MESSAGE_LIMIT = 2000
 
 BOT_USER = {"id": str(BOT_ID), "username": "easel", "discriminator": "0", "avatar": None, "bot": True}
@@ -131,6 +134,7 @@ class FakeInteraction:
     response_type: int | None = None
     original_id: int | None = None
     modal: dict[str, Any] | None = None
+    dispatched: float = field(default_factory=time.monotonic)
 
     @property
     def expired(self) -> bool:
@@ -162,6 +166,8 @@ class FakeDiscord:
         self.channels: dict[int, FakeChannel] = {CHANNEL_ID: FakeChannel(CHANNEL_ID, "art")}
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = itertools.count(1)
+        self.callbacks_held = False
+        """While true, an interaction callback is taken (a deferral is shown) but not answered: a kill in between."""
 
     # --- lifetime --------------------------------------------------------------------------------
 
@@ -283,8 +289,10 @@ class FakeDiscord:
         attachment_size_limit: int = 10 * 1024 * 1024,
         channel: FakeChannel | None = None,
         locale: str = "en-US",
+        dispatched: bool = True,
     ) -> FakeInteraction:
-        """A slash command in `channel` (the default one when None), from a client set to `locale`; a name with
+        """A slash command in `channel` (the default one when None), from a client set to `locale` (not sent to
+        the client unless `dispatched`: one the gateway handed to an earlier process); a name with
         spaces (`mod banword add`) is a subcommand. Options are typed by their value: a member payload is a user
         option, a `FakeChannel` a channel option; `attachments` maps option names to `attachment()` payloads."""
         wire_options: list[dict[str, Any]] = []
@@ -300,7 +308,7 @@ class FakeDiscord:
         data = {"id": str(self.snowflake()), "name": command, "type": 1, "options": wire_options, "resolved": resolved}
         place = channel or self.channels[CHANNEL_ID]
         return await self._interact(
-            2, data, member, app_permissions, age, attachment_size_limit, channel=place, locale=locale
+            2, data, member, app_permissions, age, attachment_size_limit, channel=place, locale=locale, sent=dispatched
         )
 
     async def press(self, message: FakeMessage, custom_id: str, *, member: dict[str, Any]) -> FakeInteraction:
@@ -322,9 +330,9 @@ class FakeDiscord:
         return await self._interact(2, data, member, ALL_PERMISSIONS, timedelta(0), 10 * 1024 * 1024)
 
     async def submit_modal(
-        self, opened: FakeInteraction, values: list[str], *, member: dict[str, Any]
+        self, opened: FakeInteraction, values: list[str], *, member: dict[str, Any], dispatched: bool = True
     ) -> FakeInteraction:
-        """Fill the modal that `opened` answered with, text inputs in order."""
+        """Fill the modal that `opened` answered with, text inputs in order (`dispatched` as for `command`)."""
         assert opened.modal is not None, "that interaction opened no modal"
         remaining = list(values)
 
@@ -336,7 +344,7 @@ class FakeDiscord:
             return {"type": component["type"], "components": [fill(c) for c in component.get("components", [])]}
 
         data = {"custom_id": opened.modal["custom_id"], "components": [fill(c) for c in opened.modal["components"]]}
-        return await self._interact(5, data, member, ALL_PERMISSIONS, timedelta(0), 10 * 1024 * 1024)
+        return await self._interact(5, data, member, ALL_PERMISSIONS, timedelta(0), 10 * 1024 * 1024, sent=dispatched)
 
     async def say(self, content: str, *, member: dict[str, Any], reply_to: FakeMessage | None = None) -> FakeMessage:
         """A user's message in the channel (MESSAGE_CREATE)."""
@@ -422,6 +430,7 @@ class FakeDiscord:
         *,
         channel: FakeChannel | None = None,
         locale: str = "en-US",
+        sent: bool = True,
     ) -> FakeInteraction:
         place = channel or self.channels[CHANNEL_ID]
         created = datetime.now(UTC) - age
@@ -451,7 +460,8 @@ class FakeDiscord:
         interaction = FakeInteraction(interaction_id, token, kind, member["user"], place.id, created, payload)
         self.interactions[interaction_id] = interaction
         self.by_token[token] = interaction
-        await self.dispatch("INTERACTION_CREATE", payload)
+        if sent:
+            await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
 
     # --- the gateway ---------------------------------------------------------------------------------
@@ -546,6 +556,8 @@ class FakeDiscord:
             return _error(404, 10062, "Unknown interaction")
         if interaction.response_type is not None:
             return _error(400, 40060, "Interaction has already been acknowledged.")
+        if time.monotonic() - interaction.dispatched > ANSWER_WINDOW:
+            return _error(404, 10062, "Unknown interaction")
         kind = body["type"]
         data = body.get("data") or {}
         interaction.response_type = kind
@@ -567,7 +579,12 @@ class FakeDiscord:
             result["resource"] = {"type": kind, "message": self.payload(message)}
         elif kind == 9:
             interaction.modal = data
+        await self._held_callback()
         return _json(result)
+
+    async def _held_callback(self) -> None:
+        while self.callbacks_held:
+            await asyncio.sleep(0.02)
 
     async def _webhook(self, request: web.Request, token: str, rest: list[str]) -> web.StreamResponse:
         interaction = self.by_token.get(token)
