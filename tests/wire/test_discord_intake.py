@@ -15,7 +15,6 @@ from core_stack import Launch
 from easel_process import EaselProcess
 from fake_discord import ANSWER_WINDOW, APPLICATION_ID, CHANNEL_ID, FakeDiscord, FakeMessage
 from test_discord import ALICE, ALICE_ID, TOKEN, StartBot, settings_for
-from test_telegram_kill import killed
 
 from bots.discord.intake import stored
 
@@ -45,7 +44,7 @@ async def test_an_imagine_deferred_just_before_a_kill_is_answered_once_after_the
         interaction = await fake.command("imagine", {"prompt": "a kept cat"}, member=ALICE)
         await fake.wait_for(lambda: interaction.response_type is not None, what="the deferral")
     finally:
-        await killed(easel)
+        await easel.kill()
     fake.callbacks_held = False
     assert "Traceback" not in easel.log, easel.log
 
