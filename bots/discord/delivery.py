@@ -2,16 +2,20 @@
 its result or how it ended.
 
 The queued event claims the status message expected for it (see `status`), so it is the acknowledgement. A
-result goes into the job's status message while the interaction token allows; later (the token lasts 15
-minutes) or after a restart, it is posted in the channel with a mention of its owner, unless a link shows that
-an earlier process posted it already. A final event is delivered when `on_event` returns; when posting fails it
-raises, so the core delivers it again later. The same job's result is never posted twice by this process, even
-when the core announces it twice (a redelivery racing a job that finishes just after a restart).
+result or an ending goes into the job's status message while the interaction token allows; later (the token
+lasts 15 minutes) or after a restart, it is posted in the channel with a mention of its owner, unless a link
+shows that an earlier process showed it already. The link is written the moment Discord answers, and a channel
+post carries a nonce derived from the job and what it shows, which Discord honours for a few minutes: a post
+repeated after a kill that came before its link gets the first message back, not a second one. A final event is
+delivered when `on_event` returns; when posting fails it raises, so the core delivers it again later. The same
+job's result is never posted twice by this process, even when the core announces it twice (a redelivery racing a
+job that finishes just after a restart).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 30.0
 REMEMBERED_DELIVERIES = 10_000
 MENTION_ROOM = 32  # "<@" + a snowflake + "> "
+NONCE_BYTES = 12  # 24 hexadecimal characters; Discord takes a nonce of up to 25
 
 
 class ClientClosed(ConnectionError):
@@ -98,7 +103,7 @@ class Delivery:
             log.info("job %s has no images left to deliver (deleted)", event.job_id)
             return
         status = await self.board.release(event.job_id)
-        if status is None and await self._posted_before(event):
+        if status is None and await self._shown_before(event):
             return
         limit = status.upload_limit if status is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         uploads = await asyncio.to_thread(
@@ -108,27 +113,27 @@ class Delivery:
         late = render(
             "discord.late_result", event.language, mention=mention, caption=view.caption(MESSAGE_LIMIT - MENTION_ROOM)
         )
-        message = await self._show(client, event, status, view.caption(MESSAGE_LIMIT), late, view, uploads)
-        output_index = 0 if len(uploads) == 1 else None
-        try:
-            await self.core.link_message(PLATFORM, event.channel_id, str(message.id), event.job_id, output_index)
-        except Exception:  # the result is out; only replies to it will not find the job
-            log.exception("could not link message %s to job %s", message.id, event.job_id)
+        await self._show(client, event, status, view.caption(MESSAGE_LIMIT), late, view, uploads)
 
-    async def _posted_before(self, event: JobEvent) -> bool:
-        """With no status message to edit (after a restart the interaction token is gone) the result would be
-        posted anew; a link to the job means it was posted already, since results are the only Discord messages
-        linked to a job."""
+    async def _shown_before(self, event: JobEvent) -> bool:
+        """With no status message to edit (after a restart the interaction token is gone) the result or ending
+        would be posted anew; a link to the job means it was shown already, since results and endings are the
+        only Discord messages linked to a job."""
         links = [link for link in await self.core.messages_of(event.job_id) if link.platform == PLATFORM]
         if links:
             log.info(
-                "job %s: its result was posted before (message %s); not posted again", event.job_id, links[0].message_id
+                "job %s: its %s was shown before (message %s); not posted again",
+                event.job_id,
+                "result" if event.kind is EventKind.DONE else "ending",
+                links[0].message_id,
             )
         return bool(links)
 
     async def _notice(self, client: discord.Client, view: View) -> None:
         event = view.event
         status = await self.board.release(event.job_id)
+        if status is None and await self._shown_before(event):
+            return
         late = render("discord.late_notice", event.language, mention=f"<@{event.user_id}>", text=view.text)
         await self._show(client, event, status, view.text, late, view, ())
 
@@ -141,19 +146,33 @@ class Delivery:
         late: str,
         view: View,
         uploads: Sequence[Upload],
-    ) -> discord.Message:
+    ) -> None:
         """`text` in the job's status message while it can be edited; else `late` posted in the channel, and the
-        status message, which can no longer show it, removed."""
+        status message, which can no longer show it, removed. Either is linked to the job as soon as Discord
+        answers, before anything else is done."""
         buttons = discord_view(view.buttons)
         if status is not None and status.usable():
             try:
-                return await status.show(text, buttons, uploads)
+                message = await status.show(text, buttons, uploads)
             except discord.HTTPException as error:  # the token expired early, or someone deleted the message
                 log.warning("could not edit the status message; posting in the channel instead: %s", error)
+            else:
+                await self._link(event, message, uploads)
+                return
         message = await _post(client, event, late, buttons, uploads)
+        await self._link(event, message, uploads)
         if status is not None:
             await status.discard(client)
-        return message
+
+    async def _link(self, event: JobEvent, message: discord.Message, uploads: Sequence[Upload]) -> None:
+        """What a later redelivery finds (`_shown_before`). A kill before this write is covered, for a channel post,
+        by its nonce while Discord keeps it; otherwise the restarted process posts again (benchmarks/delivery.py
+        measures this window)."""
+        output_index = 0 if len(uploads) == 1 else None
+        try:
+            await self.core.link_message(PLATFORM, event.channel_id, str(message.id), event.job_id, output_index)
+        except Exception:  # the message is out; only replies to it will not find the job
+            log.exception("could not link message %s to job %s", message.id, event.job_id)
 
     def _remember(self, job_id: str) -> None:
         self._delivered[job_id] = None
@@ -164,10 +183,19 @@ class Delivery:
 async def _post(
     client: discord.Client, event: JobEvent, text: str, view: discord.ui.View | None, uploads: Sequence[Upload]
 ) -> discord.Message:
-    """Posted in the channel, notifying the job's owner and nobody else, whatever the prompt says."""
+    """Posted in the channel, notifying the job's owner and nobody else, whatever the prompt says; with the job's
+    nonce for what it shows, so Discord returns the message an earlier post created if one did lately."""
     channel = client.get_partial_messageable(int(event.channel_id))
     mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(event.user_id))])
     files = [upload.file() for upload in uploads]
+    once = nonce(event.job_id, event.kind)
     if view is None:
-        return await channel.send(cut(text), files=files, allowed_mentions=mentions)
-    return await channel.send(cut(text), files=files, view=view, allowed_mentions=mentions)
+        return await channel.send(cut(text), files=files, allowed_mentions=mentions, nonce=once)
+    return await channel.send(cut(text), files=files, view=view, allowed_mentions=mentions, nonce=once)
+
+
+def nonce(job_id: str, kind: EventKind) -> str:
+    """The same for every post of one job's result, or of its ending. discord.py sends `enforce_nonce` with any
+    nonce: "if another message was created by the same author with the same nonce in the past few minutes, that
+    message is returned and no new message is created"."""
+    return hashlib.blake2b(f"{job_id}:{kind.value}".encode(), digest_size=NONCE_BYTES).hexdigest()

@@ -138,10 +138,14 @@ class Delivery:
         return True
 
     async def _end(self, view: View, status: Status) -> None:
-        """The ending in place of the status message (its Cancel button gone), or as a message of its own."""
-        if status.message_id is not None and await self._edit(view.event.job_id, status, view):
+        """The ending in place of the status message (its Cancel button gone), or as a message of its own, linked
+        the moment Telegram answers: a redelivery after a restart finds it as the job's newest status message and
+        edits the same text into it, which changes nothing, instead of sending the ending again."""
+        event = view.event
+        if status.message_id is not None and await self._edit(event.job_id, status, view):
             return
-        await self.bot.send_message(int(status.chat_id), cut(view.text))
+        message = await self.bot.send_message(int(status.chat_id), cut(view.text))
+        await self.core.link_message(PLATFORM, event.channel_id, str(message.message_id), event.job_id)
 
     async def _remove(self, status: Status) -> None:
         if status.message_id is None:
@@ -152,12 +156,17 @@ class Delivery:
             log.info("status message %s could not be deleted: %r", status.message_id, error)
 
     async def _find(self, job_id: str, status: Status) -> None:
-        """After a restart: the status message an earlier run posted for this job, if any."""
+        """After a restart: the newest status message an earlier run posted for this job (its ending, when that
+        went as a message of its own), if any."""
         if status.message_id is not None:
             return
-        for link in await self.core.messages_of(job_id):
-            if link.output_index is None and link.chat_id == status.chat_id:
-                status.message_id = int(link.message_id)
+        found = [
+            int(link.message_id)
+            for link in await self.core.messages_of(job_id)
+            if link.output_index is None and link.chat_id == status.chat_id
+        ]
+        if found:
+            status.message_id = max(found)
 
     # --- the images ------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ frames, so frames here are plain text JSON; discord.py parses a body only when i
 Discord it refuses a message content over 2000 characters, an interaction's first answer after 3 seconds (10062)
 and any second one (40060), and notes every edit that came before the `retry_after` of a 429 had passed
 (`early`). It can be unreachable: not started yet, or stopped and started again on the same port; or only its
-gateway can be (`gateway_down`: the upgrade is refused).
+gateway can be (`gateway_down`: the upgrade is refused). Like Discord it honours a channel post's `nonce` with
+`enforce_nonce` (`nonce_window`), and it can tell a test the moment it has answered a channel message request
+(`answered`), so the test can kill the client before it acts on the answer.
 """
 
 from __future__ import annotations
@@ -164,6 +166,11 @@ class FakeDiscord:
         self.refuse_message_content = False
         self.identifies: list[int] = []
         self.channels: dict[int, FakeChannel] = {CHANNEL_ID: FakeChannel(CHANNEL_ID, "art")}
+        self.nonce_window = 180.0
+        """Seconds a nonce sent with `enforce_nonce` names its message ("the past few minutes"; 0: never)."""
+        self._nonces: dict[tuple[int, str], tuple[float, int]] = {}
+        self.answered: Callable[[str, FakeMessage], Any] | None = None
+        """Called with the method and the message right after a channel message's POST or DELETE is answered."""
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = itertools.count(1)
         self.callbacks_held = False
@@ -629,21 +636,48 @@ class FakeDiscord:
             body, files = await _body(request)
             if len(body.get("content") or "") > MESSAGE_LIMIT:
                 return _too_long()
-            message = FakeMessage(self.snowflake(), channel_id, BOT_USER)
-            reference = body.get("message_reference")
-            message.reference = int(reference["message_id"]) if reference else None
-            self.messages[message.id] = message
-            return _json(self.payload(self._edit(message, body, files)))
+            message = self._created_before(body)
+            if message is None:
+                message = FakeMessage(self.snowflake(), channel_id, BOT_USER)
+                reference = body.get("message_reference")
+                message.reference = int(reference["message_id"]) if reference else None
+                self.messages[message.id] = message
+                self._edit(message, body, files)
+                self._keep_nonce(body, message)
+            return await self._answer(request, message, _json(self.payload(message)))
         target = self.messages.get(int(rest[0])) if rest else None
         if target is None or target.deleted:
             return _error(404, 10008, "Unknown Message")
         if request.method == "DELETE":
             target.deleted = True
-            return web.Response(status=204)
+            return await self._answer(request, target, web.Response(status=204))
         if request.method == "PATCH":
             body, files = await _body(request)
             return _json(self.payload(self._edit(target, body, files)))
         return _json(self.payload(target))
+
+    def _created_before(self, body: dict[str, Any]) -> FakeMessage | None:
+        """Discord's idempotent create: with `enforce_nonce`, "if another message was created by the same author
+        with the same nonce in the past few minutes, that message is returned and no new message is created"."""
+        if body.get("nonce") is None or not body.get("enforce_nonce"):
+            return None
+        kept = self._nonces.get((BOT_ID, str(body["nonce"])))
+        if kept is None or time.monotonic() - kept[0] > self.nonce_window:
+            return None
+        return self.messages[kept[1]]
+
+    def _keep_nonce(self, body: dict[str, Any], message: FakeMessage) -> None:
+        if body.get("nonce") is not None and body.get("enforce_nonce"):
+            self._nonces[(BOT_ID, str(body["nonce"]))] = (time.monotonic(), message.id)
+
+    async def _answer(self, request: web.Request, message: FakeMessage, response: web.Response) -> web.Response:
+        """The answer to a channel message request; with `answered` set, sent before it is called."""
+        if self.answered is None:
+            return response
+        await response.prepare(request)
+        await response.write_eof()
+        self.answered(request.method, message)
+        return response
 
     def _edit(
         self,

@@ -675,6 +675,33 @@ async def test_a_result_announced_again_by_a_restarted_process_is_not_posted_aga
     assert ("POST", f"/channels/{CHANNEL_ID}/messages") not in fake.requests
 
 
+async def test_an_ending_shown_before_a_restart_is_not_posted_again(
+    start_bot: StartBot, tiny_models: KandinskyModels
+) -> None:
+    """As a kill after the ending was shown and before its delivery was recorded leaves it: announced again to a
+    process with no status message to edit. The ending's link shows it went, however late the restart."""
+    gate = threading.Event()
+    bot = await start_bot(generate=gated(Engine(tiny_models), gate))
+    fake = bot.fake
+    interaction = await fake.command("imagine", {"prompt": "a storm"}, member=ALICE)
+    status = await fake.wait_for(lambda: (m := fake.original(interaction)) and m.content.endswith("50%") and m)
+    await bot.ephemeral_reply(await fake.press(status, status.custom_ids()[0], member=ALICE))
+    gate.set()
+    await fake.wait_for(lambda: "was cancelled" in status.content)
+    [job] = await bot.core.core.history(bot.actor(ALICE_ID))
+    assert await settled(bot.core), "the first delivery is recorded (its link came before)"
+    restarted = delivery_module.Delivery(bot.core.core, StatusBoard(0.0))
+    assert bot.adapter.client is not None
+    restarted.attach(bot.adapter.client)
+    restarted.ready.set()
+    fake.nonce_window = 0.0  # a restart later than Discord keeps a nonce
+
+    ending = JobEvent(EventKind.CANCELLED, job.job_id, "discord", str(CHANNEL_ID), str(ALICE_ID), None, "a storm")
+    await restarted.on_event(ending)
+    assert ("POST", f"/channels/{CHANNEL_ID}/messages") not in fake.requests
+    assert [m for m in fake.visible() if "was cancelled" in m.content] == [status]
+
+
 async def test_a_channel_that_refuses_the_bot_loses_nothing(start_bot: StartBot) -> None:
     bot = await start_bot()
     fake = bot.fake

@@ -1,5 +1,5 @@
 """What Telegram itself imposes, through the real python-telegram-bot client and the fake Bot API: flood control
-(429 with `retry_after`), and the length of every text (4096 characters, 1024 in a caption)."""
+(429 with `retry_after`), the length of every text (4096 characters, 1024 in a caption), and no idempotent send."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pytest
 import test_telegram
 from fake_telegram import BOT_USER, MESSAGE_LIMIT
 from telegram.error import RetryAfter
-from test_telegram import ANN, Bot, Start
+from test_telegram import ANN, Bot, Held, Start
 
+from bots.core.types import EventKind, JobEvent
 from bots.moderation.policy import Moderator, Role
 from bots.telegram import adapter as adapter_module
+from bots.telegram.delivery import Delivery
 from storage.records import DeliveryState
 
 start = test_telegram.start
@@ -72,6 +74,25 @@ async def test_after_a_failed_status_post_the_updates_post_nothing_and_the_resul
     await bot.images_in(ANN, 1)
 
     assert posted_texts(bot, ANN) == [], "the failed post may have reached the chat: it is not made again"
+
+
+async def test_an_ending_sent_on_its_own_is_not_sent_again_when_announced_again_after_a_restart(
+    start: Start, held: Held
+) -> None:
+    """With no status message to edit, the ending is a message of its own; a kill before its delivery is recorded
+    has it announced again to a new process, which finds it linked and edits the same text into it: no change."""
+    bot: Bot = await start(held=held)
+    bot.fake.fail("sendMessage", 502, "Bad Gateway")  # the status message
+    chat = bot.fake.private(bot.ann)
+    bot.fake.text(bot.ann, chat, "a storm")
+    [job_id] = await bot.job_ids(1)
+    await bot.fake.wait_for(lambda: held.batches, what="the job to reach the GPU")
+    bot.fake.text(bot.ann, chat, "/cancel")
+    await bot.delivered(job_id)
+    restarted = Delivery(bot.stack.core, bot.adapter.delivery.bot, bot.stack.settings.telegram)
+
+    await restarted.on_event(JobEvent(EventKind.CANCELLED, job_id, "telegram", str(ANN), str(ANN), None, "a storm"))
+    assert len([text for text in posted_texts(bot, ANN) if "was cancelled" in text]) == 1
 
 
 @pytest.mark.parametrize(
