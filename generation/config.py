@@ -30,6 +30,9 @@ class ModelSettings(_Section):
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     cpu_offload: bool = False
     attention_slicing: bool = False
+    # Off until measured on a GPU (benchmarks/gpu.py): their gain on Kandinsky's UNet is not known yet.
+    channels_last: bool = False
+    compile: bool = False
     preload_inpaint: bool = False
     threads: int = Field(default=0, ge=0)
     tiny_seed: int = Field(default=0, ge=0)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch._dynamo.eval_frame import OptimizedModule
 
 from generation.config import ModelSettings
 from generation.engine import Engine, total_steps
 from generation.errors import GenerationCancelled
 from generation.images import MaskImage, RegionMask
-from generation.models import KandinskyModels, load_models
+from generation.models import KandinskyModels, _tiny_models, load_models
 from generation.requests import GenerationRequest
 
 Build = Callable[..., GenerationRequest]
@@ -287,6 +289,42 @@ def test_attention_slicing_can_be_enabled(request_for: Build) -> None:
     models: KandinskyModels = load_models(ModelSettings(preset="tiny", attention_slicing=True))
     (result,) = Engine(models).generate([request_for("txt2img", seed=1)])
     assert result.images[0].size == (64, 64)
+
+
+def test_channels_last_puts_every_unet_in_that_layout(request_for: Build, engine: Engine) -> None:
+    models: KandinskyModels = load_models(ModelSettings(preset="tiny", channels_last=True))
+    unets = (models.decoder.unet, models.img2img.unet, models.inpaint_pipeline().unet)
+    assert all(unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last) for unet in unets)
+    assert not engine.models.decoder.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    request = request_for("txt2img", seed=1)
+    (tuned,) = Engine(models).generate([request])
+    (plain,) = engine.generate([request])
+    assert np.abs(pixels(tuned.images[0]) - pixels(plain.images[0])).max() <= BATCH_TOLERANCE
+
+
+def test_compile_wraps_each_unet_once_for_the_pipelines_that_share_it() -> None:
+    models: KandinskyModels = load_models(ModelSettings(preset="tiny", compile=True))
+    assert isinstance(models.decoder.unet, OptimizedModule)
+    assert models.img2img.unet is models.decoder.unet
+    assert isinstance(models.inpaint_pipeline().unet, OptimizedModule)
+    assert models.placement.compile_backend == "inductor"
+    assert not isinstance(load_models(ModelSettings(preset="tiny")).decoder.unet, OptimizedModule)
+
+
+def test_a_compiled_unet_reports_progress_and_stops_on_cancel(request_for: Build, engine: Engine) -> None:
+    """The step hooks sit on the compiler's wrapper. The eager backend traces like inductor, without its codegen."""
+    placement = replace(engine.models.placement, compile_backend="eager")
+    compiled = Engine(_tiny_models(0, placement))
+    request = request_for("txt2img", seed=1)
+    fractions: list[float] = []
+    (result,) = compiled.generate([request], on_progress=fractions.append)
+    assert fractions == pytest.approx([step / total_steps([request]) for step in range(1, total_steps([request]) + 1)])
+    (plain,) = engine.generate([request])
+    assert np.abs(pixels(result.images[0]) - pixels(plain.images[0])).max() <= BATCH_TOLERANCE
+    seen: list[float] = []
+    with pytest.raises(GenerationCancelled):  # at the decoder's third step: the prior makes the first two calls
+        compiled.generate([request], on_progress=seen.append, should_cancel=lambda: len(seen) >= 3)
+    assert len(seen) == 3
 
 
 @pytest.mark.parametrize("guidance", [0.0, 1.0, 7.5])

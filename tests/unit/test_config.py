@@ -33,6 +33,13 @@ def test_the_tiny_preset_brings_its_own_small_defaults() -> None:
     assert (defaults.width, defaults.height, defaults.steps, defaults.prior_steps) == (64, 64, 4, 2)
 
 
+def test_the_unet_speed_settings_are_off_until_measured_and_can_be_turned_on(tmp_path: Path) -> None:
+    shipped = load_settings(REPO / "config.toml", environ={}).model
+    assert (shipped.channels_last, shipped.compile) == (False, False)
+    named = load_settings(write(tmp_path, "[model]\nchannels_last = true\ncompile = true\n"), environ={}).model
+    assert (named.channels_last, named.compile) == (True, True)
+
+
 def test_named_defaults_win_over_the_preset(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, '[model]\npreset = "tiny"\n[defaults]\nwidth = 128\n'), environ={})
     assert settings.generation_defaults.width == 128
