@@ -3,8 +3,8 @@
 The worker asks the fair-share scheduler for the next batch, runs it in its single dedicated thread,
 and hands the batch's results to a `JobSink` (implemented by the chat core: database, files, events) in a
 separate task, so encoding, writing and notifying overlap with the next batch on the GPU. Within that task
-the results go one after another in the batch's fair order, so they are delivered in that order. It knows
-nothing of storage or chat platforms.
+the results go one after another in the batch's fair order: a sink that delivers before `on_done` returns
+(the core does) delivers them in that order. It knows nothing of storage or chat platforms.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class WorkItem:
 
 
 class JobSink(Protocol):
-    """What the worker reports; the core persists it and tells the users."""
+    """What the worker reports; the core persists it and tells the users. A batch's endings (`on_done`,
+    `on_cancelled`) come one after another in its fair order, each once the one before has returned."""
 
     async def on_started(self, job_ids: Sequence[str]) -> None: ...
 
@@ -256,8 +257,8 @@ class Worker:
         self._spawn(self._report_in_order(reports))
 
     async def _report_in_order(self, reports: list[tuple[str, Report]]) -> None:
-        """A batch's endings one after another, in its (fair) order, so that its results are delivered in that
-        order: the sink's `on_done` returns once the result is delivered. One that raises does not stop the rest."""
+        """A batch's endings one after another, in its fair order, each once the one before has returned; one that
+        raises does not stop the rest. The next batch's endings do not wait for these."""
         for job_id, report in reports:
             try:
                 await report()
