@@ -61,17 +61,21 @@ def _finishes(arrivals: Sequence[QueuedJob], ratios: Sequence[float]) -> tuple[d
     finished: dict[str, float] = {}
     sizes: list[int] = []
     now = 0.0
+
+    def submit_until(moment: float, *, inclusive: bool) -> None:
+        while waiting and (waiting[0].submitted_at <= moment if inclusive else waiting[0].submitted_at < moment):
+            queued = waiting.pop(0)
+            scheduler.submit(queued, queued.submitted_at)
+
     while waiting or len(scheduler):
-        while waiting and waiting[0].submitted_at <= now:
-            scheduler.submit(waiting[0], waiting.pop(0).submitted_at)
+        submit_until(now, inclusive=True)
         if not len(scheduler):
             now = waiting[0].submitted_at
             continue
         batch = scheduler.next_batch(now, max_jobs=CALL_IMAGES, max_images=CALL_IMAGES)
         sizes.append(len(batch))
         end = now + FLOOD_JOB_SECONDS * ratios[len(batch) - 1]
-        while waiting and waiting[0].submitted_at < end:
-            scheduler.submit(waiting[0], waiting.pop(0).submitted_at)
+        submit_until(end, inclusive=False)
         for queued in batch:
             scheduler.finished(queued.job_id, end)
             finished[queued.job_id] = end

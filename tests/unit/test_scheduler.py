@@ -461,6 +461,11 @@ def batches(scheduler: FairScheduler, now: float) -> list[list[str]]:
     return taken
 
 
+def batches_taken(scheduler: FairScheduler, now: float, count: int) -> list[list[str]]:
+    """Take `count` calls as the worker would, leaving them running."""
+    return [[queued.job_id for queued in scheduler.next_batch(now, 4, max_images=4)] for _ in range(count)]
+
+
 @pytest.mark.parametrize("level", LEVELS)
 def test_a_light_user_is_not_batched_with_a_backlog(level: str) -> None:
     """The burst of issue 13: A sends 6 prompts, B one while A's first runs; B's call holds B's job alone."""
@@ -471,10 +476,6 @@ def test_a_light_user_is_not_batched_with_a_backlog(level: str) -> None:
     submit_all(scheduler, [job("b", "b", community=place("b"), batch_key="k", at=0.5)])
     scheduler.finished("a0", 1.0)
     assert batches(scheduler, 1.0) == [["b"], ["a1"], ["a2"], ["a3"], ["a4"], ["a5"]]
-
-
-def batches_taken(scheduler: FairScheduler, now: float, count: int) -> list[list[str]]:
-    return [[queued.job_id for queued in scheduler.next_batch(now, 4, max_images=4)] for _ in range(count)]
 
 
 def test_users_level_at_the_head_share_calls_round_by_round() -> None:
@@ -503,8 +504,8 @@ def test_with_communities_only_jobs_level_across_communities_share(second: str, 
 
 def test_aged_jobs_share_a_call_but_never_two_of_one_user() -> None:
     scheduler = make(max_wait=10.0)
-    old = [job("old1", "a", at=0.0), job("old2", "a", at=1.0), job("old3", "b", at=2.0)]
-    submit_all(scheduler, [replace(queued, batch_key="k") for queued in old])
+    submit_all(scheduler, [job("old1", "a", batch_key="k"), job("old2", "a", batch_key="k", at=1.0)])
+    submit_all(scheduler, [job("old3", "b", batch_key="k", at=2.0)])
     assert batches(scheduler, 20.0) == [["old1"], ["old2", "old3"]]
 
 
