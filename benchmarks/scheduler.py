@@ -17,7 +17,10 @@ Run it from the repository root:
 
 Latencies are the median and 99th percentile of N timed calls of each kind with about 10,000 jobs from 1,000
 users queued, flat and with 50 communities (the clock barely moves, so nothing ages). Fairness is Jain's index of
-the work served while every user keeps a backlog, with aging off. The duty cycle is the time the stand-in ran over
+the work served while every user keeps a backlog, with aging off. The batching figures (benchmarks/fair_batches.py)
+time calls of 1 to 4 one-image jobs on the tiny model, replay the flood with one-image jobs and batching on a model
+clock where calls take those times, and run the real worker on the tiny model with 4 users, batched and one by one.
+The duty cycle is the time the stand-in ran over
 the wall time from its first start to its last return, while DUTY_JOBS jobs of DUTY_USERS users keep it
 saturated; each job asks for 4 images, a whole batch, so every job is one pipeline call. The service's overhead is
 the median over OVERHEAD_JOBS jobs submitted one at a time to an idle worker. Human-readable lines come first; the
@@ -41,6 +44,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import fair_batches
 from bench_settings import bench_settings
 from PIL import Image
 
@@ -74,6 +78,9 @@ FLOOD_HEAVY_JOBS = 50
 FLOOD_LIGHT_USERS = 5
 JAIN_TARGET = 0.99
 FLOOD_TARGET = 1
+# Calls of each size timed on the tiny model, and rounds of the 4-user throughput run.
+BATCH_REPEATS = 5
+BATCH_ROUNDS = 3
 
 # What one batch takes on the stand-in pipeline, in how many reported steps, and the size of its images.
 DUTY_GPU_SECONDS = 0.2
@@ -491,9 +498,7 @@ def service_overhead(jobs: int = OVERHEAD_JOBS) -> dict[str, dict[str, float]]:
     tally = Tally()
     recorder = Recorder(tally)
 
-    async def use(
-        core: Core, done_at: DoneTimes, worker: Worker, task: asyncio.Task[None]
-    ) -> dict[str, list[float]]:
+    async def use(core: Core, done_at: DoneTimes, worker: Worker, task: asyncio.Task[None]) -> dict[str, list[float]]:
         samples: dict[str, list[float]] = {
             "submit": [],
             "submit_to_running": [],
@@ -525,6 +530,36 @@ def print_latency(title: str, figures: dict[str, dict[str, float]]) -> None:
         print(f"  {kind:<9} median {summary['median']:8.2f}   p99 {summary['p99']:8.2f}")
 
 
+def batching_figures() -> dict[str, Any]:
+    """Calls of 1 to 4 one-image jobs timed on the tiny model, the one-image floods, and the 4-user throughput."""
+    engine = fair_batches.tiny_engine()
+    calls = fair_batches.call_seconds(engine, BATCH_REPEATS)
+    ratios = [seconds / calls[0] for seconds in calls]
+    print(f"\none call of k one-image jobs on the tiny model, fastest of {BATCH_REPEATS}, seconds (B(k)/B(1)):")
+    print("  " + "   ".join(f"k={k}: {calls[k - 1]:.3f} ({ratios[k - 1]:.2f})" for k in range(1, len(calls) + 1)))
+    one_image = fair_batches.flood_one_image(ratios, FLOOD_HEAVY_JOBS, FLOOD_LIGHT_USERS)
+    during_batch = fair_batches.flood_during_batch(ratios, FLOOD_HEAVY_JOBS)
+    print("flood with one-image jobs and batching on, calls taking B(k)/B(1) of one job's time: the most a light job")
+    print(f"finishes later than without the heavy user, in jobs (target <= {fair_batches.WAIT_TARGET:.0f})")
+    print(f"  {FLOOD_LIGHT_USERS} light users halfway through one job's time: {one_image}")
+    print(f"  one light user halfway through the heavy user's first call: {during_batch}")
+    gain = fair_batches.throughput(engine, BATCH_ROUNDS)
+    users, jobs = fair_batches.THROUGHPUT_USERS, fair_batches.THROUGHPUT_JOBS_PER_USER
+    print(f"{users} users with {jobs} one-image jobs each, the real worker on the tiny model, ", end="")
+    print(f"fastest of {BATCH_ROUNDS} rounds:")
+    print(
+        f"  batched {gain['batched_s']:.2f} s, one by one {gain['one_by_one_s']:.2f} s: {gain['ratio']:.2f}x ", end=""
+    )
+    print(f"(target >= {fair_batches.THROUGHPUT_TARGET})")
+    return {
+        "batch_call_s": [round(seconds, 4) for seconds in calls],
+        "batch_call_ratio": [round(ratio, 3) for ratio in ratios],
+        "flood_one_image_max_wait_jobs": one_image,
+        "flood_during_batch_max_wait_jobs": during_batch,
+        "batch_throughput_4_users": gain,
+    }
+
+
 def benchmark(ops: int) -> dict[str, Any]:
     started = time.perf_counter()
     load_average = os.getloadavg()[0]
@@ -547,6 +582,8 @@ def benchmark(ops: int) -> dict[str, Any]:
     print(f"\nflood: one user queues {FLOOD_HEAVY_JOBS} jobs, then {FLOOD_LIGHT_USERS} users submit one each")
     print(f"  most heavy jobs started while a light job waited: {flood_flat} (target <= {FLOOD_TARGET})")
     print(f"  the same with every user in a community of their own: {flood_grouped}")
+
+    batching = batching_figures()
 
     duty = duty_cycle()
     print(f"\nduty cycle: {DUTY_JOBS} jobs of {DUTY_USERS} users, {DUTY_IMAGES} images each, ", end="")
@@ -575,6 +612,7 @@ def benchmark(ops: int) -> dict[str, Any]:
         **fair,
         "flood_max_wait_jobs": flood_flat,
         "flood_max_wait_jobs_communities": flood_grouped,
+        **batching,
         "duty_gpu_seconds": DUTY_GPU_SECONDS,
         "duty_jobs": DUTY_JOBS,
         "duty": duty,

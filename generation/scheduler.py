@@ -34,6 +34,16 @@ Aging: a job queued longer than `max_wait` leaves the fair order for an aged que
 It keeps its user-level tags (its user still pays for it), and its group is charged when it runs. Aging is an
 exception to the fair order, so it does not move virtual time.
 
+Batches: jobs with the same `batch_key` may share one pipeline call, but only jobs that stand at the head of the
+order together. A batch is the head and the jobs right behind it, each of a user not yet in the batch and level: no
+job submitted now could be placed before it (its start tag at its group's virtual time and, with communities, its
+slot at the groups' virtual time; an aged job always is). The first job that is not ends the batch, so a light
+user's job is never topped up from someone's backlog; and a batch holds at most twice the head's images. Against
+the head run alone and the rest one by one in the same order: a job arriving meanwhile would come after every member
+anyway, so it waits no longer; the jobs behind start earlier, since a batch is never slower than its jobs one by
+one; and no member finishes more than one job of the head's later, since twice the images never take more than
+twice the time. docs/architecture.md ("Fair share") has the measurements behind this.
+
 When a group has nothing queued or running its user tags are dropped, and when the scheduler is idle everything is:
 that is SFQ's reset at the end of a busy period, and it also bounds the state kept.
 """
@@ -148,11 +158,12 @@ class FairScheduler:
     def next_batch(
         self, now: float, max_jobs: int = 1, max_cost: float | None = None, max_images: int | None = None
     ) -> list[QueuedJob]:
-        """Take the head of the order and, while they share its non-None `batch_key`, the jobs right behind it.
+        """Take the head of the order and the jobs that stand at the head together with it (see the module's doc).
 
-        Stops at the first job that differs, so batching never jumps the queue; also stops before `max_jobs`, a
-        total cost above `max_cost` or more than `max_images` images (the head is always taken). Returns an empty
-        list when nothing is queued.
+        A job right behind joins while it shares the head's non-None `batch_key`, its user has none in the batch,
+        and it is level: no job submitted now could be placed before it. The first that does not stops the batch,
+        as do `max_jobs`, a total cost above `max_cost`, and more images than `max_images` or twice the head's.
+        The head is always taken; the jobs come in fair order. Returns an empty list when nothing is queued.
         """
         if max_jobs < 1:
             raise ValueError(f"max_jobs {max_jobs!r} is not allowed: at least 1")
@@ -160,20 +171,24 @@ class FairScheduler:
         if not self._entries:
             return []
         batch = [self._take()]
-        cost = batch[0].job.cost
-        images = batch[0].job.images
-        key = batch[0].job.batch_key
-        while key is not None and len(batch) < max_jobs and self._entries:
+        first = batch[0].job
+        users, cost, images = {first.user}, first.cost, first.images
+        limit = 2 * images if max_images is None else min(max_images, 2 * images)
+        while first.batch_key is not None and len(batch) < max_jobs and self._entries:
             head = self._head()
+            job = head.job
             if (
-                head.job.batch_key != key
-                or (max_cost is not None and cost + head.job.cost > max_cost)
-                or (max_images is not None and images + head.job.images > max_images)
+                job.batch_key != first.batch_key
+                or job.user in users
+                or not self._level(head)
+                or (max_cost is not None and cost + job.cost > max_cost)
+                or images + job.images > limit
             ):
                 break
             batch.append(self._take())
-            cost += head.job.cost
-            images += head.job.images
+            users.add(job.user)
+            cost += job.cost
+            images += job.images
         running = Batch(started_at=self._now, cost=cost, jobs=tuple(entry.job for entry in batch))
         for entry in batch:
             self._running[entry.job.job_id] = Running(entry.group, running)
@@ -221,22 +236,12 @@ class FairScheduler:
         """
         self._advance(now)
         target = self._entries[job_id]
-        ahead = self._running_left(seconds_per_cost)
-        for entry in self._in_order():
-            if entry is target:
-                break
-            ahead += _seconds(entry.job, seconds_per_cost)
-        return ahead
+        return next(ahead for entry, ahead in self._starts(seconds_per_cost) if entry is target)
 
     def etas(self, now: float, seconds_per_cost: Rate) -> dict[str, float]:
         """Every queued job's `eta`, in one pass."""
         self._advance(now)
-        ahead = self._running_left(seconds_per_cost)
-        estimates = {}
-        for entry in self._in_order():
-            estimates[entry.job.job_id] = ahead
-            ahead += _seconds(entry.job, seconds_per_cost)
-        return estimates
+        return {entry.job.job_id: ahead for entry, ahead in self._starts(seconds_per_cost)}
 
     def _group(self, key: str | None) -> Group:
         group = self._groups.get(key)
@@ -271,6 +276,13 @@ class FairScheduler:
             return self._entries[self._aged[0][2]]
         group = self._groups[self._slots[0][2]]
         return self._entries[group.jobs[0][2]]
+
+    def _level(self, entry: Entry) -> bool:
+        """Whether the next job is as far ahead as one submitted now could be: aged, or at the virtual time of its
+        group's users and (with communities) of the groups."""
+        if entry.aged:
+            return True
+        return entry.start <= entry.group.vtime and (not self._communities or self._slots[0][0] <= self._vtime)
 
     def _take(self) -> Entry:
         if self._aged:
@@ -349,9 +361,13 @@ class FairScheduler:
                 cursor = cursors[key] = iter(self._groups[key].jobs)
             yield self._entries[next(cursor)[2]]
 
-    def _running_left(self, seconds_per_cost: Rate) -> float:
+    def _starts(self, seconds_per_cost: Rate) -> Iterator[tuple[Entry, float]]:
+        """Each queued job in order, with the seconds of work ahead of it: what is running, then the queue."""
         batches = {running.batch for running in self._running.values()}
-        return sum(
+        ahead = sum(
             max(0.0, sum(_seconds(job, seconds_per_cost) for job in batch.jobs) - (self._now - batch.started_at))
             for batch in batches
         )
+        for entry in self._in_order():
+            yield entry, ahead
+            ahead += _seconds(entry.job, seconds_per_cost)

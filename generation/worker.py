@@ -1,9 +1,10 @@
 """The GPU worker: one asyncio task that feeds the engine, one thread that runs it.
 
 The worker asks the fair-share scheduler for the next batch, runs it in its single dedicated thread,
-and hands every result to a `JobSink` (implemented by the chat core: database, files, events) as a
-separate task, so encoding, writing and notifying overlap with the next batch on the GPU. It knows
-nothing of storage or chat platforms.
+and hands the batch's results to a `JobSink` (implemented by the chat core: database, files, events) in a
+separate task, so encoding, writing and notifying overlap with the next batch on the GPU. Within that task
+the results go one after another in the batch's fair order: a sink that delivers before `on_done` returns
+(the core does) delivers them in that order. It knows nothing of storage or chat platforms.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from generation.costs import job_cost
@@ -26,6 +28,7 @@ from generation.scheduler import FairScheduler
 log = logging.getLogger(__name__)
 
 GenerateFn = Callable[[Sequence[GenerationRequest], ProgressCallback, CancelCheck], list[GenerationResult]]
+Report = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +41,8 @@ class WorkItem:
 
 
 class JobSink(Protocol):
-    """What the worker reports; the core persists it and tells the users."""
+    """What the worker reports; the core persists it and tells the users. A batch's endings (`on_done`,
+    `on_cancelled`) come one after another in its fair order, each once the one before has returned."""
 
     async def on_started(self, job_ids: Sequence[str]) -> None: ...
 
@@ -225,8 +229,7 @@ class Worker:
             results = await self._on_gpu(batch, started)
         except GenerationCancelled:
             await started
-            for job_id in ids:
-                self._spawn(self._sink.on_cancelled(job_id))
+            self._spawn(self._report_in_order([(job_id, partial(self._sink.on_cancelled, job_id)) for job_id in ids]))
             return
         except Exception as error:
             await started
@@ -244,11 +247,23 @@ class Worker:
         await started
         elapsed = self._clock() - since
         self.throughput.record(str(batch[0].request.operation), cost, elapsed)
+        reports: list[tuple[str, Report]] = []
         for item, result in zip(batch, results, strict=True):
             if item.job_id in self._cancel_requested:
-                self._spawn(self._sink.on_cancelled(item.job_id))
+                reports.append((item.job_id, partial(self._sink.on_cancelled, item.job_id)))
             else:
-                self._spawn(self._sink.on_done(item.job_id, result, elapsed * job_cost(item.request) / cost))
+                seconds = elapsed * job_cost(item.request) / cost
+                reports.append((item.job_id, partial(self._sink.on_done, item.job_id, result, seconds)))
+        self._spawn(self._report_in_order(reports))
+
+    async def _report_in_order(self, reports: list[tuple[str, Report]]) -> None:
+        """A batch's endings one after another, in its fair order, each once the one before has returned; one that
+        raises does not stop the rest. The next batch's endings do not wait for these."""
+        for job_id, report in reports:
+            try:
+                await report()
+            except Exception:
+                log.exception("reporting the end of job %s failed", job_id)
 
     async def _on_gpu(self, batch: list[WorkItem], started: asyncio.Task[None]) -> list[GenerationResult]:
         """Run the batch in the GPU thread; its progress is reported only after its start is."""

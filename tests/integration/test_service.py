@@ -33,6 +33,7 @@ from storage import Database, FileStore, JobState
 
 ALICE = Actor("test", "alice", "Alice", "en")
 BOB = Actor("test", "bob", "Bob", "en")
+CAROL = Actor("test", "carol", "Carol", "en")
 HERE = Place("test", "channel-1", "guild-1", "Guild")
 
 
@@ -214,7 +215,7 @@ async def test_requests_over_the_daily_quota_never_enter_the_queue(start: Start,
 async def test_a_failing_pipeline_fails_that_job_only_and_the_next_one_runs(start: Start) -> None:
     gate = Gate(held=True)
     harness: Harness = await start(gate)
-    blocker = await harness.service.submit(BOB, HERE, Ask("txt2img", "first", Options(steps=3)))
+    blocker = await harness.service.submit(CAROL, HERE, Ask("txt2img", "first", Options(steps=3)))
     bad = await harness.service.submit(ALICE, HERE, Ask("txt2img", "boom"))
     good = await harness.service.submit(BOB, HERE, Ask("txt2img", "fine"))
     gate.released.set()

@@ -91,9 +91,31 @@ async def test_compatible_jobs_at_the_head_share_one_call_in_fair_order(request_
     worker.submit(WorkItem("a2", request_for("txt2img", "a2"), "alice"))
     worker.submit(WorkItem("b1", request_for("txt2img", "b1", steps=7), "bob"))
     worker.submit(WorkItem("c1", request_for("txt2img", "c1"), "carol"))
-    await run_until_finished(worker, sink, pipeline, expected=4)
-    # fair order is a1, b1, c1, a2: b1 is not compatible, so a1 runs alone and c1 + a2 share a call
-    assert pipeline.batches == [["a1"], ["b1"], ["c1", "a2"]]
+    worker.submit(WorkItem("d1", request_for("txt2img", "d1"), "dan"))
+    await run_until_finished(worker, sink, pipeline, expected=5)
+    # fair order is a1, b1, c1, d1, a2: b1 is not compatible, so a1 runs alone; c1 and d1 stand level and share a
+    # call; a2 is alice's second job, which a job submitted meanwhile would have gone before, so it runs alone
+    assert pipeline.batches == [["a1"], ["b1"], ["c1", "d1"], ["a2"]]
+
+
+class SlowForAnn(Sink):
+    """Delivers ann's result slowly, as a chat platform may."""
+
+    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+        if job_id == "ann":
+            await asyncio.sleep(0.2)
+        await super().on_done(job_id, result, gpu_seconds)
+
+
+async def test_the_results_of_a_batch_are_reported_in_its_fair_order(request_for: Build) -> None:
+    pipeline, sink = Pipeline(), SlowForAnn()
+    worker = worker_for(pipeline)
+    for user in ("ann", "bob", "cy"):
+        worker.submit(WorkItem(user, request_for("txt2img", user), user))
+    await run_until_finished(worker, sink, pipeline, expected=3)
+    assert pipeline.batches == [["ann", "bob"], ["cy"]]
+    done = [job_id for kind, job_id in sink.log if kind == "done"]
+    assert done.index("ann") < done.index("bob")  # cy's call, the next one, need not wait for ann's delivery
 
 
 async def test_batches_hold_at_most_max_batch_images(request_for: Build) -> None:

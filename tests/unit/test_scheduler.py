@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ def job(
     cost: float = 1.0,
     weight: float = 1.0,
     batch_key: Hashable | None = None,
+    images: int = 1,
     at: float = 0.0,
 ) -> QueuedJob:
     return QueuedJob(
@@ -39,6 +41,7 @@ def job(
         cost=cost,
         weight=weight,
         batch_key=batch_key,
+        images=images,
         submitted_at=at,
     )
 
@@ -400,7 +403,8 @@ def test_eta_counts_what_runs_and_the_work_ahead() -> None:
 
 def test_a_batch_counts_once_however_many_jobs_it_holds() -> None:
     scheduler = make()
-    submit_all(scheduler, [job(f"k{i}", f"u{i}", batch_key="k") for i in range(3)] + [job("next", "v")])
+    submit_all(scheduler, [job(f"k{i}", f"u{i}", batch_key="k", images=2 - min(i, 1)) for i in range(3)])
+    submit_all(scheduler, [job("next", "v")])
     assert len(scheduler.next_batch(0.0, max_jobs=3)) == 3
     assert scheduler.eta("next", 1.0, 1.0) == 2.0
 
@@ -416,27 +420,93 @@ def test_position_and_eta_of_an_unknown_job_raise_key_error() -> None:
 # --- batching -----------------------------------------------------------------------------------------------------
 
 
-# (batch keys and costs of jobs from distinct users in fair order, max_jobs, max_cost, how many the batch takes)
-BATCHES: list[tuple[list[tuple[Hashable | None, float]], int, float | None, int]] = [
-    ([("k", 1), ("k", 1), ("k", 1)], 4, None, 3),
-    ([("k", 1), ("k", 1), ("k", 1)], 2, None, 2),
-    ([("k", 1), ("j", 1), ("k", 1)], 4, None, 1),  # the compatible third job is not pulled forward
-    ([("k", 1), ("k", 1), ("j", 1), ("k", 1)], 4, None, 2),
-    ([(None, 1), (None, 1)], 4, None, 1),
-    ([("k", 2), ("k", 2), ("k", 2)], 4, 5.0, 2),
-    ([("k", 8), ("k", 1)], 4, 5.0, 1),  # the head always runs
+# (jobs of distinct users in fair order as (batch key, cost, images), max_jobs, max_cost, max_images, how many it takes)
+BATCHES: list[tuple[list[tuple[Hashable | None, float, int]], int, float | None, int | None, int]] = [
+    ([("k", 1, 1), ("k", 1, 1), ("k", 1, 1)], 4, None, None, 2),  # at most twice the head's images
+    ([("k", 2, 2), ("k", 1, 1), ("k", 1, 1), ("k", 1, 1)], 4, None, None, 3),
+    ([("k", 2, 2), ("k", 1, 1), ("k", 1, 1)], 4, None, 3, 2),
+    ([("k", 2, 2), ("k", 1, 1), ("k", 1, 1)], 2, None, None, 2),
+    ([("k", 4, 4), ("k", 1, 1)], 4, None, 4, 1),
+    ([("k", 1, 1), ("j", 1, 1), ("k", 1, 1)], 4, None, None, 1),  # the compatible third job is not pulled forward
+    ([(None, 1, 1), (None, 1, 1)], 4, None, None, 1),
+    ([("k", 2, 2), ("k", 2, 1), ("k", 2, 1)], 4, 5.0, None, 2),
+    ([("k", 8, 1), ("k", 1, 1)], 4, 5.0, None, 1),  # the head always runs
 ]
 
 
-@pytest.mark.parametrize(("specs", "max_jobs", "max_cost", "taken"), BATCHES)
+@pytest.mark.parametrize(("specs", "max_jobs", "max_cost", "max_images", "taken"), BATCHES)
 def test_a_batch_is_the_compatible_head_of_the_order(
-    specs: list[tuple[Hashable | None, float]], max_jobs: int, max_cost: float | None, taken: int
+    specs: list[tuple[Hashable | None, float, int]],
+    max_jobs: int,
+    max_cost: float | None,
+    max_images: int | None,
+    taken: int,
 ) -> None:
     scheduler = make()
-    submit_all(scheduler, [job(f"j{i}", cost=cost, batch_key=key) for i, (key, cost) in enumerate(specs)])
-    batch = scheduler.next_batch(0.0, max_jobs, max_cost)
+    jobs = [job(f"j{i}", cost=cost, batch_key=key, images=images) for i, (key, cost, images) in enumerate(specs)]
+    submit_all(scheduler, jobs)
+    batch = scheduler.next_batch(0.0, max_jobs, max_cost, max_images)
     assert [queued.job_id for queued in batch] == [f"j{i}" for i in range(taken)]
     assert drain(scheduler) == [f"j{i}" for i in range(taken, len(specs))]
+
+
+def batches(scheduler: FairScheduler, now: float) -> list[list[str]]:
+    """Take everything as the worker would (up to 4 images a call), finishing each call at once."""
+    taken = []
+    while len(scheduler):
+        batch = scheduler.next_batch(now, max_jobs=4, max_images=4)
+        taken.append([queued.job_id for queued in batch])
+        for queued in batch:
+            scheduler.finished(queued.job_id, now)
+    return taken
+
+
+def batches_taken(scheduler: FairScheduler, now: float, count: int) -> list[list[str]]:
+    """Take `count` calls as the worker would, leaving them running."""
+    return [[queued.job_id for queued in scheduler.next_batch(now, 4, max_images=4)] for _ in range(count)]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_a_light_user_is_not_batched_with_a_backlog(level: str) -> None:
+    """The burst of issue 13: A sends 6 prompts, B one while A's first runs; B's call holds B's job alone."""
+    communities, place = LEVELS[level]
+    scheduler = make(communities=communities)
+    submit_all(scheduler, [job(f"a{i}", "a", community=place("a"), batch_key="k") for i in range(6)])
+    assert batches_taken(scheduler, 0.0, 1) == [["a0"]]  # a user's own backlog never fills a batch either
+    submit_all(scheduler, [job("b", "b", community=place("b"), batch_key="k", at=0.5)])
+    scheduler.finished("a0", 1.0)
+    assert batches(scheduler, 1.0) == [["b"], ["a1"], ["a2"], ["a3"], ["a4"], ["a5"]]
+
+
+def test_users_level_at_the_head_share_calls_round_by_round() -> None:
+    scheduler = make()
+    submit_all(scheduler, [job(f"{user}{i}", user, batch_key="k") for i in range(2) for user in "abcd"])
+    assert batches(scheduler, 0.0) == [["a0", "b0"], ["c0", "d0"], ["a1", "b1"], ["c1", "d1"]]
+
+
+def test_a_newcomer_runs_alone_and_the_level_users_share_again() -> None:
+    scheduler = make()
+    submit_all(scheduler, [job(f"{user}{i}", user, batch_key="k") for i in range(3) for user in "ac"])
+    assert batches_taken(scheduler, 0.0, 1) == [["a0", "c0"]]
+    submit_all(scheduler, [job("b0", "b", batch_key="k", at=0.5)])  # level with a0 and c0, ahead of a1 and c1
+    scheduler.finished("a0", 1.0)
+    scheduler.finished("c0", 1.0)
+    assert batches(scheduler, 1.0) == [["b0"], ["a1", "c1"], ["a2", "c2"]]
+
+
+@pytest.mark.parametrize(("second", "taken"), [("red", [["x"], ["y"]]), ("blue", [["x", "y"]])])
+def test_with_communities_only_jobs_level_across_communities_share(second: str, taken: list[list[str]]) -> None:
+    """Two users of one community hold consecutive slots: a newcomer from elsewhere would go between them."""
+    scheduler = make(communities=True)
+    submit_all(scheduler, [job("x", community="red", batch_key="k"), job("y", community=second, batch_key="k")])
+    assert batches(scheduler, 0.0) == taken
+
+
+def test_aged_jobs_share_a_call_but_never_two_of_one_user() -> None:
+    scheduler = make(max_wait=10.0)
+    submit_all(scheduler, [job("old1", "a", batch_key="k"), job("old2", "a", batch_key="k", at=1.0)])
+    submit_all(scheduler, [job("old3", "b", batch_key="k", at=2.0)])
+    assert batches(scheduler, 20.0) == [["old1"], ["old2", "old3"]]
 
 
 # --- properties ---------------------------------------------------------------------------------------------------
@@ -457,6 +527,28 @@ def jobs(draw: st.DrawFn, max_size: int = 30, times: int = 30) -> list[QueuedJob
                 cost=float(draw(st.integers(1, 4))),
                 weight=weights[user],
                 batch_key=draw(st.sampled_from(BATCH_KEYS)),
+                images=draw(st.sampled_from((1, 1, 2))),
+                at=float(draw(st.integers(0, times))),
+            )
+        )
+    return made
+
+
+@st.composite
+def batchable(draw: st.DrawFn, max_size: int, times: int) -> list[QueuedJob]:
+    """Jobs that can often share a call: mostly one batch key, few users, costs and weights."""
+    made = []
+    for index in range(draw(st.integers(1, max_size))):
+        user = draw(st.sampled_from(USERS[:3]))
+        made.append(
+            job(
+                f"j{index}",
+                user,
+                community=draw(st.sampled_from(COMMUNITIES[:2])),
+                cost=draw(st.sampled_from((1.0, 1.0, 2.0))),
+                weight=2.0 if user == USERS[2] else 1.0,
+                batch_key=draw(st.sampled_from(("k", "k", "k", None))),
+                images=draw(st.sampled_from((1, 1, 2))),
                 at=float(draw(st.integers(0, times))),
             )
         )
@@ -701,35 +793,84 @@ def test_after_max_wait_only_older_jobs_go_first(workload: list[QueuedJob], max_
         assert started[queued.job_id] <= aged_at + longest + older_work
 
 
-@PROPERTY
+Setup = Callable[[], FairScheduler]
+
+
+def probe_goes_before(setup: Setup, at: float, target: QueuedJob) -> bool:
+    """Whether a job of a new user, submitted once the head alone was taken, could be placed before `target`:
+    in no community, in `target`'s, or in a new one."""
+    for place in (None, target.community, "new"):
+        scheduler = setup()
+        scheduler.next_batch(at)
+        scheduler.submit(job("probe", "newcomer", community=place, at=at), at)
+        positions = scheduler.positions(at)
+        if positions["probe"] < positions[target.job_id]:
+            return True
+    return False
+
+
+@settings(max_examples=300, deadline=None)
 @given(
-    workload=jobs(max_size=25),
-    now=st.integers(0, 40),
-    max_jobs=st.integers(1, 5),
-    max_cost=st.one_of(st.none(), st.integers(1, 10).map(float)),
+    before=batchable(max_size=8, times=4),
+    after=batchable(max_size=8, times=16),
+    taken=st.integers(0, 4),
+    running=st.booleans(),
+    limits=st.tuples(
+        st.integers(1, 5), st.one_of(st.none(), st.integers(1, 10).map(float)), st.one_of(st.none(), st.integers(1, 4))
+    ),
     communities=st.booleans(),
 )
-def test_batching_takes_the_compatible_head_and_never_reorders(
-    workload: list[QueuedJob], now: int, max_jobs: int, max_cost: float | None, communities: bool
+def test_a_batch_is_the_level_compatible_head_of_the_order(
+    before: list[QueuedJob],
+    after: list[QueuedJob],
+    taken: int,
+    running: bool,
+    limits: tuple[int, float | None, int | None],
+    communities: bool,
 ) -> None:
-    scheduler = make(max_wait=12.0, communities=communities)
-    submit_all(scheduler, workload)
-    at = float(max(now, max(queued.submitted_at for queued in workload)))
+    """Against an oracle that knows nothing of tags: some jobs have run (the last perhaps still running) when more
+    arrive; a probe job submitted after the head could go before no member of the batch, and before the first job
+    left out whenever only that could have left it out."""
+    max_jobs, max_cost, max_images = limits
+    after = [replace(queued, job_id=f"late{index}") for index, queued in enumerate(after)]
+    at = float(max(queued.submitted_at for queued in before + after))
+
+    def setup() -> FairScheduler:
+        scheduler = make(max_wait=12.0, communities=communities)
+        submit_all(scheduler, before)
+        for index in range(taken):
+            for queued in scheduler.next_batch(0.0):
+                if index < taken - 1 or not running:
+                    scheduler.finished(queued.job_id, 0.0)
+        submit_all(scheduler, after)
+        return scheduler
+
+    scheduler = setup()
+    if not len(scheduler):
+        return
     positions = scheduler.positions(at)
     order = sorted(positions, key=positions.__getitem__)
-    by_id = {queued.job_id: queued for queued in workload}
-    expected = [order[0]]
-    key = by_id[order[0]].batch_key
-    total = by_id[order[0]].cost
-    for job_id in order[1:]:
-        compatible = key is not None and by_id[job_id].batch_key == key
-        if (
-            not compatible
-            or len(expected) == max_jobs
-            or (max_cost is not None and total + by_id[job_id].cost > max_cost)
-        ):
-            break
-        expected.append(job_id)
-        total += by_id[job_id].cost
-    assert [queued.job_id for queued in scheduler.next_batch(at, max_jobs, max_cost)] == expected
-    assert drain(scheduler, at) == order[len(expected) :]
+    by_id = {queued.job_id: queued for queued in before + after}
+    batch = [by_id[queued.job_id] for queued in scheduler.next_batch(at, max_jobs, max_cost, max_images)]
+    assert [queued.job_id for queued in batch] == order[: len(batch)]
+    assert drain(scheduler, at) == order[len(batch) :]
+    head = batch[0]
+    images = sum(queued.images for queued in batch)
+    limit = min(2 * head.images, max_images or 2 * head.images)
+    assert len(batch) <= max_jobs and len({queued.user for queued in batch}) == len(batch)
+    if len(batch) > 1:
+        assert head.batch_key is not None and all(queued.batch_key == head.batch_key for queued in batch)
+        assert images <= limit and (max_cost is None or sum(queued.cost for queued in batch) <= max_cost)
+    assert not any(probe_goes_before(setup, at, member) for member in batch[1:])
+    if len(batch) < len(order):
+        left_out = by_id[order[len(batch)]]
+        fits = (
+            head.batch_key is not None
+            and left_out.batch_key == head.batch_key
+            and left_out.user not in {queued.user for queued in batch}
+            and len(batch) < max_jobs
+            and images + left_out.images <= limit
+            and (max_cost is None or sum(queued.cost for queued in batch) + left_out.cost <= max_cost)
+        )
+        if fits:
+            assert probe_goes_before(setup, at, left_out)

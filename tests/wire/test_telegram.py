@@ -463,6 +463,24 @@ async def test_two_users_at_once_get_a_fair_order(start: Start, held: Held) -> N
     assert delivered == ["ann 0", "bob 0", "ann 1", "ann 2"]
 
 
+async def test_a_burst_does_not_fill_a_later_users_batch(start: Start, held: Held) -> None:
+    """Issue 13: Ann sends 6 prompts at once, Bob one while Ann's first runs; Bob's image comes second."""
+    bot: Bot = await start(held=held)
+    for index in range(6):
+        bot.fake.text(bot.ann, bot.fake.private(bot.ann), f"ann {index}")
+    await bot.job_ids(6)
+    await bot.fake.wait_for(lambda: held.batches, what="Ann's first job on the GPU")
+    bot.fake.text(bot.bob, bot.fake.private(bot.bob), "bob")
+    await bot.job_ids(7)
+    held.release()
+    await bot.images_in(ANN, 6)
+    await bot.images_in(BOB, 1)
+    delivered = [call.params["caption"].splitlines()[0] for call in bot.fake.sent("sendPhoto")]
+    assert delivered[1] == "bob" and delivered[0].startswith("ann")
+    assert held.batches[1] == ["bob"]  # not topped up with Ann's backlog
+    assert all(len(batch) == 1 for batch in held.batches)
+
+
 async def test_a_job_in_flight_survives_a_restart_and_is_delivered_once(
     start: Start, held: Held, photo: Image.Image
 ) -> None:
