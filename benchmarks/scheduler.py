@@ -43,6 +43,8 @@ from typing import Any, TypeVar
 
 from bench_settings import bench_settings
 from PIL import Image
+from saturation import SECONDS as SATURATION_SECONDS
+from saturation import print_saturation, saturation
 
 from bots.core.facade import Core
 from bots.core.lifecycle import Lifecycle
@@ -491,9 +493,7 @@ def service_overhead(jobs: int = OVERHEAD_JOBS) -> dict[str, dict[str, float]]:
     tally = Tally()
     recorder = Recorder(tally)
 
-    async def use(
-        core: Core, done_at: DoneTimes, worker: Worker, task: asyncio.Task[None]
-    ) -> dict[str, list[float]]:
+    async def use(core: Core, done_at: DoneTimes, worker: Worker, task: asyncio.Task[None]) -> dict[str, list[float]]:
         samples: dict[str, list[float]] = {
             "submit": [],
             "submit_to_running": [],
@@ -525,7 +525,7 @@ def print_latency(title: str, figures: dict[str, dict[str, float]]) -> None:
         print(f"  {kind:<9} median {summary['median']:8.2f}   p99 {summary['p99']:8.2f}")
 
 
-def benchmark(ops: int) -> dict[str, Any]:
+def benchmark(ops: int, saturation_seconds: float = SATURATION_SECONDS) -> dict[str, Any]:
     started = time.perf_counter()
     load_average = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average {load_average:.2f} (other work on the machine skews latency)")
@@ -562,6 +562,9 @@ def benchmark(ops: int) -> dict[str, Any]:
     for kind, summary in overhead.items():
         print(f"  {kind:<18} median {summary['median']:8.2f}   p99 {summary['p99']:8.2f}")
 
+    saturated = saturation(saturation_seconds)
+    print_saturation(saturated)
+
     wall_s = time.perf_counter() - started
     print(f"\nwall time {wall_s:.1f} s")
     return {
@@ -580,6 +583,7 @@ def benchmark(ops: int) -> dict[str, Any]:
         "duty": duty,
         "overhead_jobs": OVERHEAD_JOBS,
         "overhead_ms": overhead,
+        **saturated,
         "cpus": os.cpu_count(),
         "load_average_1m": round(load_average, 2),
         "wall_s": round(wall_s, 1),
@@ -589,10 +593,16 @@ def benchmark(ops: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=5000, help="timed calls of each kind per mode (default 5000)")
+    parser.add_argument(
+        "--saturation-seconds",
+        type=float,
+        default=SATURATION_SECONDS,
+        help=f"stand-in seconds per pipeline call in the saturation cases (default {SATURATION_SECONDS})",
+    )
     args = parser.parse_args()
     if args.ops < 100:
         parser.error("--ops must be at least 100 for a p99")
-    print(json.dumps(benchmark(args.ops)))
+    print(json.dumps(benchmark(args.ops, args.saturation_seconds)))
 
 
 if __name__ == "__main__":
