@@ -23,7 +23,9 @@ is three rank look-ups, O(log n). sortedcontainers' SortedList is used rather th
 ranks, which a heap cannot give without a scan, and cancel needs exact removal, which a heap only fakes with
 lazy-deletion tombstones that would also falsify the ranks. submit, next_batch (per job), cancel and position are
 O(log n); moving a job to the aged queue is amortised into them (each job moves at most once), and a cancel also
-re-tags the user's own later jobs, at most the per-user cap. `positions` and `etas` are one O(n) walk.
+re-tags the user's own later jobs, at most the per-user cap. `positions` is one O(n) walk. The work ahead of a job
+(its `eta`) is O(log n) per group: each group keeps its jobs' costs in a sum tree (`generation.sums`), and the jobs a
+group has ahead of a slot are its first ones.
 
 Cancel gives the charge back: the user's later jobs move up as if the cancelled one had never been submitted, and
 its group's chain loses its last slot, so repeated submit-and-cancel cannot push a community back. No other user's
@@ -40,13 +42,15 @@ that is SFQ's reset at the end of a busy period, and it also bounds the state ke
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 
 from sortedcontainers import SortedList
 
 from generation.errors import QueueFull, UserQueueFull
 from generation.fair_queue_records import Batch, Entry, FairKey, Group, QueuedJob, Rate, Running, User, check_positive
+from generation.sums import Costs
 
 
 class DuplicateJob(ValueError):
@@ -57,9 +61,14 @@ class DuplicateJob(ValueError):
         super().__init__(f"job {job_id!r} is already queued or running")
 
 
+def _by_kind(seconds_per_cost: Rate) -> Callable[[Hashable | None], float]:
+    if callable(seconds_per_cost):
+        return seconds_per_cost
+    return lambda _kind: seconds_per_cost
+
+
 def _seconds(job: QueuedJob, seconds_per_cost: Rate) -> float:
-    rate = seconds_per_cost(job) if callable(seconds_per_cost) else seconds_per_cost
-    return job.cost * rate
+    return job.cost * _by_kind(seconds_per_cost)(job.kind)
 
 
 class FairScheduler:
@@ -103,6 +112,7 @@ class FairScheduler:
         self._slots: SortedList = SortedList()  # (tag, seq, group key) of every group's slots
         self._by_time: SortedList = SortedList()  # TimeKey of the jobs in the fair order: who ages next
         self._aged: SortedList = SortedList()  # TimeKey of the aged jobs, oldest first
+        self._aged_costs = Costs()  # their costs by kind, by TimeKey
 
     def __len__(self) -> int:
         """Queued jobs (not counting running ones)."""
@@ -137,6 +147,7 @@ class FairScheduler:
         group.slots.add((tag, entry.seq, size))
         self._slots.add((tag, entry.seq, group.key))
         group.jobs.add(entry.fair_key)
+        group.costs.add(entry.fair_key, job.kind, job.cost)
         self._by_time.add(entry.time_key)
         group.queued += 1
         user.pending.append(entry)
@@ -193,6 +204,7 @@ class FairScheduler:
             return False
         if entry.aged:
             self._aged.remove(entry.time_key)
+            self._aged_costs.remove(entry.time_key, entry.job.kind)
         else:
             self._by_time.remove(entry.time_key)
             self._leave_fair_order(entry)
@@ -214,29 +226,24 @@ class FairScheduler:
         self._advance(now)
         return {entry.job.job_id: place for place, entry in enumerate(self._in_order(), start=1)}
 
-    def eta(self, job_id: str, now: float, seconds_per_cost: Rate) -> float:
-        """Seconds until the job starts: what is running, then the work ahead of it.
+    def head(self, now: float, count: int) -> list[str]:
+        """The ids of the first `count` queued jobs in order: O(count + groups)."""
+        self._advance(now)
+        return [entry.job.job_id for entry in itertools.islice(self._in_order(), count)]
 
-        `seconds_per_cost` is one rate for all jobs, or a function giving each job's own (by its `kind`).
+    def eta(self, job_id: str, now: float, seconds_per_cost: Rate) -> float:
+        """Seconds until the job starts: what is running, then the work ahead of it; O(log n) per group.
+
+        `seconds_per_cost` is one rate for all jobs, or a function giving each kind's own (`QueuedJob.kind`).
         """
         self._advance(now)
-        target = self._entries[job_id]
-        ahead = self._running_left(seconds_per_cost)
-        for entry in self._in_order():
-            if entry is target:
-                break
-            ahead += _seconds(entry.job, seconds_per_cost)
-        return ahead
+        return self._running_left(seconds_per_cost) + self._ahead(self._entries[job_id], _by_kind(seconds_per_cost))
 
     def etas(self, now: float, seconds_per_cost: Rate) -> dict[str, float]:
-        """Every queued job's `eta`, in one pass."""
+        """Every queued job's `eta`."""
         self._advance(now)
-        ahead = self._running_left(seconds_per_cost)
-        estimates = {}
-        for entry in self._in_order():
-            estimates[entry.job.job_id] = ahead
-            ahead += _seconds(entry.job, seconds_per_cost)
-        return estimates
+        running, rate = self._running_left(seconds_per_cost), _by_kind(seconds_per_cost)
+        return {job_id: running + self._ahead(entry, rate) for job_id, entry in self._entries.items()}
 
     def _group(self, key: str | None) -> Group:
         group = self._groups.get(key)
@@ -257,11 +264,13 @@ class FairScheduler:
             self._leave_fair_order(entry)
             entry.aged = True
             self._aged.add(key)
+            self._aged_costs.add(key, entry.job.kind, entry.job.cost)
 
     def _leave_fair_order(self, entry: Entry) -> None:
         """Take a job out of the fair order; its group gives back its last slot, and each job behind it moves up."""
         group = entry.group
         group.jobs.remove(entry.fair_key)
+        group.costs.remove(entry.fair_key, entry.job.kind)
         tag, seq, size = group.slots.pop()
         self._slots.remove((tag, seq, group.key))
         group.chain_end -= size
@@ -275,6 +284,7 @@ class FairScheduler:
     def _take(self) -> Entry:
         if self._aged:
             entry = self._entries[self._aged.pop(0)[2]]
+            self._aged_costs.remove(entry.time_key, entry.job.kind)
             group = entry.group
             group.chain_end = max(group.chain_end, self._vtime) + entry.job.cost / group.weight
         else:
@@ -283,6 +293,7 @@ class FairScheduler:
             group.slots.pop(0)
             self._vtime = tag
             entry = self._entries[group.jobs.pop(0)[2]]
+            group.costs.remove(entry.fair_key, entry.job.kind)
             # A refund may leave a start tag behind the virtual time, which must not go back.
             group.vtime = max(group.vtime, entry.start)
             self._by_time.remove(entry.time_key)
@@ -315,8 +326,10 @@ class FairScheduler:
                 entry.start = start
             else:
                 jobs.remove(entry.fair_key)
+                cancelled.group.costs.remove(entry.fair_key, entry.job.kind)
                 entry.start = start
                 jobs.add(entry.fair_key)
+                cancelled.group.costs.add(entry.fair_key, entry.job.kind, entry.job.cost)
             previous = entry.finish
 
     def _settle(self, group: Group) -> None:
@@ -338,6 +351,24 @@ class FairScheduler:
         group = entry.group
         tag, seq, _ = group.slots[group.jobs.index(entry.fair_key)]
         return len(self._aged) + self._slots.index((tag, seq, group.key)) + 1
+
+    def _ahead(self, entry: Entry, rate: Callable[[Hashable | None], float]) -> float:
+        """Seconds of the queued work ahead of a job. Aged jobs come first. Then a group fills its slots with its
+        jobs in order, so a group's jobs ahead are its first c, c being how many of its slots come before the job's
+        slot: one bisection and one sum per group."""
+        if entry.aged:
+            return self._aged_costs.seconds_below(entry.time_key, rate)
+        ahead = self._aged_costs.seconds(rate)
+        group = entry.group
+        index = group.jobs.index(entry.fair_key)
+        tag, seq, _ = group.slots[index]
+        for other in self._groups.values():
+            count = index if other is group else other.slots.bisect_left((tag, seq))
+            if count == len(other.jobs):
+                ahead += other.costs.seconds(rate)
+            elif count:
+                ahead += other.costs.seconds_below(other.jobs[count], rate)
+        return ahead
 
     def _in_order(self) -> Iterator[Entry]:
         for _, _, job_id in self._aged:
