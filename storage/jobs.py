@@ -92,6 +92,19 @@ class Jobs(Repository):
         """Start an attempt: counts it in `attempts`."""
         return await self._change_state(job_id, JobState.RUNNING, started_at=as_utc(now), attempts=JobRow.attempts + 1)
 
+    async def mark_running_many(self, job_ids: Sequence[str], now: datetime) -> list[Job]:
+        """Start the attempts of a batch in one transaction; a job that is no longer queued (cancelled in the
+        instant before the GPU took it) is left as it is, and only the jobs started are returned."""
+        async with self._sessions.begin() as session:
+            rows = await session.scalars(
+                update(JobRow)
+                .where(JobRow.id.in_(list(job_ids)), JobRow.state.in_(TRANSITIONS[JobState.RUNNING]))
+                .values(state=JobState.RUNNING, started_at=as_utc(now), attempts=JobRow.attempts + 1)
+                .returning(JobRow),
+                execution_options={"synchronize_session": False},
+            )
+            return [row.record() for row in rows]
+
     async def requeue_job(self, job_id: str) -> Job:
         """Put a job left running (by a crash or a restart) back in the queue; `attempts` keeps the count."""
         return await self._change_state(job_id, JobState.QUEUED, started_at=None)
