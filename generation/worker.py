@@ -62,11 +62,8 @@ class Throughput:
         self.smoothing = smoothing
         self._by_operation: dict[Hashable, float] = {}
 
-    def rate(self, operation: Hashable) -> float:
+    def rate(self, operation: Hashable | None) -> float:
         return self._by_operation.get(operation, self.overall)
-
-    def of(self, job: QueuedJob) -> float:
-        return self.rate(job.kind)
 
     def seconds(self, request: GenerationRequest) -> float:
         """The expected GPU seconds of one request."""
@@ -148,12 +145,16 @@ class Worker:
             return None
         return self.scheduler.position(job_id, self._clock())
 
+    def head(self, count: int) -> list[str]:
+        """The first `count` queued jobs, in order."""
+        return self.scheduler.head(self._clock(), count)
+
     def positions(self) -> dict[str, int]:
         return self.scheduler.positions(self._clock())
 
     def etas(self) -> dict[str, float]:
-        """`eta` for every queued job in one pass over the queue."""
-        starts = self.scheduler.etas(self._clock(), self.throughput.of)
+        """`eta` for every queued job."""
+        starts = self.scheduler.etas(self._clock(), self.throughput.rate)
         return {
             job_id: start + self.throughput.seconds(self._items[job_id].request) for job_id, start in starts.items()
         }
@@ -165,7 +166,7 @@ class Worker:
         item = self._items.get(job_id)
         if item is None:
             return None
-        return self.scheduler.eta(job_id, self._clock(), self.throughput.of) + self.throughput.seconds(item.request)
+        return self.scheduler.eta(job_id, self._clock(), self.throughput.rate) + self.throughput.seconds(item.request)
 
     async def run(self, sink: JobSink) -> None:
         """Serve batches until `stop`, reporting to `sink`; the current batch always finishes, so nothing is lost.
@@ -220,16 +221,16 @@ class Worker:
         self._running = ids
         self._running_seconds = sum(self.throughput.seconds(item.request) for item in batch)
         self._running_since = since = self._clock()
-        started = asyncio.create_task(self._sink.on_started(ids) if announce else asyncio.sleep(0))
+        started = self._spawn(self._sink.on_started(ids) if announce else asyncio.sleep(0))
         try:
             results = await self._on_gpu(batch, started)
         except GenerationCancelled:
-            await started
+            await asyncio.wait({started})
             for job_id in ids:
                 self._spawn(self._sink.on_cancelled(job_id))
             return
         except Exception as error:
-            await started
+            await asyncio.wait({started})
             if len(batch) > 1:
                 log.warning("batch %s failed (%r); running its jobs one by one", ids, error)
                 for item in batch:
@@ -241,14 +242,15 @@ class Worker:
         finally:
             self._running = []
             self._running_seconds = 0.0
-        await started
         elapsed = self._clock() - since
         self.throughput.record(str(batch[0].request.operation), cost, elapsed)
         for item, result in zip(batch, results, strict=True):
             if item.job_id in self._cancel_requested:
-                self._spawn(self._sink.on_cancelled(item.job_id))
+                self._spawn(self._sink.on_cancelled(item.job_id), after=started)
             else:
-                self._spawn(self._sink.on_done(item.job_id, result, elapsed * job_cost(item.request) / cost))
+                self._spawn(
+                    self._sink.on_done(item.job_id, result, elapsed * job_cost(item.request) / cost), after=started
+                )
 
     async def _on_gpu(self, batch: list[WorkItem], started: asyncio.Task[None]) -> list[GenerationResult]:
         """Run the batch in the GPU thread; its progress is reported only after its start is."""
@@ -282,15 +284,27 @@ class Worker:
     def _elapsed(self) -> float:
         return self._clock() - self._running_since
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
+    def _spawn(self, work: Coroutine[Any, Any, None], after: asyncio.Task[None] | None = None) -> asyncio.Task[None]:
+        """Report in a task of its own; `after` (the batch's start report) ends first, however it ends, so that a
+        job is written running before it is written done, without the next batch waiting for either."""
+        task = asyncio.ensure_future(work if after is None else _after(after, work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
+        return task
 
     async def _drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def _after(first: asyncio.Task[None], work: Coroutine[Any, Any, None]) -> None:
+    try:
+        await asyncio.wait({first})
+    except BaseException:
+        work.close()
+        raise
+    await work
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

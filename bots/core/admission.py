@@ -18,6 +18,7 @@ from bots.core.announcer import Announcer, Route
 from bots.core.intake import answered
 from bots.core.jobs import Jobs
 from bots.core.lifecycle import Lifecycle, community_key, user_key
+from bots.core.positions import Positions
 from bots.core.types import Actor, EventKind, Place, Receipt
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
@@ -54,6 +55,7 @@ class Admission:
     announcer: Announcer
     lifecycle: Lifecycle
     jobs: Jobs
+    positions: Positions
 
     async def submit(self, actor: Actor, place: Place, ask: Ask, parent_job_id: str | None = None) -> Receipt:
         user = await self.accounts.user(actor)
@@ -104,6 +106,8 @@ class Admission:
             raise user_error(error) from None
         receipt = Receipt(job.id, self.worker.position(job.id), self.worker.eta(job.id))
         await self.announcer.emit(EventKind.QUEUED, job.id, position=receipt.position, eta_seconds=receipt.eta_seconds)
+        if receipt.position is not None:
+            self.positions.track(job.id, (place.platform, place.channel_id), receipt.position, receipt.eta_seconds)
         return receipt
 
     async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:
