@@ -179,6 +179,16 @@ class Jobs(Repository):
             rows = await session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
             return [row.record() for row in rows]
 
+    async def active_jobs(self, user_id: int) -> list[Job]:
+        """A user's queued and running jobs, oldest first. They are few (the per-user cap, and a batch), so they are
+        found by the owner and state index and sorted here: ordered by time in SQL, SQLite would walk every job of
+        the user by the owner and time index instead."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(JobRow).where(JobRow.owner_id == user_id, JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
+            )
+            return sorted((row.record() for row in rows), key=lambda job: (job.created_at, job.id))
+
     async def paths_shared(self, paths: Iterable[str], job_id: str) -> set[str]:
         """Which of `paths` (files are named by content, so two jobs may share one) other undeleted jobs
         still show: deleting a job must leave those files in place."""
@@ -223,6 +233,19 @@ class Jobs(Repository):
         async with self._sessions() as session:
             rows = await session.scalars(select(OutputRow).where(OutputRow.job_id == job_id).order_by(OutputRow.index))
             return [row.record() for row in rows]
+
+    async def outputs_of_jobs(self, job_ids: Sequence[str]) -> dict[str, list[Output]]:
+        """The outputs of several jobs in one query, each job's in order; a job without any is left out."""
+        found: dict[str, list[Output]] = {}
+        if not job_ids:
+            return found
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(OutputRow).where(OutputRow.job_id.in_(list(job_ids))).order_by(OutputRow.job_id, OutputRow.index)
+            )
+            for row in rows:
+                found.setdefault(row.job_id, []).append(row.record())
+        return found
 
     async def _change_state(self, job_id: str, target: JobState, **values: Any) -> Job:
         async with self._sessions.begin() as session:

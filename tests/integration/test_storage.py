@@ -140,7 +140,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
     assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0005"
+    assert await on_database(url, current_revision) == head == "0006"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
@@ -763,3 +763,46 @@ async def test_an_update_is_received_once_and_replayed_until_handled(db: Databas
     assert await db.prune_updates("telegram:1", timedelta(hours=24)) == 2
     assert await db.unhandled_updates("telegram:2") == [(10, "{}")]
     assert await db.receive_update("telegram:1", 10, "{}")
+
+
+async def test_lookups_by_output_path_and_by_a_users_active_jobs_use_their_indexes(db: Database, url: str) -> None:
+    """Deleting a job's images asks which other jobs show each file, and /queue asks for a user's active jobs
+    (`active_jobs`' query): neither may read every output, or every job of the user."""
+    queries = (
+        ("SELECT job_id FROM outputs WHERE path IN (?, ?) AND job_id != ?", ("a", "b", "x")),
+        ("SELECT id FROM jobs WHERE owner_id = ? AND state IN (?, ?)", (1, "queued", "running")),
+    )
+
+    def plans(connection: Connection) -> list[str]:
+        return [
+            " ".join(
+                str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}", values).fetchall()
+            )
+            for query, values in queries
+        ]
+
+    by_path, active = await on_database(url, plans)
+    assert "ix_outputs_path" in by_path
+    assert "ix_jobs_owner_id_state_created_at" in active
+
+
+async def test_the_outputs_of_several_jobs_come_in_one_call(db: Database) -> None:
+    user = await db.get_or_create_user("discord", "7")
+    jobs = [await db.create_job(draft_for(user)) for _ in range(3)]
+    for job, count in zip(jobs, (2, 0, 1), strict=True):
+        await db.mark_running(job.id, at(1))
+        await db.mark_done(job.id, at(2), outputs(count))
+    found = await db.outputs_of_jobs([job.id for job in jobs])
+    assert {job_id: [item.index for item in items] for job_id, items in found.items()} == {
+        jobs[0].id: [0, 1],
+        jobs[2].id: [0],
+    }
+    assert await db.outputs_of_jobs([]) == {}
+
+
+async def test_a_users_active_jobs_come_oldest_first(db: Database, clock: Clock) -> None:
+    owner = await db.get_or_create_user("telegram", "5")
+    first, done, second = [await job_at(db, clock, owner, minutes) for minutes in (1, 2, 3)]
+    await db.mark_running(first.id, at(4))
+    await db.mark_cancelled(done.id, at(4))
+    assert [job.id for job in await db.active_jobs(owner.id)] == [first.id, second.id]
