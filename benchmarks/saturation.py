@@ -52,6 +52,7 @@ from bots.telegram.delivery import Delivery
 from generation.asks import Ask, Options
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.requests import GenerationRequest
+from generation.translation import detect_language
 
 WIRE = Path(__file__).resolve().parents[1] / "tests" / "wire"
 TOKEN = "123456:TEST-token"
@@ -194,6 +195,7 @@ async def _with_telegram(stand_in: StandIn, jobs: int, use: Callable[[Runtime, W
     try:
         assert fake.stdout is not None
         port = int(fake.stdout.readline())
+        await asyncio.to_thread(detect_language, "warm up")  # as `easel run` does before taking requests
         with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
             settings = bench_settings(Path(root), jobs)
             async with running_core(settings, stand_in) as runtime:
