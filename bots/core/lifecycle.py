@@ -76,21 +76,9 @@ class Lifecycle:
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
         """Apply the community's rules to what the worker made (the translation's words, the images' safety
-        scores), then store and announce it. Most results need neither check, and skip reading the job. Its
-        transactions, and its delivery's, go before those of requests waiting for the database."""
-        with urgent():
-            await self._on_done(job_id, result, gpu_seconds)
-
-    async def on_failed(self, job_id: str, error: BaseException) -> None:
-        log.error("job %s failed: %r", job_id, error)
-        with urgent():
-            await self.close(job_id, JobState.FAILED, error_key="error.internal", message=repr(error))
-
-    async def on_cancelled(self, job_id: str) -> None:
-        with urgent():
-            await self.close(job_id, JobState.CANCELLED)
-
-    async def _on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+        scores), then store and announce it. Most results need neither check, and skip reading the job. The
+        result is written before the transactions of requests waiting for the database; its delivery takes its
+        turn among them, by age."""
         translation = result.translation
         english = _translated_prompt(translation) if translation is not None else None
         scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
@@ -109,7 +97,8 @@ class Lifecycle:
                 await self.close(job_id, JobState.FAILED, error_key="moderation.nsfw")
                 return
         outputs = await asyncio.to_thread(self._store_outputs, result)
-        await self.db.mark_done(job_id, now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
+        with urgent():
+            await self.db.mark_done(job_id, now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
         await self.announcer.emit(
             EventKind.DONE,
             job_id,
@@ -119,6 +108,15 @@ class Lifecycle:
             source_language=translation.language if translation is not None else None,
             spoiler=verdict == "spoiler",
         )
+
+    async def on_failed(self, job_id: str, error: BaseException) -> None:
+        log.error("job %s failed: %r", job_id, error)
+        with urgent():
+            await self.close(job_id, JobState.FAILED, error_key="error.internal", message=repr(error))
+
+    async def on_cancelled(self, job_id: str) -> None:
+        with urgent():
+            await self.close(job_id, JobState.CANCELLED)
 
     async def close(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> None:
         """Fail or cancel a job: written, quota refunded, then announced."""
