@@ -13,15 +13,17 @@ file and a file store in a temporary directory, wired as `easel run` wires them.
 
 Run it from the repository root:
 
-    python benchmarks/scheduler.py [--ops N]
+    python benchmarks/scheduler.py [--ops N] [--saturation-seconds S]
 
 Latencies are the median and 99th percentile of N timed calls of each kind with about 10,000 jobs from 1,000
 users queued, flat and with 50 communities (the clock barely moves, so nothing ages). Fairness is Jain's index of
 the work served while every user keeps a backlog, with aging off. The duty cycle is the time the stand-in ran over
 the wall time from its first start to its last return, while DUTY_JOBS jobs of DUTY_USERS users keep it
 saturated; each job asks for 4 images, a whole batch, so every job is one pipeline call. The service's overhead is
-the median over OVERHEAD_JOBS jobs submitted one at a time to an idle worker. Human-readable lines come first; the
-last line of stdout is one JSON object with every figure.
+the median over OVERHEAD_JOBS jobs submitted one at a time to an idle worker. Then the saturation cases of
+`benchmarks/saturation.py` (1,000 queued one-image prompts, a burst of 50, the overheads with 200 waiting, all
+delivered through the Telegram adapter's delivery; see that module). Human-readable lines come first; the last line
+of stdout is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ def _summary(samples: list[float]) -> dict[str, float]:
 
 
 def decision_latency(communities: bool, ops: int, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Median and p99 microseconds of submit, next, cancel and position with about QUEUED jobs waiting."""
+    """Median and p99 microseconds of submit, next, cancel, position and eta with about QUEUED jobs waiting."""
     scheduler = FairScheduler(
         max_pending_per_user=MAX_PENDING_PER_USER,
         max_queue=2 * QUEUED,
@@ -168,7 +170,7 @@ def decision_latency(communities: bool, ops: int, seed: int = 0) -> dict[str, di
         job = load.job()
         scheduler.submit(job, load.now)
         load.added(job)
-    samples: dict[str, list[float]] = {"submit": [], "next": [], "cancel": [], "position": []}
+    samples: dict[str, list[float]] = {"submit": [], "next": [], "cancel": [], "position": [], "eta": []}
     for _ in range(ops):
         job = load.job()
         _, took = _timed(scheduler.submit, job, load.now)
@@ -184,6 +186,8 @@ def decision_latency(communities: bool, ops: int, seed: int = 0) -> dict[str, di
         target = load.any_queued()
         _, took = _timed(scheduler.position, target, load.now)
         samples["position"].append(took)
+        _, took = _timed(scheduler.eta, target, load.now, 1.0)
+        samples["eta"].append(took)
 
         target = load.any_queued()
         cancelled, took = _timed(scheduler.cancel, target)

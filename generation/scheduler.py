@@ -237,13 +237,18 @@ class FairScheduler:
         `seconds_per_cost` is one rate for all jobs, or a function giving each kind's own (`QueuedJob.kind`).
         """
         self._advance(now)
-        return self._running_left(seconds_per_cost) + self._ahead(self._entries[job_id], _by_kind(seconds_per_cost))
+        return _running_left(self._running, self._now, seconds_per_cost) + _ahead(
+            self._entries[job_id], self._groups, self._aged_costs, _by_kind(seconds_per_cost)
+        )
 
     def etas(self, now: float, seconds_per_cost: Rate) -> dict[str, float]:
         """Every queued job's `eta`."""
         self._advance(now)
-        running, rate = self._running_left(seconds_per_cost), _by_kind(seconds_per_cost)
-        return {job_id: running + self._ahead(entry, rate) for job_id, entry in self._entries.items()}
+        running, rate = _running_left(self._running, self._now, seconds_per_cost), _by_kind(seconds_per_cost)
+        return {
+            job_id: running + _ahead(entry, self._groups, self._aged_costs, rate)
+            for job_id, entry in self._entries.items()
+        }
 
     def _group(self, key: str | None) -> Group:
         group = self._groups.get(key)
@@ -352,24 +357,6 @@ class FairScheduler:
         tag, seq, _ = group.slots[group.jobs.index(entry.fair_key)]
         return len(self._aged) + self._slots.index((tag, seq, group.key)) + 1
 
-    def _ahead(self, entry: Entry, rate: Callable[[Hashable | None], float]) -> float:
-        """Seconds of the queued work ahead of a job. Aged jobs come first. Then a group fills its slots with its
-        jobs in order, so a group's jobs ahead are its first c, c being how many of its slots come before the job's
-        slot: one bisection and one sum per group."""
-        if entry.aged:
-            return self._aged_costs.seconds_below(entry.time_key, rate)
-        ahead = self._aged_costs.seconds(rate)
-        group = entry.group
-        index = group.jobs.index(entry.fair_key)
-        tag, seq, _ = group.slots[index]
-        for other in self._groups.values():
-            count = index if other is group else other.slots.bisect_left((tag, seq))
-            if count == len(other.jobs):
-                ahead += other.costs.seconds(rate)
-            elif count:
-                ahead += other.costs.seconds_below(other.jobs[count], rate)
-        return ahead
-
     def _in_order(self) -> Iterator[Entry]:
         for _, _, job_id in self._aged:
             yield self._entries[job_id]
@@ -380,9 +367,32 @@ class FairScheduler:
                 cursor = cursors[key] = iter(self._groups[key].jobs)
             yield self._entries[next(cursor)[2]]
 
-    def _running_left(self, seconds_per_cost: Rate) -> float:
-        batches = {running.batch for running in self._running.values()}
-        return sum(
-            max(0.0, sum(_seconds(job, seconds_per_cost) for job in batch.jobs) - (self._now - batch.started_at))
-            for batch in batches
-        )
+
+def _ahead(
+    entry: Entry, groups: Mapping[str | None, Group], aged: Costs, rate: Callable[[Hashable | None], float]
+) -> float:
+    """Seconds of the queued work ahead of a job. Aged jobs come first. Then a group fills its slots with its jobs in
+    order, so a group's jobs ahead are its first c, c being how many of its slots come before the job's slot: one
+    bisection and one sum per group."""
+    if entry.aged:
+        return aged.seconds_below(entry.time_key, rate)
+    ahead = aged.seconds(rate)
+    group = entry.group
+    index = group.jobs.index(entry.fair_key)
+    tag, seq, _ = group.slots[index]
+    for other in groups.values():
+        count = index if other is group else other.slots.bisect_left((tag, seq))
+        if count == len(other.jobs):
+            ahead += other.costs.seconds(rate)
+        elif count:
+            ahead += other.costs.seconds_below(other.jobs[count], rate)
+    return ahead
+
+
+def _running_left(running: Mapping[str, Running], now: float, seconds_per_cost: Rate) -> float:
+    """Seconds left of the batches running (an overdue one counts as finishing now)."""
+    batches = {job.batch for job in running.values()}
+    return sum(
+        max(0.0, sum(_seconds(job, seconds_per_cost) for job in batch.jobs) - (now - batch.started_at))
+        for batch in batches
+    )

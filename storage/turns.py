@@ -2,9 +2,9 @@
 
 Taken in arrival order, a burst of requests and the worker's writes interleave: each request's few short
 transactions queue behind everyone else's, so the worker's "running" write waits behind the whole burst, and every
-request of the burst is answered near its end. So a turn goes first to the worker's reports (marked `urgent`), then
-to the task that first asked for one earliest: a burst is answered one request after another, and the worker is
-never held up by more than the transaction in progress.
+request of the burst is answered near its end. So a turn goes first to the transactions marked `urgent` (the
+worker's state writes), then to the task that first asked for one earliest: a burst is answered one request after
+another, and the worker's writes wait for no more than the transaction in progress.
 """
 
 from __future__ import annotations
@@ -47,20 +47,20 @@ class Turns:
         if self._free is None:
             yield
             return
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        asked = self._first_asked.setdefault(task, loop.time()) if task is not None else loop.time()
         if self._free > 0 and not self._waiting:
             self._free -= 1
         else:
-            await self._wait()
+            await self._wait(asked)
         try:
             yield
         finally:
             self._release()
 
-    async def _wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        task = asyncio.current_task()
-        asked = self._first_asked.setdefault(task, loop.time()) if task is not None else loop.time()
+    async def _wait(self, asked: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (0 if _URGENT.get() else 1, asked, next(self._order), future))
         try:
             await future
