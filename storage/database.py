@@ -15,6 +15,7 @@ from storage.jobs import Jobs
 from storage.messages import MessageLinks
 from storage.migrate import upgrade_database
 from storage.moderation import ModerationLog
+from storage.new_jobs import NewJobs
 from storage.quotas import Quotas
 from storage.repository import Clock, utc_now
 from storage.turns import Sessions, Turns
@@ -34,6 +35,7 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         self._clock = clock
         self._engine: AsyncEngine | None = None
         self._sessions = Sessions(async_sessionmaker(expire_on_commit=False), Turns(None))
+        self._new_jobs = NewJobs(self._sessions, self._now)
 
     async def upgrade(self) -> None:
         """Migrate the schema to the newest revision; safe to run at every start."""

@@ -12,7 +12,6 @@ fails loudly instead of passing silently), or `NotFound` for an unknown id.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.columns import as_utc
 from storage.errors import InvalidTransition, NotFound
-from storage.inbox import mark_handled
 from storage.models import JobRow, OutputRow
-from storage.quotas import commit_charge, reserve_charge
+from storage.new_jobs import NewJobs
+from storage.quotas import commit_charge
 from storage.records import (
     FINISHED_STATES,
     DeliveryState,
@@ -48,40 +47,15 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 
 
 class Jobs(Repository):
+    _new_jobs: NewJobs
+
     async def create_job(self, draft: JobDraft, reservation: QuotaReservation | None = None) -> Job:
         """Write a new job, queued, with a fresh id, and charge its quota in the same transaction.
 
-        Over a limit of the reservation, `QuotaExceeded` is raised and nothing is written.
+        Over a limit of the reservation, `QuotaExceeded` is raised and nothing is written. The jobs submitted while
+        another group is being written are written together (`storage.new_jobs`).
         """
-        async with self._sessions.begin() as session:
-            row = JobRow(
-                id=uuid.uuid4().hex,
-                owner_id=draft.owner_id,
-                community_id=draft.community_id,
-                platform=draft.platform,
-                channel_id=draft.channel_id,
-                operation=draft.operation,
-                parameters=dict(draft.parameters),
-                prompt=draft.prompt,
-                processed_prompt=draft.processed_prompt,
-                negative_prompt=draft.negative_prompt,
-                seed=draft.seed,
-                cost=draft.cost,
-                state=JobState.QUEUED,
-                attempts=0,
-                created_at=self._now(),
-                delivery_state=DeliveryState.PENDING,
-                delivery_attempts=0,
-                parent_id=draft.parent_id,
-                input_files=list(draft.input_files),
-            )
-            session.add(row)
-            await session.flush()
-            if draft.answers is not None:
-                await mark_handled(session, *draft.answers, row.created_at)
-            if reservation is not None:
-                await reserve_charge(session, draft.owner_id, row.id, reservation, row.created_at)
-            return row.record()
+        return await self._new_jobs.create(draft, reservation)
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._sessions() as session:

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, event, inspect
 from sqlalchemy.exc import IntegrityError
 
 from storage import (
@@ -806,3 +806,30 @@ async def test_a_users_active_jobs_come_oldest_first(db: Database, clock: Clock)
     await db.mark_running(first.id, at(4))
     await db.mark_cancelled(done.id, at(4))
     assert [job.id for job in await db.active_jobs(owner.id)] == [first.id, second.id]
+
+
+async def test_jobs_submitted_together_are_written_together_each_refused_alone_over_its_quota(db: Database) -> None:
+    """A burst of submissions: the jobs that wait while one group is written go in the next transaction, and a
+    reservation over its owner's limit refuses only its own job."""
+    alice = await db.get_or_create_user("telegram", "1")
+    bob = await db.get_or_create_user("telegram", "2")
+    limit = QuotaReservation(DAY, 1, 1.0, max_images=3, max_gpu_seconds=100.0)
+    transactions = 0
+
+    def count(*_: object) -> None:
+        nonlocal transactions
+        transactions += 1
+
+    assert db._engine is not None
+    event.listen(db._engine.sync_engine, "commit", count)
+    outcomes = await asyncio.gather(
+        *(db.create_job(draft_for(owner), limit) for owner in [alice] * 5 + [bob] * 5 + [alice] * 5),
+        return_exceptions=True,
+    )
+    written = [outcome for outcome in outcomes if isinstance(outcome, Job)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, QuotaExceeded)]
+    assert [job.owner_id for job in written] == [alice.id] * 3 + [bob.id] * 3
+    assert len(refused) == 9 and all(error.resource == "images" for error in refused)
+    assert transactions <= 3  # the first job alone, then everyone who waited meanwhile
+    assert (await db.quota_usage(alice.id, DAY)).images == 3 and (await db.quota_usage(bob.id, DAY)).images == 3
+    assert len(await db.jobs_in_states([JobState.QUEUED])) == 6
