@@ -28,6 +28,10 @@ from storage.records import DeliveryState, Job, JobDraft, JobState, QuotaReserva
 from storage.turns import Sessions
 
 
+GROUP_LIMIT = 32
+"""Jobs in one transaction at most: building and flushing a group runs on the event loop, which the worker shares."""
+
+
 @dataclass(eq=False)
 class _Waiting:
     draft: JobDraft
@@ -59,7 +63,7 @@ class NewJobs:
         group: list[_Waiting] = []
         try:
             async with self._sessions.begin() as session:
-                group, self._waiting = self._waiting, []
+                group, self._waiting = self._waiting[:GROUP_LIMIT], self._waiting[GROUP_LIMIT:]
                 outcomes = await _insert(session, group, self._now())
         except BaseException as error:
             failure = (
