@@ -13,7 +13,7 @@ progress steps and returns noise images; every prompt asks for one image, so up 
   chat of their own and each sending their next prompt once the last one is queued; the pipeline runs meanwhile.
   Figures: the duty cycle (the stand-in's busy time over the wall time from its first start to its last return),
   the status-message edits per job (`editMessageText` calls over the jobs), the gaps between pipeline calls, the
-  time to drain, every Bot API call by method and the most calls in any one second.
+  time to drain, every Bot API call by method and the most calls in any one second, and the core's events by kind.
 - burst50: BURST_USERS users send one prompt each at the same moment, to an idle service. The "queued" reply is
   the time from the submission to Telegram's answer to the job's status message (its link being written).
 - queue200: OVERHEAD_QUEUED prompts are queued before the pipeline's first call returns; for the jobs whose batch
@@ -138,6 +138,7 @@ class Watch:
         self.delivery = delivery
         self.calls: list[tuple[str, float]] = []
         self.events: dict[tuple[str, str], float] = {}
+        self.kinds: Counter[str] = Counter()
         self.posted: dict[str, float] = {}
         self.reported: dict[str, float] = {}
         self.problems: list[str] = []
@@ -163,6 +164,7 @@ class Watch:
 
     async def on_event(self, event: JobEvent) -> None:
         self.events.setdefault((event.kind, event.job_id), time.perf_counter())
+        self.kinds[event.kind] += 1
         if event.kind.final and event.kind != "done":
             self.problems.append(f"job {event.job_id} ended {event.kind} ({event.error_key})")
             self._ended.set()
@@ -302,6 +304,7 @@ async def _queue1000(seconds: float, limit: float = WAIT_LIMIT_SECONDS) -> dict[
             "pipeline_s": round(sum(end - start for start, end in calls), 1),
             "calls": dict(sorted(Counter(name for name, _ in watch.calls).items())),
             "peak_calls_per_s": _peak_per_second([at for _, at in watch.calls]),
+            "events": dict(sorted(watch.kinds.items())),
         }
 
     return await _with_telegram(stand_in, jobs, use)
