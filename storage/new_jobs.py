@@ -27,7 +27,6 @@ from storage.models import JobRow, QuotaChargeRow, UserRow
 from storage.records import DeliveryState, Job, JobDraft, JobState, QuotaReservation, QuotaState
 from storage.turns import Sessions
 
-
 GROUP_LIMIT = 32
 """Jobs in one transaction at most: building and flushing a group runs on the event loop, which the worker shares."""
 
@@ -109,8 +108,8 @@ async def _insert(session: AsyncSession, group: Sequence[_Waiting], now: datetim
         if waiting.draft.answers is not None:
             source, update_ids = waiting.draft.answers
             answers.setdefault(source, []).extend(update_ids)
-    for source, update_ids in answers.items():
-        await mark_handled(session, source, update_ids, now)
+    for source, handled in answers.items():
+        await mark_handled(session, source, handled, now)
     await session.flush()
     return [refused[waiting] if waiting in refused else rows[waiting].record() for waiting in group]
 

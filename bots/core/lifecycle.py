@@ -61,6 +61,7 @@ class Lifecycle:
     async def on_started(self, job_ids: Sequence[str]) -> None:
         """The batch's jobs written running in one transaction, then announced. The worker does not wait for this
         (a job's done report does), and the users still waiting are told their places by `Positions`, not here."""
+        self.positions.forget(job_ids)
         self.positions.moved(len(job_ids))
         with urgent():
             started = {job.id for job in await self.db.mark_running_many(job_ids, now())}

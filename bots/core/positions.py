@@ -20,7 +20,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bots.config import QueueSettings
@@ -74,6 +74,11 @@ class Positions:
         self._waiting[job_id] = _Waiting(chat, told)
         now = self._clock()
         self._check_at(job_id, now if told is None else self._next_check(now, eta_seconds))
+
+    def forget(self, job_ids: Sequence[str]) -> None:
+        """These jobs left the queue for the GPU: no more checks (their heap entries are skipped when due)."""
+        for job_id in job_ids:
+            self._waiting.pop(job_id, None)
 
     def moved(self, started: int) -> None:
         """A batch of `started` jobs left the queue: the jobs right behind them, whose places may have halved,
