@@ -13,7 +13,7 @@ file and a file store in a temporary directory, wired as `easel run` wires them.
 
 Run it from the repository root:
 
-    python benchmarks/scheduler.py [--ops N]
+    python benchmarks/scheduler.py [--ops N] [--saturation-seconds S]
 
 Latencies are the median and 99th percentile of N timed calls of each kind with about 10,000 jobs from 1,000
 users queued, flat and with 50 communities (the clock barely moves, so nothing ages). Fairness is Jain's index of
@@ -23,8 +23,10 @@ clock where calls take those times, and run the real worker on the tiny model wi
 The duty cycle is the time the stand-in ran over
 the wall time from its first start to its last return, while DUTY_JOBS jobs of DUTY_USERS users keep it
 saturated; each job asks for 4 images, a whole batch, so every job is one pipeline call. The service's overhead is
-the median over OVERHEAD_JOBS jobs submitted one at a time to an idle worker. Human-readable lines come first; the
-last line of stdout is one JSON object with every figure.
+the median over OVERHEAD_JOBS jobs submitted one at a time to an idle worker. Then the saturation cases of
+`benchmarks/saturation.py` (1,000 queued one-image prompts, a burst of 50, the overheads with 200 waiting, all
+delivered through the Telegram adapter's delivery; see that module). Human-readable lines come first; the last line
+of stdout is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from typing import Any, TypeVar
 import fair_batches
 from bench_settings import bench_settings
 from PIL import Image
+from saturation import SECONDS as SATURATION_SECONDS
+from saturation import print_saturation, saturation
 
 from bots.core.facade import Core
 from bots.core.lifecycle import Lifecycle
@@ -161,7 +165,7 @@ def _summary(samples: list[float]) -> dict[str, float]:
 
 
 def decision_latency(communities: bool, ops: int, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Median and p99 microseconds of submit, next, cancel and position with about QUEUED jobs waiting."""
+    """Median and p99 microseconds of submit, next, cancel, position and eta with about QUEUED jobs waiting."""
     scheduler = FairScheduler(
         max_pending_per_user=MAX_PENDING_PER_USER,
         max_queue=2 * QUEUED,
@@ -173,7 +177,7 @@ def decision_latency(communities: bool, ops: int, seed: int = 0) -> dict[str, di
         job = load.job()
         scheduler.submit(job, load.now)
         load.added(job)
-    samples: dict[str, list[float]] = {"submit": [], "next": [], "cancel": [], "position": []}
+    samples: dict[str, list[float]] = {"submit": [], "next": [], "cancel": [], "position": [], "eta": []}
     for _ in range(ops):
         job = load.job()
         _, took = _timed(scheduler.submit, job, load.now)
@@ -189,6 +193,8 @@ def decision_latency(communities: bool, ops: int, seed: int = 0) -> dict[str, di
         target = load.any_queued()
         _, took = _timed(scheduler.position, target, load.now)
         samples["position"].append(took)
+        _, took = _timed(scheduler.eta, target, load.now, 1.0)
+        samples["eta"].append(took)
 
         target = load.any_queued()
         cancelled, took = _timed(scheduler.cancel, target)
@@ -560,7 +566,7 @@ def batching_figures() -> dict[str, Any]:
     }
 
 
-def benchmark(ops: int) -> dict[str, Any]:
+def benchmark(ops: int, saturation_seconds: float = SATURATION_SECONDS) -> dict[str, Any]:
     started = time.perf_counter()
     load_average = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average {load_average:.2f} (other work on the machine skews latency)")
@@ -599,6 +605,9 @@ def benchmark(ops: int) -> dict[str, Any]:
     for kind, summary in overhead.items():
         print(f"  {kind:<18} median {summary['median']:8.2f}   p99 {summary['p99']:8.2f}")
 
+    saturated = saturation(saturation_seconds)
+    print_saturation(saturated)
+
     wall_s = time.perf_counter() - started
     print(f"\nwall time {wall_s:.1f} s")
     return {
@@ -618,6 +627,7 @@ def benchmark(ops: int) -> dict[str, Any]:
         "duty": duty,
         "overhead_jobs": OVERHEAD_JOBS,
         "overhead_ms": overhead,
+        **saturated,
         "cpus": os.cpu_count(),
         "load_average_1m": round(load_average, 2),
         "wall_s": round(wall_s, 1),
@@ -627,10 +637,16 @@ def benchmark(ops: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=5000, help="timed calls of each kind per mode (default 5000)")
+    parser.add_argument(
+        "--saturation-seconds",
+        type=float,
+        default=SATURATION_SECONDS,
+        help=f"stand-in seconds per pipeline call in the saturation cases (default {SATURATION_SECONDS})",
+    )
     args = parser.parse_args()
     if args.ops < 100:
         parser.error("--ops must be at least 100 for a p99")
-    print(json.dumps(benchmark(args.ops)))
+    print(json.dumps(benchmark(args.ops, args.saturation_seconds)))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ class QueueSettings(_Section):
     max_wait_seconds: float = Field(default=900.0, gt=0)
     max_batch_images: int = Field(default=4, ge=1, le=16)
     fair_communities: bool = False
+    position_interval_seconds: float = Field(default=30.0, ge=0)
+    position_chat_interval_seconds: float = Field(default=10.0, ge=0)
+    position_updates_per_second: float = Field(default=5.0, gt=0)
 
 
 class TierSettings(_Section):

@@ -55,9 +55,12 @@ class Runtime:
         self.worker = build_worker(settings, generate)
         self.core = Core(settings, db, self.files, self.worker)
         self.task: asyncio.Task[None] | None = None
+        self._positions: asyncio.Task[None] | None = None
 
     def start(self) -> asyncio.Task[None]:
+        """The worker's task, and beside it the one that tells waiting users their places."""
         self.task = asyncio.create_task(self.worker.run(self.core.lifecycle), name="easel-worker")
+        self._positions = asyncio.create_task(self.core.positions.run(), name="easel-positions")
         return self.task
 
     async def finish(self, timeout: float | None = None) -> None:
@@ -66,6 +69,9 @@ class Runtime:
         run again, and undelivered results are delivered, at the next start."""
         if self.task is None:
             return
+        if self._positions is not None:
+            self._positions.cancel()
+            await asyncio.wait({self._positions})
         await self.worker.stop()
         done, _ = await asyncio.wait({self.task}, timeout=timeout)
         if not done:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
+from generation.sums import Costs
+
 
 @dataclass(frozen=True, kw_only=True)
 class QueuedJob:
@@ -39,8 +41,8 @@ class QueuedJob:
             raise ValueError(f"submitted_at {self.submitted_at!r} is not allowed: a finite time in seconds")
 
 
-Rate = float | Callable[[QueuedJob], float]
-"""Seconds per unit of cost: one figure for all jobs, or each job's own."""
+Rate = float | Callable[[Hashable | None], float]
+"""Seconds per unit of cost: one figure for all jobs, or each kind's own (a function of `QueuedJob.kind`)."""
 
 
 def check_positive(name: str, value: float) -> None:
@@ -70,6 +72,7 @@ class Group:
     chain_end: float = 0.0  # group-level finish tag of the last slot
     slots: SortedList = field(default_factory=SortedList)  # (tag, seq, size), one per job in the fair order
     jobs: SortedList = field(default_factory=SortedList)  # FairKey of the group's jobs in the fair order
+    costs: Costs = field(default_factory=Costs)  # their costs by kind, by FairKey: the work ahead of a job
     users: dict[str, User] = field(default_factory=dict)
     queued: int = 0  # fair and aged
     running: int = 0

@@ -23,7 +23,9 @@ is three rank look-ups, O(log n). sortedcontainers' SortedList is used rather th
 ranks, which a heap cannot give without a scan, and cancel needs exact removal, which a heap only fakes with
 lazy-deletion tombstones that would also falsify the ranks. submit, next_batch (per job), cancel and position are
 O(log n); moving a job to the aged queue is amortised into them (each job moves at most once), and a cancel also
-re-tags the user's own later jobs, at most the per-user cap. `positions` and `etas` are one O(n) walk.
+re-tags the user's own later jobs, at most the per-user cap. `positions` is one O(n) walk. The work ahead of a job
+(its `eta`) is O(log n) per group: each group keeps its jobs' costs in a sum tree (`generation.sums`), and the jobs a
+group has ahead of a slot are its first ones.
 
 Cancel gives the charge back: the user's later jobs move up as if the cancelled one had never been submitted, and
 its group's chain loses its last slot, so repeated submit-and-cancel cannot push a community back. No other user's
@@ -50,6 +52,7 @@ that is SFQ's reset at the end of a busy period, and it also bounds the state ke
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping
 
@@ -57,6 +60,8 @@ from sortedcontainers import SortedList
 
 from generation.errors import QueueFull, UserQueueFull
 from generation.fair_queue_records import Batch, Entry, FairKey, Group, QueuedJob, Rate, Running, User, check_positive
+from generation.queue_eta import ahead_of, by_kind, running_left
+from generation.sums import Costs
 
 
 class DuplicateJob(ValueError):
@@ -65,11 +70,6 @@ class DuplicateJob(ValueError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id!r} is already queued or running")
-
-
-def _seconds(job: QueuedJob, seconds_per_cost: Rate) -> float:
-    rate = seconds_per_cost(job) if callable(seconds_per_cost) else seconds_per_cost
-    return job.cost * rate
 
 
 class FairScheduler:
@@ -89,15 +89,7 @@ class FairScheduler:
         communities: bool = False,
         community_weights: Mapping[str | None, float] | None = None,
     ) -> None:
-        for name, limit in (("max_pending_per_user", max_pending_per_user), ("max_queue", max_queue)):
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-                raise ValueError(f"{name} {limit!r} is not allowed: a whole number of at least 1")
-        if not max_wait > 0:
-            raise ValueError(f"max_wait {max_wait!r} is not allowed: seconds above 0 (math.inf turns aging off)")
-        if community_weights and not communities:
-            raise ValueError("community_weights are given but communities is off")
-        for community, weight in (community_weights or {}).items():
-            check_positive(f"weight of community {community!r}", weight)
+        _check_settings(max_pending_per_user, max_queue, max_wait, communities, community_weights)
         self._max_pending_per_user = max_pending_per_user
         self._max_queue = max_queue
         self._max_wait = max_wait
@@ -113,6 +105,7 @@ class FairScheduler:
         self._slots: SortedList = SortedList()  # (tag, seq, group key) of every group's slots
         self._by_time: SortedList = SortedList()  # TimeKey of the jobs in the fair order: who ages next
         self._aged: SortedList = SortedList()  # TimeKey of the aged jobs, oldest first
+        self._aged_costs = Costs()  # their costs by kind, by TimeKey
 
     def __len__(self) -> int:
         """Queued jobs (not counting running ones)."""
@@ -147,6 +140,7 @@ class FairScheduler:
         group.slots.add((tag, entry.seq, size))
         self._slots.add((tag, entry.seq, group.key))
         group.jobs.add(entry.fair_key)
+        group.costs.add(entry.fair_key, job.kind, job.cost)
         self._by_time.add(entry.time_key)
         group.queued += 1
         user.pending.append(entry)
@@ -208,6 +202,7 @@ class FairScheduler:
             return False
         if entry.aged:
             self._aged.remove(entry.time_key)
+            self._aged_costs.remove(entry.time_key, entry.job.kind)
         else:
             self._by_time.remove(entry.time_key)
             self._leave_fair_order(entry)
@@ -229,19 +224,24 @@ class FairScheduler:
         self._advance(now)
         return {entry.job.job_id: place for place, entry in enumerate(self._in_order(), start=1)}
 
-    def eta(self, job_id: str, now: float, seconds_per_cost: Rate) -> float:
-        """Seconds until the job starts: what is running, then the work ahead of it.
+    def head(self, now: float, count: int) -> list[str]:
+        """The ids of the first `count` queued jobs in order: O(count + groups)."""
+        self._advance(now)
+        return [entry.job.job_id for entry in itertools.islice(self._in_order(), count)]
 
-        `seconds_per_cost` is one rate for all jobs, or a function giving each job's own (by its `kind`).
+    def eta(self, job_id: str, now: float, seconds_per_cost: Rate) -> float:
+        """Seconds until the job starts: what is running, then the work ahead of it; O(log n) per group.
+
+        `seconds_per_cost` is one rate for all jobs, or a function giving each kind's own (`QueuedJob.kind`).
         """
         self._advance(now)
-        target = self._entries[job_id]
-        return next(ahead for entry, ahead in self._starts(seconds_per_cost) if entry is target)
+        return running_left(self._running, self._now, seconds_per_cost) + ahead_of(
+            self._entries[job_id], self._groups, self._aged_costs, by_kind(seconds_per_cost)
+        )
 
     def etas(self, now: float, seconds_per_cost: Rate) -> dict[str, float]:
-        """Every queued job's `eta`, in one pass."""
-        self._advance(now)
-        return {entry.job.job_id: ahead for entry, ahead in self._starts(seconds_per_cost)}
+        """Every queued job's `eta`."""
+        return {job_id: self.eta(job_id, now, seconds_per_cost) for job_id in list(self._entries)}
 
     def _group(self, key: str | None) -> Group:
         group = self._groups.get(key)
@@ -262,11 +262,13 @@ class FairScheduler:
             self._leave_fair_order(entry)
             entry.aged = True
             self._aged.add(key)
+            self._aged_costs.add(key, entry.job.kind, entry.job.cost)
 
     def _leave_fair_order(self, entry: Entry) -> None:
         """Take a job out of the fair order; its group gives back its last slot, and each job behind it moves up."""
         group = entry.group
         group.jobs.remove(entry.fair_key)
+        group.costs.remove(entry.fair_key, entry.job.kind)
         tag, seq, size = group.slots.pop()
         self._slots.remove((tag, seq, group.key))
         group.chain_end -= size
@@ -287,6 +289,7 @@ class FairScheduler:
     def _take(self) -> Entry:
         if self._aged:
             entry = self._entries[self._aged.pop(0)[2]]
+            self._aged_costs.remove(entry.time_key, entry.job.kind)
             group = entry.group
             group.chain_end = max(group.chain_end, self._vtime) + entry.job.cost / group.weight
         else:
@@ -295,6 +298,7 @@ class FairScheduler:
             group.slots.pop(0)
             self._vtime = tag
             entry = self._entries[group.jobs.pop(0)[2]]
+            group.costs.remove(entry.fair_key, entry.job.kind)
             # A refund may leave a start tag behind the virtual time, which must not go back.
             group.vtime = max(group.vtime, entry.start)
             self._by_time.remove(entry.time_key)
@@ -327,8 +331,10 @@ class FairScheduler:
                 entry.start = start
             else:
                 jobs.remove(entry.fair_key)
+                cancelled.group.costs.remove(entry.fair_key, entry.job.kind)
                 entry.start = start
                 jobs.add(entry.fair_key)
+                cancelled.group.costs.add(entry.fair_key, entry.job.kind, entry.job.cost)
             previous = entry.finish
 
     def _settle(self, group: Group) -> None:
@@ -361,13 +367,20 @@ class FairScheduler:
                 cursor = cursors[key] = iter(self._groups[key].jobs)
             yield self._entries[next(cursor)[2]]
 
-    def _starts(self, seconds_per_cost: Rate) -> Iterator[tuple[Entry, float]]:
-        """Each queued job in order, with the seconds of work ahead of it: what is running, then the queue."""
-        batches = {running.batch for running in self._running.values()}
-        ahead = sum(
-            max(0.0, sum(_seconds(job, seconds_per_cost) for job in batch.jobs) - (self._now - batch.started_at))
-            for batch in batches
-        )
-        for entry in self._in_order():
-            yield entry, ahead
-            ahead += _seconds(entry.job, seconds_per_cost)
+
+def _check_settings(
+    max_pending_per_user: int,
+    max_queue: int,
+    max_wait: float,
+    communities: bool,
+    community_weights: Mapping[str | None, float] | None,
+) -> None:
+    for name, limit in (("max_pending_per_user", max_pending_per_user), ("max_queue", max_queue)):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"{name} {limit!r} is not allowed: a whole number of at least 1")
+    if not max_wait > 0:
+        raise ValueError(f"max_wait {max_wait!r} is not allowed: seconds above 0 (math.inf turns aging off)")
+    if community_weights and not communities:
+        raise ValueError("community_weights are given but communities is off")
+    for community, weight in (community_weights or {}).items():
+        check_positive(f"weight of community {community!r}", weight)

@@ -66,11 +66,8 @@ class Throughput:
         self.smoothing = smoothing
         self._by_operation: dict[Hashable, float] = {}
 
-    def rate(self, operation: Hashable) -> float:
+    def rate(self, operation: Hashable | None) -> float:
         return self._by_operation.get(operation, self.overall)
-
-    def of(self, job: QueuedJob) -> float:
-        return self.rate(job.kind)
 
     def seconds(self, request: GenerationRequest) -> float:
         """The expected GPU seconds of one request."""
@@ -152,12 +149,16 @@ class Worker:
             return None
         return self.scheduler.position(job_id, self._clock())
 
+    def head(self, count: int) -> list[str]:
+        """The first `count` queued jobs, in order."""
+        return self.scheduler.head(self._clock(), count)
+
     def positions(self) -> dict[str, int]:
         return self.scheduler.positions(self._clock())
 
     def etas(self) -> dict[str, float]:
-        """`eta` for every queued job in one pass over the queue."""
-        starts = self.scheduler.etas(self._clock(), self.throughput.of)
+        """`eta` for every queued job."""
+        starts = self.scheduler.etas(self._clock(), self.throughput.rate)
         return {
             job_id: start + self.throughput.seconds(self._items[job_id].request) for job_id, start in starts.items()
         }
@@ -169,7 +170,7 @@ class Worker:
         item = self._items.get(job_id)
         if item is None:
             return None
-        return self.scheduler.eta(job_id, self._clock(), self.throughput.of) + self.throughput.seconds(item.request)
+        return self.scheduler.eta(job_id, self._clock(), self.throughput.rate) + self.throughput.seconds(item.request)
 
     async def run(self, sink: JobSink) -> None:
         """Serve batches until `stop`, reporting to `sink`; the current batch always finishes, so nothing is lost.
@@ -224,15 +225,15 @@ class Worker:
         self._running = ids
         self._running_seconds = sum(self.throughput.seconds(item.request) for item in batch)
         self._running_since = since = self._clock()
-        started = asyncio.create_task(self._sink.on_started(ids) if announce else asyncio.sleep(0))
+        started = self._spawn(self._sink.on_started(ids) if announce else asyncio.sleep(0))
         try:
             results = await self._on_gpu(batch, started)
         except GenerationCancelled:
-            await started
+            await asyncio.wait({started})
             self._spawn(self._report_in_order([(job_id, partial(self._sink.on_cancelled, job_id)) for job_id in ids]))
             return
         except Exception as error:
-            await started
+            await asyncio.wait({started})
             if len(batch) > 1:
                 log.warning("batch %s failed (%r); running its jobs one by one", ids, error)
                 for item in batch:
@@ -244,7 +245,6 @@ class Worker:
         finally:
             self._running = []
             self._running_seconds = 0.0
-        await started
         elapsed = self._clock() - since
         self.throughput.record(str(batch[0].request.operation), cost, elapsed)
         reports: list[tuple[str, Report]] = []
@@ -254,7 +254,7 @@ class Worker:
             else:
                 seconds = elapsed * job_cost(item.request) / cost
                 reports.append((item.job_id, partial(self._sink.on_done, item.job_id, result, seconds)))
-        self._spawn(self._report_in_order(reports))
+        self._spawn(self._report_in_order(reports), after=started)
 
     async def _report_in_order(self, reports: list[tuple[str, Report]]) -> None:
         """A batch's endings one after another, in its fair order, each once the one before has returned; one that
@@ -297,15 +297,27 @@ class Worker:
     def _elapsed(self) -> float:
         return self._clock() - self._running_since
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
+    def _spawn(self, work: Coroutine[Any, Any, None], after: asyncio.Task[None] | None = None) -> asyncio.Task[None]:
+        """Report in a task of its own; `after` (the batch's start report) ends first, however it ends, so that a
+        job is written running before it is written done, without the next batch waiting for either."""
+        task = asyncio.ensure_future(work if after is None else _after(after, work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
+        return task
 
     async def _drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def _after(first: asyncio.Task[None], work: Coroutine[Any, Any, None]) -> None:
+    try:
+        await asyncio.wait({first})
+    except BaseException:
+        work.close()
+        raise
+    await work
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -9,14 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from storage.bans import CommunityBans
 from storage.communities import Communities
-from storage.engine import open_engine
+from storage.engine import open_engine, single_connection
 from storage.inbox import Inbox
 from storage.jobs import Jobs
 from storage.messages import MessageLinks
 from storage.migrate import upgrade_database
 from storage.moderation import ModerationLog
+from storage.new_jobs import NewJobs
 from storage.quotas import Quotas
 from storage.repository import Clock, utc_now
+from storage.turns import Sessions, Turns
 from storage.users import Users
 
 
@@ -32,7 +34,8 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         self.url = url
         self._clock = clock
         self._engine: AsyncEngine | None = None
-        self._sessions = async_sessionmaker(expire_on_commit=False)
+        self._sessions = Sessions(async_sessionmaker(expire_on_commit=False), Turns(None))
+        self._new_jobs = NewJobs(self._sessions, self._now)
 
     async def upgrade(self) -> None:
         """Migrate the schema to the newest revision; safe to run at every start."""
@@ -46,11 +49,12 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         self._engine = engine
-        self._sessions.configure(bind=engine)
+        self._sessions.factory.configure(bind=engine)
+        self._sessions.turns = Turns(1 if single_connection(self.url) else None)
 
     async def close(self) -> None:
         if self._engine is not None:
-            self._sessions.configure(bind=None)
+            self._sessions.factory.configure(bind=None)
             await self._engine.dispose()
             self._engine = None
 

@@ -5,7 +5,8 @@ SQLite), and synchronous=FULL (each commit is on disk before it returns, so a jo
 survives a power loss too; NORMAL would save one fsync per commit). SQLAlchemy, not the sqlite3 module,
 begins transactions, with BEGIN IMMEDIATE: a transaction that reads and then writes cannot fail
 half-way because another process wrote in between. The process keeps one SQLite connection: its
-coroutines take turns, each `Database` call being one short transaction, and never wait on file locks.
+coroutines take turns (`storage.turns`: the worker's writes first, then the oldest request's), each `Database`
+call being one short transaction, and never wait on file locks.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database)
+
+
+def single_connection(url: str) -> bool:
+    """Whether the engine for `url` has one connection, which its transactions take in turns: any SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
 
 
 def open_engine(url: str) -> AsyncEngine:

@@ -12,7 +12,6 @@ fails loudly instead of passing silently), or `NotFound` for an unknown id.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.columns import as_utc
 from storage.errors import InvalidTransition, NotFound
-from storage.inbox import mark_handled
 from storage.models import JobRow, OutputRow
-from storage.quotas import commit_charge, reserve_charge
+from storage.new_jobs import NewJobs
+from storage.quotas import commit_charge
 from storage.records import (
     FINISHED_STATES,
     DeliveryState,
@@ -48,40 +47,15 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 
 
 class Jobs(Repository):
+    _new_jobs: NewJobs
+
     async def create_job(self, draft: JobDraft, reservation: QuotaReservation | None = None) -> Job:
         """Write a new job, queued, with a fresh id, and charge its quota in the same transaction.
 
-        Over a limit of the reservation, `QuotaExceeded` is raised and nothing is written.
+        Over a limit of the reservation, `QuotaExceeded` is raised and nothing is written. The jobs submitted while
+        another group is being written are written together (`storage.new_jobs`).
         """
-        async with self._sessions.begin() as session:
-            row = JobRow(
-                id=uuid.uuid4().hex,
-                owner_id=draft.owner_id,
-                community_id=draft.community_id,
-                platform=draft.platform,
-                channel_id=draft.channel_id,
-                operation=draft.operation,
-                parameters=dict(draft.parameters),
-                prompt=draft.prompt,
-                processed_prompt=draft.processed_prompt,
-                negative_prompt=draft.negative_prompt,
-                seed=draft.seed,
-                cost=draft.cost,
-                state=JobState.QUEUED,
-                attempts=0,
-                created_at=self._now(),
-                delivery_state=DeliveryState.PENDING,
-                delivery_attempts=0,
-                parent_id=draft.parent_id,
-                input_files=list(draft.input_files),
-            )
-            session.add(row)
-            await session.flush()
-            if draft.answers is not None:
-                await mark_handled(session, *draft.answers, row.created_at)
-            if reservation is not None:
-                await reserve_charge(session, draft.owner_id, row.id, reservation, row.created_at)
-            return row.record()
+        return await self._new_jobs.create(draft, reservation)
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._sessions() as session:
@@ -91,6 +65,19 @@ class Jobs(Repository):
     async def mark_running(self, job_id: str, now: datetime) -> Job:
         """Start an attempt: counts it in `attempts`."""
         return await self._change_state(job_id, JobState.RUNNING, started_at=as_utc(now), attempts=JobRow.attempts + 1)
+
+    async def mark_running_many(self, job_ids: Sequence[str], now: datetime) -> list[Job]:
+        """Start the attempts of a batch in one transaction; a job that is no longer queued (cancelled in the
+        instant before the GPU took it) is left as it is, and only the jobs started are returned."""
+        async with self._sessions.begin() as session:
+            rows = await session.scalars(
+                update(JobRow)
+                .where(JobRow.id.in_(list(job_ids)), JobRow.state.in_(TRANSITIONS[JobState.RUNNING]))
+                .values(state=JobState.RUNNING, started_at=as_utc(now), attempts=JobRow.attempts + 1)
+                .returning(JobRow),
+                execution_options={"synchronize_session": False},
+            )
+            return [row.record() for row in rows]
 
     async def requeue_job(self, job_id: str) -> Job:
         """Put a job left running (by a crash or a restart) back in the queue; `attempts` keeps the count."""
@@ -166,6 +153,16 @@ class Jobs(Repository):
             rows = await session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
             return [row.record() for row in rows]
 
+    async def active_jobs(self, user_id: int) -> list[Job]:
+        """A user's queued and running jobs, oldest first. They are few (the per-user cap, and a batch), so they are
+        found by the owner and state index and sorted here: ordered by time in SQL, SQLite would walk every job of
+        the user by the owner and time index instead."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(JobRow).where(JobRow.owner_id == user_id, JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
+            )
+            return sorted((row.record() for row in rows), key=lambda job: (job.created_at, job.id))
+
     async def paths_shared(self, paths: Iterable[str], job_id: str) -> set[str]:
         """Which of `paths` (files are named by content, so two jobs may share one) other undeleted jobs
         still show: deleting a job must leave those files in place."""
@@ -210,6 +207,19 @@ class Jobs(Repository):
         async with self._sessions() as session:
             rows = await session.scalars(select(OutputRow).where(OutputRow.job_id == job_id).order_by(OutputRow.index))
             return [row.record() for row in rows]
+
+    async def outputs_of_jobs(self, job_ids: Sequence[str]) -> dict[str, list[Output]]:
+        """The outputs of several jobs in one query, each job's in order; a job without any is left out."""
+        found: dict[str, list[Output]] = {}
+        if not job_ids:
+            return found
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(OutputRow).where(OutputRow.job_id.in_(list(job_ids))).order_by(OutputRow.job_id, OutputRow.index)
+            )
+            for row in rows:
+                found.setdefault(row.job_id, []).append(row.record())
+        return found
 
     async def _change_state(self, job_id: str, target: JobState, **values: Any) -> Job:
         async with self._sessions.begin() as session:

@@ -101,6 +101,7 @@ class JobRow(Base):
     __table_args__ = (
         Index(None, "state"),
         Index(None, "owner_id", "created_at"),
+        Index(None, "owner_id", "state", "created_at"),
         Index(None, "delivery_state"),
     )
 
@@ -166,6 +167,7 @@ class JobRow(Base):
 
 class OutputRow(Base):
     __tablename__ = "outputs"
+    __table_args__ = (Index(None, "path"),)
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
     index: Mapped[int] = mapped_column(primary_key=True)

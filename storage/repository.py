@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from storage.columns import as_utc
+from storage.turns import Sessions
 
 Clock = Callable[[], datetime]
-Sessions = async_sessionmaker[AsyncSession]
 
 
 def utc_now() -> datetime:

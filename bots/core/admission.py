@@ -18,6 +18,7 @@ from bots.core.announcer import Announcer, Route
 from bots.core.intake import answered
 from bots.core.jobs import Jobs
 from bots.core.lifecycle import Lifecycle, community_key, user_key
+from bots.core.positions import Positions
 from bots.core.types import Actor, EventKind, Place, Receipt
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
@@ -54,6 +55,7 @@ class Admission:
     announcer: Announcer
     lifecycle: Lifecycle
     jobs: Jobs
+    positions: Positions
 
     async def submit(self, actor: Actor, place: Place, ask: Ask, parent_job_id: str | None = None) -> Receipt:
         user = await self.accounts.user(actor)
@@ -66,15 +68,20 @@ class Admission:
         ask = replace(ask, options=options)
         overrides = self.moderation.limits_for(community)
         limits = _limits(self.settings.limits, overrides)
-        request = await asyncio.to_thread(self.build, ask, limits)
+        uploads = _uploads(ask)
+        request = await asyncio.to_thread(self.build, ask, limits) if uploads else self.build(ask, limits)
         tier = _tier(self.settings.tier(user.tier), overrides)
         estimate = self.worker.throughput.seconds(request)
-        await self._check_quota(user, tier, request.count, estimate)
+        if uploads:  # refused before they are written; `create_job` checks the same limits atomically in any case
+            await self._check_quota(user, tier, request.count, estimate)
         try:
             self.worker.scheduler.check_capacity(user_key(user.id))
         except QueueRefused as error:
             raise user_error(error) from None
-        parameters = await asyncio.to_thread(encode, request, ask, self._keep_input)
+        if uploads:
+            parameters = await asyncio.to_thread(encode, request, ask, self._keep_input)
+        else:
+            parameters = encode(request, ask, self._keep_input)
         draft = JobDraft(
             owner_id=user.id,
             community_id=community_id,
@@ -104,6 +111,8 @@ class Admission:
             raise user_error(error) from None
         receipt = Receipt(job.id, self.worker.position(job.id), self.worker.eta(job.id))
         await self.announcer.emit(EventKind.QUEUED, job.id, position=receipt.position, eta_seconds=receipt.eta_seconds)
+        if receipt.position is not None:
+            self.positions.track(job.id, (place.platform, place.channel_id), receipt.position, receipt.eta_seconds)
         return receipt
 
     async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:
@@ -154,6 +163,12 @@ class Admission:
             raise _quota_error("images", tier)
         if usage.gpu_seconds + gpu_seconds > tier.gpu_seconds_per_day:
             raise _quota_error("gpu_seconds", tier)
+
+
+def _uploads(ask: Ask) -> bool:
+    """Whether the ask carries images: decoding and keeping them is slow work for a thread, and worth a quota
+    check first. A text alone is checked and encoded in microseconds, and needs neither."""
+    return ask.image is not None or ask.mask_image is not None or any(isinstance(item, bytes) for item in ask.mix)
 
 
 def _prose(ask: Ask) -> list[str]:

@@ -1,7 +1,8 @@
 """The core as the adapters see it: every use case in one place, each served by the module that owns it.
 
 The parts are built here in dependency order, so nothing is tied together after construction: the worker
-exists first (the composition root starts it with `lifecycle` as its sink), then the parts that use it.
+exists first (the composition root starts it with `lifecycle` as its sink, and `positions` beside it), then the
+parts that use it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from bots.core.admission import Admission
 from bots.core.announcer import Announcer
 from bots.core.jobs import Jobs
 from bots.core.lifecycle import Lifecycle
+from bots.core.positions import Positions
 from bots.core.reads import Reads
 from bots.moderation.commands import Moderation
 from generation.worker import Worker
@@ -28,10 +30,22 @@ class Core:
         self.moderation = Moderation(settings, db)
         self.accounts = Accounts(db)
         self.announcer = Announcer(db)
-        self.lifecycle = Lifecycle(settings, db, files, worker, self.accounts, self.moderation, self.announcer)
+        self.positions = Positions(worker, self.announcer, settings.queue)
+        self.lifecycle = Lifecycle(
+            settings, db, files, worker, self.accounts, self.moderation, self.announcer, self.positions
+        )
         self.jobs = Jobs(db, files, worker, self.accounts, self.moderation, self.lifecycle)
         self.admission = Admission(
-            settings, db, files, worker, self.accounts, self.moderation, self.announcer, self.lifecycle, self.jobs
+            settings,
+            db,
+            files,
+            worker,
+            self.accounts,
+            self.moderation,
+            self.announcer,
+            self.lifecycle,
+            self.jobs,
+            self.positions,
         )
         self.reads = Reads(settings, db, files, worker, self.accounts)
 

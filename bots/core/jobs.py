@@ -144,7 +144,7 @@ class Jobs:
 
     async def _newest_active(self, actor: Actor) -> Job:
         user = await self.accounts.user(actor)
-        active = await self.db.owner_jobs(user.id, ACTIVE_STATES, limit=1)
+        active = await self.db.active_jobs(user.id)
         if not active:
             raise UserError("job.none_active")
-        return active[0]
+        return active[-1]

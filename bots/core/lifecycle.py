@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from bots.config import Settings
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
+from bots.core.positions import Positions
 from bots.core.types import EventKind
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
@@ -28,9 +29,9 @@ from generation.requests import GenerationRequest
 from generation.translation import PromptTranslation
 from generation.worker import Worker, WorkItem
 from storage.database import Database
-from storage.errors import InvalidTransition
 from storage.files import FileStore
 from storage.records import Community, Job, JobState, OutputDraft
+from storage.turns import urgent
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +52,24 @@ class Lifecycle:
     accounts: Accounts
     moderation: Moderation
     announcer: Announcer
+    positions: Positions
     _redelivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     _stopping: bool = field(default=False, init=False, repr=False)
 
     # --- JobSink: what the worker reports --------------------------------------------------
 
     async def on_started(self, job_ids: Sequence[str]) -> None:
-        moment = now()
+        """The batch's jobs written running in one transaction, then announced. The worker does not wait for this
+        (a job's done report does), and the users still waiting are told their places by `Positions`, not here."""
+        self.positions.forget(job_ids)
+        self.positions.moved(len(job_ids))
+        with urgent():
+            started = {job.id for job in await self.db.mark_running_many(job_ids, now())}
         for job_id in job_ids:
-            try:
-                await self.db.mark_running(job_id, moment)
-            except InvalidTransition as error:  # cancelled in the instant before the GPU took it
-                log.info("job %s started after it ended: %s", job_id, error)
+            if job_id not in started:  # cancelled in the instant before the GPU took it
+                log.info("job %s started after it ended", job_id)
                 continue
             await self.announcer.emit(EventKind.STARTED, job_id)
-        await self._announce_positions()
 
     async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
         for job_id in job_ids:
@@ -73,7 +77,9 @@ class Lifecycle:
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
         """Apply the community's rules to what the worker made (the translation's words, the images' safety
-        scores), then store and announce it. Most results need neither check, and skip reading the job."""
+        scores), then store and announce it. Most results need neither check, and skip reading the job. The
+        result is written before the transactions of requests waiting for the database; its delivery takes its
+        turn among them, by age."""
         translation = result.translation
         english = _translated_prompt(translation) if translation is not None else None
         scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
@@ -92,7 +98,8 @@ class Lifecycle:
                 await self.close(job_id, JobState.FAILED, error_key="moderation.nsfw")
                 return
         outputs = await asyncio.to_thread(self._store_outputs, result)
-        await self.db.mark_done(job_id, now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
+        with urgent():
+            await self.db.mark_done(job_id, now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
         await self.announcer.emit(
             EventKind.DONE,
             job_id,
@@ -105,10 +112,12 @@ class Lifecycle:
 
     async def on_failed(self, job_id: str, error: BaseException) -> None:
         log.error("job %s failed: %r", job_id, error)
-        await self.close(job_id, JobState.FAILED, error_key="error.internal", message=repr(error))
+        with urgent():
+            await self.close(job_id, JobState.FAILED, error_key="error.internal", message=repr(error))
 
     async def on_cancelled(self, job_id: str) -> None:
-        await self.close(job_id, JobState.CANCELLED)
+        with urgent():
+            await self.close(job_id, JobState.CANCELLED)
 
     async def close(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> None:
         """Fail or cancel a job: written, quota refunded, then announced."""
@@ -146,6 +155,7 @@ class Lifecycle:
             except QueueRefused as error:  # the caps were lowered since the job was accepted
                 await self.close(job.id, JobState.FAILED, error_key=user_error(error).key)
                 continue
+            self.positions.track(job.id, (job.platform, job.channel_id), told=None, eta_seconds=None)
             recovered += 1
         if recovered:
             log.info("re-enqueued %d jobs left by the previous run", recovered)
@@ -201,12 +211,6 @@ class Lifecycle:
         return count
 
     # --- internals -----------------------------------------------------------------------------
-
-    async def _announce_positions(self) -> None:
-        """Everyone behind a batch that just started moved up."""
-        etas = self.worker.etas()
-        for job_id, position in self.worker.positions().items():
-            await self.announcer.emit(EventKind.POSITION, job_id, position=position, eta_seconds=etas.get(job_id))
 
     async def _spoilered(self, job: Job, scores: Sequence[float]) -> bool:
         if not self.moderation.flagged(scores):

@@ -9,7 +9,6 @@ from typing import Any
 from bots.config import Settings
 from bots.core.accounts import Accounts
 from bots.core.admission import PREFERENCE_KEYS, today
-from bots.core.jobs import ACTIVE_STATES
 from bots.core.types import Actor, JobSummary, QueueEntry, QuotaStatus
 from bots.errors import UserError, user_error
 from generation.errors import InvalidRequest
@@ -32,26 +31,26 @@ class Reads:
         user = await self.accounts.user(actor)
         return [
             QueueEntry(job.id, job.state.value, job.prompt, self.worker.position(job.id), self.worker.eta(job.id))
-            for job in reversed(await self.db.owner_jobs(user.id, ACTIVE_STATES, limit=100))
+            for job in await self.db.active_jobs(user.id)
         ]
 
     async def history(self, actor: Actor, limit: int = 10) -> list[JobSummary]:
+        """The actor's newest jobs with their images: two queries, however many jobs."""
         user = await self.accounts.user(actor)
-        summaries = []
-        for job in await self.db.owner_jobs(user.id, limit=limit):
-            outputs = [] if job.deleted_at is not None else await self.db.outputs_of(job.id)
-            summaries.append(
-                JobSummary(
-                    job.id,
-                    job.state.value,
-                    job.operation,
-                    job.prompt,
-                    job.seed,
-                    job.created_at,
-                    tuple(self.files.path_of(output.path) for output in outputs),
-                )
+        jobs = await self.db.owner_jobs(user.id, limit=limit)
+        outputs = await self.db.outputs_of_jobs([job.id for job in jobs if job.deleted_at is None])
+        return [
+            JobSummary(
+                job.id,
+                job.state.value,
+                job.operation,
+                job.prompt,
+                job.seed,
+                job.created_at,
+                tuple(self.files.path_of(output.path) for output in outputs.get(job.id, ())),
             )
-        return summaries
+            for job in jobs
+        ]
 
     async def quota(self, actor: Actor) -> QuotaStatus:
         user = await self.accounts.user(actor)

@@ -21,7 +21,7 @@ from bots.core.announcer import MAX_DELIVERY_ATTEMPTS
 from bots.core.facade import Core
 from bots.core.types import Actor, JobEvent, Place, short_id
 from bots.errors import UserError
-from bots.root import open_runtime
+from bots.root import Runtime, open_runtime
 from generation.asks import Ask, Options
 from generation.engine import CancelCheck, Engine, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
@@ -123,7 +123,7 @@ Start = Callable[..., Any]
 
 @pytest.fixture
 async def start(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[Start]:
-    running: list[tuple[Harness, asyncio.Task[None]]] = []
+    running: list[tuple[Harness, Runtime]] = []
 
     async def launch(
         generate: GenerateFn | None = None,
@@ -139,16 +139,18 @@ async def start(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[S
         runtime.core.listen("test", harness.listener)
         if recover:
             await runtime.core.recover()
-        task = runtime.start() if work else asyncio.create_task(asyncio.sleep(0))
-        running.append((harness, task))
+        if work:
+            runtime.start()
+        running.append((harness, runtime))
         return harness
 
     yield launch
-    for harness, task in running:
+    for harness, runtime in running:
         if isinstance(harness.generate, Gate):
             harness.generate.released.set()  # a failed test must not leave a batch held forever
-        await harness.worker.stop()
-        await task
+        await runtime.finish()
+        if runtime.task is not None:
+            runtime.task.result()  # a worker that died fails the test
         harness.worker.close()
         await harness.db.close()
 
@@ -391,19 +393,42 @@ async def test_restart_recovery_requeues_and_retries_once(start: Start) -> None:
     assert await restarted.service.redeliver() == 0
 
 
-async def test_positions_are_announced_as_the_queue_moves(start: Start) -> None:
-    gate = Gate(held=True)
-    harness: Harness = await start(gate)
+class OneByOne(Gate):
+    """A stand-in pipeline that holds each batch until the test lets one more through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passes = threading.Semaphore(0)
+
+    def __call__(
+        self, batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> list[GenerationResult]:
+        while not self.passes.acquire(timeout=0.01):
+            if should_cancel():
+                raise GenerationCancelled
+        return super().__call__(batch, on_progress, should_cancel)
+
+
+async def test_a_waiting_user_is_told_when_their_place_halves(start: Start) -> None:
+    pipeline = OneByOne()
+    harness: Harness = await start(pipeline)
     receipts = [
         await harness.service.submit(actor, HERE, Ask("txt2img", f"job {n}", Options(steps=3 + n)))
-        for n, actor in enumerate((ALICE, BOB, ALICE))
+        for n, actor in enumerate((ALICE, BOB, ALICE, BOB))
     ]
-    assert [receipt.position for receipt in receipts][1:] == [1, 2] or receipts[0].position == 1
-    gate.released.set()
-    for receipt in receipts:
-        await harness.final(receipt.job_id)
-    positions = [event for event in harness.events if event.kind == "position"]
-    assert positions and all(event.position is not None and event.position >= 1 for event in positions)
+    first, second, third, fourth = (receipt.job_id for receipt in receipts)
+    assert [receipt.position for receipt in receipts] == [1, 1, 2, 3]  # the first is on the GPU at once
+    pipeline.passes.release()  # the first ends, the second starts: the third moves from 2 to 1, the fourth 3 to 2
+
+    async def told() -> list[tuple[str, int | None]]:
+        while not any(event.kind == "position" for event in harness.events):
+            await asyncio.sleep(0.01)
+        return [(event.job_id, event.position) for event in harness.events if event.kind == "position"]
+
+    assert await asyncio.wait_for(told(), 10) == [(third, 1)]  # 3 to 2 is not worth a message
+    pipeline.passes.release(3)
+    for job_id in (first, second, third, fourth):
+        assert (await harness.final(job_id)).kind == "done"
 
 
 async def test_concurrent_requests_cannot_overdraw_the_quota(start: Start) -> None:

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, event, inspect
 from sqlalchemy.exc import IntegrityError
 
 from storage import (
@@ -140,7 +140,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
     assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0005"
+    assert await on_database(url, current_revision) == head == "0006"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
@@ -763,3 +763,73 @@ async def test_an_update_is_received_once_and_replayed_until_handled(db: Databas
     assert await db.prune_updates("telegram:1", timedelta(hours=24)) == 2
     assert await db.unhandled_updates("telegram:2") == [(10, "{}")]
     assert await db.receive_update("telegram:1", 10, "{}")
+
+
+async def test_lookups_by_output_path_and_by_a_users_active_jobs_use_their_indexes(db: Database, url: str) -> None:
+    """Deleting a job's images asks which other jobs show each file, and /queue asks for a user's active jobs
+    (`active_jobs`' query): neither may read every output, or every job of the user."""
+    queries = (
+        ("SELECT job_id FROM outputs WHERE path IN (?, ?) AND job_id != ?", ("a", "b", "x")),
+        ("SELECT id FROM jobs WHERE owner_id = ? AND state IN (?, ?)", (1, "queued", "running")),
+    )
+
+    def plans(connection: Connection) -> list[str]:
+        return [
+            " ".join(
+                str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}", values).fetchall()
+            )
+            for query, values in queries
+        ]
+
+    by_path, active = await on_database(url, plans)
+    assert "ix_outputs_path" in by_path
+    assert "ix_jobs_owner_id_state_created_at" in active
+
+
+async def test_the_outputs_of_several_jobs_come_in_one_call(db: Database) -> None:
+    user = await db.get_or_create_user("discord", "7")
+    jobs = [await db.create_job(draft_for(user)) for _ in range(3)]
+    for job, count in zip(jobs, (2, 0, 1), strict=True):
+        await db.mark_running(job.id, at(1))
+        await db.mark_done(job.id, at(2), outputs(count))
+    found = await db.outputs_of_jobs([job.id for job in jobs])
+    assert {job_id: [item.index for item in items] for job_id, items in found.items()} == {
+        jobs[0].id: [0, 1],
+        jobs[2].id: [0],
+    }
+    assert await db.outputs_of_jobs([]) == {}
+
+
+async def test_a_users_active_jobs_come_oldest_first(db: Database, clock: Clock) -> None:
+    owner = await db.get_or_create_user("telegram", "5")
+    first, done, second = [await job_at(db, clock, owner, minutes) for minutes in (1, 2, 3)]
+    await db.mark_running(first.id, at(4))
+    await db.mark_cancelled(done.id, at(4))
+    assert [job.id for job in await db.active_jobs(owner.id)] == [first.id, second.id]
+
+
+async def test_jobs_submitted_together_are_written_together_each_refused_alone_over_its_quota(db: Database) -> None:
+    """A burst of submissions: the jobs that wait while one group is written go in the next transaction, and a
+    reservation over its owner's limit refuses only its own job."""
+    alice = await db.get_or_create_user("telegram", "1")
+    bob = await db.get_or_create_user("telegram", "2")
+    limit = QuotaReservation(DAY, 1, 1.0, max_images=3, max_gpu_seconds=100.0)
+    transactions = 0
+
+    def count(*_: object) -> None:
+        nonlocal transactions
+        transactions += 1
+
+    assert db._engine is not None
+    event.listen(db._engine.sync_engine, "commit", count)
+    outcomes = await asyncio.gather(
+        *(db.create_job(draft_for(owner), limit) for owner in [alice] * 5 + [bob] * 5 + [alice] * 5),
+        return_exceptions=True,
+    )
+    written = [outcome for outcome in outcomes if isinstance(outcome, Job)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, QuotaExceeded)]
+    assert [job.owner_id for job in written] == [alice.id] * 3 + [bob.id] * 3
+    assert len(refused) == 9 and all(error.resource == "images" for error in refused)
+    assert transactions <= 3  # the first job alone, then everyone who waited meanwhile
+    assert (await db.quota_usage(alice.id, DAY)).images == 3 and (await db.quota_usage(bob.id, DAY)).images == 3
+    assert len(await db.jobs_in_states([JobState.QUEUED])) == 6

@@ -216,3 +216,37 @@ async def test_an_abandoned_batch_stops_at_its_next_step_and_reports_nothing(req
     finally:
         pipeline.release.set()  # a batch that ignored the abandon must not hold the test process
     assert sink.log == [("started", "long")]
+
+
+class SlowStart(Sink):
+    """A sink whose start report is held until released, as a database busy with other writes would hold it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started_release = asyncio.Event()
+
+    async def on_started(self, job_ids: Sequence[str]) -> None:
+        await self.started_release.wait()
+        await super().on_started(job_ids)
+
+
+async def test_the_next_batch_does_not_wait_for_the_start_report_but_a_done_report_does(request_for: Build) -> None:
+    pipeline, sink = Pipeline(), SlowStart()
+    pipeline.release.set()
+    worker = worker_for(pipeline)
+    worker.submit(WorkItem("first", request_for("txt2img", "first"), "alice"))
+    worker.submit(WorkItem("second", request_for("txt2img", "second", steps=9), "bob"))
+    sink.expected = 2
+    task = asyncio.create_task(worker.run(sink))
+    for _ in range(500):  # both batches ran while neither start report had returned
+        if len(pipeline.batches) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert pipeline.batches == [["first"], ["second"]] and sink.log == []
+    sink.started_release.set()
+    await asyncio.wait_for(sink.finished.wait(), 10)
+    await worker.stop()
+    await task
+    worker.close()
+    for job_id in ("first", "second"):  # each written running before it is written done
+        assert sink.log.index(("started", job_id)) < sink.log.index(("done", job_id))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import itertools
 import math
+import random
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from generation.errors import QueueFull, QueueRefused, UserQueueFull
 from generation.fair_queue_records import QueuedJob
 from generation.scheduler import DuplicateJob, FairScheduler
+from generation.sums import SumTree
 
 USERS = ("ann", "bob", "cy", "dee", "eve")
 COMMUNITIES = (None, "red", "blue")
@@ -570,6 +573,7 @@ def test_no_job_is_lost_or_run_twice(operations: list[tuple[Any, ...]], communit
     scheduler = make(communities=communities, max_pending_per_user=4, max_queue=12, max_wait=10.0)
     now = 0.0
     submitted: list[str] = []
+    costs: dict[str, float] = {}
     queued: dict[str, str] = {}  # job id -> user
     accepted: set[str] = set()
     running: set[str] = set()
@@ -580,6 +584,7 @@ def test_no_job_is_lost_or_run_twice(operations: list[tuple[Any, ...]], communit
             case ("submit", user, community, cost):
                 new = job(f"j{len(submitted)}", user, community=community, cost=float(cost), batch_key="k", at=now)
                 submitted.append(new.job_id)
+                costs[new.job_id] = new.cost
                 if sum(owner == user for owner in queued.values()) >= 4:
                     with pytest.raises(UserQueueFull):
                         scheduler.submit(new, now)
@@ -607,7 +612,12 @@ def test_no_job_is_lost_or_run_twice(operations: list[tuple[Any, ...]], communit
             case ("wait", seconds):
                 now += seconds
         assert len(scheduler) == len(queued)
-        assert set(scheduler.positions(now)) == set(queued)
+        places = scheduler.positions(now)
+        assert set(places) == set(queued)
+        etas = scheduler.etas(now, 1.0)
+        order = sorted(places, key=places.__getitem__)
+        for before, after in itertools.pairwise(order):  # the sum trees agree with the order after every change
+            assert etas[after] - etas[before] == pytest.approx(costs[before])
     taken += drain(scheduler, now)
     assert len(taken) == len(set(taken))
     assert set(taken) == accepted - cancelled
@@ -874,3 +884,31 @@ def test_a_batch_is_the_level_compatible_head_of_the_order(
         )
         if fits:
             assert probe_goes_before(setup, at, left_out)
+
+
+def test_a_sum_tree_sums_the_values_below_any_key() -> None:
+    rng = random.Random(7)
+    tree, values = SumTree(), {}
+    for _ in range(2000):
+        key = rng.randrange(300)
+        if key in values and rng.random() < 0.5:
+            tree.remove(key)
+            del values[key]
+        elif key not in values:
+            values[key] = float(rng.randrange(1, 9))
+            tree.add(key, values[key])
+        probe = rng.randrange(301)
+        assert tree.below(probe) == sum(value for other, value in values.items() if other < probe)
+    assert len(tree) == len(values) and tree.total == sum(values.values())
+    with pytest.raises(KeyError):
+        tree.remove(1000)
+
+
+def test_an_eta_weighs_each_kind_by_its_own_rate() -> None:
+    scheduler = make()
+    slow = QueuedJob(job_id="slow", user="a", community=None, cost=2.0, kind="inpaint", submitted_at=0.0)
+    fast = QueuedJob(job_id="fast", user="b", community=None, cost=3.0, kind="txt2img", submitted_at=0.0)
+    last = QueuedJob(job_id="last", user="c", community=None, cost=1.0, kind="txt2img", submitted_at=0.0)
+    submit_all(scheduler, [slow, fast, last])
+    rates = {"inpaint": 5.0, "txt2img": 1.0}
+    assert scheduler.eta("last", 0.0, rates.__getitem__) == 2.0 * 5.0 + 3.0 * 1.0

@@ -1,0 +1,185 @@
+"""New jobs written in groups: the submissions that wait for the database while one group is written go together in
+the next transaction (group commit).
+
+Written alone, each job of a burst took a transaction of its own: about ten statements (the job, its update marked
+handled, its owner's row locked, the day's usage read, its reservation), each some round trips to aiosqlite's thread,
+and a commit. Written together, a group takes one insert of its jobs, one locked read of its owners' usage, one
+insert of their reservations and one commit, whatever its size. The first submission that finds nobody writing
+writes the group: its own job and every job that joined while it waited for its turn on the database; submissions
+that arrive meanwhile wait, and the first of them whose job is still unwritten writes the next group. A job over its
+owner's quota is refused alone (`QuotaExceeded`), the others of its group are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import QuotaExceeded
+from storage.inbox import mark_handled
+from storage.models import JobRow, QuotaChargeRow, UserRow
+from storage.records import DeliveryState, Job, JobDraft, JobState, QuotaReservation, QuotaState
+from storage.turns import Sessions
+
+GROUP_LIMIT = 32
+"""Jobs in one transaction at most: building and flushing a group runs on the event loop, which the worker shares."""
+
+
+@dataclass(eq=False)
+class _Waiting:
+    draft: JobDraft
+    reservation: QuotaReservation | None
+    written: asyncio.Future[Job]
+
+
+class NewJobs:
+    def __init__(self, sessions: Sessions, now: Callable[[], datetime]) -> None:
+        self._sessions = sessions
+        self._now = now
+        self._waiting: list[_Waiting] = []
+        self._writing = asyncio.Lock()
+
+    async def create(self, draft: JobDraft, reservation: QuotaReservation | None) -> Job:
+        waiting = _Waiting(draft, reservation, asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        try:
+            async with self._writing:
+                if not waiting.written.done():
+                    await self._write()
+        except asyncio.CancelledError:
+            if waiting in self._waiting:  # not taken into a group yet: nothing is written
+                self._waiting.remove(waiting)
+            raise
+        return waiting.written.result()
+
+    async def _write(self) -> None:
+        group: list[_Waiting] = []
+        try:
+            async with self._sessions.begin() as session:
+                group, self._waiting = self._waiting[:GROUP_LIMIT], self._waiting[GROUP_LIMIT:]
+                outcomes = await _insert(session, group, self._now())
+        except BaseException as error:
+            failure = (
+                error if isinstance(error, Exception) else RuntimeError(f"writing the jobs was stopped: {error!r}")
+            )
+            for waiting in group:
+                if not waiting.written.done():
+                    waiting.written.set_exception(failure)
+            raise
+        for waiting, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Job):
+                waiting.written.set_result(outcome)
+            else:
+                waiting.written.set_exception(outcome)
+
+
+async def _insert(session: AsyncSession, group: Sequence[_Waiting], now: datetime) -> list[Job | QuotaExceeded]:
+    """Within one transaction: the reservations checked against each owner's day (their rows locked), then every
+    job that fits written with its reservation and its updates marked handled."""
+    refused = await _over_quota(session, group)
+    rows = {}
+    for waiting in group:
+        if waiting not in refused:
+            rows[waiting] = _row(waiting.draft, now)
+    session.add_all(rows.values())
+    await session.flush()
+    charges = [
+        QuotaChargeRow(
+            job_id=row.id,
+            user_id=waiting.draft.owner_id,
+            day=waiting.reservation.day,
+            images=waiting.reservation.images,
+            gpu_seconds=waiting.reservation.gpu_seconds,
+            state=QuotaState.RESERVED,
+            created_at=now,
+        )
+        for waiting, row in rows.items()
+        if waiting.reservation is not None
+    ]
+    session.add_all(charges)
+    answers: dict[str, list[int]] = {}
+    for waiting in rows:
+        if waiting.draft.answers is not None:
+            source, update_ids = waiting.draft.answers
+            answers.setdefault(source, []).extend(update_ids)
+    for source, handled in answers.items():
+        await mark_handled(session, source, handled, now)
+    await session.flush()
+    return [refused[waiting] if waiting in refused else rows[waiting].record() for waiting in group]
+
+
+async def _over_quota(session: AsyncSession, group: Sequence[_Waiting]) -> dict[_Waiting, QuotaExceeded]:
+    """The reservations that would take their owner past a limit, counting the day's usage and the group's own
+    reservations before them; the owners' rows are locked first, so that concurrent writers cannot overdraw."""
+    reserving = [waiting for waiting in group if waiting.reservation is not None]
+    if not reserving:
+        return {}
+    owners = sorted({waiting.draft.owner_id for waiting in reserving})
+    days = sorted({waiting.reservation.day for waiting in reserving if waiting.reservation is not None})
+    await session.execute(select(UserRow.id).where(UserRow.id.in_(owners)).with_for_update())
+    rows = await session.execute(
+        select(
+            QuotaChargeRow.user_id,
+            QuotaChargeRow.day,
+            func.coalesce(func.sum(QuotaChargeRow.images), 0),
+            func.coalesce(func.sum(QuotaChargeRow.gpu_seconds), 0.0),
+        )
+        .where(
+            QuotaChargeRow.user_id.in_(owners),
+            QuotaChargeRow.day.in_(days),
+            QuotaChargeRow.state != QuotaState.REFUNDED,
+        )
+        .group_by(QuotaChargeRow.user_id, QuotaChargeRow.day)
+    )
+    used: dict[tuple[int, date], list[float]] = {(user, day): [images, seconds] for user, day, images, seconds in rows}
+    refused = {}
+    for waiting in reserving:
+        reservation = waiting.reservation
+        assert reservation is not None
+        day = used.setdefault((waiting.draft.owner_id, reservation.day), [0, 0.0])
+        over = _over(reservation, int(day[0]), float(day[1]))
+        if over is not None:
+            refused[waiting] = over
+            continue
+        day[0] += reservation.images
+        day[1] += reservation.gpu_seconds
+    return refused
+
+
+def _over(reservation: QuotaReservation, images: int, gpu_seconds: float) -> QuotaExceeded | None:
+    if reservation.max_images is not None and images + reservation.images > reservation.max_images:
+        return QuotaExceeded("images", images, reservation.images, reservation.max_images)
+    limit = reservation.max_gpu_seconds
+    if limit is not None and gpu_seconds + reservation.gpu_seconds > limit:
+        return QuotaExceeded("gpu_seconds", gpu_seconds, reservation.gpu_seconds, limit)
+    return None
+
+
+def _row(draft: JobDraft, now: datetime) -> JobRow:
+    return JobRow(
+        id=uuid.uuid4().hex,
+        owner_id=draft.owner_id,
+        community_id=draft.community_id,
+        platform=draft.platform,
+        channel_id=draft.channel_id,
+        operation=draft.operation,
+        parameters=dict(draft.parameters),
+        prompt=draft.prompt,
+        processed_prompt=draft.processed_prompt,
+        negative_prompt=draft.negative_prompt,
+        seed=draft.seed,
+        cost=draft.cost,
+        state=JobState.QUEUED,
+        attempts=0,
+        created_at=now,
+        delivery_state=DeliveryState.PENDING,
+        delivery_attempts=0,
+        parent_id=draft.parent_id,
+        input_files=list(draft.input_files),
+    )
