@@ -16,7 +16,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,12 +81,14 @@ class NewJobs:
 
 async def _insert(session: AsyncSession, group: Sequence[_Waiting], now: datetime) -> list[Job | QuotaExceeded]:
     """Within one transaction: the reservations checked against each owner's day (their rows locked), then every
-    job that fits written with its reservation and its updates marked handled."""
+    job that fits written with its reservation and its updates marked handled. Each job is stamped a microsecond
+    after the one submitted before it, so that "oldest first" (a restart's order, /history) stays the order of
+    submission within a group."""
     refused = await _over_quota(session, group)
     rows = {}
-    for waiting in group:
+    for place, waiting in enumerate(group):
         if waiting not in refused:
-            rows[waiting] = _row(waiting.draft, now)
+            rows[waiting] = _row(waiting.draft, now + timedelta(microseconds=place))
     session.add_all(rows.values())
     await session.flush()
     charges = [
