@@ -10,6 +10,7 @@ B(k)/B(1), as measured here; the throughput case runs the real `Worker` on the t
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Sequence
 
@@ -38,17 +39,22 @@ def one_image(seed: int) -> GenerationRequest:
     return make_request("txt2img", "a prompt", defaults=defaults, limits=Limits(), seed=seed)
 
 
-def call_seconds(engine: Engine, repeats: int) -> list[float]:
-    """Seconds of one pipeline call of k one-image requests, k = 1..CALL_IMAGES: the fastest of `repeats`, the sizes
-    taken in turn. As with timeit, the slower runs measure the machine's other work, not the call."""
+def call_costs(engine: Engine, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of one pipeline call of k one-image requests, k = 1..CALL_IMAGES, and B(k)/B(1): medians over
+    `repeats` rounds that take the sizes in turn, each ratio within one round, so that a busy spell on a shared
+    machine skews a round's calls alike rather than one size's."""
     engine.generate([one_image(0)])  # warm-up
-    samples: list[list[float]] = [[] for _ in range(CALL_IMAGES)]
+    rounds: list[list[float]] = []
     for _ in range(repeats):
+        taken = []
         for size in range(1, CALL_IMAGES + 1):
             started = time.perf_counter()
             engine.generate([one_image(seed) for seed in range(size)])
-            samples[size - 1].append(time.perf_counter() - started)
-    return [min(values) for values in samples]
+            taken.append(time.perf_counter() - started)
+        rounds.append(taken)
+    seconds = [statistics.median(taken[size] for taken in rounds) for size in range(CALL_IMAGES)]
+    ratios = [statistics.median(taken[size] / taken[0] for taken in rounds) for size in range(CALL_IMAGES)]
+    return seconds, ratios
 
 
 def _finishes(arrivals: Sequence[QueuedJob], ratios: Sequence[float]) -> tuple[dict[str, float], list[int]]:
@@ -168,11 +174,11 @@ async def _serve(engine: Engine, max_batch_images: int) -> float:
 
 
 def throughput(engine: Engine, rounds: int) -> dict[str, float]:
-    """Batched (the worker's default max_batch_images) against one by one, in turn: the fastest round of each, and
-    their ratio."""
-    times: dict[int, list[float]] = {CALL_IMAGES: [], 1: []}
-    for _ in range(rounds):
-        for limit, taken in times.items():
-            taken.append(asyncio.run(_serve(engine, limit)))
-    batched, single = min(times[CALL_IMAGES]), min(times[1])
-    return {"batched_s": round(batched, 3), "one_by_one_s": round(single, 3), "ratio": round(single / batched, 3)}
+    """Batched (the worker's default max_batch_images) against one by one, run in pairs: the median times, and the
+    median of each pair's ratio."""
+    pairs = [(asyncio.run(_serve(engine, CALL_IMAGES)), asyncio.run(_serve(engine, 1))) for _ in range(rounds)]
+    return {
+        "batched_s": round(statistics.median(batched for batched, _ in pairs), 3),
+        "one_by_one_s": round(statistics.median(single for _, single in pairs), 3),
+        "ratio": round(statistics.median(single / batched for batched, single in pairs), 3),
+    }
