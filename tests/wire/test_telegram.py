@@ -487,8 +487,11 @@ async def test_a_job_in_flight_survives_a_restart_and_is_delivered_once(
     bot: Bot = await start(held=held)
     bot.fake.text(bot.ann, bot.fake.private(bot.ann), "before the restart")
     bot.fake.text(bot.ann, bot.fake.private(bot.ann), "queued behind it")
-    await bot.job_ids(2)
+    jobs = await bot.job_ids(2)
     await bot.fake.wait_for(lambda: held.batches, what="the first job to reach the GPU")
+    for job_id in jobs:  # each status message posted and linked: what the restart reuses
+        while not await bot.stack.db.messages_of(job_id):
+            await asyncio.sleep(0.01)
     await bot.crash()
     held.release()  # the abandoned batch finishes in its thread; nobody hears of it
     again: Bot = await start(recover=True)
