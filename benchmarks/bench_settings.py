@@ -6,6 +6,9 @@ from pathlib import Path
 
 from bots.config import Settings, load_settings
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+"""What would send the benchmarks' calls to the fake platform servers on 127.0.0.1 through a proxy."""
+
 
 def bench_settings(root: Path, jobs: int) -> Settings:
     """Storage in `root`, and caps and quotas high enough that none of `jobs` is refused."""

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "wire")) 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code, not an installed copy
 
 import discord
-from bench_settings import bench_settings
+from bench_settings import PROXY_VARIABLES, bench_settings
 from fake_discord import CHANNEL_ID, FakeDiscord, FakeMessage
 from fake_telegram import TOKEN, FakeTelegram
 from PIL import Image
@@ -71,7 +71,6 @@ COUNT = 3
 SIZE = 64
 STAND_IN_SECONDS = 0.02
 WAIT_LIMIT_SECONDS = 300.0
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def stand_in(

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from bench_settings import bench_settings
+from bench_settings import PROXY_VARIABLES, bench_settings
 from PIL import Image
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
@@ -71,7 +71,6 @@ OVERHEAD_WAITING = 200
 OVERHEAD_TARGET_MS = 10.0
 WAIT_LIMIT_SECONDS = 900.0
 FIRST_USER = 1001
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 T = TypeVar("T")
 
 _FAKE = f"""
