@@ -30,7 +30,16 @@ QUOTE_KEPT = 100
 
 
 def available_languages() -> list[str]:
-    return sorted(path.name for path in LOCALE_DIR.iterdir() if (path / "LC_MESSAGES" / f"{DOMAIN}.po").is_file())
+    return list(_languages())
+
+
+@cache
+def _languages() -> tuple[str, ...]:
+    """The catalogs shipped, read once: every text rendered resolves its language against them (a directory
+    listing and a file check per language each time cost about 0.2 ms a text)."""
+    return tuple(
+        sorted(path.name for path in LOCALE_DIR.iterdir() if (path / "LC_MESSAGES" / f"{DOMAIN}.po").is_file())
+    )
 
 
 def resolve_language(language: str | None) -> str:
@@ -39,7 +48,7 @@ def resolve_language(language: str | None) -> str:
     if not language:
         return SOURCE_LANGUAGE
     tag = language.replace("_", "-").lower()
-    known = set(available_languages())
+    known = _languages()
     for candidate in (tag, tag.split("-")[0]):
         if candidate in known:
             return candidate

@@ -5,14 +5,16 @@ from __future__ import annotations
 from types import TracebackType
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from storage.bans import CommunityBans
 from storage.communities import Communities
 from storage.engine import open_engine, single_connection
+from storage.groups import Grouped
 from storage.inbox import Inbox
 from storage.jobs import Jobs
-from storage.messages import MessageLinks
+from storage.messages import MessageLinks, write_links
 from storage.migrate import upgrade_database
 from storage.moderation import ModerationLog
 from storage.new_jobs import NewJobs
@@ -36,6 +38,10 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         self._engine: AsyncEngine | None = None
         self._sessions = Sessions(async_sessionmaker(expire_on_commit=False), Turns(None))
         self._new_jobs = NewJobs(self._sessions, self._now)
+        # A group that one bad item fails (a user another process created meanwhile, a link to a missing job) is
+        # written again item by item.
+        self._user_groups = Grouped(self._sessions, self._get_or_create_users, alone_on=(IntegrityError,))
+        self._link_groups = Grouped(self._sessions, write_links, alone_on=(IntegrityError,))
 
     async def upgrade(self) -> None:
         """Migrate the schema to the newest revision; safe to run at every start."""

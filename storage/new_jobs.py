@@ -1,18 +1,16 @@
-"""New jobs written in groups: the submissions that wait for the database while one group is written go together in
-the next transaction (group commit).
+"""New jobs written in groups (`storage.groups`): the submissions that wait for the database while one group is
+written go together in the next transaction (group commit).
 
 Written alone, each job of a burst took a transaction of its own: about ten statements (the job, its update marked
 handled, its owner's row locked, the day's usage read, its reservation), each some round trips to aiosqlite's thread,
 and a commit. Written together, a group takes one insert of its jobs, one locked read of its owners' usage, one
-insert of their reservations and one commit, whatever its size. The first submission that finds nobody writing
-writes the group: its own job and every job that joined while it waited for its turn on the database; submissions
-that arrive meanwhile wait, and the first of them whose job is still unwritten writes the next group. A job over its
-owner's quota is refused alone (`QuotaExceeded`), the others of its group are written.
+insert of their reservations and one commit, whatever its size. A job over its owner's quota is refused alone
+(`QuotaExceeded`), the others of its group are written; any other failure fails the group (a job is never written
+twice by a retry of a commit whose outcome is unknown).
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,61 +20,29 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import QuotaExceeded
+from storage.groups import Grouped
 from storage.inbox import mark_handled
 from storage.models import JobRow, QuotaChargeRow, UserRow
 from storage.records import DeliveryState, Job, JobDraft, JobState, QuotaReservation, QuotaState
 from storage.turns import Sessions
-
-GROUP_LIMIT = 32
-"""Jobs in one transaction at most: building and flushing a group runs on the event loop, which the worker shares."""
 
 
 @dataclass(eq=False)
 class _Waiting:
     draft: JobDraft
     reservation: QuotaReservation | None
-    written: asyncio.Future[Job]
 
 
 class NewJobs:
     def __init__(self, sessions: Sessions, now: Callable[[], datetime]) -> None:
-        self._sessions = sessions
         self._now = now
-        self._waiting: list[_Waiting] = []
-        self._writing = asyncio.Lock()
+        self._groups: Grouped[_Waiting, Job] = Grouped(sessions, self._insert)
 
     async def create(self, draft: JobDraft, reservation: QuotaReservation | None) -> Job:
-        waiting = _Waiting(draft, reservation, asyncio.get_running_loop().create_future())
-        self._waiting.append(waiting)
-        try:
-            async with self._writing:
-                if not waiting.written.done():
-                    await self._write()
-        except asyncio.CancelledError:
-            if waiting in self._waiting:  # not taken into a group yet: nothing is written
-                self._waiting.remove(waiting)
-            raise
-        return waiting.written.result()
+        return await self._groups(_Waiting(draft, reservation))
 
-    async def _write(self) -> None:
-        group: list[_Waiting] = []
-        try:
-            async with self._sessions.begin() as session:
-                group, self._waiting = self._waiting[:GROUP_LIMIT], self._waiting[GROUP_LIMIT:]
-                outcomes = await _insert(session, group, self._now())
-        except BaseException as error:
-            failure = (
-                error if isinstance(error, Exception) else RuntimeError(f"writing the jobs was stopped: {error!r}")
-            )
-            for waiting in group:
-                if not waiting.written.done():
-                    waiting.written.set_exception(failure)
-            raise
-        for waiting, outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, Job):
-                waiting.written.set_result(outcome)
-            else:
-                waiting.written.set_exception(outcome)
+    async def _insert(self, session: AsyncSession, group: Sequence[_Waiting]) -> list[Job | QuotaExceeded]:
+        return await _insert(session, group, self._now())
 
 
 async def _insert(session: AsyncSession, group: Sequence[_Waiting], now: datetime) -> list[Job | QuotaExceeded]:

@@ -1,14 +1,23 @@
-"""Users: one row per platform account, with language, tier and ban."""
+"""Users: one row per platform account, with language, tier and ban.
+
+Looking up (or creating) the user behind an account is the first thing every request does, so the look-ups that wait
+for the database while one group is written go together in the next transaction (`storage.groups`): a burst of
+first contacts takes a few transactions, not one each.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import NotFound
+from storage.groups import Grouped
 from storage.models import UserRow
 from storage.records import PERMANENT, User
 from storage.repository import Repository
@@ -16,7 +25,19 @@ from storage.repository import Repository
 DEFAULT_TIER = "default"
 
 
+@dataclass(frozen=True)
+class Account:
+    """A platform account as a request names it, with what a new user is created with."""
+
+    platform: str
+    platform_user_id: str
+    display_name: str | None
+    language: str | None
+
+
 class Users(Repository):
+    _user_groups: Grouped[Account, User]
+
     async def get_or_create_user(
         self, platform: str, platform_user_id: str, display_name: str | None = None, language: str | None = None
     ) -> User:
@@ -25,11 +46,12 @@ class Users(Repository):
         A known user's display name follows the platform; their language does not, because it may be their
         own choice (`set_user_language`), so `language` only seeds a new user.
         """
+        account = Account(platform, platform_user_id, display_name, language)
         try:
-            return await self._get_or_create_user(platform, platform_user_id, display_name, language)
+            return await self._user_groups(account)
         except IntegrityError:
             # Another process created the same user between our read and our insert: it exists now.
-            return await self._get_or_create_user(platform, platform_user_id, display_name, language)
+            return await self._user_groups(account)
 
     async def get_user(self, user_id: int) -> User | None:
         async with self._sessions() as session:
@@ -53,28 +75,35 @@ class Users(Repository):
     async def unban_user(self, user_id: int) -> User:
         return await self._update_user(user_id, banned_until=None, ban_reason=None)
 
-    async def _get_or_create_user(
-        self, platform: str, platform_user_id: str, display_name: str | None, language: str | None
-    ) -> User:
-        async with self._sessions.begin() as session:
-            row = await session.scalar(
-                select(UserRow).where(UserRow.platform == platform, UserRow.platform_user_id == platform_user_id)
+    async def _get_or_create_users(self, session: AsyncSession, accounts: Sequence[Account]) -> list[User]:
+        """A group's users in one read of each platform's accounts and one insert of the new ones."""
+        rows: dict[tuple[str, str], UserRow] = {}
+        for platform in {account.platform for account in accounts}:
+            ids = {account.platform_user_id for account in accounts if account.platform == platform}
+            found = await session.scalars(
+                select(UserRow).where(UserRow.platform == platform, UserRow.platform_user_id.in_(ids))
             )
+            rows.update(((row.platform, row.platform_user_id), row) for row in found)
+        created = []
+        for account in accounts:
+            key = (account.platform, account.platform_user_id)
+            row = rows.get(key)
             if row is None:
-                row = UserRow(
-                    platform=platform,
-                    platform_user_id=platform_user_id,
-                    display_name=display_name,
-                    language=language,
+                rows[key] = row = UserRow(
+                    platform=account.platform,
+                    platform_user_id=account.platform_user_id,
+                    display_name=account.display_name,
+                    language=account.language,
                     tier=DEFAULT_TIER,
                     preferences={},
                     created_at=self._now(),
                 )
-                session.add(row)
-                await session.flush()
-            elif display_name is not None and display_name != row.display_name:
-                row.display_name = display_name
-            return row.record()
+                created.append(row)
+            elif account.display_name is not None and account.display_name != row.display_name:
+                row.display_name = account.display_name
+        session.add_all(created)
+        await session.flush()
+        return [rows[(account.platform, account.platform_user_id)].record() for account in accounts]
 
     async def _update_user(self, user_id: int, **values: Any) -> User:
         async with self._sessions.begin() as session:

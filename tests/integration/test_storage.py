@@ -27,6 +27,7 @@ from storage import (
     JobDraft,
     JobState,
     MessageAlreadyLinked,
+    MessageLink,
     NotFound,
     OutputDraft,
     QuotaExceeded,
@@ -833,3 +834,31 @@ async def test_jobs_submitted_together_are_written_together_each_refused_alone_o
     assert transactions <= 3  # the first job alone, then everyone who waited meanwhile
     assert (await db.quota_usage(alice.id, DAY)).images == 3 and (await db.quota_usage(bob.id, DAY)).images == 3
     assert len(await db.jobs_in_states([JobState.QUEUED])) == 6
+
+
+async def test_users_and_links_asked_together_are_written_together_a_bad_link_failing_alone(db: Database) -> None:
+    """A burst's first contacts and status-message links go in a few transactions (`storage.groups`); a link to a
+    job that does not exist fails alone, and so does one that would relink a message."""
+    transactions = 0
+
+    def count(*_: object) -> None:
+        nonlocal transactions
+        transactions += 1
+
+    assert db._engine is not None
+    event.listen(db._engine.sync_engine, "commit", count)
+    users = await asyncio.gather(*(db.get_or_create_user("telegram", str(i % 7), f"user {i}") for i in range(20)))
+    assert len({user.id for user in users}) == 7 and transactions <= 2
+    assert users[0].id == users[7].id and users[0].display_name == "user 0"
+    job = await db.create_job(draft_for(users[0]))
+    transactions = 0
+    outcomes = await asyncio.gather(
+        *(db.link_message("telegram", "-1", str(i), job.id) for i in range(10)),
+        db.link_message("telegram", "-1", "0", job.id, output_index=0),
+        db.link_message("telegram", "-1", "99", "no such job"),
+        return_exceptions=True,
+    )
+    assert all(isinstance(outcome, MessageLink) for outcome in outcomes[:10])
+    assert isinstance(outcomes[10], MessageAlreadyLinked) and isinstance(outcomes[11], IntegrityError)
+    assert transactions <= 12  # the first alone; then the group that failed, written again link by link
+    assert len(await db.messages_of(job.id)) == 10
