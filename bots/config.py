@@ -23,6 +23,7 @@ from generation.config import (
     GenerationDefaults,
     Limits,
     ModelSettings,
+    PreviewSettings,
     SafetySettings,
     TranslationSettings,
     defaults_problems,
@@ -167,6 +168,7 @@ class Settings(_Section):
     moderation: ModerationSettings = ModerationSettings()
     translation: TranslationSettings = TranslationSettings()
     safety: SafetySettings = SafetySettings()
+    previews: PreviewSettings = PreviewSettings()
 
     def tier(self, name: str) -> TierSettings:
         """Unknown tier names (a tier removed from the config) fall back to the default tier."""

@@ -184,6 +184,18 @@ class SafetySettings(_Section):
     tiny_bias: float = -4.0
 
 
+class PreviewSettings(_Section):
+    """Live previews of running jobs: a small picture every `interval_seconds` of a job's GPU time.
+
+    Each costs a MoVQ decode of about `size` pixels (and a safety score when a classifier is loaded), so its share
+    of the GPU is about that cost over the interval (`benchmarks/engine.py` reports it as `preview_share`).
+    """
+
+    enabled: bool = True
+    interval_seconds: float = Field(default=3.0, gt=0)
+    size: int = Field(default=256, ge=32, le=1024)
+
+
 def uses_tiny(preset: str, model_settings: ModelSettings) -> bool:
     """Whether a helper model (translation, safety) is the tiny one: asked for, or following the tiny image model."""
     return preset == "tiny" or (preset == "auto" and model_settings.preset == "tiny")

@@ -16,22 +16,32 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from itertools import accumulate
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
 
+from generation.config import PreviewSettings
 from generation.errors import GenerationCancelled
 from generation.models import KandinskyModels
+from generation.previews import Preview, Previewer, decode_small
 from generation.requests import GenerationRequest, MixItem, Operation
 from generation.safety import SafetyChecker
 from generation.translation import ENGLISH, PromptTranslation, SourceText, Translator
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[float], None]
+
+class ProgressCallback(Protocol):
+    """The fraction of the batch's steps done; with previews (one per request, in order) when some are made."""
+
+    def __call__(self, fraction: float, previews: Sequence[Preview] = ()) -> None: ...
+
+
 CancelCheck = Callable[[], bool]
 
 
@@ -68,11 +78,15 @@ class _StepCounter:
         self.on_progress = on_progress
         self.should_cancel = should_cancel
 
+    @property
+    def fraction(self) -> float:
+        return min(self.done / self.total, 1.0)
+
     def __call__(self, _module: torch.nn.Module, _args: object) -> None:
         if self.should_cancel is not None and self.should_cancel():
             raise GenerationCancelled
         if self.done and self.on_progress is not None:
-            self.on_progress(min(self.done / self.total, 1.0))
+            self.on_progress(self.fraction)
         self.done += 1
 
 
@@ -97,11 +111,16 @@ def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
 
 class Engine:
     def __init__(
-        self, models: KandinskyModels, translator: Translator | None = None, safety: SafetyChecker | None = None
+        self,
+        models: KandinskyModels,
+        translator: Translator | None = None,
+        safety: SafetyChecker | None = None,
+        previews: PreviewSettings | None = None,
     ) -> None:
         self.models = models
         self.translator = translator
         self.safety = safety
+        self.previews = previews
 
     def generate(
         self,
@@ -124,9 +143,10 @@ class Engine:
         ]
         rows = [_Row(request, seed) for request in english for seed in request.seeds]
         counter = _StepCounter(total_steps(batch), on_progress, should_cancel)
+        previewer = self._previewer(batch, counter, on_progress)
         started = time.perf_counter()
         with self._hooked(counter, batch[0].operation):
-            images = self._run(batch[0].operation, rows)
+            images = self._run(batch[0].operation, rows, previewer)
         output_scores, input_scores = self._score(batch, images)
         if on_progress is not None:
             on_progress(1.0)
@@ -179,6 +199,23 @@ class Engine:
             translations.append(_translation(request, language, texts) if language is not None and changed else None)
         return translations
 
+    def _previewer(
+        self, batch: Sequence[GenerationRequest], counter: _StepCounter, on_progress: ProgressCallback | None
+    ) -> Previewer | None:
+        """Previews of the batch's first image of each request, when they are on and someone listens."""
+        settings = self.previews
+        if settings is None or not settings.enabled or on_progress is None:
+            return None
+        size, movq, safety, report = settings.size, self.models.decoder.movq, self.safety, on_progress
+        first_rows = [0, *accumulate(request.count for request in batch)][:-1]
+        return Previewer(
+            settings,
+            first_rows,
+            lambda latents: decode_small(movq, latents, size),
+            safety.scores if safety is not None else None,
+            lambda previews: report(counter.fraction, previews),
+        )
+
     @contextmanager
     def _hooked(self, counter: _StepCounter, operation: Operation) -> Iterator[None]:
         if operation is Operation.INPAINT:
@@ -192,13 +229,13 @@ class Engine:
             for handle in handles:
                 handle.remove()
 
-    def _run(self, operation: Operation, rows: list[_Row]) -> list[Image.Image]:
+    def _run(self, operation: Operation, rows: list[_Row], previewer: Previewer | None) -> list[Image.Image]:
         head = rows[0].request
         if operation is Operation.MIX:
             embeds, negative = self._mix_embeddings(head)
         else:
             embeds, negative = self._text_embeddings(rows)
-        common = {
+        common: dict[str, Any] = {
             "image_embeds": embeds,
             "negative_image_embeds": negative,
             "width": head.width,
@@ -208,6 +245,14 @@ class Engine:
             "generator": _generators([row.seed for row in rows]),
             "output_type": "np",
         }
+        decoder = self.models.inpaint_pipeline() if operation is Operation.INPAINT else self.models.decoder
+        if previewer is not None:
+            common["callback_on_step_end"] = previewer.step_end
+        with previewer.predicting(decoder.scheduler) if previewer is not None else nullcontext():
+            return self._decode(operation, rows, common)
+
+    def _decode(self, operation: Operation, rows: list[_Row], common: dict[str, Any]) -> list[Image.Image]:
+        head = rows[0].request
         if operation is Operation.IMG2IMG:
             pixels = self.models.img2img(image=[row.request.image for row in rows], strength=head.strength, **common)
         elif operation is Operation.INPAINT:

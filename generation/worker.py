@@ -22,6 +22,7 @@ from generation.costs import job_cost
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
 from generation.fair_queue_records import QueuedJob
+from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.scheduler import FairScheduler
 
@@ -46,7 +47,8 @@ class JobSink(Protocol):
 
     async def on_started(self, job_ids: Sequence[str]) -> None: ...
 
-    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None: ...
+    async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
+        """`previews`, when there are some, has one per job, in the order of `job_ids`."""
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None: ...
 
@@ -271,16 +273,17 @@ class Worker:
         ids = [item.job_id for item in batch]
         last_report = 0.0
 
-        async def progress(fraction: float) -> None:
+        async def progress(fraction: float, previews: Sequence[Preview]) -> None:
             await started
-            await self._sink.on_progress(ids, fraction)
+            await self._sink.on_progress(ids, fraction, previews)
 
-        def report(fraction: float) -> None:
+        def report(fraction: float, previews: Sequence[Preview] = ()) -> None:
+            """A preview always goes (the engine makes them seldom); plain progress at most once an interval."""
             nonlocal last_report
             now = self._clock()
-            if fraction >= 1.0 or now - last_report >= self._progress_interval:
+            if previews or fraction >= 1.0 or now - last_report >= self._progress_interval:
                 last_report = now
-                loop.call_soon_threadsafe(lambda: self._spawn(progress(fraction)))
+                loop.call_soon_threadsafe(lambda: self._spawn(progress(fraction, previews)))
 
         def should_cancel() -> bool:
             return self._abandoned or all(job_id in self._cancel_requested for job_id in ids)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
+from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.scheduler import FairScheduler
 from generation.worker import Throughput, Worker, WorkItem
@@ -34,8 +35,9 @@ class Sink:
         for job_id in job_ids:
             self.log.append(("started", job_id))
 
-    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
-        return None
+    async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
+        if previews:
+            self.log.extend(("preview", job_id) for job_id in job_ids)
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
         assert gpu_seconds >= 0
@@ -96,6 +98,30 @@ async def test_compatible_jobs_at_the_head_share_one_call_in_fair_order(request_
     # fair order is a1, b1, c1, d1, a2: b1 is not compatible, so a1 runs alone; c1 and d1 stand level and share a
     # call; a2 is alice's second job, which a job submitted meanwhile would have gone before, so it runs alone
     assert pipeline.batches == [["a1"], ["b1"], ["c1", "d1"], ["a2"]]
+
+
+class Previewing(Pipeline):
+    """Reports plain progress, then three previews at once: plain progress is held to the interval, previews are
+    never dropped."""
+
+    def __call__(
+        self, batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> list[GenerationResult]:
+        on_progress(0.1)
+        for fraction in (0.2, 0.3, 0.4):
+            on_progress(fraction, [Preview(Image.new("RGB", (8, 8)))] * len(batch))
+        return super().__call__(batch, on_progress, should_cancel)
+
+
+async def test_every_preview_is_reported_whatever_the_progress_interval(request_for: Build) -> None:
+    pipeline, sink = Previewing(), Sink()
+    worker = worker_for(pipeline, progress_interval=3600.0)
+    worker.submit(WorkItem("ann", request_for("txt2img", "ann"), "ann"))
+    worker.submit(WorkItem("bob", request_for("txt2img", "bob"), "bob"))
+    await run_until_finished(worker, sink, pipeline, expected=2)
+    previews = [job_id for kind, job_id in sink.log if kind == "preview"]
+    assert previews == ["ann", "bob"] * 3
+    assert sink.log.index(("preview", "ann")) > sink.log.index(("started", "bob"))  # after the batch's start
 
 
 class SlowForAnn(Sink):

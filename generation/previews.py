@@ -1,0 +1,105 @@
+"""Live previews: a small picture of what a running job is becoming, every `interval_seconds` of its GPU time.
+
+A preview shows the denoiser's own prediction of the final image at that step (the scheduler's
+`pred_original_sample`), not the noisy latents: with the DDPM schedule the latents are mostly noise for the first
+half of the steps, while the prediction shows the composition from the first steps on. It is decoded by the same
+MoVQ as the result, on latents scaled down so that the picture is about `size` pixels on its longer side: the
+decoder's cost grows with its pixels, so a 256 px preview of a 768 px image costs about a ninth of the final
+decode. Only the first image of each request is previewed. `benchmarks/engine.py` measures the cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from generation.config import PreviewSettings
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, eq=False)
+class Preview:
+    """One request's picture; `nsfw_score` from the safety classifier, None without one."""
+
+    image: Image.Image
+    nsfw_score: float | None = None
+
+
+PreviewSink = Callable[[Sequence[Preview]], None]
+"""Takes one preview per request of the batch, in the batch's order; called from the GPU thread."""
+
+
+class Previewer:
+    """Decides when a batch's next preview is due and makes it, from inside the decoder's step callback."""
+
+    def __init__(
+        self,
+        settings: PreviewSettings,
+        first_rows: Sequence[int],
+        make: Callable[[torch.Tensor], list[Image.Image]],
+        score: Callable[[list[Image.Image]], list[float]] | None,
+        sink: PreviewSink,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.interval = settings.interval_seconds
+        self.first_rows = list(first_rows)
+        self._make = make
+        self._score = score
+        self._sink = sink
+        self._clock = clock
+        self._next = clock() + self.interval
+        self.predicted: torch.Tensor | None = None
+        self.made = 0
+
+    def step_end(self, pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        """The pipelines' `callback_on_step_end`: a preview when one is due, never on the last step (the result
+        follows it at once)."""
+        if step + 1 < pipe.num_timesteps and self._clock() >= self._next:
+            latents = self.predicted if self.predicted is not None else tensors["latents"]
+            self.show(latents)
+            self._next = self._clock() + self.interval
+        return tensors
+
+    def show(self, latents: torch.Tensor) -> None:
+        images = self._make(latents[self.first_rows])
+        scores: Sequence[float | None] = self._score(images) if self._score is not None else [None] * len(images)
+        self.made += 1
+        self._sink([Preview(image, score) for image, score in zip(images, scores, strict=True)])
+
+    @contextmanager
+    def predicting(self, scheduler: Any) -> Iterator[None]:
+        """Keep the scheduler's prediction of the final latents at each step, where its step reports one."""
+        step = scheduler.step
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            output = step(*args, **kwargs)
+            self.predicted = getattr(output, "pred_original_sample", None)
+            return output
+
+        scheduler.step = recording
+        try:
+            yield
+        finally:
+            del scheduler.step
+
+
+def decode_small(movq: Any, latents: torch.Tensor, size: int) -> list[Image.Image]:
+    """MoVQ-decoded pictures of `latents`, scaled down first so their longer side is about `size` pixels."""
+    factor = 2 ** (len(movq.config.block_out_channels) - 1)
+    height, width = latents.shape[-2:]
+    scale = min(1.0, size / (factor * max(height, width)))
+    if scale < 1.0:
+        target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        latents = F.interpolate(latents.float(), size=target, mode="bilinear", antialias=True).to(latents.dtype)
+    pixels = movq.decode(latents.to(movq.dtype), force_not_quantize=True)["sample"]
+    pixels = (pixels.float() * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(np.round(image * 255).astype(np.uint8)) for image in pixels]
