@@ -42,7 +42,7 @@ async def load_engine(settings: Settings) -> GenerateFn:
     translator = await asyncio.to_thread(load_translator, settings.translation, settings.model)
     safety = await asyncio.to_thread(load_safety_checker, settings.safety, settings.model)
     await asyncio.to_thread(detect_language, "warm up")
-    return Engine(models, translator, safety=safety).generate
+    return Engine(models, translator, safety=safety, previews=settings.previews).generate
 
 
 class Runtime:

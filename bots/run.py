@@ -92,7 +92,7 @@ async def serve(
         chosen = _chat_adapters(settings, core, environment)
         if console:
             language = settings.console.language or environment.locale
-            chosen.append(ConsoleAdapter(core, language, stdin, stdout))
+            chosen.append(ConsoleAdapter(core, language, stdin, stdout, settings.storage.outputs_dir / "previews"))
         async with Adapters(chosen) as adapters:
             adapters.register()
             await core.recover()

@@ -3,12 +3,17 @@
 A plain line is a txt2img prompt; slash commands cover the catalogue's other commands. It answers in the
 console's language (`[console] language`, else the system locale). With piped input it reads to the end,
 then waits until every console job has finished and been printed, and returns.
+
+A terminal cannot show a picture, so a job's live preview is written to a file (`<previews_dir>/<job id>.jpg`,
+replaced whole at each preview so a viewer never reads half of one), named once, and removed when the job ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import os
 import shlex
 import sys
 import threading
@@ -38,11 +43,17 @@ class ConsoleAdapter:
     name = PLATFORM
 
     def __init__(
-        self, core: Core, language: str | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
+        self,
+        core: Core,
+        language: str | None = None,
+        stdin: TextIO = sys.stdin,
+        stdout: TextIO = sys.stdout,
+        previews_dir: Path | None = None,
     ) -> None:
         self.core = core
         self.stdin = stdin
         self.stdout = stdout
+        self.previews_dir = previews_dir
         self.context = Context(Actor(PLATFORM, getpass.getuser(), language=language), Place(PLATFORM, "console"))
         self.commands: dict[str, Handler] = bind(self, commands_for(CAPABILITIES))
         self._aliases = {"img2img": "edit"}
@@ -91,7 +102,16 @@ class ConsoleAdapter:
                 self._say(prefix + translation_note(event.source_language, event.translation, event.language))
         elif event.kind is not EventKind.POSITION and not (event.kind is EventKind.PROGRESS and event.progress >= 1):
             self._say(prefix + view.text)
+        if view.preview is not None and self.previews_dir is not None:
+            path = self.previews_dir / f"{event.job_id}.jpg"
+            first = not path.exists()
+            await asyncio.to_thread(_replace, path, view.preview)
+            if first:
+                self._say(prefix + self.context.text("console.preview", path=str(path)))
         if event.kind.final:
+            if self.previews_dir is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.previews_dir / f"{event.job_id}.jpg").unlink()
             self._finished.set()
 
     # --- the catalogue's commands -------------------------------------------------------------
@@ -186,6 +206,13 @@ def _read_lines(stream: TextIO) -> asyncio.Queue[str | None]:
 
     threading.Thread(target=pump, name="easel-console-input", daemon=True).start()
     return lines
+
+
+def _replace(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 def _split_paths(rest: str, count: int) -> tuple[list[str], str]:

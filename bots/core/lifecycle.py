@@ -14,6 +14,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from PIL import Image
+
 from bots.config import Settings
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
@@ -25,6 +27,7 @@ from generation.asks import build_request
 from generation.codec import decode
 from generation.engine import GenerationResult
 from generation.errors import QueueRefused
+from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.translation import PromptTranslation
 from generation.worker import Worker, WorkItem
@@ -36,6 +39,7 @@ from storage.turns import urgent
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a job interrupted by a crash is retried once
+PREVIEW_JPEG_QUALITY = 80
 _FINAL_KINDS = {
     JobState.DONE: EventKind.DONE,
     JobState.FAILED: EventKind.FAILED,
@@ -71,9 +75,31 @@ class Lifecycle:
                 continue
             await self.announcer.emit(EventKind.STARTED, job_id)
 
-    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
-        for job_id in job_ids:
-            await self.announcer.emit(EventKind.PROGRESS, job_id, progress=fraction)
+    async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
+        """Progress, with each job's preview where the community's NSFW policy would show its result; a preview
+        it would block is left out, one it would hide goes behind a spoiler."""
+        if not previews:
+            for job_id in job_ids:
+                await self.announcer.emit(EventKind.PROGRESS, job_id, progress=fraction)
+            return
+        encoded = await asyncio.to_thread(lambda: [_jpeg(preview.image) for preview in previews])
+        for job_id, preview, data in zip(job_ids, previews, encoded, strict=True):
+            verdict = await self._preview_verdict(job_id, preview)
+            shown = data if verdict != "block" else None
+            await self.announcer.emit(
+                EventKind.PROGRESS, job_id, progress=fraction, preview=shown, spoiler=verdict == "spoiler"
+            )
+
+    async def _preview_verdict(self, job_id: str, preview: Preview) -> str:
+        """As for a result (`on_done`): most previews are not flagged, and skip reading the job."""
+        scores = [preview.nsfw_score] if preview.nsfw_score is not None else []
+        if not self.moderation.flagged(scores):
+            return "allow"
+        job = await self.db.get_job(job_id)
+        if job is None:
+            return "block"
+        community = await self.accounts.community_by_id(job.community_id)
+        return self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
         """Apply the community's rules to what the worker made (the translation's words, the images' safety
@@ -264,3 +290,10 @@ def user_key(user_id: int) -> str:
 
 def community_key(community_id: int | None) -> str | None:
     return None if community_id is None else f"community:{community_id}"
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    """A preview as the platforms take a photo: a small JPEG (a 256 px preview is about 10 KB)."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=PREVIEW_JPEG_QUALITY)
+    return buffer.getvalue()

@@ -80,6 +80,9 @@ class JobEvent:
     """The language detected in the user's prompt (ISO 639-1)."""
     reply_to: str | None = None
     """The message that asked for the job, when it is known (`Place.message_id`)."""
+    preview: bytes | None = None
+    """A progress event's picture of the image forming (JPEG), when one was made and may be shown; `spoiler`
+    says whether it hides behind a spoiler."""
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ class Delivery:
             return
         if event.kind is EventKind.QUEUED and event.reply_to is not None:
             self.board.claim(event.reply_to, event.job_id)
-        self.board.show(event.job_id, view.text, view.buttons)
+        self.board.show(event.job_id, view.text, view.buttons, view.preview, view.spoiler)
 
     async def _final(self, view: View) -> None:
         """One delivery per job at a time; its lock is dropped once it is delivered (a call still waiting on it
@@ -153,7 +153,7 @@ class Delivery:
         buttons = discord_view(view.buttons)
         if status is not None and status.usable():
             try:
-                message = await status.show(text, buttons, uploads)
+                message = await status.show(text, buttons, uploads, clear=status.previewed)
             except discord.HTTPException as error:  # the token expired early, or someone deleted the message
                 log.warning("could not edit the status message; posting in the channel instead: %s", error)
             else:

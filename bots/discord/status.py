@@ -3,6 +3,9 @@
 The message exists before the job does (a deferred response, or the "got it" reply to a message): it is expected
 under the id of what asked (`Place.message_id`), and the job's queued event, which names that id (`reply_to`),
 claims it for the job. So the acknowledgement is the queued event's view, as on every adapter.
+
+A live preview is the message's attachment while the job draws. The latest waits in the board until the
+throttle's next draw, so a progress view that comes after it does not drop it; an ending removes it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ TOKEN_MARGIN = timedelta(seconds=30)
 """An interaction token lasts 15 minutes; an edit begun this close to the end may not make it."""
 
 Drawn = tuple[str, tuple[Button, ...]]
+PREVIEW_NAME = "preview.jpg"
 
 
 @dataclass
@@ -36,6 +40,8 @@ class Status:
     message: discord.Message | None = None
     response_id: int | None = None
     """The deferred response's message id, so it can still be removed through its channel once the token is gone."""
+    previewed: bool = False
+    """Whether a preview is attached, which an ending must remove."""
 
     @property
     def upload_limit(self) -> int:
@@ -50,9 +56,10 @@ class Status:
         return discord.utils.utcnow() < self.interaction.expires_at - TOKEN_MARGIN
 
     async def show(
-        self, text: str, view: discord.ui.View | None = None, uploads: Sequence[Upload] = ()
+        self, text: str, view: discord.ui.View | None = None, uploads: Sequence[Upload] = (), *, clear: bool = False
     ) -> discord.Message:
-        attachments = [upload.file() for upload in uploads] if uploads else discord.utils.MISSING
+        """`uploads` replace the attachments; without them the attachments stay, unless `clear` says otherwise."""
+        attachments = [upload.file() for upload in uploads] if uploads or clear else discord.utils.MISSING
         if self.interaction is not None:
             return await self.interaction.edit_original_response(content=cut(text), view=view, attachments=attachments)
         assert self.message is not None
@@ -74,6 +81,7 @@ class StatusBoard:
         self._throttle: Throttle[Drawn] = Throttle(interval, self._draw)
         self._expected: dict[str, Status] = {}
         self._statuses: dict[str, Status] = {}
+        self._previews: dict[str, Upload] = {}
 
     def expect(self, key: str, status: Status) -> None:
         """A job is about to be asked for by the message `key`; its queued event will claim `status`."""
@@ -91,14 +99,24 @@ class StatusBoard:
     def track(self, job_id: str, status: Status) -> None:
         self._statuses[job_id] = status
 
-    def show(self, job_id: str, text: str, buttons: Sequence[Button] = ()) -> None:
+    def show(
+        self,
+        job_id: str,
+        text: str,
+        buttons: Sequence[Button] = (),
+        preview: bytes | None = None,
+        spoiler: bool = False,
+    ) -> None:
         """Schedule a draw of the job's status message, when it has one; returns at once."""
         if job_id in self._statuses:
+            if preview is not None:
+                self._previews[job_id] = Upload(preview, PREVIEW_NAME, spoiler)
             self._throttle.show(job_id, (text, tuple(buttons)))
 
     async def release(self, job_id: str) -> Status | None:
         """Stop editing the job's status message and hand it over for the final result."""
         await self._throttle.release(job_id)
+        self._previews.pop(job_id, None)
         return self._statuses.pop(job_id, None)
 
     async def close(self) -> None:
@@ -106,10 +124,13 @@ class StatusBoard:
         await self._throttle.close()
         self._statuses.clear()
         self._expected.clear()
+        self._previews.clear()
 
     async def _draw(self, job_id: str, drawn: Drawn) -> None:
         status = self._statuses.get(job_id)
         if status is None or not status.usable():
             return
         text, buttons = drawn
-        await status.show(text, discord_view(buttons))
+        preview = self._previews.pop(job_id, None)
+        await status.show(text, discord_view(buttons), (preview,) if preview is not None else ())
+        status.previewed = status.previewed or preview is not None

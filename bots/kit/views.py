@@ -69,6 +69,11 @@ class View:
     def spoiler(self) -> bool:
         return self.event.spoiler
 
+    @property
+    def preview(self) -> bytes | None:
+        """The picture of the image forming (JPEG), on a progress view that has one; behind `spoiler` if set."""
+        return self.event.preview
+
     def caption(self, limit: int) -> str:
         """The result's caption for all its images, within `limit` characters (the prompt gives way first)."""
         return result_caption(self.event, limit)

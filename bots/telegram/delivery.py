@@ -8,6 +8,11 @@ the rate limiter's (see `adapter`): a call refused with a 429 waits and is made 
 made meanwhile. Results are not harmless to lose: a done event is delivered image by image, each linked to its
 job as it is sent, so a delivery retried later (by the core, also after a restart) sends only what is missing
 and never sends twice.
+
+A live preview turns the status message into a photo (`editMessageMedia` adds media to a text message), whose
+caption then carries the status. The latest preview waits in the job's `Status` until the throttle's next draw,
+so a progress view that comes after it does not drop it. An ending does not stay under a preview: the photo is
+deleted and the ending sent as a message of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from PIL import Image
-from telegram import Bot, Message, ReplyParameters
+from telegram import Bot, InputMediaPhoto, Message, ReplyParameters
 from telegram.error import BadRequest, TelegramError
 
 from bots.config import TelegramSettings
@@ -46,6 +51,11 @@ class Status:
     text: str = ""
     posted: bool = False
     """Whether its post was tried: a failed post is not made again, since it may have reached the chat."""
+    preview: bytes | None = None
+    """The latest preview, until it is drawn."""
+    spoiler: bool = False
+    photo: bool = False
+    """Whether the message shows a preview: its text is then a caption."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -64,6 +74,8 @@ class Delivery:
         view = view_of(event)
         status = self._statuses.setdefault(event.job_id, Status(event.channel_id))
         if event.kind is not EventKind.QUEUED and not event.kind.final:
+            if view.preview is not None:
+                status.preview, status.spoiler = view.preview, view.spoiler
             self.throttle.show(event.job_id, view)
             return
         if event.kind.final:
@@ -95,6 +107,8 @@ class Delivery:
             await self._find(job_id, status)
             if status.message_id is None and not status.posted:
                 await self._post(view, status)
+            elif status.message_id is not None and status.preview is not None:
+                await self._show_preview(job_id, status, view)
             elif status.message_id is not None and view.text != status.text:
                 await self._edit(job_id, status, view)
 
@@ -116,19 +130,37 @@ class Delivery:
         status.message_id, status.text = message.message_id, view.text
         await self.core.link_message(PLATFORM, event.channel_id, str(message.message_id), event.job_id)
 
+    async def _show_preview(self, job_id: str, status: Status, view: View) -> None:
+        """The latest preview into the status message, with the view's text as its caption; a failure is logged,
+        and the next preview tries again."""
+        assert status.message_id is not None and status.preview is not None
+        media = InputMediaPhoto(status.preview, caption=cut(view.text, CAPTION_LIMIT), has_spoiler=status.spoiler)
+        status.preview = None
+        try:
+            await self.bot.edit_message_media(
+                media, chat_id=int(status.chat_id), message_id=status.message_id, reply_markup=keyboard(view.buttons)
+            )
+        except TelegramError as error:
+            log.warning("job %s: the preview could not be shown: %r", job_id, error)
+            return
+        status.photo, status.text = True, view.text
+
     async def _edit(self, job_id: str, status: Status, view: View) -> bool:
         """Edit the status message to `view` (its buttons replacing the old ones); a failure is logged, never
-        raised: the next view tries again."""
+        raised: the next view tries again. A message that turns out to show a preview (after a restart) is then
+        known as one, and its caption edited from then on."""
         assert status.message_id is not None
+        chat_id, message_id, buttons = int(status.chat_id), status.message_id, keyboard(view.buttons)
         try:
-            await self.bot.edit_message_text(
-                cut(view.text),
-                chat_id=int(status.chat_id),
-                message_id=status.message_id,
-                reply_markup=keyboard(view.buttons),
-            )
+            if status.photo:
+                caption = cut(view.text, CAPTION_LIMIT)
+                await self.bot.edit_message_caption(chat_id, message_id, caption=caption, reply_markup=buttons)
+            else:
+                await self.bot.edit_message_text(cut(view.text), chat_id, message_id, reply_markup=buttons)
         except BadRequest as error:
-            if "not modified" not in str(error).lower():
+            reason = str(error).lower()
+            status.photo = status.photo or "no text in the message" in reason
+            if "not modified" not in reason:
                 log.warning("job %s: the status message could not be edited: %r", job_id, error)
                 return False
         except TelegramError as error:
@@ -142,8 +174,10 @@ class Delivery:
         the moment Telegram answers: a redelivery after a restart finds it as the job's newest status message and
         edits the same text into it, which changes nothing, instead of sending the ending again."""
         event = view.event
-        if status.message_id is not None and await self._edit(event.job_id, status, view):
+        if status.message_id is not None and not status.photo and await self._edit(event.job_id, status, view):
             return
+        if status.photo:
+            await self._remove(status)
         message = await self.bot.send_message(int(status.chat_id), cut(view.text))
         await self.core.link_message(PLATFORM, event.channel_id, str(message.message_id), event.job_id)
 

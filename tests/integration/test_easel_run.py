@@ -82,6 +82,7 @@ def wait_until_running(workdir: Path, process: subprocess.Popen[str], jobs: int 
 
 
 def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> None:
+    (workdir / "config.toml").write_text('[model]\npreset = "tiny"\n[previews]\ninterval_seconds = 0.000001\n')
     picture = workdir / "photo.png"
     Image.linear_gradient("L").resize((64, 64)).convert("RGB").save(picture)
     lines = [
@@ -118,6 +119,9 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
     assert "Traceback" not in result.stdout + result.stderr
     assert "INFO bots.kit.lifetime: console adapter started" in result.stderr
     assert [row[1:] for row in job_rows(workdir)] == [("done", 1, "delivered")] * 5
+    previews = re.findall(r"preview \(updated as it draws\): (\S+)", result.stdout)
+    assert len(previews) == 5 and not any(Path(path).exists() for path in previews)  # named once, gone at the end
+    assert all(Path(path).parent == workdir / "data" / "files" / "previews" for path in previews)
 
 
 def test_a_job_killed_mid_way_completes_after_a_restart_and_is_delivered_once(workdir: Path) -> None:

@@ -22,6 +22,7 @@ from bots.errors import UserError
 from bots.moderation.policy import Moderator, Role
 from generation.asks import Ask, Options
 from generation.engine import GenerationResult
+from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.translation import PromptTranslation
 from generation.worker import CancelCheck, ProgressCallback
@@ -43,8 +44,10 @@ def moderator(role: Role, user_id: str = "mod", community: str | None = "guild-1
 def stand_in(
     batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
 ) -> list[GenerationResult]:
-    """Plain images at once; a prompt in `TRANSLATIONS` reports its English as the translation it ran on, and
-    one that says "spicy" (its images) or "spicy input" (its input image) scores as NSFW."""
+    """Plain images at once, after a preview of each that scores as its images do; a prompt in `TRANSLATIONS`
+    reports its English as the translation it ran on, and one that says "spicy" (its images) or "spicy input"
+    (its input image) scores as NSFW."""
+    on_progress(0.5, [Preview(Image.new("RGB", (16, 16)), 0.95 if "spicy" in r.prompt else 0.05) for r in batch])
     results = []
     for request in batch:
         translation = None
@@ -335,6 +338,12 @@ async def test_the_nsfw_policy_blocks_spoilers_or_allows_per_community_and_chann
     community = await core.db.get_or_create_community("test", "guild-1")
     blocks = [e for e in await core.db.moderation_log(community.id) if e.action == "blocked"]
     assert len(blocks) == 2 and blocks[0].reason == "nsfw image"
+    previews = {e.job_id: (e.preview, e.spoiler) for e in core.events if e.kind == "progress"}
+    assert previews[blocked.job_id] == (None, False) and previews[elsewhere.job_id] == (None, False)
+    shown, spoiler = previews[hidden.job_id]
+    assert shown is not None and shown.startswith(b"\xff\xd8") and spoiler is True  # a JPEG, behind a spoiler
+    assert previews[fine.job_id][0] is not None and previews[fine.job_id][1] is False
+    assert previews[in_nsfw_channel.job_id][0] is not None
 
 
 async def test_an_nsfw_input_image_counts_too(core: Harness, photo: Image.Image) -> None:

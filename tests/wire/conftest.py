@@ -6,7 +6,14 @@ The platform-neutral core an adapter under test talks to comes from the `stack` 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from previewing import HeldAtPreview
+
+from generation.config import PreviewSettings
+from generation.engine import Engine
+from generation.models import KandinskyModels
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -17,3 +24,11 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def held_at_preview(tiny_models: KandinskyModels) -> Iterator[HeldAtPreview]:
+    """Released at teardown, before the bot stops (as `held`)."""
+    gate = HeldAtPreview(Engine(tiny_models, previews=PreviewSettings(interval_seconds=1e-6, size=32)))
+    yield gate
+    gate.release()

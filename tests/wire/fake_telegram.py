@@ -415,11 +415,44 @@ class FakeTelegram:
 
     async def _editMessageText(self, call: Call) -> dict[str, Any]:
         message = self._existing(call)
+        if "text" not in message:
+            raise LookupError("there is no text in the message to edit")
         if message.get("text") == call.params["text"] and message.get("reply_markup") == call.params.get(
             "reply_markup"
         ):
             raise LookupError("message is not modified")
         message["text"] = _text(call)
+        _set_markup(message, call)
+        return message
+
+    async def _editMessageCaption(self, call: Call) -> dict[str, Any]:
+        message = self._existing(call)
+        if "photo" not in message and "document" not in message:
+            raise LookupError("there is no caption in the message to edit")
+        if message.get("caption") == call.params.get("caption") and message.get("reply_markup") == call.params.get(
+            "reply_markup"
+        ):
+            raise LookupError("message is not modified")
+        message.pop("caption", None)
+        message.update(_caption(call))
+        _set_markup(message, call)
+        return message
+
+    async def _editMessageMedia(self, call: Call) -> dict[str, Any]:
+        """Media into a message, a text message included (Bot API 9: "or to add media to text messages")."""
+        message = self._existing(call)
+        media = call.params["media"]
+        if media.get("type") != "photo":
+            raise LookupError("only photos are faked")
+        data = call.files[media["media"].removeprefix("attach://")]
+        width, height = Image.open(io.BytesIO(data)).size
+        file_id = self.upload(data, "photos/preview.jpg")
+        message.pop("text", None)
+        message.pop("caption", None)
+        message["photo"] = [{"file_id": file_id, "file_unique_id": file_id, "width": width, "height": height}]
+        if "caption" in media:
+            message["caption"] = media["caption"]
+        message["has_media_spoiler"] = bool(media.get("has_spoiler"))
         _set_markup(message, call)
         return message
 

@@ -31,6 +31,7 @@ from fake_discord import (
     user,
 )
 from PIL import Image
+from previewing import HeldAtPreview
 
 from bots.cli import main
 from bots.config import Settings, read_environment
@@ -455,6 +456,28 @@ async def test_cancel_queue_quota_and_history(start_bot: StartBot, tiny_models: 
     assert history.count("cancelled") == 2
     nothing = await bot.ephemeral_reply(await fake.command("cancel", {"job": "zzzz"}, member=ALICE))
     assert "There is no job zzzz" in nothing
+
+
+async def test_a_live_preview_is_the_status_messages_attachment_until_the_result_or_the_ending(
+    start_bot: StartBot, held_at_preview: HeldAtPreview
+) -> None:
+    bot = await start_bot(generate=held_at_preview)
+    fake = bot.fake
+    drawing = await fake.command("imagine", {"prompt": "a red cat", "steps": 4}, member=ALICE)
+    status = await fake.wait_for(lambda: _with_files(fake.original(drawing)), what="a preview")
+    [preview] = status.attachments
+    assert preview["filename"] == "preview.jpg" and "%" in status.content and buttons(status) == ["cancel"]
+    assert Image.open(io.BytesIO(fake.data_of(preview))).size == (32, 32)
+    held_at_preview.gates[0].set()
+    await fake.wait_for(lambda: status.attachments[0]["filename"] != "preview.jpg", what="the result")
+    assert [item["filename"] for item in status.attachments] == [status.attachments[0]["filename"]]
+    assert "a red cat" in status.content and buttons(status)[0] == "reroll"
+
+    stopped = await fake.command("imagine", {"prompt": "a blue dog", "steps": 4}, member=ALICE)
+    second = await fake.wait_for(lambda: _with_files(fake.original(stopped)), what="the second preview")
+    assert "will stop at its next step" in await bot.ephemeral_reply(await fake.command("cancel", member=ALICE))
+    await fake.wait_for(lambda: "was cancelled" in second.content, what="the ending")
+    assert second.attachments == [] and second.components == []
 
 
 async def test_replying_to_a_result_or_using_the_menu_edits_it(start_bot: StartBot) -> None:

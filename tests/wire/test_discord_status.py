@@ -16,6 +16,7 @@ class RecordingStatus(Status):
     def __init__(self, usable: bool = True) -> None:
         super().__init__()
         self.edits: list[str] = []
+        self.uploads: list[tuple[tuple[str, bool], ...]] = []
         self.hold = asyncio.Event()
         self.hold.set()
         self.in_flight = asyncio.Event()
@@ -24,10 +25,11 @@ class RecordingStatus(Status):
     def usable(self) -> bool:
         return self._usable
 
-    async def show(self, text: str, view: Any = None, uploads: Sequence[Upload] = ()) -> Any:
+    async def show(self, text: str, view: Any = None, uploads: Sequence[Upload] = (), *, clear: bool = False) -> Any:
         self.in_flight.set()
         await self.hold.wait()
         self.edits.append(text)
+        self.uploads.append(tuple((upload.filename, upload.spoiler) for upload in uploads))
         self.in_flight.clear()
 
 
@@ -117,3 +119,21 @@ async def test_a_status_expected_for_a_request_is_claimed_by_its_queued_job_or_d
     assert queued.edits == ["queued"] and refused.edits == []
     assert await board.release("job") is queued
     assert await board.release("other") is None
+
+
+async def test_a_preview_waiting_for_the_interval_is_kept_when_plain_progress_follows_it() -> None:
+    board = StatusBoard(interval=0.0)
+    status = RecordingStatus()
+    status.hold.clear()
+    board.track("job", status)
+    board.show("job", "10%")
+    await status.in_flight.wait()
+    board.show("job", "40%", preview=b"jpeg", spoiler=True)
+    board.show("job", "50%")
+    status.hold.set()
+    await asyncio.wait_for(until(lambda: len(status.edits) >= 2), timeout=5)
+    board.show("job", "60%")
+    await asyncio.wait_for(until(lambda: len(status.edits) >= 3), timeout=5)
+
+    assert status.edits == ["10%", "50%", "60%"]
+    assert status.uploads == [(), (("preview.jpg", True),), ()] and status.previewed

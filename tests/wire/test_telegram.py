@@ -16,6 +16,7 @@ import pytest
 from core_stack import Launch, Stack, core_settings
 from fake_telegram import FakeTelegram
 from PIL import Image
+from previewing import HeldAtPreview
 
 from bots.config import Settings, read_environment
 from bots.core.types import Actor, EventKind, JobEvent
@@ -350,6 +351,39 @@ async def test_cancel_button_works_for_the_owner_only(start: Start, held: Held) 
     assert (await bot.stack.db.get_job(second)).state is JobState.CANCELLED  # type: ignore[union-attr]
     assert (await bot.stack.core.quota(_actor(ANN))).images == 1
     assert (await bot.stack.db.get_job(first)).state is JobState.DONE  # type: ignore[union-attr]
+
+
+async def test_the_status_message_becomes_a_live_preview_then_gives_way_to_the_result_or_the_ending(
+    start: Start, held_at_preview: HeldAtPreview
+) -> None:
+    engine = held_at_preview
+    bot: Bot = await start(held=engine, telegram={"progress_interval_seconds": 0})
+    chat = bot.fake.private(bot.ann)
+    bot.fake.text(bot.ann, chat, "a red cat --steps 4")
+    edit = (await bot.fake.wait_for(lambda: bot.fake.sent("editMessageMedia"), what="a preview"))[0]
+    [job_id] = await bot.job_ids(1)
+    status = bot.fake.messages[(ANN, int(edit.params["message_id"]))]
+    assert status["photo"][0]["width"] == 32 and "%" in status["caption"]
+    assert Image.open(io.BytesIO(bot.fake.files[status["photo"][0]["file_id"]])).format == "JPEG"
+    assert status["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == f"cancel:{job_id}"
+    engine.gates[0].set()
+    await bot.fake.wait_for(lambda: (ANN, status["message_id"]) in bot.fake.deleted, what="the preview to go")
+    [result] = bot.fake.images(ANN)
+    assert result["caption"].startswith("a red cat") and result["message_id"] > status["message_id"]
+
+    bot.fake.text(bot.ann, chat, "a blue dog --steps 4")
+    edit = await bot.fake.wait_for(
+        lambda: next(
+            (c for c in bot.fake.sent("editMessageMedia") if c.params["message_id"] != edit.params["message_id"]), None
+        ),
+        what="the second job's preview",
+    )
+    second = bot.fake.messages[(ANN, int(edit.params["message_id"]))]
+    [_, cancelled] = await bot.job_ids(2)
+    bot.fake.press(bot.ann, second, f"cancel:{cancelled}")
+    await bot.reply_in(ANN, "was cancelled")
+    assert (ANN, second["message_id"]) in bot.fake.deleted  # the ending is a text of its own, not a caption
+    assert bot.fake.images(ANN) == [result]
 
 
 def _actor(user_id: int) -> Actor:
