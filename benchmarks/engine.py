@@ -10,7 +10,10 @@ nothing about a 768x768 image from the full weights; compare figures only betwee
 
 Run it from the repository root:
 
-    python benchmarks/engine.py [--repeats N]
+    python benchmarks/engine.py [--repeats N] [--real-movq]
+
+Live previews' cost comes from `benchmarks/previews.py` (see there), with the tiny safety classifier scoring each
+preview as `easel run` does; `--real-movq` adds the real MoVQ's decode at preview size and whole (about a minute).
 
 Latencies are medians of N calls after one warm-up call. Import time, model load time and resident
 memory are measured in fresh processes (this script with the hidden `--memory-probe` flag, and a bare
@@ -36,12 +39,21 @@ import diffusers
 import psutil
 import torch
 from PIL import Image
+from previews import print_previews, real_movq_options, seconds_per_preview
 
-from generation.config import DefaultsSettings, GenerationDefaults, Limits, ModelSettings, resolve_defaults
+from generation.config import (
+    DefaultsSettings,
+    GenerationDefaults,
+    Limits,
+    ModelSettings,
+    SafetySettings,
+    resolve_defaults,
+)
 from generation.engine import Engine, total_steps
 from generation.images import RegionMask
 from generation.models import KandinskyModels, load_models
 from generation.requests import GenerationRequest, Operation, make_request
+from generation.safety import load_safety_checker
 
 SIZE = 64
 STEPS = 50
@@ -265,7 +277,7 @@ def print_memory(import_s: float, probes: dict[str, dict[str, Any]], weights: di
     print(f"  held once: {unique / MB:.3f} MB; if nothing were shared: {naive / MB:.3f} MB")
 
 
-def benchmark(repeats: int) -> dict[str, Any]:
+def benchmark(repeats: int, real_movq: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     machine_cpu_start, own_cpu_start = cpu_seconds()
     load_average = psutil.getloadavg()[0]
@@ -286,6 +298,12 @@ def benchmark(repeats: int) -> dict[str, Any]:
     batch = [build_request(Operation.TXT2IMG, defaults, seed, prompt) for seed, prompt in enumerate(PROMPTS)]
     batch_s, sequential_s = measure_batching(engine, batch, repeats)
     print_batching(batch_s, sequential_s, len(batch), repeats)
+
+    safety = load_safety_checker(SafetySettings(preset="tiny"), ModelSettings(preset="tiny"))
+    previews = seconds_per_preview(models, safety, requests[Operation.TXT2IMG], repeats)
+    if real_movq:
+        previews.update(real_movq_options(repeats))
+    print_previews(previews)
 
     weights = pipeline_weights(models)
     print_memory(import_s, probes, weights)
@@ -316,6 +334,7 @@ def benchmark(repeats: int) -> dict[str, Any]:
         "weights_mb_unique": round(sum(fresh for _, fresh in weights.values()) / MB, 3),
         "weights_mb_if_unshared": round(sum(total for total, _ in weights.values()) / MB, 3),
         "weights_mb_added_by": {name: round(fresh / MB, 3) for name, (_, fresh) in weights.items()},
+        **previews,
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "load_average_1m": round(load_average, 2),
@@ -327,6 +346,7 @@ def benchmark(repeats: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per figure, after one warm-up (default 5)")
+    parser.add_argument("--real-movq", action="store_true", help="also time the real MoVQ at preview size and whole")
     parser.add_argument("--memory-probe", choices=PROBE_MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeats < 1:
@@ -334,7 +354,7 @@ def main() -> None:
     if args.memory_probe:
         print(json.dumps(memory_probe(args.memory_probe)))
         return
-    print(json.dumps(benchmark(args.repeats)))
+    print(json.dumps(benchmark(args.repeats, args.real_movq)))
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ import transformers
 from gpu_models import Components, assemble, build, real_architecture, tiny_architecture
 from PIL import Image
 
-from generation.config import PRESET_DEFAULTS, GenerationDefaults, Limits
+from generation.config import PRESET_DEFAULTS, GenerationDefaults, Limits, PreviewSettings
 from generation.engine import Engine
 from generation.images import RegionMask
 from generation.models import Placement
+from generation.previews import decode_small
 from generation.requests import GenerationRequest, Operation, make_request
 
 GIB = 1024**3
@@ -226,6 +227,20 @@ class Benchmark:
             figures[str(size)].update(self.gauge.peak())
             log(f"  batch {size}: {size / median:.3f} images/s")
 
+    def previews(self, figures: dict[str, Any]) -> None:
+        """One live preview at the default size against the whole decode of the same latents; the share of the GPU
+        at the default interval follows (the safety score of a preview, a classifier not loaded here, is left out)."""
+        settings, movq = PreviewSettings(), self.parts.movq
+        factor = 2 ** (len(movq.config.block_out_channels) - 1)
+        shape = (1, movq.config.latent_channels, self.defaults.height // factor, self.defaults.width // factor)
+        latents = torch.randn(shape, device=self.placement.device, dtype=self.placement.dtype)
+        with torch.no_grad():
+            for name, size in (("preview", settings.size), ("whole", max(self.defaults.width, self.defaults.height))):
+                _, median = timed(lambda side=size: decode_small(movq, latents, side), self.repeats)  # ends on the CPU
+                figures[f"{name}_decode_s"] = round(median, 4)
+        figures["share_at_default_interval"] = round(figures["preview_decode_s"] / settings.interval_seconds, 5)
+        log(f"  preview: {figures['preview_decode_s']:.4f} s, whole decode {figures['whole_decode_s']:.4f} s")
+
     def channels_last(self, figures: dict[str, Any]) -> None:
         """txt2img with the UNet in channels_last; the layout is put back afterwards for the later sections."""
         engine = Engine(assemble(self.parts, replace(self.placement, channels_last=True)))
@@ -286,6 +301,7 @@ def run_sections(run: Run, bench: Benchmark, backend: str) -> None:
     run.section("operations", 0.0, bench.operations)
     one = bench.one_image_s or float("inf")
     run.section("batches", calls * sum(BATCHES) * one, bench.batches)
+    run.section("previews", calls * one, bench.previews)
     run.section("channels_last", calls * one, bench.channels_last)
     run.section("compile", calls * one + COMPILE_GUESS_S, lambda figures: bench.compiled(backend, figures))
     run.section("cpu_offload", 2 * calls * one, bench.cpu_offload, reserve_s=0.0)

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
-SECTIONS = {"operations", "batches", "channels_last", "compile", "cpu_offload"}
+SECTIONS = {"operations", "batches", "previews", "channels_last", "compile", "cpu_offload"}
 # Published sizes of the kandinsky-community weights, in millions of parameters (as in test_real_loading.py).
 REAL_PARAMETERS_M = {
     "prior": 1026,
@@ -47,6 +47,8 @@ def test_the_dry_run_goes_through_every_section_and_ends_with_one_json_line() ->
     assert set(figures["batches"]) == {"1", "2", "4"}
     assert figures["compile"]["backend"] == "eager" and figures["compile"]["seconds_per_image"] > 0
     assert figures["channels_last"]["seconds_per_image"] > 0 and figures["cpu_offload"]["seconds_per_image"] > 0
+    previews = figures["previews"]
+    assert 0 < previews["preview_decode_s"] and 0 < previews["share_at_default_interval"] < 1
     assert figures["real_parameters_m"] == pytest.approx(REAL_PARAMETERS_M, rel=0.01)
 
 
