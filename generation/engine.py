@@ -7,8 +7,9 @@ of every operation alike. Raising from a hook stops within one step and leaves t
 
 Texts in another language than English are translated first, in this same thread and in one call for
 the whole batch, so translation shares the device with the pipelines instead of competing for it.
-The safety classifier, when there is one, scores the batch's outputs and input images the same way,
-after generation and in one call; the engine only reports the scores, the chat core decides.
+The safety classifier, when there is one, scores the batch's input images before generation (so that live
+previews are judged with them) and its outputs after, one call each; the engine only reports the scores, the chat
+core decides.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from PIL import Image
 from generation.config import PreviewSettings
 from generation.errors import GenerationCancelled
 from generation.models import KandinskyModels
-from generation.previews import Preview, Previewer, decode_small
+from generation.previews import Judged, Preview, Previewer, decode_small
 from generation.requests import GenerationRequest, MixItem, Operation
 from generation.safety import SafetyChecker
 from generation.translation import ENGLISH, PromptTranslation, SourceText, Translator
@@ -143,11 +144,12 @@ class Engine:
         ]
         rows = [_Row(request, seed) for request in english for seed in request.seeds]
         counter = _StepCounter(total_steps(batch), on_progress, should_cancel)
-        previewer = self._previewer(batch, counter, on_progress)
+        input_scores = self._input_scores(batch)
+        previewer = self._previewer(batch, counter, on_progress, Judged(input_scores, translations))
         started = time.perf_counter()
         with self._hooked(counter, batch[0].operation):
             images = self._run(batch[0].operation, rows, previewer)
-        output_scores, input_scores = self._score(batch, images)
+        output_scores = self._output_scores(images)
         if on_progress is not None:
             on_progress(1.0)
         log.debug("%s x%d in %.2fs", batch[0].operation, len(rows), time.perf_counter() - started)
@@ -162,19 +164,23 @@ class Engine:
             results.append(result)
         return results
 
-    def _score(
-        self, batch: Sequence[GenerationRequest], images: list[Image.Image]
-    ) -> tuple[list[float], list[float | None]]:
-        """NSFW scores of every output, and the highest of each request's inputs, from one classifier call."""
-        if self.safety is None:
-            return [], [None] * len(batch)
+    def _input_scores(self, batch: Sequence[GenerationRequest]) -> list[float | None]:
+        """The highest NSFW score of each request's input images, from one classifier call; known before the
+        pipeline runs, so that previews are judged with them as the result will be."""
         inputs = [_input_images(request) for request in batch]
+        if self.safety is None or not any(inputs):
+            return [None] * len(batch)
+        scores = iter(self.safety.scores([image for request_inputs in inputs for image in request_inputs]))
+        return [max((next(scores) for _ in request_inputs), default=None) for request_inputs in inputs]
+
+    def _output_scores(self, images: list[Image.Image]) -> list[float]:
+        """The NSFW score of every output, from one classifier call (none without a checker)."""
+        if self.safety is None:
+            return []
         started = time.perf_counter()
-        scores = self.safety.scores([*images, *(image for request_inputs in inputs for image in request_inputs)])
+        scores = self.safety.scores(images)
         log.debug("scored %d images in %.2fs", len(scores), time.perf_counter() - started)
-        remaining = iter(scores[len(images) :])
-        highest = [max((next(remaining) for _ in request_inputs), default=None) for request_inputs in inputs]
-        return scores[: len(images)], highest
+        return scores
 
     def _translate(
         self, batch: Sequence[GenerationRequest], should_cancel: CancelCheck | None
@@ -200,17 +206,23 @@ class Engine:
         return translations
 
     def _previewer(
-        self, batch: Sequence[GenerationRequest], counter: _StepCounter, on_progress: ProgressCallback | None
+        self,
+        batch: Sequence[GenerationRequest],
+        counter: _StepCounter,
+        on_progress: ProgressCallback | None,
+        judged: Judged,
     ) -> Previewer | None:
-        """Previews of the batch's first image of each request, when they are on and someone listens."""
+        """Previews of the batch's first image of each request, when they are on and someone listens. Not under
+        `cpu_offload`: each decode would move the UNet off the GPU and back."""
         settings = self.previews
-        if settings is None or not settings.enabled or on_progress is None:
+        if settings is None or not settings.enabled or on_progress is None or self.models.placement.cpu_offload:
             return None
         size, movq, safety, report = settings.size, self.models.decoder.movq, self.safety, on_progress
         first_rows = [0, *accumulate(request.count for request in batch)][:-1]
         return Previewer(
             settings,
             first_rows,
+            judged,
             lambda latents: decode_small(movq, latents, size),
             safety.scores if safety is not None else None,
             lambda previews: report(counter.fraction, previews),

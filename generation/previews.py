@@ -6,10 +6,15 @@ half of the steps, while the prediction shows the composition from the first ste
 MoVQ as the result, on latents scaled down so that the picture is about `size` pixels on its longer side: the
 decoder's cost grows with its pixels, so a 256 px preview of a 768 px image costs about a ninth of the final
 decode. Only the first image of each request is previewed. `benchmarks/engine.py` measures the cost.
+
+A preview carries what the core needs to judge it as it will judge the result: its own safety score, the highest
+score of the request's input images and the request's translation. A preview that cannot be made (the device
+refuses the small decode, memory runs short) turns previews off for the rest of the batch; the batch goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,16 +27,31 @@ import torch.nn.functional as F
 from PIL import Image
 
 from generation.config import PreviewSettings
+from generation.translation import PromptTranslation
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, eq=False)
 class Preview:
-    """One request's picture; `nsfw_score` from the safety classifier, None without one."""
+    """One request's picture; the scores come from the safety classifier, None without one."""
 
     image: Image.Image
     nsfw_score: float | None = None
+    input_nsfw_score: float | None = None
+    """The highest score of the request's input images, None without inputs."""
+    translation: PromptTranslation | None = None
+    """The English the request runs on, when its prompt was translated."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What each request of a batch brings to its previews, in the batch's order."""
+
+    input_nsfw_scores: Sequence[float | None]
+    translations: Sequence[PromptTranslation | None]
 
 
 PreviewSink = Callable[[Sequence[Preview]], None]
@@ -45,6 +65,7 @@ class Previewer:
         self,
         settings: PreviewSettings,
         first_rows: Sequence[int],
+        judged: Judged,
         make: Callable[[torch.Tensor], list[Image.Image]],
         score: Callable[[list[Image.Image]], list[float]] | None,
         sink: PreviewSink,
@@ -52,6 +73,7 @@ class Previewer:
     ) -> None:
         self.interval = settings.interval_seconds
         self.first_rows = list(first_rows)
+        self.judged = judged
         self._make = make
         self._score = score
         self._sink = sink
@@ -59,21 +81,29 @@ class Previewer:
         self._next = clock() + self.interval
         self.predicted: torch.Tensor | None = None
         self.made = 0
+        self.broken = False
 
     def step_end(self, pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         """The pipelines' `callback_on_step_end`: a preview when one is due, never on the last step (the result
-        follows it at once)."""
-        if step + 1 < pipe.num_timesteps and self._clock() >= self._next:
-            latents = self.predicted if self.predicted is not None else tensors["latents"]
+        follows it at once). The interval runs in the GPU thread's time from the end of the last preview (from
+        the batch's start, prior included, for the first)."""
+        if self.broken or step + 1 >= pipe.num_timesteps or self._clock() < self._next:
+            return tensors
+        latents = self.predicted if self.predicted is not None else tensors["latents"]
+        try:
             self.show(latents)
-            self._next = self._clock() + self.interval
+        except Exception:
+            log.warning("a live preview could not be made; no more previews in this batch", exc_info=True)
+            self.broken = True
+        self._next = self._clock() + self.interval
         return tensors
 
     def show(self, latents: torch.Tensor) -> None:
         images = self._make(latents[self.first_rows])
         scores: Sequence[float | None] = self._score(images) if self._score is not None else [None] * len(images)
         self.made += 1
-        self._sink([Preview(image, score) for image, score in zip(images, scores, strict=True)])
+        judged = zip(images, scores, self.judged.input_nsfw_scores, self.judged.translations, strict=True)
+        self._sink([Preview(image, score, inputs, translation) for image, score, inputs, translation in judged])
 
     @contextmanager
     def predicting(self, scheduler: Any) -> Iterator[None]:

@@ -274,8 +274,15 @@ class Worker:
         last_report = 0.0
 
         async def progress(fraction: float, previews: Sequence[Preview]) -> None:
+            """A job cancelled while its batch runs on gets no more previews."""
             await started
-            await self._sink.on_progress(ids, fraction, previews)
+            if not previews:
+                await self._sink.on_progress(ids, fraction)
+                return
+            pairs = zip(ids, previews, strict=True)
+            kept = [(job_id, preview) for job_id, preview in pairs if job_id not in self._cancel_requested]
+            if kept:
+                await self._sink.on_progress([job_id for job_id, _ in kept], fraction, [p for _, p in kept])
 
         def report(fraction: float, previews: Sequence[Preview] = ()) -> None:
             """A preview always goes (the engine makes them seldom); plain progress at most once an interval."""

@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
@@ -37,6 +38,8 @@ CAPABILITIES = frozenset[Capability]()
 """A terminal has no communities: it serves the catalogue's commands for everyone."""
 
 Handler = Callable[[Context, str], Awaitable[None]]
+ENDED_MEMORY = 1000
+"""Jobs remembered as ended, so that a preview written after its job's ending is removed again."""
 
 
 class ConsoleAdapter:
@@ -54,6 +57,8 @@ class ConsoleAdapter:
         self.stdin = stdin
         self.stdout = stdout
         self.previews_dir = previews_dir
+        self._previewed: set[str] = set()
+        self._ended: OrderedDict[str, None] = OrderedDict()
         self.context = Context(Actor(PLATFORM, getpass.getuser(), language=language), Place(PLATFORM, "console"))
         self.commands: dict[str, Handler] = bind(self, commands_for(CAPABILITIES))
         self._aliases = {"img2img": "edit"}
@@ -102,17 +107,34 @@ class ConsoleAdapter:
                 self._say(prefix + translation_note(event.source_language, event.translation, event.language))
         elif event.kind is not EventKind.POSITION and not (event.kind is EventKind.PROGRESS and event.progress >= 1):
             self._say(prefix + view.text)
-        if view.preview is not None and self.previews_dir is not None:
-            path = self.previews_dir / f"{event.job_id}.jpg"
-            first = not path.exists()
-            await asyncio.to_thread(_replace, path, view.preview)
-            if first:
-                self._say(prefix + self.context.text("console.preview", path=str(path)))
+        if view.preview is not None and event.job_id not in self._ended:
+            await self._write_preview(event.job_id, view.preview, prefix)
         if event.kind.final:
-            if self.previews_dir is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.previews_dir / f"{event.job_id}.jpg").unlink()
+            self._ended[event.job_id] = None
+            while len(self._ended) > ENDED_MEMORY:
+                self._ended.popitem(last=False)
+            self._previewed.discard(event.job_id)
+            await self._remove_preview(event.job_id)
             self._finished.set()
+
+    async def _write_preview(self, job_id: str, data: bytes, prefix: str) -> None:
+        """The file named once; a job that ended while it was written (its events run in tasks of their own) has
+        it removed again."""
+        if self.previews_dir is None:
+            return
+        path = self.previews_dir / f"{job_id}.jpg"
+        first = job_id not in self._previewed
+        self._previewed.add(job_id)
+        await asyncio.to_thread(_replace, path, data)
+        if job_id in self._ended:
+            await self._remove_preview(job_id)
+        elif first:
+            self._say(prefix + self.context.text("console.preview", path=str(path)))
+
+    async def _remove_preview(self, job_id: str) -> None:
+        if self.previews_dir is not None:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread((self.previews_dir / f"{job_id}.jpg").unlink)
 
     # --- the catalogue's commands -------------------------------------------------------------
 

@@ -76,8 +76,9 @@ class Lifecycle:
             await self.announcer.emit(EventKind.STARTED, job_id)
 
     async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
-        """Progress, with each job's preview where the community's NSFW policy would show its result; a preview
-        it would block is left out, one it would hide goes behind a spoiler."""
+        """Progress, with each job's preview where the result, judged now, would be shown: a preview whose
+        translation holds a banned word, or whose scores (its own, its inputs') the community's NSFW policy would
+        block, is left out; one the policy would hide goes behind a spoiler."""
         if not previews:
             for job_id in job_ids:
                 await self.announcer.emit(EventKind.PROGRESS, job_id, progress=fraction)
@@ -91,14 +92,18 @@ class Lifecycle:
             )
 
     async def _preview_verdict(self, job_id: str, preview: Preview) -> str:
-        """As for a result (`on_done`): most previews are not flagged, and skip reading the job."""
-        scores = [preview.nsfw_score] if preview.nsfw_score is not None else []
-        if not self.moderation.flagged(scores):
+        """As `on_done` judges the result, without its log and its ending (the result's own check does those);
+        most previews need neither check, and skip reading the job."""
+        scores = [score for score in (preview.nsfw_score, preview.input_nsfw_score) if score is not None]
+        translation = preview.translation
+        if translation is None and not self.moderation.flagged(scores):
             return "allow"
         job = await self.db.get_job(job_id)
         if job is None:
             return "block"
         community = await self.accounts.community_by_id(job.community_id)
+        if translation is not None and self.moderation.holds_banned_word(community, _texts_of(translation)):
+            return "block"
         return self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
@@ -249,9 +254,8 @@ class Lifecycle:
         owner = await self.db.get_user(job.owner_id)
         if owner is None:
             return True
-        texts = [translation.prompt, translation.negative_prompt, *(text for text in translation.mix_texts if text)]
         try:
-            await self.moderation.screen(owner, community, [text for text in texts if text])
+            await self.moderation.screen(owner, community, _texts_of(translation))
         except UserError as error:
             await self.close(job.id, JobState.FAILED, error_key=error.key)
             return False
@@ -277,6 +281,11 @@ class Lifecycle:
                 )
             )
         return outputs
+
+
+def _texts_of(translation: PromptTranslation) -> list[str]:
+    texts = [translation.prompt, translation.negative_prompt, *(text for text in translation.mix_texts if text)]
+    return [text for text in texts if text]
 
 
 def _translated_prompt(translation: PromptTranslation) -> str:

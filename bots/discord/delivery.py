@@ -99,10 +99,10 @@ class Delivery:
     async def _result(self, client: discord.Client, view: View) -> None:
         """Every image in one message, with the buttons that act on the whole result."""
         event = view.event
+        status = await self.board.release(event.job_id)
         if not view.pictures:
             log.info("job %s has no images left to deliver (deleted)", event.job_id)
             return
-        status = await self.board.release(event.job_id)
         if status is None and await self._shown_before(event):
             return
         limit = status.upload_limit if status is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES

@@ -49,6 +49,10 @@ class Moderation:
                 raise UserError("user.banned_until", until=f"{ban.until:%Y-%m-%d %H:%M}", reason=ban.reason or "-")
         await self.screen(user, community, texts)
 
+    def holds_banned_word(self, community: Community | None, texts: Iterable[str]) -> bool:
+        """`screen`'s question without its log: a live preview is judged by it, its result by `screen`."""
+        return any(self.policy.banned_word(community, text) is not None for text in texts)
+
     async def screen(self, user: User, community: Community | None, texts: Iterable[str]) -> None:
         """Raise `moderation.blocked` when a text holds a banned word, global or of this community."""
         for text in texts:

@@ -178,7 +178,9 @@ class Delivery:
             return
         if status.photo:
             await self._remove(status)
-        message = await self.bot.send_message(int(status.chat_id), cut(view.text))
+        message = await self.bot.send_message(
+            int(status.chat_id), cut(view.text), reply_parameters=_reply_to(event.reply_to)
+        )
         await self.core.link_message(PLATFORM, event.channel_id, str(message.message_id), event.job_id)
 
     async def _remove(self, status: Status) -> None:

@@ -47,18 +47,28 @@ def stand_in(
     """Plain images at once, after a preview of each that scores as its images do; a prompt in `TRANSLATIONS`
     reports its English as the translation it ran on, and one that says "spicy" (its images) or "spicy input"
     (its input image) scores as NSFW."""
-    on_progress(0.5, [Preview(Image.new("RGB", (16, 16)), 0.95 if "spicy" in r.prompt else 0.05) for r in batch])
+    translations = [
+        PromptTranslation("ru", TRANSLATIONS[r.prompt], "", ()) if r.prompt in TRANSLATIONS else None for r in batch
+    ]
+    previews = [
+        Preview(Image.new("RGB", (16, 16)), 0.95 if _spicy(r) else 0.05, _input_score(r), translation)
+        for r, translation in zip(batch, translations, strict=True)
+    ]
+    on_progress(0.5, previews)
     results = []
-    for request in batch:
-        translation = None
-        if request.prompt in TRANSLATIONS:
-            translation = PromptTranslation("ru", TRANSLATIONS[request.prompt], "", ())
+    for request, translation in zip(batch, translations, strict=True):
         images = tuple(Image.new("RGB", (request.width, request.height)) for _ in request.seeds)
-        spicy = "spicy" in request.prompt and "input" not in request.prompt
-        scores = tuple(0.95 if spicy else 0.05 for _ in images)
-        input_score = 0.99 if "spicy input" in request.prompt else None
-        results.append(GenerationResult(request, images, request.seeds, translation, scores, input_score))
+        scores = tuple(0.95 if _spicy(request) else 0.05 for _ in images)
+        results.append(GenerationResult(request, images, request.seeds, translation, scores, _input_score(request)))
     return results
+
+
+def _spicy(request: GenerationRequest) -> bool:
+    return "spicy" in request.prompt and "input" not in request.prompt
+
+
+def _input_score(request: GenerationRequest) -> float | None:
+    return 0.99 if "spicy input" in request.prompt else None
 
 
 @dataclass
@@ -190,6 +200,12 @@ async def test_a_banned_word_in_the_translation_stops_the_result(core: Harness) 
     job = await core.db.get_job(receipt.job_id)
     assert job is not None and job.state is JobState.FAILED and job.error_code == "moderation.blocked"
     assert (await core.core.quota(ANN)).images == 0
+    [progress] = [e for e in core.events if e.job_id == receipt.job_id and e.kind == "progress"]
+    assert progress.preview is None  # judged as the result will be: the translation holds a banned word
+    fine = await core.core.submit(ANN, GUILD, Ask("txt2img", "a quiet sea"))
+    await core.final(fine.job_id)
+    [shown] = [e for e in core.events if e.job_id == fine.job_id and e.kind == "progress"]
+    assert shown.preview is not None
 
 
 async def test_bad_patterns_are_refused_when_added(core: Harness) -> None:
@@ -351,3 +367,5 @@ async def test_an_nsfw_input_image_counts_too(core: Harness, photo: Image.Image)
     photo.save(buffer, "PNG")
     receipt = await core.core.submit(ANN, GUILD, Ask("img2img", "a spicy input redrawn", image=buffer.getvalue()))
     assert (await core.final(receipt.job_id)).error_key == "moderation.nsfw"
+    [progress] = [e for e in core.events if e.job_id == receipt.job_id and e.kind == "progress"]
+    assert progress.preview is None  # the input's score counts for its previews too

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from bots.console.adapter import ConsoleAdapter
+from bots.core.facade import Core
+from bots.core.types import EventKind, JobEvent
 from generation.config import PreviewSettings
 from generation.engine import Engine
 from generation.errors import GenerationCancelled
 from generation.images import RegionMask
 from generation.models import KandinskyModels
-from generation.previews import Preview, Previewer
+from generation.previews import Judged, Preview, Previewer
 from generation.requests import GenerationRequest
 
 Build = Callable[..., GenerationRequest]
@@ -78,6 +85,43 @@ def test_each_request_of_a_batch_gets_its_own_preview_of_its_first_image(
     assert np.abs(batched - single).max() <= 2  # the same trajectory: batching changes only summation order
 
 
+@pytest.mark.parametrize("operation", ["txt2img", "inpaint"])
+def test_each_preview_decodes_the_schedulers_prediction_of_that_step(
+    tiny_models: KandinskyModels,
+    request_for: Build,
+    photo: Image.Image,
+    operation: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shown: list[bool] = []
+    show = Previewer.show
+
+    def spy(self: Previewer, latents: torch.Tensor) -> None:
+        shown.append(self.predicted is not None and latents is self.predicted)
+        show(self, latents)
+
+    monkeypatch.setattr(Previewer, "show", spy)
+    options: dict[str, Any] = {"image": photo, "mask": RegionMask(25, 25, 50, 50)} if operation == "inpaint" else {}
+    Engine(tiny_models, previews=EVERY_STEP).generate([request_for(operation, steps=4, seed=2, **options)], Seen())
+    assert shown == [True, True, True]
+
+
+def test_a_preview_that_cannot_be_made_turns_previews_off_and_the_batch_goes_on(
+    tiny_models: KandinskyModels, request_for: Build, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = request_for("txt2img", steps=4, seed=8)
+    expected = Engine(tiny_models).generate([request])[0].images[0]
+
+    def refuse(*_: object) -> list[Image.Image]:
+        raise RuntimeError("the device refuses the small decode")
+
+    monkeypatch.setattr("generation.engine.decode_small", refuse)
+    seen = Seen()
+    result = Engine(tiny_models, previews=EVERY_STEP).generate([request], seen)[0].images[0]
+    assert np.array_equal(np.asarray(result), np.asarray(expected)) and seen.previews == []
+    assert caplog.text.count("a live preview could not be made") == 1
+
+
 def test_no_preview_before_the_interval_and_none_when_off(tiny_models: KandinskyModels, request_for: Build) -> None:
     request = request_for("txt2img", steps=4, seed=3)
     for settings in (PreviewSettings(interval_seconds=3600), PreviewSettings(enabled=False, interval_seconds=1e-6)):
@@ -100,7 +144,8 @@ def test_a_batch_cancelled_after_a_preview_leaves_the_scheduler_as_it_was(
 def test_the_preview_shows_the_schedulers_prediction_of_the_final_image(tiny_models: KandinskyModels) -> None:
     """The latents at a step are mostly noise early on; the scheduler's `pred_original_sample` is what to show."""
     decoded: list[torch.Tensor] = []
-    previewer = Previewer(EVERY_STEP, [0], lambda latents: decoded.append(latents) or [], None, lambda _: None)
+    judged = Judged([None], [None])
+    previewer = Previewer(EVERY_STEP, [0], judged, lambda latents: decoded.append(latents) or [], None, lambda _: None)
     scheduler = tiny_models.decoder.scheduler
     scheduler.set_timesteps(4)
     noisy = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -109,3 +154,17 @@ def test_the_preview_shows_the_schedulers_prediction_of_the_final_image(tiny_mod
     assert previewer.predicted is not None and torch.equal(previewer.predicted, output.pred_original_sample)
     assert not torch.equal(previewer.predicted, output.prev_sample)
     assert "step" not in vars(scheduler)
+
+
+async def test_the_console_removes_a_preview_written_while_its_job_ended(tmp_path: Path) -> None:
+    """The announcer delivers a progress event and the ending in tasks of their own: they may overlap."""
+    out = io.StringIO()
+    console = ConsoleAdapter(cast(Core, None), "en", io.StringIO(""), out, previews_dir=tmp_path)
+    jpeg = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(jpeg, "JPEG")
+    where = {"platform": "console", "channel_id": "console", "user_id": "me", "language": "en"}
+    progress = JobEvent(EventKind.PROGRESS, "job1", progress=0.5, preview=jpeg.getvalue(), **where)
+    await asyncio.gather(console._on_event(progress), console._on_event(JobEvent(EventKind.CANCELLED, "job1", **where)))
+    assert list(tmp_path.iterdir()) == [] and "preview" not in out.getvalue()
+    await console._on_event(replace(progress, job_id="job2"))
+    assert (tmp_path / "job2.jpg").read_bytes() == jpeg.getvalue() and "preview" in out.getvalue()
