@@ -173,7 +173,7 @@ def test_the_engine_scores_each_output_and_the_highest_input(
     build, inputs = CASES[case]
     request = build(request_for, photo)
     (result,) = safe_engine.generate([request])
-    assert spy.batches == [request.count + inputs]
+    assert spy.batches == ([inputs] if inputs else []) + [request.count]  # the inputs before the pipeline runs
     assert len(result.nsfw_scores) == request.count
     assert result.nsfw_scores == pytest.approx(checker.scores(list(result.images)), abs=1e-5)
     sent = [request.image] if request.image is not None else [item.image for item in request.mix if item.image]
@@ -183,13 +183,13 @@ def test_the_engine_scores_each_output_and_the_highest_input(
         assert result.input_nsfw_score is None
 
 
-def test_a_batch_of_requests_is_scored_in_one_call_and_split_per_request(
+def test_a_batchs_inputs_and_outputs_are_scored_in_one_call_each_and_split_per_request(
     safe_engine: Engine, spy: ForwardSpy, request_for: Build, photo: Image.Image
 ) -> None:
     first = request_for("img2img", image=photo, count=2, seed=1)
     second = request_for("img2img", "a blue dog", image=photo.rotate(90), count=1, seed=7)
     results = safe_engine.generate([first, second])
-    assert spy.batches == [2 + 1 + 2]
+    assert spy.batches == [1 + 1, 2 + 1]
     assert [len(result.nsfw_scores) for result in results] == [2, 1]
     assert all(result.input_nsfw_score is not None for result in results)
     assert results[0].input_nsfw_score != results[1].input_nsfw_score
