@@ -809,20 +809,26 @@ async def test_a_users_active_jobs_come_oldest_first(db: Database, clock: Clock)
     assert [job.id for job in await db.active_jobs(owner.id)] == [first.id, second.id]
 
 
+def commit_count(db: Database) -> Callable[[], int]:
+    """The number of transactions committed from now on."""
+    commits = 0
+
+    def count(*_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    assert db._engine is not None
+    event.listen(db._engine.sync_engine, "commit", count)
+    return lambda: commits
+
+
 async def test_jobs_submitted_together_are_written_together_each_refused_alone_over_its_quota(db: Database) -> None:
     """A burst of submissions: the jobs that wait while one group is written go in the next transaction, and a
     reservation over its owner's limit refuses only its own job."""
     alice = await db.get_or_create_user("telegram", "1")
     bob = await db.get_or_create_user("telegram", "2")
     limit = QuotaReservation(DAY, 1, 1.0, max_images=3, max_gpu_seconds=100.0)
-    transactions = 0
-
-    def count(*_: object) -> None:
-        nonlocal transactions
-        transactions += 1
-
-    assert db._engine is not None
-    event.listen(db._engine.sync_engine, "commit", count)
+    commits = commit_count(db)
     outcomes = await asyncio.gather(
         *(db.create_job(draft_for(owner), limit) for owner in [alice] * 5 + [bob] * 5 + [alice] * 5),
         return_exceptions=True,
@@ -831,7 +837,7 @@ async def test_jobs_submitted_together_are_written_together_each_refused_alone_o
     refused = [outcome for outcome in outcomes if isinstance(outcome, QuotaExceeded)]
     assert [job.owner_id for job in written] == [alice.id] * 3 + [bob.id] * 3
     assert len(refused) == 9 and all(error.resource == "images" for error in refused)
-    assert transactions <= 3  # the first job alone, then everyone who waited meanwhile
+    assert commits() <= 3  # the first job alone, then everyone who waited meanwhile
     assert (await db.quota_usage(alice.id, DAY)).images == 3 and (await db.quota_usage(bob.id, DAY)).images == 3
     assert len(await db.jobs_in_states([JobState.QUEUED])) == 6
 
@@ -839,19 +845,12 @@ async def test_jobs_submitted_together_are_written_together_each_refused_alone_o
 async def test_users_and_links_asked_together_are_written_together_a_bad_link_failing_alone(db: Database) -> None:
     """A burst's first contacts and status-message links go in a few transactions (`storage.groups`); a link to a
     job that does not exist fails alone, and so does one that would relink a message."""
-    transactions = 0
-
-    def count(*_: object) -> None:
-        nonlocal transactions
-        transactions += 1
-
-    assert db._engine is not None
-    event.listen(db._engine.sync_engine, "commit", count)
+    commits = commit_count(db)
     users = await asyncio.gather(*(db.get_or_create_user("telegram", str(i % 7), f"user {i}") for i in range(20)))
-    assert len({user.id for user in users}) == 7 and transactions <= 2
+    assert len({user.id for user in users}) == 7 and commits() <= 2
     assert users[0].id == users[7].id and users[0].display_name == "user 0"
     job = await db.create_job(draft_for(users[0]))
-    transactions = 0
+    before = commits()
     outcomes = await asyncio.gather(
         *(db.link_message("telegram", "-1", str(i), job.id) for i in range(10)),
         db.link_message("telegram", "-1", "0", job.id, output_index=0),
@@ -860,5 +859,5 @@ async def test_users_and_links_asked_together_are_written_together_a_bad_link_fa
     )
     assert all(isinstance(outcome, MessageLink) for outcome in outcomes[:10])
     assert isinstance(outcomes[10], MessageAlreadyLinked) and isinstance(outcomes[11], IntegrityError)
-    assert transactions <= 12  # the first alone; then the group that failed, written again link by link
+    assert commits() - before <= 12  # the first alone; then the group that failed, written again link by link
     assert len(await db.messages_of(job.id)) == 10
