@@ -7,7 +7,7 @@ import asyncio
 import io
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -384,6 +384,45 @@ async def test_the_status_message_becomes_a_live_preview_then_gives_way_to_the_r
     await bot.reply_in(ANN, "was cancelled")
     assert (ANN, second["message_id"]) in bot.fake.deleted  # the ending is a text of its own, not a caption
     assert bot.fake.images(ANN) == [result]
+
+
+async def test_a_status_turned_photo_gets_caption_edits_even_from_a_process_that_did_not_turn_it(
+    start: Start, held: Held
+) -> None:
+    """The status message's kind is not kept across a restart: a text edit refused with "no text in the message"
+    tells the new process it is a photo; it edits captions from then on, and ends by deleting it."""
+    bot: Bot = await start(held=held, telegram={"progress_interval_seconds": 0})
+    chat = bot.fake.private(bot.ann)
+    asked = bot.fake.text(bot.ann, chat, "a red cat")
+    [job_id] = await bot.job_ids(1)
+    await bot.fake.wait_for(lambda: bot.fake.sent("sendMessage"), what="the status message")
+    status_id = (ANN, status_id_of(bot, job_id))
+    where = {"platform": "telegram", "channel_id": str(ANN), "user_id": str(ANN), "language": "en"}
+    event = JobEvent(EventKind.PROGRESS, job_id, progress=0.4, reply_to=str(asked["message_id"]), **where)
+    await bot.adapter.delivery.on_event(replace(event, preview=jpeg(Image.new("RGB", (32, 32)))))
+    await bot.fake.wait_for(lambda: "photo" in bot.fake.messages[status_id], what="the preview")
+    await bot.adapter.delivery.on_event(replace(event, progress=0.6))
+    await bot.fake.wait_for(lambda: "60%" in bot.fake.messages[status_id].get("caption", ""), what="a caption edit")
+
+    restarted = delivery_module.Delivery(bot.stack.core, bot.adapter.application.bot, bot.stack.settings.telegram)
+    await restarted.on_event(replace(event, progress=0.7))  # its text edit is refused: the status is a photo
+    await bot.fake.wait_for(lambda: bot.fake.sent("editMessageText"), what="the refused text edit")
+    await restarted.on_event(replace(event, progress=0.8))
+    await bot.fake.wait_for(lambda: "80%" in bot.fake.messages[status_id].get("caption", ""), what="a caption edit")
+    await restarted.on_event(replace(event, kind=EventKind.CANCELLED))
+    ending = await bot.fake.wait_for(
+        lambda: next((m for m in bot.fake.bot_messages(ANN) if "was cancelled" in m.get("text", "")), None)
+    )
+    assert status_id in bot.fake.deleted and ending["reply_to_message"]["message_id"] == asked["message_id"]
+    await restarted.close()
+
+
+def status_id_of(bot: Bot, job_id: str) -> int:
+    return next(
+        message["message_id"]
+        for message in bot.fake.bot_messages(ANN)
+        if f"cancel:{job_id}" in str(message.get("reply_markup"))
+    )
 
 
 def _actor(user_id: int) -> Actor:
