@@ -1,6 +1,7 @@
 """Claims on a PostgreSQL database that front ends on several hosts share: a token is served by one of them.
 
-Needs a server: EASEL_TEST_POSTGRES_URL, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test. Claims on SQLite
+Needs a server: EASEL_TEST_POSTGRES_URL, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test (the PostgreSQL tier,
+tests/postgres_tier.py). Claims on SQLite
 and in the run directory are tested with real processes (tests/integration/test_easel_run.py,
 tests/wire/test_telegram_run.py).
 """
@@ -10,20 +11,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import postgres_tier
 import pytest
 from sqlalchemy import make_url
 
 from bots.config import Settings, StorageSettings
 from bots.instance import HOST, AlreadyServed, claimed
 
-URL = os.environ.get("EASEL_TEST_POSTGRES_URL", "")
-pytestmark = pytest.mark.skipif(not URL, reason="EASEL_TEST_POSTGRES_URL is not set")
+pytestmark = pytest.mark.postgres
 
 
 def host(root: Path) -> Settings:
     """A front end of its own (its own run directory, as on another machine) on the shared database."""
     pytest.importorskip("asyncpg")
-    url = make_url(URL).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    url = make_url(postgres_tier.url()).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     return Settings(storage=StorageSettings(database_url=url, run_dir=root))
 
 

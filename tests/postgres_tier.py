@@ -1,0 +1,47 @@
+"""Whether the PostgreSQL tier runs: a server named by EASEL_TEST_POSTGRES_URL that answers.
+
+Checked once, before any test: with CI=true a server that is not named or does not answer fails the run at once
+(CI has one, so its absence is a broken machine, not a reason to pass); elsewhere the tier is skipped, and the
+run ends by saying so loudly, with why, so that a green `make test` is never mistaken for a full one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from sqlalchemy.engine import make_url
+
+VARIABLE = "EASEL_TEST_POSTGRES_URL"
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def url() -> str:
+    return os.environ.get(VARIABLE, "")
+
+
+def unavailable() -> str | None:
+    """None when the server answers; otherwise why the tier cannot run."""
+    if not url():
+        return f"{VARIABLE} is not set"
+    try:
+        import asyncpg
+    except ImportError:
+        return "asyncpg is not installed"
+    address = make_url(url())
+    dsn = address.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def ping() -> None:
+        connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_SECONDS)
+        await connection.close()
+
+    try:
+        asyncio.run(ping())
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        where = f"{address.host or 'localhost'}:{address.port or 5432}/{address.database or ''}"
+        return f"the PostgreSQL server at {where} does not answer: {error!r}"
+    return None
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
