@@ -44,6 +44,8 @@ class ProgressCallback(Protocol):
 
 
 CancelCheck = Callable[[], bool]
+INPAINT_PREVIEW_TENSORS = ["latents", "masked_image", "mask_image"]
+"""What an inpaint preview needs besides the latents: the source's latents where the mask keeps them, and the mask."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,6 +262,8 @@ class Engine:
         decoder = self.models.inpaint_pipeline() if operation is Operation.INPAINT else self.models.decoder
         if previewer is not None:
             common["callback_on_step_end"] = previewer.step_end
+            if operation is Operation.INPAINT:
+                common["callback_on_step_end_tensor_inputs"] = INPAINT_PREVIEW_TENSORS
         with previewer.predicting(decoder.scheduler) if previewer is not None else nullcontext():
             return self._decode(operation, rows, common)
 

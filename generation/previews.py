@@ -4,8 +4,9 @@ A preview shows the denoiser's own prediction of the final image at that step (t
 `pred_original_sample`), not the noisy latents: with the DDPM schedule the latents are mostly noise for the first
 half of the steps, while the prediction shows the composition from the first steps on. It is decoded by the same
 MoVQ as the result, on latents scaled down so that the picture is about `size` pixels on its longer side: the
-decoder's cost grows with its pixels, so a 256 px preview of a 768 px image costs about a ninth of the final
-decode. Only the first image of each request is previewed. `benchmarks/engine.py` measures the cost.
+decoder's cost grows with its pixels (a 256 px preview of a 768 px image took 14 times less than the whole decode
+on the real MoVQ, docs/benchmarks.md). Only the first image of each request is previewed; for inpaint, what the
+mask keeps comes from the source, as in the result. `benchmarks/engine.py` measures the cost.
 
 A preview carries what the core needs to judge it as it will judge the result: its own safety score, the highest
 score of the request's input images and the request's translation. A preview that cannot be made (the device
@@ -90,6 +91,9 @@ class Previewer:
         if self.broken or step + 1 >= pipe.num_timesteps or self._clock() < self._next:
             return tensors
         latents = self.predicted if self.predicted is not None else tensors["latents"]
+        if "mask_image" in tensors:  # inpaint: what the mask keeps is the source, as in the result
+            kept = tensors["mask_image"][: latents.shape[0]]
+            latents = latents * (1 - kept) + tensors["masked_image"][: latents.shape[0]]
         try:
             self.show(latents)
         except Exception:

@@ -17,6 +17,7 @@ from PIL import Image
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
 from bots.core.types import EventKind, JobEvent
+from generation import engine as engine_module
 from generation.config import PreviewSettings
 from generation.engine import Engine
 from generation.errors import GenerationCancelled
@@ -97,13 +98,32 @@ def test_each_preview_decodes_the_schedulers_prediction_of_that_step(
     show = Previewer.show
 
     def spy(self: Previewer, latents: torch.Tensor) -> None:
-        shown.append(self.predicted is not None and latents is self.predicted)
+        blended = operation == "inpaint"  # with the source where the mask keeps it (the next test)
+        shown.append(self.predicted is not None and (blended or latents is self.predicted))
         show(self, latents)
 
     monkeypatch.setattr(Previewer, "show", spy)
     options: dict[str, Any] = {"image": photo, "mask": RegionMask(25, 25, 50, 50)} if operation == "inpaint" else {}
     Engine(tiny_models, previews=EVERY_STEP).generate([request_for(operation, steps=4, seed=2, **options)], Seen())
     assert shown == [True, True, True]
+
+
+def test_an_inpaint_preview_keeps_the_source_where_the_mask_keeps_it(
+    tiny_models: KandinskyModels, request_for: Build, photo: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[torch.Tensor] = []
+    decode = engine_module.decode_small
+
+    def spy(movq: Any, latents: torch.Tensor, size: int) -> list[Image.Image]:
+        decoded.append(latents.clone())
+        return decode(movq, latents, size)
+
+    monkeypatch.setattr(engine_module, "decode_small", spy)
+    request = request_for("inpaint", image=photo, mask=RegionMask(0, 0, 50, 100), steps=5, seed=4)
+    Engine(tiny_models, previews=EVERY_STEP).generate([request], Seen())
+    steady = torch.stack(decoded).std(dim=0).amax(dim=1)[0]  # per latent pixel: how much the previews differ
+    kept, repainted = steady[:, steady.shape[1] // 2 + 1 :], steady[:, : steady.shape[1] // 2 - 1]
+    assert len(decoded) == 4 and float(kept.max()) == 0.0 and float(repainted.min()) > 0.0
 
 
 def test_a_preview_that_cannot_be_made_turns_previews_off_and_the_batch_goes_on(
