@@ -12,10 +12,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import postgres_tier
 import pytest
 from core_stack import Launch, Stack, core_settings
 from PIL import Image
+from postgres_tier import (  # noqa: F401 (the PostgreSQL tier's hooks, kept apart so a test can load them alone)
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_terminal_summary,
+)
 
 from bots.config import Settings
 from bots.root import open_runtime
@@ -82,34 +86,3 @@ async def stack(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[L
     yield launch
     for running in started:
         await running.stop()
-
-
-POSTGRES_SKIPPED = pytest.StashKey[str | None]()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """The PostgreSQL tier is decided once (`postgres_tier`): under CI=true a missing server ends the run here."""
-    reason = postgres_tier.unavailable()
-    if reason is not None and postgres_tier.in_ci():
-        raise pytest.UsageError(f"CI=true needs the PostgreSQL tier, but {reason}")
-    config.stash[POSTGRES_SKIPPED] = reason
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    reason = config.stash.get(POSTGRES_SKIPPED, None)
-    if reason is None:
-        return
-    for item in items:
-        if item.get_closest_marker("postgres"):
-            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL tier: {reason}"))
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    reason = config.stash.get(POSTGRES_SKIPPED, None)
-    if reason is not None:
-        terminalreporter.section("PostgreSQL tier SKIPPED", sep="!", red=True, bold=True)
-        terminalreporter.line(f"The PostgreSQL tests did not run: {reason}.", red=True, bold=True)
-        terminalreporter.line(
-            f"Set {postgres_tier.VARIABLE} (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test) to run them; "
-            "CI=true fails without them."
-        )

@@ -1,4 +1,5 @@
-"""Whether the PostgreSQL tier runs: a server named by EASEL_TEST_POSTGRES_URL that answers.
+"""Whether the PostgreSQL tier runs: a server named by EASEL_TEST_POSTGRES_URL that answers, and the hooks that act
+on it (tests/conftest.py takes them from here; a test loads them alone with `-p postgres_tier --noconftest`).
 
 Checked once, before any test: with CI=true a server that is not named or does not answer fails the run at once
 (CI has one, so its absence is a broken machine, not a reason to pass); elsewhere the tier is skipped, and the
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
+import pytest
 from sqlalchemy.engine import make_url
 
 VARIABLE = "EASEL_TEST_POSTGRES_URL"
@@ -45,3 +48,34 @@ def unavailable() -> str | None:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+POSTGRES_SKIPPED = pytest.StashKey[str | None]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tier is decided once, before any test: under CI=true a missing server ends the run here."""
+    reason = unavailable()
+    if reason is not None and in_ci():
+        raise pytest.UsageError(f"CI=true needs the PostgreSQL tier, but {reason}")
+    config.stash[POSTGRES_SKIPPED] = reason
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = config.stash.get(POSTGRES_SKIPPED, None)
+    if reason is None:
+        return
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL tier: {reason}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    reason = config.stash.get(POSTGRES_SKIPPED, None)
+    if reason is not None:
+        terminalreporter.section("PostgreSQL tier SKIPPED", sep="!", red=True, bold=True)
+        terminalreporter.line(f"The PostgreSQL tests did not run: {reason}.", red=True, bold=True)
+        terminalreporter.line(
+            f"Set {VARIABLE} (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test) to run them; "
+            "CI=true fails without them."
+        )

@@ -23,9 +23,10 @@ def test_why_the_tier_cannot_run_names_the_variable_or_the_server(monkeypatch: p
 
 
 def test_under_ci_a_server_that_does_not_answer_fails_the_run_before_any_test() -> None:
-    environment = {**os.environ, "CI": "true", postgres_tier.VARIABLE: NOBODY}
+    environment = {**os.environ, "CI": "true", postgres_tier.VARIABLE: NOBODY, "PYTHONPATH": str(ROOT / "tests")}
+    only_the_tier = ["-p", "no:cacheprovider", "-p", "postgres_tier", "--noconftest"]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--co", "tests/unit/test_turns.py"],
+        [sys.executable, "-m", "pytest", "-q", *only_the_tier, "--co", "tests/integration/test_postgres_tier.py"],
         cwd=ROOT,
         env=environment,
         capture_output=True,
