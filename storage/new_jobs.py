@@ -23,6 +23,7 @@ from storage.errors import QuotaExceeded
 from storage.groups import Grouped
 from storage.inbox import mark_handled
 from storage.models import JobRow, QuotaChargeRow, UserRow
+from storage.quotas import charge_row, over_limit
 from storage.records import DeliveryState, Job, JobDraft, JobState, QuotaReservation, QuotaState
 from storage.turns import Sessions
 
@@ -58,15 +59,7 @@ async def _insert(session: AsyncSession, group: Sequence[_Waiting], now: datetim
     session.add_all(rows.values())
     await session.flush()
     charges = [
-        QuotaChargeRow(
-            job_id=row.id,
-            user_id=waiting.draft.owner_id,
-            day=waiting.reservation.day,
-            images=waiting.reservation.images,
-            gpu_seconds=waiting.reservation.gpu_seconds,
-            state=QuotaState.RESERVED,
-            created_at=now,
-        )
+        charge_row(row.id, waiting.draft.owner_id, waiting.reservation, now)
         for waiting, row in rows.items()
         if waiting.reservation is not None
     ]
@@ -111,22 +104,13 @@ async def _over_quota(session: AsyncSession, group: Sequence[_Waiting]) -> dict[
         reservation = waiting.reservation
         assert reservation is not None
         day = used.setdefault((waiting.draft.owner_id, reservation.day), [0, 0.0])
-        over = _over(reservation, int(day[0]), float(day[1]))
+        over = over_limit(reservation, int(day[0]), float(day[1]))
         if over is not None:
             refused[waiting] = over
             continue
         day[0] += reservation.images
         day[1] += reservation.gpu_seconds
     return refused
-
-
-def _over(reservation: QuotaReservation, images: int, gpu_seconds: float) -> QuotaExceeded | None:
-    if reservation.max_images is not None and images + reservation.images > reservation.max_images:
-        return QuotaExceeded("images", images, reservation.images, reservation.max_images)
-    limit = reservation.max_gpu_seconds
-    if limit is not None and gpu_seconds + reservation.gpu_seconds > limit:
-        return QuotaExceeded("gpu_seconds", gpu_seconds, reservation.gpu_seconds, limit)
-    return None
 
 
 def _row(draft: JobDraft, now: datetime) -> JobRow:

@@ -71,12 +71,27 @@ async def reserve_charge(
         return existing.record()
     await session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
     usage = await _usage(session, user_id, reservation.day)
-    if reservation.max_images is not None and usage.images + reservation.images > reservation.max_images:
-        raise QuotaExceeded("images", usage.images, reservation.images, reservation.max_images)
+    over = over_limit(reservation, usage.images, usage.gpu_seconds)
+    if over is not None:
+        raise over
+    row = charge_row(job_id, user_id, reservation, now)
+    session.add(row)
+    return row.record()
+
+
+def over_limit(reservation: QuotaReservation, images: int, gpu_seconds: float) -> QuotaExceeded | None:
+    """The refusal of `reservation` on a day that has used `images` and `gpu_seconds` already; None if it fits."""
+    if reservation.max_images is not None and images + reservation.images > reservation.max_images:
+        return QuotaExceeded("images", images, reservation.images, reservation.max_images)
     limit = reservation.max_gpu_seconds
-    if limit is not None and usage.gpu_seconds + reservation.gpu_seconds > limit:
-        raise QuotaExceeded("gpu_seconds", usage.gpu_seconds, reservation.gpu_seconds, limit)
-    row = QuotaChargeRow(
+    if limit is not None and gpu_seconds + reservation.gpu_seconds > limit:
+        return QuotaExceeded("gpu_seconds", gpu_seconds, reservation.gpu_seconds, limit)
+    return None
+
+
+def charge_row(job_id: str, user_id: int, reservation: QuotaReservation, now: datetime) -> QuotaChargeRow:
+    """A job's reserved charge, as both a single reservation and a group of new jobs write it."""
+    return QuotaChargeRow(
         job_id=job_id,
         user_id=user_id,
         day=reservation.day,
@@ -85,8 +100,6 @@ async def reserve_charge(
         state=QuotaState.RESERVED,
         created_at=now,
     )
-    session.add(row)
-    return row.record()
 
 
 async def commit_charge(session: AsyncSession, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
