@@ -55,6 +55,7 @@ from PIL import Image
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
+from bots.core.facade import Core
 from bots.core.types import Actor, Place
 from bots.discord.delivery import Delivery as DiscordDelivery
 from bots.discord.endpoints import point_at
@@ -123,16 +124,7 @@ async def windows(jobs: int) -> list[float]:
             await bot.initialize()
             async with running_core(settings, stand_in) as runtime:
                 core = runtime.core
-                link_message = core.link_message
-
-                async def timed_link(
-                    platform: str, chat_id: str, message_id: str, job_id: str, output_index: int | None = None
-                ) -> None:
-                    await link_message(platform, chat_id, message_id, job_id, output_index)
-                    if output_index is not None:
-                        linked[int(message_id)] = time.perf_counter()
-
-                core.link_message = timed_link  # type: ignore[method-assign]
+                time_links(core, linked, images_only=True)
                 delivery = Delivery(core, bot, telegram)
                 core.listen("telegram", delivery.on_event)
                 for index in range(jobs):
@@ -145,6 +137,20 @@ async def windows(jobs: int) -> list[float]:
     finally:
         await fake.stop()
     return [(linked[message_id] - answered[message_id]) * 1000 for message_id in linked]
+
+
+def time_links(core: Core, linked: dict[int, float], *, images_only: bool) -> None:
+    """Record when each message's link is committed (only an image's, with `images_only`), by wrapping the core's."""
+    link_message = core.link_message
+
+    async def timed_link(
+        platform: str, chat_id: str, message_id: str, job_id: str, output_index: int | None = None
+    ) -> None:
+        await link_message(platform, chat_id, message_id, job_id, output_index)
+        if output_index is not None or not images_only:
+            linked[int(message_id)] = time.perf_counter()
+
+    core.link_message = timed_link  # type: ignore[method-assign]
 
 
 async def discord_windows(jobs: int) -> list[float]:
@@ -168,15 +174,7 @@ async def discord_windows(jobs: int) -> list[float]:
             await client.login("bench-token")
             async with running_core(settings, stand_in) as runtime:
                 core = runtime.core
-                link_message = core.link_message
-
-                async def timed_link(
-                    platform: str, chat_id: str, message_id: str, job_id: str, output_index: int | None = None
-                ) -> None:
-                    await link_message(platform, chat_id, message_id, job_id, output_index)
-                    linked[int(message_id)] = time.perf_counter()
-
-                core.link_message = timed_link  # type: ignore[method-assign]
+                time_links(core, linked, images_only=False)
                 delivery = DiscordDelivery(core, StatusBoard(0.0))
                 delivery.attach(client)
                 delivery.ready.set()
