@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from storage.bans import CommunityBans
 from storage.communities import Communities
-from storage.engine import open_engine, single_connection
+from storage.database_thread import DatabaseThread
+from storage.engine import open_engine, single_connection, sqlite_file
 from storage.groups import Grouped
 from storage.inbox import Inbox
 from storage.jobs import Jobs
@@ -57,8 +58,13 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         self._engine = engine
         self._sessions.factory.configure(bind=engine)
         self._sessions.turns = Turns(1 if single_connection(self.url) else None)
+        if sqlite_file(self.url) is not None:
+            self._sessions.thread = DatabaseThread(self.url)
 
     async def close(self) -> None:
+        if self._sessions.thread is not None:
+            await self._sessions.thread.close()
+            self._sessions.thread = None
         if self._engine is not None:
             self._sessions.factory.configure(bind=None)
             await self._engine.dispose()

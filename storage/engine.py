@@ -4,9 +4,10 @@ Every SQLite connection gets WAL (readers never block the writer), foreign keys 
 SQLite), and synchronous=FULL (each commit is on disk before it returns, so a job or a delivery mark
 survives a power loss too; NORMAL would save one fsync per commit). SQLAlchemy, not the sqlite3 module,
 begins transactions, with BEGIN IMMEDIATE: a transaction that reads and then writes cannot fail
-half-way because another process wrote in between. The process keeps one SQLite connection: its
-coroutines take turns (`storage.turns`: the worker's writes first, then the oldest request's), each `Database`
-call being one short transaction, and never wait on file locks.
+half-way because another process wrote in between. The process keeps one SQLite connection on this engine and
+one on its `DatabaseThread` (`storage.database_thread`); its coroutines take turns across both (`storage.turns`:
+the worker's writes first, then the oldest request's), each `Database` call being one short transaction, and
+never wait on file locks.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ def open_engine(url: str) -> AsyncEngine:
         file.parent.mkdir(parents=True, exist_ok=True)
         pool = {"pool_size": 1, "max_overflow": 0}
     engine = create_async_engine(url, **pool)
-    event.listen(engine.sync_engine, "connect", _configure_sqlite)
-    event.listen(engine.sync_engine, "begin", _begin_immediate)
+    event.listen(engine.sync_engine, "connect", configure_sqlite)
+    event.listen(engine.sync_engine, "begin", begin_immediate)
     return engine
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
+def configure_sqlite(dbapi_connection: Any, _record: object) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in SQLITE_PRAGMAS:
@@ -57,5 +58,5 @@ def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
-def _begin_immediate(connection: Connection) -> None:
+def begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -13,11 +13,11 @@ writes the next group. Each caller returns only once its group is committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.turns import Sessions
 
@@ -27,7 +27,7 @@ GROUP_LIMIT = 32
 T = TypeVar("T")
 R = TypeVar("R")
 
-Write = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R | Exception]]]
+Write = Callable[[Session, Sequence[T]], Sequence[R | Exception]]
 """Writes a group within the transaction given: one outcome per item, in order (a result, or the error that item
 alone raises; the others are still written)."""
 
@@ -77,9 +77,10 @@ class Grouped(Generic[T, R]):
         group: list[_Waiting[T, R]] = []
         try:
             try:
-                async with self._sessions.begin() as session:
+                async with self._sessions.turns.turn():
                     group, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
-                    outcomes = list(await self._write_group(session, [waiting.item for waiting in group]))
+                    items = [waiting.item for waiting in group]
+                    outcomes = list(await self._sessions.run_in_turn(self._write_group, items))
             except self._alone_on:
                 if len(group) < 2:
                     raise
@@ -98,7 +99,6 @@ class Grouped(Generic[T, R]):
 
     async def _write_alone(self, item: T) -> R | Exception:
         try:
-            async with self._sessions.begin() as session:
-                return (await self._write_group(session, [item]))[0]
+            return (await self._sessions.run(self._write_group, [item]))[0]
         except self._alone_on as error:
             return error

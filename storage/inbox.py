@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.models import InboxRow
 from storage.repository import Repository
@@ -21,15 +21,10 @@ from storage.repository import Repository
 class Inbox(Repository):
     async def receive_update(self, source: str, update_id: int, payload: str) -> bool:
         """Keep an update from `source` (a platform and account); False when it was already received."""
-        async with self._sessions.begin() as session:
-            if await session.get(InboxRow, (source, update_id)) is not None:
-                return False
-            session.add(InboxRow(source=source, update_id=update_id, payload=payload, received_at=self._now()))
-            return True
+        return await self._sessions.run(_receive, source, update_id, payload, self._now())
 
     async def updates_handled(self, source: str, update_ids: Iterable[int]) -> None:
-        async with self._sessions.begin() as session:
-            await mark_handled(session, source, update_ids, self._now())
+        await self._sessions.run(mark_handled, source, list(update_ids), self._now())
 
     async def unhandled_updates(self, source: str) -> list[tuple[int, str]]:
         """The updates whose handling never ended, oldest first: (update id, payload)."""
@@ -51,10 +46,17 @@ class Inbox(Repository):
             return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def mark_handled(session: AsyncSession, source: str, update_ids: Iterable[int], now: datetime) -> None:
+def mark_handled(session: Session, source: str, update_ids: Iterable[int], now: datetime) -> None:
     """Within the caller's transaction: a job's, so that the job and its update's handling are one."""
-    await session.execute(
+    session.execute(
         update(InboxRow)
         .where(InboxRow.source == source, InboxRow.update_id.in_(list(update_ids)), InboxRow.handled_at.is_(None))
         .values(handled_at=now)
     )
+
+
+def _receive(session: Session, source: str, update_id: int, payload: str, now: datetime) -> bool:
+    if session.get(InboxRow, (source, update_id)) is not None:
+        return False
+    session.add(InboxRow(source=source, update_id=update_id, payload=payload, received_at=now))
+    return True

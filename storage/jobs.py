@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.columns import as_utc
 from storage.errors import InvalidTransition, NotFound
@@ -58,9 +58,7 @@ class Jobs(Repository):
         return await self._new_jobs.create(draft, reservation)
 
     async def get_job(self, job_id: str) -> Job | None:
-        async with self._sessions() as session:
-            row = await session.get(JobRow, job_id)
-            return None if row is None else row.record()
+        return await self._sessions.run(_job, job_id)
 
     async def mark_running(self, job_id: str, now: datetime) -> Job:
         """Start an attempt: counts it in `attempts`."""
@@ -69,15 +67,7 @@ class Jobs(Repository):
     async def mark_running_many(self, job_ids: Sequence[str], now: datetime) -> list[Job]:
         """Start the attempts of a batch in one transaction; a job that is no longer queued (cancelled in the
         instant before the GPU took it) is left as it is, and only the jobs started are returned."""
-        async with self._sessions.begin() as session:
-            rows = await session.scalars(
-                update(JobRow)
-                .where(JobRow.id.in_(list(job_ids)), JobRow.state.in_(TRANSITIONS[JobState.RUNNING]))
-                .values(state=JobState.RUNNING, started_at=as_utc(now), attempts=JobRow.attempts + 1)
-                .returning(JobRow),
-                execution_options={"synchronize_session": False},
-            )
-            return [row.record() for row in rows]
+        return await self._sessions.run(_start, list(job_ids), as_utc(now))
 
     async def requeue_job(self, job_id: str) -> Job:
         """Put a job left running (by a crash or a restart) back in the queue; `attempts` keeps the count."""
@@ -93,28 +83,7 @@ class Jobs(Repository):
     ) -> Job:
         """Finish a job, record its images, the prompt the model was given when it differs from the user's (a
         translation), and (given `gpu_seconds`) settle its quota: all happen, or none."""
-        async with self._sessions.begin() as session:
-            changes: dict[str, Any] = {"finished_at": as_utc(now)}
-            if processed_prompt is not None:
-                changes["processed_prompt"] = processed_prompt
-            row = await _transition(session, job_id, JobState.DONE, **changes)
-            if gpu_seconds is not None:
-                await commit_charge(session, job_id, gpu_seconds)
-            session.add_all(
-                OutputRow(
-                    job_id=job_id,
-                    index=output.index,
-                    path=output.path,
-                    sha256=output.sha256,
-                    size=output.size,
-                    width=output.width,
-                    height=output.height,
-                    seed=output.seed,
-                    nsfw_score=output.nsfw_score,
-                )
-                for output in outputs
-            )
-            return row.record()
+        return await self._sessions.run(_finish, job_id, as_utc(now), outputs, gpu_seconds, processed_prompt)
 
     async def mark_failed(self, job_id: str, now: datetime, code: str, message: str | None = None) -> Job:
         return await self._change_state(
@@ -222,42 +191,93 @@ class Jobs(Repository):
         return found
 
     async def _change_state(self, job_id: str, target: JobState, **values: Any) -> Job:
-        async with self._sessions.begin() as session:
-            return (await _transition(session, job_id, target, **values)).record()
+        return await self._sessions.run(_change, job_id, target, values)
 
     async def _record_delivery(self, job_id: str, now: datetime, target: DeliveryState, error: str | None) -> Job:
         """A delivery attempt on a finished job whose delivery is still pending."""
-        now = as_utc(now)
-        async with self._sessions.begin() as session:
-            row = await session.scalar(
-                update(JobRow)
-                .where(
-                    JobRow.id == job_id,
-                    JobRow.state.in_(FINISHED_STATES),
-                    JobRow.delivery_state == DeliveryState.PENDING,
-                )
-                .values(
-                    delivery_state=target,
-                    delivery_attempts=JobRow.delivery_attempts + 1,
-                    delivery_attempted_at=now,
-                    delivered_at=now if target is DeliveryState.DELIVERED else None,
-                    delivery_error=error,
-                )
-                .returning(JobRow)
-            )
-            if row is not None:
-                return row.record()
-            found = (
-                await session.execute(select(JobRow.state, JobRow.delivery_state).where(JobRow.id == job_id))
-            ).first()
-            if found is None:
-                raise NotFound("job", job_id)
-            state, delivery = found
-            raise InvalidTransition(f"delivery of job {job_id}", delivery if state.finished else state, target)
+        return await self._sessions.run(_delivery_attempt, job_id, as_utc(now), target, error)
 
 
-async def _transition(session: AsyncSession, job_id: str, target: JobState, **values: Any) -> JobRow:
-    row = await session.scalar(
+def _job(session: Session, job_id: str) -> Job | None:
+    row = session.get(JobRow, job_id)
+    return None if row is None else row.record()
+
+
+def _start(session: Session, job_ids: list[str], now: datetime) -> list[Job]:
+    rows = session.scalars(
+        update(JobRow)
+        .where(JobRow.id.in_(job_ids), JobRow.state.in_(TRANSITIONS[JobState.RUNNING]))
+        .values(state=JobState.RUNNING, started_at=now, attempts=JobRow.attempts + 1)
+        .returning(JobRow),
+        execution_options={"synchronize_session": False},
+    )
+    return [row.record() for row in rows]
+
+
+def _finish(
+    session: Session,
+    job_id: str,
+    now: datetime,
+    outputs: Sequence[OutputDraft],
+    gpu_seconds: float | None,
+    processed_prompt: str | None,
+) -> Job:
+    changes: dict[str, Any] = {"finished_at": now}
+    if processed_prompt is not None:
+        changes["processed_prompt"] = processed_prompt
+    row = _transition(session, job_id, JobState.DONE, **changes)
+    if gpu_seconds is not None:
+        commit_charge(session, job_id, gpu_seconds)
+    session.add_all(
+        OutputRow(
+            job_id=job_id,
+            index=output.index,
+            path=output.path,
+            sha256=output.sha256,
+            size=output.size,
+            width=output.width,
+            height=output.height,
+            seed=output.seed,
+            nsfw_score=output.nsfw_score,
+        )
+        for output in outputs
+    )
+    return row.record()
+
+
+def _delivery_attempt(session: Session, job_id: str, now: datetime, target: DeliveryState, error: str | None) -> Job:
+    """A delivery attempt on a finished job whose delivery is still pending."""
+    row = session.scalar(
+        update(JobRow)
+        .where(
+            JobRow.id == job_id,
+            JobRow.state.in_(FINISHED_STATES),
+            JobRow.delivery_state == DeliveryState.PENDING,
+        )
+        .values(
+            delivery_state=target,
+            delivery_attempts=JobRow.delivery_attempts + 1,
+            delivery_attempted_at=now,
+            delivered_at=now if target is DeliveryState.DELIVERED else None,
+            delivery_error=error,
+        )
+        .returning(JobRow)
+    )
+    if row is not None:
+        return row.record()
+    found = session.execute(select(JobRow.state, JobRow.delivery_state).where(JobRow.id == job_id)).first()
+    if found is None:
+        raise NotFound("job", job_id)
+    state, delivery = found
+    raise InvalidTransition(f"delivery of job {job_id}", delivery if state.finished else state, target)
+
+
+def _change(session: Session, job_id: str, target: JobState, values: dict[str, Any]) -> Job:
+    return _transition(session, job_id, target, **values).record()
+
+
+def _transition(session: Session, job_id: str, target: JobState, **values: Any) -> JobRow:
+    row = session.scalar(
         update(JobRow)
         .where(JobRow.id == job_id, JobRow.state.in_(TRANSITIONS[target]))
         .values(state=target, **values)
@@ -265,7 +285,7 @@ async def _transition(session: AsyncSession, job_id: str, target: JobState, **va
     )
     if row is not None:
         return row
-    current = await session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+    current = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
     if current is None:
         raise NotFound("job", job_id)
     raise InvalidTransition(f"job {job_id}", current, target)

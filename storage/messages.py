@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.errors import MessageAlreadyLinked
 from storage.groups import Grouped
@@ -31,13 +31,7 @@ class MessageLinks(Repository):
 
     async def messages_of(self, job_id: str) -> list[MessageLink]:
         """Every message that shows the job, so deleting the job can delete them too."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(MessageLinkRow)
-                .where(MessageLinkRow.job_id == job_id)
-                .order_by(MessageLinkRow.chat_id, MessageLinkRow.message_id)
-            )
-            return [row.record() for row in rows]
+        return await self._sessions.run(_links_of, job_id)
 
     async def find_message(self, platform: str, chat_id: str, message_id: str) -> MessageLink | None:
         async with self._sessions() as session:
@@ -45,10 +39,19 @@ class MessageLinks(Repository):
             return None if row is None else row.record()
 
 
-async def write_links(session: AsyncSession, links: Sequence[MessageLink]) -> list[MessageLink | Exception]:
+def _links_of(session: Session, job_id: str) -> list[MessageLink]:
+    rows = session.scalars(
+        select(MessageLinkRow)
+        .where(MessageLinkRow.job_id == job_id)
+        .order_by(MessageLinkRow.chat_id, MessageLinkRow.message_id)
+    )
+    return [row.record() for row in rows]
+
+
+def write_links(session: Session, links: Sequence[MessageLink]) -> list[MessageLink | Exception]:
     """A group's links in one read of those that exist and one insert of the new ones."""
     keys = {(link.platform, link.chat_id, link.message_id) for link in links}
-    found = await session.scalars(
+    found = session.scalars(
         select(MessageLinkRow).where(
             tuple_(MessageLinkRow.platform, MessageLinkRow.chat_id, MessageLinkRow.message_id).in_(keys)
         )
@@ -71,5 +74,5 @@ async def write_links(session: AsyncSession, links: Sequence[MessageLink]) -> li
             outcomes.append(MessageAlreadyLinked(link.platform, link.chat_id, link.message_id))
             continue
         outcomes.append(row.record())
-    await session.flush()
+    session.flush()
     return outcomes

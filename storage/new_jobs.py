@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.errors import QuotaExceeded
 from storage.groups import Grouped
@@ -42,22 +42,22 @@ class NewJobs:
     async def create(self, draft: JobDraft, reservation: QuotaReservation | None) -> Job:
         return await self._groups(_Waiting(draft, reservation))
 
-    async def _insert(self, session: AsyncSession, group: Sequence[_Waiting]) -> list[Job | QuotaExceeded]:
-        return await _insert(session, group, self._now())
+    def _insert(self, session: Session, group: Sequence[_Waiting]) -> list[Job | QuotaExceeded]:
+        return _insert(session, group, self._now())
 
 
-async def _insert(session: AsyncSession, group: Sequence[_Waiting], now: datetime) -> list[Job | QuotaExceeded]:
+def _insert(session: Session, group: Sequence[_Waiting], now: datetime) -> list[Job | QuotaExceeded]:
     """Within one transaction: the reservations checked against each owner's day (their rows locked), then every
     job that fits written with its reservation and its updates marked handled. Each job is stamped a microsecond
     after the one submitted before it, so that "oldest first" (a restart's order, /history) stays the order of
     submission within a group."""
-    refused = await _over_quota(session, group)
+    refused = _over_quota(session, group)
     rows = {}
     for place, waiting in enumerate(group):
         if waiting not in refused:
             rows[waiting] = _row(waiting.draft, now + timedelta(microseconds=place))
     session.add_all(rows.values())
-    await session.flush()
+    session.flush()
     charges = [
         charge_row(row.id, waiting.draft.owner_id, waiting.reservation, now)
         for waiting, row in rows.items()
@@ -70,12 +70,12 @@ async def _insert(session: AsyncSession, group: Sequence[_Waiting], now: datetim
             source, update_ids = waiting.draft.answers
             answers.setdefault(source, []).extend(update_ids)
     for source, handled in answers.items():
-        await mark_handled(session, source, handled, now)
-    await session.flush()
+        mark_handled(session, source, handled, now)
+    session.flush()
     return [refused[waiting] if waiting in refused else rows[waiting].record() for waiting in group]
 
 
-async def _over_quota(session: AsyncSession, group: Sequence[_Waiting]) -> dict[_Waiting, QuotaExceeded]:
+def _over_quota(session: Session, group: Sequence[_Waiting]) -> dict[_Waiting, QuotaExceeded]:
     """The reservations that would take their owner past a limit, counting the day's usage and the group's own
     reservations before them; the owners' rows are locked first, so that concurrent writers cannot overdraw."""
     reserving = [waiting for waiting in group if waiting.reservation is not None]
@@ -83,8 +83,8 @@ async def _over_quota(session: AsyncSession, group: Sequence[_Waiting]) -> dict[
         return {}
     owners = sorted({waiting.draft.owner_id for waiting in reserving})
     days = sorted({waiting.reservation.day for waiting in reserving if waiting.reservation is not None})
-    await session.execute(select(UserRow.id).where(UserRow.id.in_(owners)).with_for_update())
-    rows = await session.execute(
+    session.execute(select(UserRow.id).where(UserRow.id.in_(owners)).with_for_update())
+    rows = session.execute(
         select(
             QuotaChargeRow.user_id,
             QuotaChargeRow.day,

@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.errors import InvalidTransition, QuotaExceeded
 from storage.models import QuotaChargeRow, UserRow
@@ -45,8 +46,7 @@ class Quotas(Repository):
 
     async def commit_quota(self, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
         """Settle a job's reservation at the GPU seconds it actually took."""
-        async with self._sessions.begin() as session:
-            return await commit_charge(session, job_id, gpu_seconds)
+        return await self._sessions.run(commit_charge, job_id, gpu_seconds)
 
     async def refund_quota(self, job_id: str) -> QuotaCharge | None:
         """Give a job's charge back, whether only reserved or already committed."""
@@ -102,9 +102,9 @@ def charge_row(job_id: str, user_id: int, reservation: QuotaReservation, now: da
     )
 
 
-async def commit_charge(session: AsyncSession, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
+def commit_charge(session: Session, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
     """Inside a caller's transaction: reserved becomes committed at the actual seconds; idempotent."""
-    row = await session.get(QuotaChargeRow, job_id, with_for_update=True)
+    row = session.get(QuotaChargeRow, job_id, with_for_update=True)
     if row is None:
         return None
     if row.state is QuotaState.REFUNDED:

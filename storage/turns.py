@@ -12,12 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import heapq
 import itertools
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from storage.database_thread import DatabaseThread
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("easel_storage_urgent", default=False)
 
@@ -80,11 +88,26 @@ class Turns:
 
 
 class Sessions:
-    """The session factory of `Database`, each session opened in its turn (see above)."""
+    """The session factory of `Database`, each session opened in its turn (see above); and `run`, for the
+    transactions written as a function of a sync session, on a SQLite file's `DatabaseThread` where there is one."""
 
     def __init__(self, factory: async_sessionmaker[AsyncSession], turns: Turns) -> None:
         self.factory = factory
         self.turns = turns
+        self.thread: DatabaseThread | None = None
+
+    async def run(self, work: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """`work(session, *args, **kwargs)` in one transaction, in its turn."""
+        async with self.turns.turn():
+            return await self.run_in_turn(work, *args, **kwargs)
+
+    async def run_in_turn(self, work: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """As `run`, for a caller that holds its turn already."""
+        call = functools.partial(work, **kwargs) if kwargs else work
+        if self.thread is not None:
+            return await self.thread.run(call, *args)
+        async with self.factory.begin() as session:
+            return await session.run_sync(call, *args)
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[AsyncSession]:

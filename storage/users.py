@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.errors import NotFound
 from storage.groups import Grouped
@@ -75,12 +75,12 @@ class Users(Repository):
     async def unban_user(self, user_id: int) -> User:
         return await self._update_user(user_id, banned_until=None, ban_reason=None)
 
-    async def _get_or_create_users(self, session: AsyncSession, accounts: Sequence[Account]) -> list[User]:
+    def _get_or_create_users(self, session: Session, accounts: Sequence[Account]) -> list[User]:
         """A group's users in one read of each platform's accounts and one insert of the new ones."""
         rows: dict[tuple[str, str], UserRow] = {}
         for platform in {account.platform for account in accounts}:
             ids = {account.platform_user_id for account in accounts if account.platform == platform}
-            found = await session.scalars(
+            found = session.scalars(
                 select(UserRow).where(UserRow.platform == platform, UserRow.platform_user_id.in_(ids))
             )
             rows.update(((row.platform, row.platform_user_id), row) for row in found)
@@ -102,7 +102,7 @@ class Users(Repository):
             elif account.display_name is not None and account.display_name != row.display_name:
                 row.display_name = account.display_name
         session.add_all(created)
-        await session.flush()
+        session.flush()
         return [rows[(account.platform, account.platform_user_id)].record() for account in accounts]
 
     async def _update_user(self, user_id: int, **values: Any) -> User:
