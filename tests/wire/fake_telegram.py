@@ -106,6 +106,8 @@ class FakeTelegram:
     async def stop(self) -> None:
         self._stopping = True
         self._released.set()
+        async with self._changed:  # a long poll in progress returns now, not at its timeout
+            self._changed.notify_all()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -389,7 +391,9 @@ class FakeTelegram:
         if not self._updates and timeout:
             async with self._changed:
                 try:
-                    await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates)), timeout)
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda: bool(self._updates) or self._stopping), timeout
+                    )
                 except TimeoutError:
                     pass
         return list(self._updates)
