@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -41,26 +42,34 @@ def moderator(role: Role, user_id: str = "mod", community: str | None = "guild-1
     return Moderator("test", user_id, community, role)
 
 
-def stand_in(
-    batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
-) -> list[GenerationResult]:
+class StandIn:
     """Plain images at once, after a preview of each that scores as its images do; a prompt in `TRANSLATIONS`
     reports its English as the translation it ran on, and one that says "spicy" (its images) or "spicy input"
-    (its input image) scores as NSFW."""
-    translations = [
-        PromptTranslation("ru", TRANSLATIONS[r.prompt], "", ()) if r.prompt in TRANSLATIONS else None for r in batch
-    ]
-    previews = [
-        Preview(Image.new("RGB", (16, 16)), 0.95 if _spicy(r) else 0.05, _input_score(r), translation)
-        for r, translation in zip(batch, translations, strict=True)
-    ]
-    on_progress(0.5, previews)
-    results = []
-    for request, translation in zip(batch, translations, strict=True):
-        images = tuple(Image.new("RGB", (request.width, request.height)) for _ in request.seeds)
-        scores = tuple(0.95 if _spicy(request) else 0.05 for _ in images)
-        results.append(GenerationResult(request, images, request.seeds, translation, scores, _input_score(request)))
-    return results
+    (its input image) scores as NSFW. It returns once the listener has seen the batch's previews: the results'
+    reports would otherwise overtake them (a progress event after a job's end is not announced)."""
+
+    def __init__(self) -> None:
+        self.previews_seen = threading.Semaphore(0)
+
+    def __call__(
+        self, batch: Sequence[GenerationRequest], on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> list[GenerationResult]:
+        translations = [
+            PromptTranslation("ru", TRANSLATIONS[r.prompt], "", ()) if r.prompt in TRANSLATIONS else None for r in batch
+        ]
+        previews = [
+            Preview(Image.new("RGB", (16, 16)), 0.95 if _spicy(r) else 0.05, _input_score(r), translation)
+            for r, translation in zip(batch, translations, strict=True)
+        ]
+        on_progress(0.5, previews)
+        for _ in batch:
+            assert self.previews_seen.acquire(timeout=10), "a preview never reached the listener"
+        results = []
+        for request, translation in zip(batch, translations, strict=True):
+            images = tuple(Image.new("RGB", (request.width, request.height)) for _ in request.seeds)
+            scores = tuple(0.95 if _spicy(request) else 0.05 for _ in images)
+            results.append(GenerationResult(request, images, request.seeds, translation, scores, _input_score(request)))
+        return results
 
 
 def _spicy(request: GenerationRequest) -> bool:
@@ -75,10 +84,13 @@ def _input_score(request: GenerationRequest) -> float | None:
 class Harness:
     core: Core
     db: Database
+    stand_in: StandIn
     events: list[JobEvent] = field(default_factory=list)
 
     async def listener(self, event: JobEvent) -> None:
         self.events.append(event)
+        if event.kind == "progress":
+            self.stand_in.previews_seen.release()
 
     async def final(self, job_id: str) -> JobEvent:
         async def wait() -> JobEvent:
@@ -97,8 +109,9 @@ class Harness:
 @pytest.fixture
 async def core(stack: Launch, tmp_path: Path) -> Harness:
     moderation = {"owners": ["test:owner"], "banned_words": ["gore"]}
+    stand_in = StandIn()
     running = await stack(core_settings(tmp_path, moderation=moderation), stand_in)
-    harness = Harness(running.core, running.db)
+    harness = Harness(running.core, running.db, stand_in)
     running.core.listen("test", harness.listener)
     return harness
 
