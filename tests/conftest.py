@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from core_stack import Launch, Stack, core_settings
+from databases import database_url, empty_database_url, postgres_databases  # noqa: F401 (fixtures of every test module)
 from PIL import Image
 from postgres_tier import (  # noqa: F401 (the PostgreSQL tier's hooks, kept apart so a test can load them alone)
     pytest_collection_modifyitems,

@@ -1,4 +1,5 @@
-"""The core service over a real SQLite file, with the tiny engine or a controllable stand-in."""
+"""The core service over a real SQLite file and a real PostgreSQL database (tests/databases.py), with the tiny engine
+or a controllable stand-in."""
 
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ CAROL = Actor("test", "carol", "Carol", "en")
 HERE = Place("test", "channel-1", "guild-1", "Guild")
 
 
-def settings_for(tmp_path: Path, tiers: dict[str, TierSettings] | None = None, **queue: Any) -> Settings:
+def settings_for(
+    tmp_path: Path, database_url: str, tiers: dict[str, TierSettings] | None = None, **queue: Any
+) -> Settings:
     settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
-    storage = settings.storage.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'easel.db'}", "outputs_dir": tmp_path / "files"}
-    )
+    storage = settings.storage.model_copy(update={"database_url": database_url, "outputs_dir": tmp_path / "files"})
     return settings.model_copy(
         update={"storage": storage, "queue": settings.queue.model_copy(update=queue), "tiers": tiers or settings.tiers},
     )
@@ -122,7 +123,7 @@ Start = Callable[..., Any]
 
 
 @pytest.fixture
-async def start(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[Start]:
+async def start(tmp_path: Path, database_url: str, tiny_models: KandinskyModels) -> AsyncIterator[Start]:
     running: list[tuple[Harness, Runtime]] = []
 
     async def launch(
@@ -133,7 +134,7 @@ async def start(tmp_path: Path, tiny_models: KandinskyModels) -> AsyncIterator[S
         tiers: dict[str, TierSettings] | None = None,
         **queue: Any,
     ) -> Harness:
-        settings = settings_for(tmp_path, tiers, **queue)
+        settings = settings_for(tmp_path, database_url, tiers, **queue)
         runtime = await open_runtime(settings, generate or Engine(tiny_models).generate)
         harness = Harness(settings, runtime.db, runtime.files, runtime.core, runtime.worker, generate)
         runtime.core.listen("test", harness.listener)

@@ -1,4 +1,5 @@
-"""Storage on real SQLite files: migrations, connection settings, and every query method."""
+"""Storage on a real SQLite file and a real PostgreSQL database (tests/databases.py): migrations, connection settings,
+and every query method."""
 
 from __future__ import annotations
 
@@ -60,9 +61,13 @@ class Clock:
         return self.now
 
 
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For what only SQLite has: its PRAGMAs, its query plans."""
+
+
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'easel.db'}"
+def url(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture
@@ -133,12 +138,14 @@ async def on_database(url: str, work: Callable[[Connection], object]) -> object:
 
 
 async def test_upgrade_builds_the_schema_the_models_describe(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_database_url: str
 ) -> None:
+    url = empty_database_url
     monkeypatch.chdir(tmp_path)  # the migrations are found from the package, not the working directory
     await upgrade_database(url)
 
-    assert (tmp_path / "data" / "easel.db").is_file()
+    if url.startswith("sqlite"):
+        assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     assert await on_database(url, current_revision) == head == "0006"
@@ -159,11 +166,15 @@ def test_alembic_commands_without_a_connection_migrate_on_their_own_engine(url: 
     command.upgrade(config, "head")
 
 
-async def test_connections_use_wal_and_enforce_foreign_keys(db: Database, owner: User, url: str) -> None:
+@SQLITE_ONLY
+async def test_sqlite_connections_use_wal_and_enforce_foreign_keys(db: Database, owner: User, url: str) -> None:
     def pragmas(connection: Connection) -> tuple[object, ...]:
         return tuple(connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "foreign_keys"))
 
     assert await on_database(url, pragmas) == ("wal", 1)
+
+
+async def test_a_job_of_an_unknown_user_is_refused(db: Database, owner: User) -> None:
     with pytest.raises(IntegrityError):
         await db.create_job(draft_for(owner, owner_id=999))
 
@@ -766,6 +777,7 @@ async def test_an_update_is_received_once_and_replayed_until_handled(db: Databas
     assert await db.receive_update("telegram:1", 10, "{}")
 
 
+@SQLITE_ONLY
 async def test_lookups_by_output_path_and_by_a_users_active_jobs_use_their_indexes(db: Database, url: str) -> None:
     """Deleting a job's images asks which other jobs show each file, and /queue asks for a user's active jobs
     (`active_jobs`' query): neither may read every output, or every job of the user."""
