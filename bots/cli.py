@@ -11,10 +11,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bots.config import ConfigError, Settings, load_settings, read_environment
 from generation.errors import EaselError
+
+if TYPE_CHECKING:
+    from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger("easel")
 
@@ -117,6 +120,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bots.instance import AlreadyServed
     from bots.run import NothingToRun, serve, served_platforms
     from generation.errors import ModelLoadError
+    from storage.errors import DatabaseUnavailable
 
     environment = read_environment(settings)
     console = args.console or (sys.stdin.isatty() and not served_platforms(settings, environment))
@@ -124,11 +128,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(serve(settings, environment, console=console))
     except (NothingToRun, ModelLoadError, AlreadyServed, ConfigError) as error:
         return _fail(str(error))
+    except DatabaseUnavailable as error:
+        return _database_failed(error)
     return 0
 
 
 def _upgrade(settings: Settings) -> int:
+    from sqlalchemy import make_url
+
     from storage.database import Database
+    from storage.errors import DatabaseUnavailable
 
     async def upgrade() -> None:
         database = Database(settings.storage.database_url)
@@ -138,8 +147,12 @@ def _upgrade(settings: Settings) -> int:
         finally:
             await database.close()
 
-    asyncio.run(upgrade())
-    print(f"database {settings.storage.database_url} is up to date")
+    try:
+        asyncio.run(upgrade())
+    except DatabaseUnavailable as error:
+        return _database_failed(error)
+    shown = make_url(settings.storage.database_url).render_as_string(hide_password=True)
+    print(f"database {shown} is up to date")
     return 0
 
 
@@ -164,6 +177,10 @@ def _discord_sync(settings: Settings) -> int:
     where = "in guilds " + ", ".join(str(guild) for guild in guild_ids) if guild_ids else "globally"
     print(f"synced {len(names)} Discord commands {where}: {', '.join(names)}")
     return 0
+
+
+def _database_failed(error: DatabaseUnavailable) -> int:
+    return _fail(f"storage.database_url ({error.where}): {error.reason}")
 
 
 def _fail(message: str) -> int:

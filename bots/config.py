@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bots.moderation.matching import BannedPattern, InvalidPattern, validate
 from generation.config import (
@@ -44,6 +46,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+_DATABASE_URLS = "easel takes sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DATABASE"
+
+
 class StorageSettings(_Section):
     """Relative paths are taken from the directory of the config file."""
 
@@ -52,6 +58,18 @@ class StorageSettings(_Section):
     run_dir: Path | None = None
     """Where easel processes claim the platform tokens they serve; None: the user's runtime directory, which
     all their processes on the machine share."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """easel's storage is async: a URL of another driver would fail later, deep in SQLAlchemy."""
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {_DATABASE_URLS}") from None
+        if driver not in DATABASE_DRIVERS:
+            raise ValueError(f"{driver} is not a driver easel speaks; {_DATABASE_URLS}")
+        return url
 
 
 class QueueSettings(_Section):
@@ -246,7 +264,8 @@ def _describe(error: ValidationError, path: Path | None) -> str:
     for problem in error.errors():
         if problem["loc"]:
             setting = ".".join(str(part) for part in problem["loc"])
-            lines.append(f"{setting}: {problem['msg']} (got {problem.get('input')!r})")
+            shown = "" if setting.endswith("database_url") else f" (got {problem.get('input')!r})"  # a password
+            lines.append(f"{setting}: {problem['msg']}{shown}")
         else:
             lines.append(str(problem["ctx"]["error"]) if "error" in problem.get("ctx", {}) else problem["msg"])
     return f"invalid configuration{where}: " + "; ".join(lines)

@@ -8,7 +8,14 @@ paths and hashes. This package knows nothing of chat platforms, diffusers or the
 """
 
 from storage.database import Database
-from storage.errors import InvalidTransition, MessageAlreadyLinked, NotFound, QuotaExceeded, StorageError
+from storage.errors import (
+    DatabaseUnavailable,
+    InvalidTransition,
+    MessageAlreadyLinked,
+    NotFound,
+    QuotaExceeded,
+    StorageError,
+)
 from storage.files import FileStore, StoredFile
 from storage.migrate import upgrade_database
 from storage.records import (
@@ -34,6 +41,7 @@ __all__ = [
     "Community",
     "CommunityBan",
     "Database",
+    "DatabaseUnavailable",
     "DeliveryState",
     "FileStore",
     "InvalidTransition",

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from storage.bans import CommunityBans
 from storage.communities import Communities
 from storage.database_thread import DatabaseThread
-from storage.engine import open_engine, single_connection, sqlite_file
+from storage.engine import open_engine, opening, single_connection, sqlite_file
 from storage.groups import Grouped
 from storage.inbox import Inbox
 from storage.jobs import Jobs
@@ -52,9 +52,14 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         """Open the engine and check that the database answers, so a wrong URL fails at start-up."""
         if self._engine is not None:
             return
-        engine = open_engine(self.url)
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with opening(self.url):
+            engine = open_engine(self.url)
+            try:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            except BaseException:
+                await engine.dispose()
+                raise
         self._engine = engine
         self._sessions.factory.configure(bind=engine)
         self._sessions.turns = Turns(1 if single_connection(self.url) else None)

@@ -12,13 +12,44 @@ never wait on file locks.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from storage.errors import DatabaseUnavailable
+
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=FULL")
+
+
+@contextlib.asynccontextmanager
+async def opening(url: str) -> AsyncIterator[None]:
+    """What goes wrong in opening the database at `url`, said in one `DatabaseUnavailable`; a wrong URL, a missing
+    driver and a server that does not answer are an operator's to fix, not a traceback to read."""
+    where = _shown(url)
+    try:
+        yield
+    except ImportError as error:
+        raise DatabaseUnavailable(
+            where, f"its driver is not installed ({error}); PostgreSQL's comes with pip install 'easel[postgres]'"
+        ) from None
+    except (ArgumentError, NoSuchModuleError, ValueError) as error:
+        raise DatabaseUnavailable(where, f"easel cannot open a database at this URL ({error})") from None
+    except DBAPIError as error:
+        raise DatabaseUnavailable(where, f"the database refused the connection ({error.orig})") from None
+    except (OSError, TimeoutError) as error:
+        raise DatabaseUnavailable(where, f"the database cannot be reached ({error})") from None
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -43,3 +43,13 @@ class MessageAlreadyLinked(StorageError):
 
     def __init__(self, platform: str, chat_id: str, message_id: str) -> None:
         super().__init__(f"message {message_id} in {platform} chat {chat_id} is already linked elsewhere")
+
+
+class DatabaseUnavailable(StorageError):
+    """The database at `where` (its URL without the password) cannot be used: a URL or driver easel cannot open,
+    a server that does not answer, a database that does not exist, or a schema this code cannot migrate."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")

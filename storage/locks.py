@@ -12,6 +12,8 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from storage.engine import opening
+
 KEY_BITS = 63
 """Keys are PostgreSQL bigints; non-negative ones keep pg_locks' two 32-bit halves simple to match."""
 
@@ -62,7 +64,8 @@ class AdvisoryLocks:
     async def _connect(self) -> AsyncConnection:
         if self._connection is None:
             self._engine = create_async_engine(self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-            self._connection = await self._engine.connect()
+            async with opening(self.url):
+                self._connection = await self._engine.connect()
             await self._connection.execute(
                 text("SELECT set_config('application_name', :holder, false)"), {"holder": self.holder}
             )

@@ -11,9 +11,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-from storage.engine import open_engine
+from storage.engine import open_engine, opening
+from storage.errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -28,17 +31,32 @@ def alembic_config(url: str) -> Config:
 
 async def upgrade_database(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision`, creating it (and a SQLite file's directory) if needed."""
-    engine = open_engine(url)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, alembic_config(url), revision)
-    finally:
-        await engine.dispose()
+    async with opening(url):
+        engine = open_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_upgrade, alembic_config(url), revision)
+        finally:
+            await engine.dispose()
 
 
 def _upgrade(connection: Connection, config: Config, revision: str) -> None:
+    """A schema at a revision these migrations do not know was made by a newer easel: migrating it back is not
+    this code's to guess, so it is refused by name."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    script = ScriptDirectory.from_config(config)
+    if current is not None and current not in {known.revision for known in script.walk_revisions()}:
+        raise DatabaseUnavailable(
+            _shown(connection),
+            f"its schema is at revision {current}, which this easel does not know (its newest is "
+            f"{script.get_current_head()}): a newer easel has migrated it",
+        )
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def _shown(connection: Connection) -> str:
+    return connection.engine.url.render_as_string(hide_password=True)
 
 
 def _escaped(value: str) -> str:

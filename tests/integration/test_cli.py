@@ -10,12 +10,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import postgres_tier
 import pytest
 from PIL import Image
+from sqlalchemy import make_url
 
 from bots.cli import main
 
 TINY = ["generate", "--model", "tiny"]
+POSTGRES = postgres_tier.url()  # read before `_no_config_file` clears every EASEL_ variable
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +196,61 @@ def test_db_upgrade_creates_the_schema(capsys: pytest.CaptureFixture[str], tmp_p
 def test_run_without_a_platform_or_console_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 1
     assert "easel run --console" in capsys.readouterr().err
+
+
+def _database_run(capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str, *command: str) -> tuple[int, str]:
+    (tmp_path / "config.toml").write_text(f'[storage]\ndatabase_url = "{url}"\n')
+    code = main(list(command or ("run", "--console")))
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def test_a_database_that_does_not_answer_is_one_line_naming_the_setting_without_its_password(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    nobody = "postgresql+asyncpg://easel:secret@127.0.0.1:9/easel"  # the discard port: nothing listens there
+    for command in (("run", "--console"), ("db", "upgrade")):
+        code, err = _database_run(capsys, tmp_path, nobody, *command)
+        assert code == 1
+        [line] = err.strip().splitlines()
+        assert line.startswith(
+            "easel: error: storage.database_url (postgresql+asyncpg://easel:***@127.0.0.1:9/easel): "
+            "the database cannot be reached ("
+        )
+        assert "secret" not in err
+
+
+def test_a_url_of_a_driver_easel_does_not_speak_is_refused_with_the_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for url, why in (("postgresql://easel:secret@db/easel", "postgresql is not a driver"), ("nonsense", "not a")):
+        code, err = _database_run(capsys, tmp_path, url)
+        assert code == 1
+        [line] = err.strip().splitlines()
+        assert f"storage.database_url: Value error, {why}" in line
+        assert "postgresql+asyncpg://USER@HOST/DATABASE" in line and "secret" not in line
+
+
+def test_a_schema_migrated_by_a_newer_easel_is_refused_by_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = "sqlite+aiosqlite:///state/easel.db"
+    assert _database_run(capsys, tmp_path, url, "db", "upgrade")[0] == 0
+    with sqlite3.connect(tmp_path / "state" / "easel.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099'")
+    for command in (("run", "--console"), ("db", "upgrade")):
+        code, err = _database_run(capsys, tmp_path, url, *command)
+        assert code == 1
+        assert err.strip().splitlines() == [
+            f"easel: error: storage.database_url (sqlite+aiosqlite:///{tmp_path / 'state' / 'easel.db'}): its schema "
+            "is at revision 0099, which this easel does not know (its newest is 0006): a newer easel has migrated it"
+        ]
+
+
+@pytest.mark.postgres
+def test_a_database_missing_on_the_server_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = make_url(POSTGRES).set(drivername="postgresql+asyncpg", database="easel_nowhere")
+    code, err = _database_run(capsys, tmp_path, missing.render_as_string(hide_password=False))
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert line.endswith('the database refused the connection (database "easel_nowhere" does not exist)')
