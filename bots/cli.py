@@ -56,14 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
     database_commands = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
-    database_commands.add_parser("upgrade", help="migrate the database to the current schema")
+    upgrade = database_commands.add_parser("upgrade", help="migrate the database to the current schema")
+    upgrade.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
 
     discord_parser = commands.add_parser("discord", help="Discord maintenance")
     discord_parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
     discord_commands = discord_parser.add_subparsers(dest="discord_command", required=True, parser_class=_Parser)
-    discord_commands.add_parser(
+    sync = discord_commands.add_parser(
         "sync", help="register the slash commands with Discord (in discord.guild_ids, or globally), then exit"
     )
+    sync.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
 
     generate = commands.add_parser("generate", help="run one request without the service and write PNG files")
     generate.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")

@@ -193,6 +193,17 @@ def test_db_upgrade_creates_the_schema(capsys: pytest.CaptureFixture[str], tmp_p
     assert main(["db", "upgrade"]) == 0
 
 
+def test_config_may_follow_the_command_or_come_before_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.toml").write_text('[storage]\ndatabase_url = "sqlite+aiosqlite:///other/easel.db"\n')
+    for argv in (
+        ["db", "upgrade", "--config", "elsewhere.toml"],
+        ["db", "--config", "elsewhere.toml", "upgrade"],
+        ["--config", "elsewhere.toml", "db", "upgrade"],
+    ):
+        assert main(argv) == 0
+        assert f"sqlite+aiosqlite:///{tmp_path / 'other' / 'easel.db'} is up to date" in capsys.readouterr().out
+
+
 def test_run_without_a_platform_or_console_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 1
     assert "easel run --console" in capsys.readouterr().err
