@@ -37,7 +37,7 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         self.url = url
         self._clock = clock
         self._engine: AsyncEngine | None = None
-        self._sessions = Sessions(async_sessionmaker(expire_on_commit=False), Turns(None))
+        self._sessions = Sessions(async_sessionmaker(expire_on_commit=False), Turns(None), url)
         self._new_jobs = NewJobs(self._sessions, self._now)
         # A group that one bad item fails (a user another process created meanwhile, a link to a missing job) is
         # written again item by item.

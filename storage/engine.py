@@ -45,6 +45,25 @@ async def opening(url: str) -> AsyncIterator[None]:
         raise DatabaseUnavailable(where, f"the database cannot be reached ({error})") from None
 
 
+def lost_connection(error: BaseException) -> bool:
+    """Whether `error` means the database could not be reached (a server restarting, a network cut, a connection
+    it ended), rather than a refusal of the statement: what is worth trying again."""
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated
+    return isinstance(error, OSError | TimeoutError)
+
+
+@contextlib.asynccontextmanager
+async def reaching(url: str) -> AsyncIterator[None]:
+    """A lost connection inside the block raised as `DatabaseUnavailable`; every other error as it is."""
+    try:
+        yield
+    except Exception as error:
+        if not lost_connection(error):
+            raise
+        raise DatabaseUnavailable(_shown(url), f"the connection to the database was lost ({error})") from error
+
+
 def _shown(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -69,7 +88,8 @@ def single_connection(url: str) -> bool:
 def open_engine(url: str) -> AsyncEngine:
     """An engine for `url`; for a SQLite file, its directory is created if missing."""
     if make_url(url).get_backend_name() != "sqlite":
-        return create_async_engine(url)
+        # A pooled connection that a server restart ended is found out (and replaced) before it is used.
+        return create_async_engine(url, pool_pre_ping=True)
     file = sqlite_file(url)
     pool: dict[str, Any] = {}
     if file is not None:

@@ -13,6 +13,7 @@ writes the next group. Each caller returns only once its group is committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -66,10 +67,13 @@ class Grouped(Generic[T, R]):
         try:
             async with self._writing:
                 if not waiting.written.done():
-                    await self._write()
+                    with contextlib.suppress(Exception):  # the writer's outcome is in its future, as every item's
+                        await self._write()
         except asyncio.CancelledError:
             if waiting in self._waiting:  # not taken into a group yet: nothing is written
                 self._waiting.remove(waiting)
+            elif waiting.written.done() and not waiting.written.cancelled():
+                waiting.written.exception()  # its group's outcome, which nobody else will read
             raise
         return waiting.written.result()
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from storage.database_thread import DatabaseThread
+from storage.engine import reaching
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -91,9 +92,10 @@ class Sessions:
     """The session factory of `Database`, each session opened in its turn (see above); and `run`, for the
     transactions written as a function of a sync session, on a SQLite file's `DatabaseThread` where there is one."""
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession], turns: Turns) -> None:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], turns: Turns, url: str = "") -> None:
         self.factory = factory
         self.turns = turns
+        self.url = url
         self.thread: DatabaseThread | None = None
 
     async def run(self, work: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -106,15 +108,15 @@ class Sessions:
         call = functools.partial(work, **kwargs) if kwargs else work
         if self.thread is not None:
             return await self.thread.run(call, *args)
-        async with self.factory.begin() as session:
+        async with reaching(self.url), self.factory.begin() as session:
             return await session.run_sync(call, *args)
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[AsyncSession]:
-        async with self.turns.turn(), self.factory() as session:
+        async with self.turns.turn(), reaching(self.url), self.factory() as session:
             yield session
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
-        async with self.turns.turn(), self.factory.begin() as session:
+        async with self.turns.turn(), reaching(self.url), self.factory.begin() as session:
             yield session
