@@ -9,11 +9,15 @@ and the user is told only that something failed and the reference.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bots.moderation.matching import InvalidPattern
 from bots.texts import shortened
 from generation.errors import EaselError, InvalidImage, InvalidRequest, QueueFull, QueueRefused, UserQueueFull
+from storage.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class UserError(EaselError):
@@ -23,8 +27,9 @@ class UserError(EaselError):
         super().__init__(f"{key}: {values}")
 
 
-Refusal = InvalidRequest | InvalidImage | QueueRefused | InvalidPattern
-"""What the engine, the queue and the banned-word matcher refuse; the user is told why."""
+Refusal = InvalidRequest | InvalidImage | QueueRefused | InvalidPattern | DatabaseUnavailable
+"""What the engine, the queue and the banned-word matcher refuse, and a database that does not answer (a server
+restarting, a network cut: the user may try again soon); the user is told why."""
 
 
 def user_error(error: Refusal) -> UserError:
@@ -41,4 +46,7 @@ def user_error(error: Refusal) -> UserError:
         return UserError("queue.user_full", limit=error.limit)
     if isinstance(error, QueueFull):
         return UserError("queue.full", limit=error.limit)
+    if isinstance(error, DatabaseUnavailable):
+        log.warning("a request was refused: %s", error)  # the operator's to fix, not the user's
+        return UserError("service.unavailable")
     return UserError("queue.refused")

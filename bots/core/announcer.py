@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.core.accounts import now
+from bots.core.persistence import persistently
 from bots.core.types import EventKind, JobEvent
 from storage.database import Database
 from storage.records import Job, User
@@ -112,6 +113,13 @@ class Announcer:
                 MAX_DELIVERY_ATTEMPTS,
                 error,
             )
-            await self.db.mark_delivery_failed(event.job_id, now(), repr(error), final=final)
+            attempted, reason = now(), repr(error)
+            await persistently(
+                lambda: self.db.mark_delivery_failed(event.job_id, attempted, reason, final=final),
+                f"the delivery of job {event.job_id}",
+            )
             return
-        await self.db.mark_delivered(event.job_id, now())
+        delivered = now()
+        await persistently(
+            lambda: self.db.mark_delivered(event.job_id, delivered), f"the delivery of job {event.job_id}"
+        )

@@ -19,6 +19,7 @@ from PIL import Image
 from bots.config import Settings
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
+from bots.core.persistence import persistently
 from bots.core.positions import Positions
 from bots.core.types import EventKind
 from bots.errors import UserError, user_error
@@ -67,8 +68,12 @@ class Lifecycle:
         (a job's done report does), and the users still waiting are told their places by `Positions`, not here."""
         self.positions.forget(job_ids)
         self.positions.moved(len(job_ids))
+        at = now()
         with urgent():
-            started = {job.id for job in await self.db.mark_running_many(job_ids, now())}
+            running = await persistently(
+                lambda: self.db.mark_running_many(job_ids, at), f"the start of job(s) {', '.join(job_ids)}"
+            )
+        started = {job.id for job in running}
         for job_id in job_ids:
             if job_id not in started:  # cancelled in the instant before the GPU took it
                 log.info("job %s started after it ended", job_id)
@@ -116,11 +121,13 @@ class Lifecycle:
         scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
         verdict = "allow"
         if translation is not None or self.moderation.flagged(scores):
-            job = await self.db.get_job(job_id)
+            job = await persistently(lambda: self.db.get_job(job_id), f"the result of job {job_id}")
             if job is None:
                 log.error("job %s finished but is not in the database", job_id)
                 return
-            community = await self.accounts.community_by_id(job.community_id)
+            community = await persistently(
+                lambda: self.accounts.community_by_id(job.community_id), f"the result of job {job_id}"
+            )
             if translation is not None and not await self._translation_allowed(job, community, translation):
                 return
             verdict = self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
@@ -129,8 +136,12 @@ class Lifecycle:
                 await self.close(job_id, JobState.FAILED, error_key="moderation.nsfw")
                 return
         outputs = await asyncio.to_thread(self._store_outputs, result)
+        finished = now()
         with urgent():
-            await self.db.mark_done(job_id, now(), outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
+            await persistently(
+                lambda: self.db.mark_done(job_id, finished, outputs, gpu_seconds=gpu_seconds, processed_prompt=english),
+                f"the result of job {job_id}",
+            )
         await self.announcer.emit(
             EventKind.DONE,
             job_id,
@@ -152,11 +163,12 @@ class Lifecycle:
 
     async def close(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> None:
         """Fail or cancel a job: written, quota refunded, then announced."""
+        ended, what = now(), f"the end of job {job_id}"
         if state is JobState.FAILED:
-            await self.db.mark_failed(job_id, now(), error_key or "error.internal", message)
+            await persistently(lambda: self.db.mark_failed(job_id, ended, error_key or "error.internal", message), what)
         else:
-            await self.db.mark_cancelled(job_id, now())
-        await self.db.refund_quota(job_id)
+            await persistently(lambda: self.db.mark_cancelled(job_id, ended), what)
+        await persistently(lambda: self.db.refund_quota(job_id), what)
         await self.announcer.emit(_FINAL_KINDS[state], job_id, error_key=error_key)
 
     # --- after a restart ---------------------------------------------------------------------
