@@ -67,7 +67,7 @@ def core_settings(root: Path, **sections: dict[str, Any]) -> Settings:
         )
     }
     for name, values in sections.items():
-        updates[name] = getattr(settings, name).model_copy(update=values)
+        updates[name] = updates.get(name, getattr(settings, name)).model_copy(update=values)
     return settings.model_copy(update=updates)
 
 

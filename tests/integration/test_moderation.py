@@ -1,5 +1,5 @@
 """Moderation through the core: roles checked on the server side, banned words on every path into the queue,
-community bans, community limits, and the audit log."""
+community bans, community limits, and the audit log; on SQLite and on PostgreSQL (tests/databases.py)."""
 
 from __future__ import annotations
 
@@ -107,10 +107,11 @@ class Harness:
 
 
 @pytest.fixture
-async def core(stack: Launch, tmp_path: Path) -> Harness:
+async def core(stack: Launch, tmp_path: Path, database_url: str) -> Harness:
     moderation = {"owners": ["test:owner"], "banned_words": ["gore"]}
     stand_in = StandIn()
-    running = await stack(core_settings(tmp_path, moderation=moderation), stand_in)
+    settings = core_settings(tmp_path, moderation=moderation, storage={"database_url": database_url})
+    running = await stack(settings, stand_in)
     harness = Harness(running.core, running.db, stand_in)
     running.core.listen("test", harness.listener)
     return harness
