@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,12 +30,17 @@ def sqlite_url(root: Path) -> str:
     return f"sqlite+aiosqlite:///{root / 'data' / 'easel.db'}"
 
 
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+"""In the databases' names, so that a run cleans up after only the dead runs of its own machine."""
+
+
 class PostgresDatabases:
-    """Databases on the tier's server, named for this process; the template is made on first use."""
+    """Databases on the tier's server, named for this machine and process; the template is made on first use,
+    after the databases that runs killed on this machine left behind are dropped."""
 
     def __init__(self, server_url: str) -> None:
         self._server = make_url(server_url).set(drivername="postgresql+asyncpg")
-        self._prefix = f"easel_test_{os.getpid()}"
+        self._prefix = f"easel_test_{HOST}_{os.getpid()}"
         self._template: str | None = None
 
     def url_of(self, name: str) -> str:
@@ -47,6 +54,7 @@ class PostgresDatabases:
                 yield url
             return
         if self._template is None:
+            self._drop_the_dead_runs()
             template = f"{self._prefix}_template"
             self._admin(f'DROP DATABASE IF EXISTS "{template}"', f'CREATE DATABASE "{template}"')
             asyncio.run(upgrade_database(self.url_of(template)))
@@ -67,20 +75,41 @@ class PostgresDatabases:
         if self._template is not None:
             self._admin(f'DROP DATABASE IF EXISTS "{self._template}" WITH (FORCE)')
 
-    def _admin(self, *statements: str) -> None:
+    def _drop_the_dead_runs(self) -> None:
+        names = self._admin("SELECT datname FROM pg_database WHERE datname LIKE 'easel\\_test\\_%'")
+        for name in names:
+            host, _, pid = name.removeprefix("easel_test_").partition("_")
+            pid = pid.partition("_")[0]
+            if host == HOST and pid.isdigit() and not _alive(int(pid)):
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _admin(self, *statements: str) -> list[str]:
         import asyncpg
 
         dsn = self._server.set(drivername="postgresql").render_as_string(hide_password=False)
 
-        async def run() -> None:
+        async def run() -> list[str]:
+            """The first column of the last statement's rows."""
             connection = await asyncpg.connect(dsn)
             try:
+                rows = []
                 for statement in statements:
-                    await connection.execute(statement)
+                    rows = await connection.fetch(statement)
+                return [row[0] for row in rows]
             finally:
                 await connection.close()
 
-        asyncio.run(run())
+        return asyncio.run(run())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
