@@ -31,13 +31,18 @@ def alembic_config(url: str) -> Config:
 
 async def upgrade_database(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision`, creating it (and a SQLite file's directory) if needed."""
-    async with opening(url):
+    async with opening(url):  # a migration's own error is raised as it is: only the connecting is the URL's
         engine = open_engine(url)
+    try:
+        async with opening(url):
+            connection = await engine.connect()
         try:
-            async with engine.begin() as connection:
+            async with connection.begin():
                 await connection.run_sync(_upgrade, alembic_config(url), revision)
         finally:
-            await engine.dispose()
+            await connection.close()
+    finally:
+        await engine.dispose()
 
 
 def _upgrade(connection: Connection, config: Config, revision: str) -> None:
