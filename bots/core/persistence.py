@@ -2,9 +2,9 @@
 
 A result the GPU has made, a batch's start, a failure or a delivery is written once the database answers again,
 tried with exponential backoff and full jitter (tenacity, as the adapters' links do), instead of being dropped with
-its job left running until the next start. Users' requests are not retried: they are answered that the service
-cannot take them now. Each write that meets an outage is told in one warning naming what waits, and its end in
-one line.
+its job left running until the next start; so is the ending of a queued job that a user cancelled, which has
+already left the queue in memory. Other requests are not retried: they are answered that the service cannot take
+them now. Each write that meets an outage is told in one warning naming what waits, and its end in one line.
 """
 
 from __future__ import annotations
