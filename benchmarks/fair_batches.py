@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from generation.config import DefaultsSettings, Limits, ModelSettings, resolve_defaults
 from generation.engine import Engine, GenerationResult
 from generation.models import load_models
+from generation.previews import Preview
 from generation.requests import GenerationRequest, make_request
 from generation.scheduler import FairScheduler, QueuedJob
 from generation.worker import Worker, WorkItem
@@ -132,7 +133,7 @@ class _Count:
     async def on_started(self, job_ids: Sequence[str]) -> None:
         pass
 
-    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
+    async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
         pass
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:

@@ -59,6 +59,7 @@ from bots.root import running_core
 from generation.asks import Ask, Options
 from generation.config import DefaultsSettings, Limits, resolve_defaults
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
+from generation.previews import Preview
 from generation.requests import GenerationRequest, make_request
 from generation.scheduler import FairScheduler, QueuedJob
 from generation.worker import Worker, WorkItem
@@ -375,7 +376,7 @@ class MemorySink:
     async def on_started(self, job_ids: Sequence[str]) -> None:
         pass
 
-    async def on_progress(self, job_ids: Sequence[str], fraction: float) -> None:
+    async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
         pass
 
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:

@@ -56,7 +56,7 @@ class Link:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        result = await retrying(attempt)
+        result: T = await retrying(attempt)
         self.answered()
         return result
 
