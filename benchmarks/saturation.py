@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from bench_settings import PROXY_VARIABLES, bench_settings
+from bench_settings import PROXY_VARIABLES, bench_settings, scratch_postgres
 from PIL import Image
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
@@ -220,8 +220,11 @@ class Watch:
         return sum(1 for name, _ in self.calls if name == method)
 
 
-async def _with_telegram(stand_in: StandIn, jobs: int, use: Callable[[Runtime, Watch], Awaitable[T]]) -> T:
-    """The core with the Telegram delivery, against the fake Bot API in a process of its own."""
+async def _with_telegram(
+    stand_in: StandIn, jobs: int, use: Callable[[Runtime, Watch], Awaitable[T]], postgres: str | None = None
+) -> T:
+    """The core with the Telegram delivery, against the fake Bot API in a process of its own; on a scratch database
+    of the PostgreSQL server at `postgres` when given, else on a SQLite file."""
     fake = subprocess.Popen(
         [sys.executable, "-c", _FAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_no_proxy()
     )
@@ -229,40 +232,41 @@ async def _with_telegram(stand_in: StandIn, jobs: int, use: Callable[[Runtime, W
         assert fake.stdout is not None
         port = int(fake.stdout.readline())
         await asyncio.to_thread(detect_language, "warm up")  # as `easel run` does before taking requests
-        with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
-            settings = bench_settings(Path(root), jobs)
-            async with running_core(settings, stand_in) as runtime:
-                watch: Watch | None = None
-                request = HTTPXRequest(
-                    connection_pool_size=256, httpx_kwargs={"event_hooks": {"request": [lambda r: watch_hook(r)]}}
-                )
+        async with scratch_postgres(postgres) as database_url:
+            with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
+                settings = bench_settings(Path(root), jobs, database_url)
+                async with running_core(settings, stand_in) as runtime:
+                    watch: Watch | None = None
+                    request = HTTPXRequest(
+                        connection_pool_size=256, httpx_kwargs={"event_hooks": {"request": [lambda r: watch_hook(r)]}}
+                    )
 
-                async def watch_hook(r: httpx.Request) -> None:
-                    if watch is not None:
-                        await watch.request_hook(r)
+                    async def watch_hook(r: httpx.Request) -> None:
+                        if watch is not None:
+                            await watch.request_hook(r)
 
-                do_request = request.do_request
+                    do_request = request.do_request
 
-                async def timed_request(*args: Any, **kwargs: Any) -> tuple[int, bytes]:
-                    if watch is None:
-                        return await do_request(*args, **kwargs)
-                    return await watch.timed_call(lambda: do_request(*args, **kwargs))
+                    async def timed_request(*args: Any, **kwargs: Any) -> tuple[int, bytes]:
+                        if watch is None:
+                            return await do_request(*args, **kwargs)
+                        return await watch.timed_call(lambda: do_request(*args, **kwargs))
 
-                request.do_request = timed_request  # type: ignore[method-assign]
-                bot = ExtBot(
-                    TOKEN,
-                    base_url=f"http://127.0.0.1:{port}/bot",
-                    base_file_url=f"http://127.0.0.1:{port}/file/bot",
-                    request=request,
-                )
-                await bot.initialize()
-                delivery = Delivery(runtime.core, bot, settings.telegram)
-                watch = Watch(runtime, delivery)
-                try:
-                    return await use(runtime, watch)
-                finally:
-                    await delivery.close()
-                    await bot.shutdown()
+                    request.do_request = timed_request  # type: ignore[method-assign]
+                    bot = ExtBot(
+                        TOKEN,
+                        base_url=f"http://127.0.0.1:{port}/bot",
+                        base_file_url=f"http://127.0.0.1:{port}/file/bot",
+                        request=request,
+                    )
+                    await bot.initialize()
+                    delivery = Delivery(runtime.core, bot, settings.telegram)
+                    watch = Watch(runtime, delivery)
+                    try:
+                        return await use(runtime, watch)
+                    finally:
+                        await delivery.close()
+                        await bot.shutdown()
     finally:
         assert fake.stdin is not None
         fake.stdin.close()
@@ -308,7 +312,7 @@ def _peak_per_second(times: Sequence[float]) -> int:
     return peak
 
 
-async def _queue1000(seconds: float, limit: float = WAIT_LIMIT_SECONDS) -> dict[str, Any]:
+async def _queue1000(seconds: float, limit: float = WAIT_LIMIT_SECONDS, postgres: str | None = None) -> dict[str, Any]:
     """Past `limit` seconds of waiting for the drain, the figures so far, with `ended` short of the jobs."""
     stand_in = StandIn(seconds)
     jobs = QUEUE_USERS * QUEUE_PROMPTS
@@ -347,10 +351,10 @@ async def _queue1000(seconds: float, limit: float = WAIT_LIMIT_SECONDS) -> dict[
             "events": dict(sorted(watch.kinds.items())),
         }
 
-    return await _with_telegram(stand_in, jobs, use)
+    return await _with_telegram(stand_in, jobs, use, postgres)
 
 
-async def _burst50(seconds: float) -> dict[str, Any]:
+async def _burst50(seconds: float, postgres: str | None = None) -> dict[str, Any]:
     stand_in = StandIn(seconds)
 
     async def use(runtime: Runtime, watch: Watch) -> dict[str, Any]:
@@ -365,10 +369,10 @@ async def _burst50(seconds: float) -> dict[str, Any]:
         await watch.wait_for(BURST_USERS, runtime.task)
         return {"queued_reply_ms": _ms([watch.posted[job_id] - called for job_id, called in submitted])}
 
-    return await _with_telegram(stand_in, BURST_USERS, use)
+    return await _with_telegram(stand_in, BURST_USERS, use, postgres)
 
 
-async def _queue200(seconds: float) -> dict[str, Any]:
+async def _queue200(seconds: float, postgres: str | None = None) -> dict[str, Any]:
     stand_in = StandIn(seconds)
     stand_in.gate.clear()
 
@@ -394,16 +398,17 @@ async def _queue200(seconds: float) -> dict[str, Any]:
             ),
         }
 
-    return await _with_telegram(stand_in, OVERHEAD_QUEUED, use)
+    return await _with_telegram(stand_in, OVERHEAD_QUEUED, use, postgres)
 
 
-def saturation(seconds: float = SECONDS) -> dict[str, Any]:
+def saturation(seconds: float = SECONDS, postgres: str | None = None) -> dict[str, Any]:
     """Every case, each in an event loop and a service of its own; the keys `benchmarks/scheduler.py` reports."""
-    queue = asyncio.run(_queue1000(seconds))
-    burst = asyncio.run(_burst50(seconds))
-    overhead = asyncio.run(_queue200(seconds))
+    queue = asyncio.run(_queue1000(seconds, postgres=postgres))
+    burst = asyncio.run(_burst50(seconds, postgres))
+    overhead = asyncio.run(_queue200(seconds, postgres))
     return {
         "saturation_gpu_seconds": seconds,
+        "saturation_database": "postgresql" if postgres else "sqlite",
         "queue1000_duty_cycle": queue.pop("duty_cycle"),
         "queue1000_status_edits_per_job": queue.pop("status_edits_per_job"),
         "queue1000_max_gap_ms": queue["gap_ms"]["max"],
@@ -449,13 +454,18 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=SECONDS, help=f"stand-in seconds per call ({SECONDS})")
     parser.add_argument("--case", choices=("queue1000", "burst50", "queue200"), help="run one case alone")
     parser.add_argument("--limit", type=float, default=WAIT_LIMIT_SECONDS, help="queue1000: seconds to wait")
+    parser.add_argument(
+        "--postgres",
+        metavar="SERVER_URL",
+        help="run on a scratch database of this PostgreSQL server (made and dropped per case) instead of SQLite",
+    )
     args = parser.parse_args()
     if args.case == "queue1000":
-        print(json.dumps(asyncio.run(_queue1000(args.seconds, args.limit))))
+        print(json.dumps(asyncio.run(_queue1000(args.seconds, args.limit, args.postgres))))
     elif args.case:
         runner = {"burst50": _burst50, "queue200": _queue200}[args.case]
-        print(json.dumps(asyncio.run(runner(args.seconds))))
+        print(json.dumps(asyncio.run(runner(args.seconds, args.postgres))))
     else:
-        result = saturation(args.seconds)
+        result = saturation(args.seconds, args.postgres)
         print_saturation(result)
         print(json.dumps(result))
