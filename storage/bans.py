@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from storage.columns import as_utc
 from storage.models import CommunityBanRow
@@ -17,8 +18,9 @@ class CommunityBans(Repository):
         self, community_id: int, user_id: int, until: datetime | None, reason: str, actor_id: int | None = None
     ) -> CommunityBan:
         """Ban until `until`, or for good when it is None; replaces an earlier ban of the same user there."""
-        async with self._sessions.begin() as session:
-            row = await session.get(CommunityBanRow, (community_id, user_id))
+
+        def work(session: Session) -> CommunityBan:
+            row = session.get(CommunityBanRow, (community_id, user_id))
             if row is None:
                 row = CommunityBanRow(community_id=community_id, user_id=user_id)
                 session.add(row)
@@ -26,20 +28,27 @@ class CommunityBans(Repository):
             row.reason = reason
             row.actor_id = actor_id
             row.created_at = self._now()
-            await session.flush()
+            session.flush()
             return row.record()
+
+        return await self._sessions.run(work)
 
     async def unban_in_community(self, community_id: int, user_id: int) -> bool:
         """Whether there was a ban to lift."""
-        async with self._sessions.begin() as session:
-            result = await session.execute(
+
+        def work(session: Session) -> bool:
+            result = session.execute(
                 delete(CommunityBanRow).where(
                     CommunityBanRow.community_id == community_id, CommunityBanRow.user_id == user_id
                 )
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+        return await self._sessions.run(work)
+
     async def community_ban(self, community_id: int, user_id: int) -> CommunityBan | None:
-        async with self._sessions() as session:
-            row = await session.get(CommunityBanRow, (community_id, user_id))
+        def work(session: Session) -> CommunityBan | None:
+            row = session.get(CommunityBanRow, (community_id, user_id))
             return None if row is None else row.record()
+
+        return await self._sessions.run(work)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from storage.errors import NotFound
 from storage.models import CommunityRow
@@ -24,23 +25,28 @@ class Communities(Repository):
             return await self._get_or_create_community(platform, platform_id, name)
 
     async def get_community(self, community_id: int) -> Community | None:
-        async with self._sessions() as session:
-            row = await session.get(CommunityRow, community_id)
+        def work(session: Session) -> Community | None:
+            row = session.get(CommunityRow, community_id)
             return None if row is None else row.record()
+
+        return await self._sessions.run(work)
 
     async def update_community_settings(self, community_id: int, changes: Mapping[str, Any]) -> Community:
         """Merge `changes` into the settings (top-level keys replaced) in one transaction, so concurrent
         changes to different keys do not undo each other."""
-        async with self._sessions.begin() as session:
-            row = await session.get(CommunityRow, community_id, with_for_update=True)
+
+        def work(session: Session) -> Community:
+            row = session.get(CommunityRow, community_id, with_for_update=True)
             if row is None:
                 raise NotFound("community", community_id)
             row.settings = {**row.settings, **changes}
             return row.record()
 
+        return await self._sessions.run(work)
+
     async def _get_or_create_community(self, platform: str, platform_id: str, name: str | None) -> Community:
-        async with self._sessions.begin() as session:
-            row = await session.scalar(
+        def work(session: Session) -> Community:
+            row = session.scalar(
                 select(CommunityRow).where(CommunityRow.platform == platform, CommunityRow.platform_id == platform_id)
             )
             if row is None:
@@ -48,7 +54,9 @@ class Communities(Repository):
                     platform=platform, platform_id=platform_id, name=name, settings={}, created_at=self._now()
                 )
                 session.add(row)
-                await session.flush()
+                session.flush()
             elif name is not None and name != row.name:
                 row.name = name
             return row.record()
+
+        return await self._sessions.run(work)

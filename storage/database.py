@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from storage.bans import CommunityBans
 from storage.communities import Communities
@@ -49,22 +50,30 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         await upgrade_database(self.url)
 
     async def connect(self) -> None:
-        """Open the engine and check that the database answers, so a wrong URL fails at start-up."""
-        if self._engine is not None:
+        """Open the database and check that it answers, so a wrong URL fails at start-up. A SQLite file is opened on
+        its own thread (`DatabaseThread`), every other database through the async engine."""
+        if self._engine is not None or self._sessions.thread is not None:
             return
         async with opening(self.url):
-            engine = open_engine(self.url)
-            try:
-                async with engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-            except BaseException:
-                await engine.dispose()
-                raise
-        self._engine = engine
-        self._sessions.factory.configure(bind=engine)
+            if sqlite_file(self.url) is not None:
+                thread = DatabaseThread(self.url)
+                try:
+                    await thread.run(_answers)
+                except BaseException:
+                    await thread.close()
+                    raise
+                self._sessions.thread = thread
+            else:
+                engine = open_engine(self.url)
+                try:
+                    async with engine.connect() as connection:
+                        await connection.execute(text("SELECT 1"))
+                except BaseException:
+                    await engine.dispose()
+                    raise
+                self._engine = engine
+                self._sessions.factory.configure(bind=engine)
         self._sessions.turns = Turns(1 if single_connection(self.url) else None)
-        if sqlite_file(self.url) is not None:
-            self._sessions.thread = DatabaseThread(self.url)
 
     async def close(self) -> None:
         if self._sessions.thread is not None:
@@ -83,3 +92,7 @@ class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, Mo
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def _answers(session: Session) -> None:
+    session.execute(text("SELECT 1"))

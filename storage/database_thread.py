@@ -17,24 +17,25 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.orm import sessionmaker
 
-from storage.engine import begin_immediate, configure_sqlite
+from storage.engine import begin_immediate, configure_sqlite, sqlite_file
 
 R = TypeVar("R")
 
 
 class DatabaseThread:
-    """The SQLite file of the async `url`, opened a second time by the sqlite3 module, used by one thread only.
-
-    The two connections never write at once: every transaction of the process, on either, takes its turn first
-    (`storage.turns`).
-    """
+    """The SQLite file of the async `url` (its directory created if missing), opened by the sqlite3 module on one
+    thread, which every transaction of the process takes in its turn (`storage.turns`)."""
 
     def __init__(self, url: str) -> None:
+        file = sqlite_file(url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
         sync_url = make_url(url).set(drivername="sqlite+pysqlite")
-        self._engine = create_engine(sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False})
-        event.listen(self._engine, "connect", configure_sqlite)
-        event.listen(self._engine, "begin", begin_immediate)
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # public for instrumentation: the tests count its commits
+        self.engine = create_engine(sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False})
+        event.listen(self.engine, "connect", configure_sqlite)
+        event.listen(self.engine, "begin", begin_immediate)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="easel-sqlite")
 
     async def run(self, work: Callable[..., R], *args: Any) -> R:
@@ -48,7 +49,7 @@ class DatabaseThread:
             raise
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.dispose)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.dispose)
         self._executor.shutdown()
 
     def _transaction(self, work: Callable[..., R], args: tuple[Any, ...]) -> R:

@@ -4,10 +4,10 @@ Every SQLite connection gets WAL (readers never block the writer), foreign keys 
 SQLite), and synchronous=FULL (each commit is on disk before it returns, so a job or a delivery mark
 survives a power loss too; NORMAL would save one fsync per commit). SQLAlchemy, not the sqlite3 module,
 begins transactions, with BEGIN IMMEDIATE: a transaction that reads and then writes cannot fail
-half-way because another process wrote in between. The process keeps one SQLite connection on this engine and
-one on its `DatabaseThread` (`storage.database_thread`); its coroutines take turns across both (`storage.turns`:
-the worker's writes first, then the oldest request's), each `Database` call being one short transaction, and
-never wait on file locks.
+half-way because another process wrote in between. A running process uses a SQLite file through one
+connection, on its `DatabaseThread` (`storage.database_thread`), which its coroutines take in turns
+(`storage.turns`: the worker's writes first, then the oldest request's), each `Database` call being one short
+transaction, so they never wait on file locks; the async engine opens the file only to migrate it.
 """
 
 from __future__ import annotations

@@ -28,22 +28,28 @@ class Inbox(Repository):
 
     async def unhandled_updates(self, source: str) -> list[tuple[int, str]]:
         """The updates whose handling never ended, oldest first: (update id, payload)."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
+
+        def work(session: Session) -> list[tuple[int, str]]:
+            rows = session.scalars(
                 select(InboxRow)
                 .where(InboxRow.source == source, InboxRow.handled_at.is_(None))
                 .order_by(InboxRow.update_id)
             )
             return [(row.update_id, row.payload) for row in rows]
 
+        return await self._sessions.run(work)
+
     async def prune_updates(self, source: str, kept: timedelta) -> int:
         """Forget updates handled longer than `kept` ago; how many were forgotten."""
         handled_before = self._now() - kept
-        async with self._sessions.begin() as session:
-            result = await session.execute(
+
+        def work(session: Session) -> int:
+            result = session.execute(
                 delete(InboxRow).where(InboxRow.source == source, InboxRow.handled_at < handled_before)
             )
             return int(result.rowcount)  # type: ignore[attr-defined]
+
+        return await self._sessions.run(work)
 
 
 def mark_handled(session: Session, source: str, update_ids: Iterable[int], now: datetime) -> None:

@@ -95,11 +95,14 @@ class Jobs(Repository):
 
     async def jobs_in_states(self, states: Iterable[JobState]) -> list[Job]:
         """Jobs in any of `states`, oldest first: what a restart re-enqueues or retries."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
+
+        def work(session: Session) -> list[Job]:
+            rows = session.scalars(
                 select(JobRow).where(JobRow.state.in_(list(states))).order_by(JobRow.created_at, JobRow.id)
             )
             return [row.record() for row in rows]
+
+        return await self._sessions.run(work)
 
     async def owner_jobs(
         self,
@@ -118,50 +121,65 @@ class Jobs(Repository):
             query = query.where(JobRow.state.in_(list(states)))
         if id_prefix:
             query = query.where(JobRow.id.startswith(id_prefix, autoescape=True))
-        async with self._sessions() as session:
-            rows = await session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
+
+        def work(session: Session) -> list[Job]:
+            rows = session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
             return [row.record() for row in rows]
+
+        return await self._sessions.run(work)
 
     async def active_jobs(self, user_id: int) -> list[Job]:
         """A user's queued and running jobs, oldest first. They are few (the per-user cap, and a batch), so they are
         found by the owner and state index and sorted here: ordered by time in SQL, SQLite would walk every job of
         the user by the owner and time index instead."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
+
+        def work(session: Session) -> list[Job]:
+            rows = session.scalars(
                 select(JobRow).where(JobRow.owner_id == user_id, JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
             )
             return sorted((row.record() for row in rows), key=lambda job: (job.created_at, job.id))
 
+        return await self._sessions.run(work)
+
     async def paths_shared(self, paths: Iterable[str], job_id: str) -> set[str]:
         """Which of `paths` (files are named by content, so two jobs may share one) other undeleted jobs
         still show: deleting a job must leave those files in place."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
+
+        def work(session: Session) -> set[str]:
+            rows = session.scalars(
                 select(OutputRow.path)
                 .join(JobRow, JobRow.id == OutputRow.job_id)
                 .where(OutputRow.path.in_(list(paths)), OutputRow.job_id != job_id, JobRow.deleted_at.is_(None))
             )
             return set(rows)
 
+        return await self._sessions.run(work)
+
     async def mark_deleted(self, job_id: str, now: datetime) -> Job:
         """Note that a job's images were deleted; deleting again keeps the first time."""
-        async with self._sessions.begin() as session:
-            row = await session.get(JobRow, job_id)
+
+        def work(session: Session) -> Job:
+            row = session.get(JobRow, job_id)
             if row is None:
                 raise NotFound("job", job_id)
             if row.deleted_at is None:
                 row.deleted_at = as_utc(now)
             return row.record()
 
+        return await self._sessions.run(work)
+
     async def undelivered_jobs(self) -> list[Job]:
         """Finished jobs whose result still has to reach the user, earliest finished first."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
+
+        def work(session: Session) -> list[Job]:
+            rows = session.scalars(
                 select(JobRow)
                 .where(JobRow.delivery_state == DeliveryState.PENDING, JobRow.state.in_(FINISHED_STATES))
                 .order_by(JobRow.finished_at, JobRow.id)
             )
             return [row.record() for row in rows]
+
+        return await self._sessions.run(work)
 
     async def mark_delivered(self, job_id: str, now: datetime) -> Job:
         return await self._record_delivery(job_id, now, DeliveryState.DELIVERED, error=None)
@@ -173,21 +191,26 @@ class Jobs(Repository):
         return await self._record_delivery(job_id, now, target, error=error)
 
     async def outputs_of(self, job_id: str) -> list[Output]:
-        async with self._sessions() as session:
-            rows = await session.scalars(select(OutputRow).where(OutputRow.job_id == job_id).order_by(OutputRow.index))
+        def work(session: Session) -> list[Output]:
+            rows = session.scalars(select(OutputRow).where(OutputRow.job_id == job_id).order_by(OutputRow.index))
             return [row.record() for row in rows]
+
+        return await self._sessions.run(work)
 
     async def outputs_of_jobs(self, job_ids: Sequence[str]) -> dict[str, list[Output]]:
         """The outputs of several jobs in one query, each job's in order; a job without any is left out."""
         found: dict[str, list[Output]] = {}
         if not job_ids:
             return found
-        async with self._sessions() as session:
-            rows = await session.scalars(
+
+        def work(session: Session) -> None:
+            rows = session.scalars(
                 select(OutputRow).where(OutputRow.job_id.in_(list(job_ids))).order_by(OutputRow.job_id, OutputRow.index)
             )
             for row in rows:
                 found.setdefault(row.job_id, []).append(row.record())
+
+        await self._sessions.run(work)
         return found
 
     async def _change_state(self, job_id: str, target: JobState, **values: Any) -> Job:

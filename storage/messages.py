@@ -34,9 +34,11 @@ class MessageLinks(Repository):
         return await self._sessions.run(_links_of, job_id)
 
     async def find_message(self, platform: str, chat_id: str, message_id: str) -> MessageLink | None:
-        async with self._sessions() as session:
-            row = await session.get(MessageLinkRow, (platform, chat_id, message_id))
+        def work(session: Session) -> MessageLink | None:
+            row = session.get(MessageLinkRow, (platform, chat_id, message_id))
             return None if row is None else row.record()
+
+        return await self._sessions.run(work)
 
 
 def _links_of(session: Session, job_id: str) -> list[MessageLink]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from storage.models import ModerationRow
 from storage.records import ModerationEntry
@@ -24,7 +25,8 @@ class ModerationLog(Repository):
         details: Mapping[str, Any] | None = None,
     ) -> ModerationEntry:
         """Add an entry; `actor_id` None means easel itself acted (an automatic filter, say)."""
-        async with self._sessions.begin() as session:
+
+        def work(session: Session) -> ModerationEntry:
             row = ModerationRow(
                 community_id=community_id,
                 actor_id=actor_id,
@@ -35,16 +37,21 @@ class ModerationLog(Repository):
                 created_at=self._now(),
             )
             session.add(row)
-            await session.flush()
+            session.flush()
             return row.record()
+
+        return await self._sessions.run(work)
 
     async def moderation_log(self, community_id: int | None, limit: int = 50) -> list[ModerationEntry]:
         """Newest first; `community_id` None gives the entries made outside any community."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
+
+        def work(session: Session) -> list[ModerationEntry]:
+            rows = session.scalars(
                 select(ModerationRow)
                 .where(ModerationRow.community_id == community_id)
                 .order_by(ModerationRow.created_at.desc(), ModerationRow.id.desc())
                 .limit(limit)
             )
             return [row.record() for row in rows]
+
+        return await self._sessions.run(work)

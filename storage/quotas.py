@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from storage.errors import InvalidTransition, QuotaExceeded
@@ -41,8 +40,11 @@ class Quotas(Repository):
         and nothing is written.
         """
         reservation = QuotaReservation(day, images, gpu_seconds, max_images, max_gpu_seconds)
-        async with self._sessions.begin() as session:
-            return await reserve_charge(session, user_id, job_id, reservation, self._now())
+
+        def work(session: Session) -> QuotaCharge:
+            return reserve_charge(session, user_id, job_id, reservation, self._now())
+
+        return await self._sessions.run(work)
 
     async def commit_quota(self, job_id: str, gpu_seconds: float) -> QuotaCharge | None:
         """Settle a job's reservation at the GPU seconds it actually took."""
@@ -50,27 +52,32 @@ class Quotas(Repository):
 
     async def refund_quota(self, job_id: str) -> QuotaCharge | None:
         """Give a job's charge back, whether only reserved or already committed."""
-        async with self._sessions.begin() as session:
-            row = await session.get(QuotaChargeRow, job_id, with_for_update=True)
+
+        def work(session: Session) -> QuotaCharge | None:
+            row = session.get(QuotaChargeRow, job_id, with_for_update=True)
             if row is None:
                 return None
             row.state = QuotaState.REFUNDED
             return row.record()
 
+        return await self._sessions.run(work)
+
     async def quota_usage(self, user_id: int, day: date) -> QuotaUsage:
-        async with self._sessions() as session:
-            return await _usage(session, user_id, day)
+        def work(session: Session) -> QuotaUsage:
+            return _usage(session, user_id, day)
+
+        return await self._sessions.run(work)
 
 
-async def reserve_charge(
-    session: AsyncSession, user_id: int, job_id: str, reservation: QuotaReservation, now: datetime
+def reserve_charge(
+    session: Session, user_id: int, job_id: str, reservation: QuotaReservation, now: datetime
 ) -> QuotaCharge:
     """Inside a caller's transaction: check the day's usage under a lock on the user's row, then charge."""
-    existing = await session.get(QuotaChargeRow, job_id)
+    existing = session.get(QuotaChargeRow, job_id)
     if existing is not None:
         return existing.record()
-    await session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
-    usage = await _usage(session, user_id, reservation.day)
+    session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
+    usage = _usage(session, user_id, reservation.day)
     over = over_limit(reservation, usage.images, usage.gpu_seconds)
     if over is not None:
         raise over
@@ -115,9 +122,9 @@ def commit_charge(session: Session, job_id: str, gpu_seconds: float) -> QuotaCha
     return row.record()
 
 
-async def _usage(session: AsyncSession, user_id: int, day: date) -> QuotaUsage:
+def _usage(session: Session, user_id: int, day: date) -> QuotaUsage:
     images, gpu_seconds = (
-        await session.execute(
+        session.execute(
             select(
                 func.coalesce(func.sum(QuotaChargeRow.images), 0),
                 func.coalesce(func.sum(QuotaChargeRow.gpu_seconds), 0.0),

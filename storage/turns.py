@@ -89,8 +89,8 @@ class Turns:
 
 
 class Sessions:
-    """The session factory of `Database`, each session opened in its turn (see above); and `run`, for the
-    transactions written as a function of a sync session, on a SQLite file's `DatabaseThread` where there is one."""
+    """How `Database` runs a transaction: a function of a sync session, in its turn (see above), on a SQLite file's
+    `DatabaseThread` where there is one, else through the async session's `run_sync`."""
 
     def __init__(self, factory: async_sessionmaker[AsyncSession], turns: Turns, url: str = "") -> None:
         self.factory = factory
@@ -110,13 +110,3 @@ class Sessions:
             return await self.thread.run(call, *args)
         async with reaching(self.url), self.factory.begin() as session:
             return await session.run_sync(call, *args)
-
-    @contextlib.asynccontextmanager
-    async def __call__(self) -> AsyncIterator[AsyncSession]:
-        async with self.turns.turn(), reaching(self.url), self.factory() as session:
-            yield session
-
-    @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncSession]:
-        async with self.turns.turn(), reaching(self.url), self.factory.begin() as session:
-            yield session

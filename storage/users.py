@@ -54,9 +54,11 @@ class Users(Repository):
             return await self._user_groups(account)
 
     async def get_user(self, user_id: int) -> User | None:
-        async with self._sessions() as session:
-            row = await session.get(UserRow, user_id)
+        def work(session: Session) -> User | None:
+            row = session.get(UserRow, user_id)
             return None if row is None else row.record()
+
+        return await self._sessions.run(work)
 
     async def set_user_language(self, user_id: int, language: str | None) -> User:
         return await self._update_user(user_id, language=language)
@@ -106,8 +108,10 @@ class Users(Repository):
         return [rows[(account.platform, account.platform_user_id)].record() for account in accounts]
 
     async def _update_user(self, user_id: int, **values: Any) -> User:
-        async with self._sessions.begin() as session:
-            row = await session.scalar(update(UserRow).where(UserRow.id == user_id).values(**values).returning(UserRow))
+        def work(session: Session) -> User:
+            row = session.scalar(update(UserRow).where(UserRow.id == user_id).values(**values).returning(UserRow))
             if row is None:
                 raise NotFound("user", user_id)
             return row.record()
+
+        return await self._sessions.run(work)

@@ -829,8 +829,12 @@ def commit_count(db: Database) -> Callable[[], int]:
         nonlocal commits
         commits += 1
 
-    assert db._engine is not None
-    event.listen(db._engine.sync_engine, "commit", count)
+    thread = db._sessions.thread  # a SQLite file's transactions run on its thread's engine
+    if thread is not None:
+        event.listen(thread.engine, "commit", count)
+    else:
+        assert db._engine is not None
+        event.listen(db._engine.sync_engine, "commit", count)
     return lambda: commits
 
 
