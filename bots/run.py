@@ -23,6 +23,7 @@ from bots.kit.lifetime import STEP_SECONDS, Adapter, Adapters
 from bots.root import running_core
 from generation.errors import EaselError
 from generation.worker import GenerateFn
+from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger("easel")
 
@@ -155,6 +156,8 @@ async def _redeliver_periodically(core: Core) -> None:
     while True:
         try:
             await core.redeliver()
+        except DatabaseUnavailable as error:  # an outage, not a bug: the next sweep tries again
+            log.warning("redelivery waits for the database: %s", error)
         except Exception:
             log.exception("redelivery failed")
         await asyncio.sleep(REDELIVERY_INTERVAL_SECONDS)

@@ -1,7 +1,9 @@
-"""The worker's writes through a database outage (`bots.core.persistence`): tried again until written, told once."""
+"""What a database outage does to easel's own work (`bots.core.persistence`, the redelivery sweeps): tried again,
+told once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -56,3 +58,27 @@ async def test_a_write_that_succeeds_at_once_says_nothing(caplog: pytest.LogCapt
 
     assert await persistently(write, "the start of job 1f2e") == 7
     assert not caplog.records
+
+
+async def test_a_redelivery_sweep_during_an_outage_is_one_warning_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bots import run
+
+    sweeps: list[int] = []
+
+    class Core:
+        async def redeliver(self) -> int:
+            sweeps.append(1)
+            if len(sweeps) == 1:
+                raise DatabaseUnavailable("postgresql+asyncpg://db/easel", "the database cannot be reached")
+            raise asyncio.CancelledError  # the second sweep ends the loop, as a stop would
+
+    monkeypatch.setattr(run, "REDELIVERY_INTERVAL_SECONDS", 0.0)
+    with pytest.raises(asyncio.CancelledError):
+        await run._redeliver_periodically(Core())  # type: ignore[arg-type]
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert record.getMessage() == (
+        "redelivery waits for the database: postgresql+asyncpg://db/easel: the database cannot be reached"
+    )
