@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import heapq
 import itertools
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TypeVar, TypeVarTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 from storage.database_thread import DatabaseThread
 from storage.engine import reaching
 
-P = ParamSpec("P")
+Ts = TypeVarTuple("Ts")
 R = TypeVar("R")
 
 _URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("easel_storage_urgent", default=False)
@@ -92,21 +91,20 @@ class Sessions:
     """How `Database` runs a transaction: a function of a sync session, in its turn (see above), on a SQLite file's
     `DatabaseThread` where there is one, else through the async session's `run_sync`."""
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession], turns: Turns, url: str = "") -> None:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], turns: Turns, url: str) -> None:
         self.factory = factory
         self.turns = turns
         self.url = url
         self.thread: DatabaseThread | None = None
 
-    async def run(self, work: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """`work(session, *args, **kwargs)` in one transaction, in its turn."""
+    async def run(self, work: Callable[[Session, *Ts], R], *args: *Ts) -> R:
+        """`work(session, *args)` in one transaction, in its turn."""
         async with self.turns.turn():
-            return await self.run_in_turn(work, *args, **kwargs)
+            return await self.run_in_turn(work, *args)
 
-    async def run_in_turn(self, work: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+    async def run_in_turn(self, work: Callable[[Session, *Ts], R], *args: *Ts) -> R:
         """As `run`, for a caller that holds its turn already."""
-        call = functools.partial(work, **kwargs) if kwargs else work
         if self.thread is not None:
-            return await self.thread.run(call, *args)
+            return await self.thread.run(work, *args)
         async with reaching(self.url), self.factory.begin() as session:
-            return await session.run_sync(call, *args)
+            return await session.run_sync(work, *args)
