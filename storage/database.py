@@ -20,13 +20,17 @@ from storage.messages import MessageLinks, write_links
 from storage.migrate import upgrade_database
 from storage.moderation import ModerationLog
 from storage.new_jobs import NewJobs
+from storage.notifications import Notifying
+from storage.queue_log import QueueLog
 from storage.quotas import Quotas
 from storage.repository import Clock, utc_now
 from storage.turns import Sessions, Turns
 from storage.users import Users
 
 
-class Database(Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, ModerationLog, Inbox):
+class Database(
+    Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, ModerationLog, Inbox, QueueLog, Notifying
+):
     """easel's database at `url`, e.g. `sqlite+aiosqlite:///data/easel.db`.
 
     Its methods come from one module per table group; they work once `connect` has run. `clock` stamps

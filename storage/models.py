@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storage.columns import UTCDateTime, state_enum
@@ -132,6 +132,8 @@ class JobRow(Base):
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
     input_files: Mapped[list[str]]
     deleted_at: Mapped[datetime | None]
+    leased_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[float | None]
 
     def record(self) -> Job:
         return Job(
@@ -296,3 +298,23 @@ class InboxRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime]
     handled_at: Mapped[datetime | None]
+
+
+class QueueEventRow(Base):
+    """One change of a queue that processes share (`storage.queue_log`): appended in order, never changed."""
+
+    __tablename__ = "queue_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    at: Mapped[float]
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]]
+
+
+class QueueMarkRow(Base):
+    """The one row that says up to which event the log was dropped (at a moment the queue stood empty)."""
+
+    __tablename__ = "queue_mark"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trimmed_through: Mapped[int] = mapped_column(BigInteger)
