@@ -162,7 +162,7 @@ async def _serve(engine: Engine, max_batch_images: int) -> float:
     task = asyncio.create_task(worker.run(sink))
     started = time.perf_counter()
     for index in range(jobs):
-        worker.submit(WorkItem(f"job{index}", one_image(index), f"user{index % THROUGHPUT_USERS}"))
+        await worker.submit(WorkItem(f"job{index}", one_image(index), f"user{index % THROUGHPUT_USERS}"))
     try:
         await asyncio.wait_for(sink.ended.wait(), 300)
         if sink.problems:

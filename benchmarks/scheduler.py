@@ -457,7 +457,7 @@ async def _duty_memory() -> dict[str, Any]:
     task = asyncio.create_task(worker.run(MemorySink(tally)), name="easel-worker")
     try:
         for index in range(DUTY_JOBS):
-            worker.submit(WorkItem(f"job{index}", _request(index), f"user{index % DUTY_USERS}"))
+            await worker.submit(WorkItem(f"job{index}", _request(index), f"user{index % DUTY_USERS}"))
         await tally.wait_for(DUTY_JOBS, task)
         last_ended = time.perf_counter()
     finally:

@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot: the worker and every adapter that can start")
     run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
     run.add_argument("--console", action="store_true", help="chat on this terminal (or piped stdin)")
+    run.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="a front end only: `easel worker` processes on the same PostgreSQL database run the jobs",
+    )
+
+    worker = commands.add_parser("worker", help="serve the jobs of a PostgreSQL database's queue on this host's GPU")
+    worker.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
 
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
@@ -106,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args, settings)
     if args.command == "run":
         return _run(args, settings)
+    if args.command == "worker":
+        return _worker(settings)
     if args.command == "db":
         return _upgrade(settings)
     if args.command == "discord":
@@ -113,12 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _service_logging() -> None:
     logging.getLogger().setLevel(logging.INFO)
     # alembic narrates every migration; httpx logs each request's URL, and Telegram's carry the bot token.
     for name in ("alembic", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
     _quiet_libraries()
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    _service_logging()
+    if args.no_worker:
+        settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"local": False})})
     from bots.instance import AlreadyServed
     from bots.run import NothingToRun, serve, served_platforms
     from generation.errors import ModelLoadError
@@ -129,6 +145,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         asyncio.run(serve(settings, environment, console=console))
     except (NothingToRun, ModelLoadError, AlreadyServed, ConfigError) as error:
+        return _fail(str(error))
+    except DatabaseUnavailable as error:
+        return _database_failed(error)
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    _service_logging()
+    from bots.worker_process import serve_worker
+    from generation.errors import ModelLoadError
+    from storage.errors import DatabaseUnavailable
+
+    try:
+        asyncio.run(serve_worker(settings))
+    except (ModelLoadError, ConfigError) as error:
         return _fail(str(error))
     except DatabaseUnavailable as error:
         return _database_failed(error)

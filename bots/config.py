@@ -83,6 +83,16 @@ class QueueSettings(_Section):
     position_updates_per_second: float = Field(default=5.0, gt=0)
 
 
+class WorkerSettings(_Section):
+    """Who runs the jobs. On PostgreSQL the queue is shared: `easel worker` processes on any host take jobs from
+    it, and a front end may leave the GPU to them (`local = false`). A worker that stops renewing its lease for
+    `lease_seconds` (its process or host died) loses its jobs to the others."""
+
+    local: bool = True
+    lease_seconds: float = Field(default=30.0, ge=1)
+    poll_seconds: float = Field(default=5.0, gt=0)
+
+
 class TierSettings(_Section):
     """A class of users: their share of the GPU and their daily quota."""
 
@@ -179,6 +189,7 @@ class Settings(_Section):
     limits: Limits = Limits()
     storage: StorageSettings = StorageSettings()
     queue: QueueSettings = QueueSettings()
+    worker: WorkerSettings = WorkerSettings()
     tiers: dict[str, TierSettings] = {"default": TierSettings()}
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()

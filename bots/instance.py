@@ -3,8 +3,8 @@
 Two processes on one SQLite database would each take the other's running jobs for abandoned ones and run them
 twice, and two on one bot token fight over its updates (Telegram answers 409 Conflict). So before it opens the
 database, `easel run` claims the database and every token it serves, and holds the claims for its lifetime:
-- a SQLite database: an exclusive `flock` on `<database>.lock` beside it; a PostgreSQL one: an advisory lock
-  (`DATABASE_KEY`), until the job queue lives in the database and processes on several hosts share it;
+- a SQLite database: an exclusive `flock` on `<database>.lock` beside it (a PostgreSQL one is shared: its queue
+  lives in the database, and front ends and workers on any number of hosts take turns at it);
 - a platform token: a `flock` on `<platform>-<hash>.lock` in the run directory, named by a hash of the token
   (never the token); with PostgreSQL, where front ends on several hosts share the database, also an advisory
   lock keyed by the same hash.
@@ -25,8 +25,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import make_url
-
 from bots.config import ConfigError, Settings
 from generation.errors import EaselError
 from storage.engine import sqlite_file
@@ -37,10 +35,6 @@ HOST = socket.gethostname()
 
 class AlreadyServed(EaselError):
     """Another process serves this database or token; the message names it."""
-
-
-DATABASE_KEY = int.from_bytes(hashlib.sha256(b"easel:jobs").digest()[:8], "big") >> 1
-"""The advisory lock of the one process that runs a PostgreSQL database's jobs."""
 
 
 def token_key(platform: str, token: str) -> int:
@@ -90,17 +84,6 @@ class Claims:
         if holder is not None:
             raise _token_served(platform, token_env, holder)
 
-    async def database_on_server(self, url: str) -> None:
-        """A PostgreSQL database, which processes on other hosts may open too: two processes running its jobs would
-        each take the other's running ones for abandoned and run them twice."""
-        holder = await self._take_in_database(url, DATABASE_KEY)
-        if holder is not None:
-            shown = make_url(url).render_as_string(hide_password=True)
-            raise AlreadyServed(
-                f"another easel process ({holder}) runs the jobs of the database {shown}: stop it first, "
-                "or give this one another storage.database_url"
-            )
-
     async def token_in_database(self, url: str, platform: str, token: str, token_env: str) -> None:
         """Front ends on several hosts share a PostgreSQL database: there the token is claimed for all of them."""
         holder = await self._take_in_database(url, token_key(platform, token))
@@ -146,15 +129,12 @@ class Claims:
 
 
 @asynccontextmanager
-async def claimed(settings: Settings, tokens: Mapping[str, str], *, runs_jobs: bool = True) -> AsyncIterator[None]:
-    """The database and the `tokens` (by platform) claimed for the length of the block; a PostgreSQL database
-    only by a process that `runs_jobs` (a front end without a worker shares it)."""
+async def claimed(settings: Settings, tokens: Mapping[str, str]) -> AsyncIterator[None]:
+    """The database (a SQLite file) and the `tokens` (by platform) claimed for the length of the block."""
     claims = Claims()
     try:
         url = settings.storage.database_url
         claims.database(url)
-        if runs_jobs and supports_advisory_locks(url):
-            await claims.database_on_server(url)
         if tokens:
             directory = run_dir(settings)
             token_envs = {"telegram": settings.telegram.token_env, "discord": settings.discord.token_env}

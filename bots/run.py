@@ -98,12 +98,12 @@ async def serve(
             adapters.register()
             await core.recover()
             stop = asyncio.Event()
-            with _signals(stop):
+            with signals(stop):
                 adapters.start()
                 redelivery = asyncio.create_task(_redeliver_periodically(core), name="easel-redelivery")
                 try:
                     assert runtime.task is not None
-                    await _until_done_or(stop, adapters.tasks, runtime.task)
+                    await until_done_or(stop, adapters.tasks, runtime.task)
                 finally:
                     deadline = asyncio.get_running_loop().time() + STOP_SECONDS
                     await _end_redelivery(core, redelivery)
@@ -115,7 +115,7 @@ async def serve(
 
 
 @contextmanager
-def _signals(stop: asyncio.Event) -> Iterator[None]:
+def signals(stop: asyncio.Event) -> Iterator[None]:
     """SIGINT and SIGTERM set `stop` from the moment the adapters start taking work; before, and once the stop has
     begun, they end the process at once (nothing is lost: that is a kill, which a restart recovers from)."""
     loop = asyncio.get_running_loop()
@@ -128,7 +128,7 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(signum)
 
 
-async def _until_done_or(stop: asyncio.Event, adapters: set[asyncio.Task[None]], worker: asyncio.Task[None]) -> None:
+async def until_done_or(stop: asyncio.Event, adapters: set[asyncio.Task[None]], worker: asyncio.Task[None]) -> None:
     """Wait for `stop` or the first adapter to end (the console at the end of its input; a chat adapter only by
     failing). A worker that dies is a bug that stops the service."""
     stopper = asyncio.create_task(stop.wait())

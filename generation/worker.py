@@ -22,6 +22,7 @@ from generation.costs import job_cost
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
 from generation.fair_queue_records import QueuedJob
+from generation.job_queue import JobQueue, LocalQueue, Measured
 from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.scheduler import FairScheduler
@@ -55,6 +56,10 @@ class JobSink(Protocol):
     async def on_failed(self, job_id: str, error: BaseException) -> None: ...
 
     async def on_cancelled(self, job_id: str) -> None: ...
+
+    async def requests(self, job_ids: Sequence[str]) -> dict[str, GenerationRequest]:
+        """The requests of jobs queued by another process, read back from where they were stored; a job that
+        cannot be read back is the sink's to fail, and is left out."""
 
 
 class Throughput:
@@ -90,7 +95,7 @@ class Worker:
     def __init__(
         self,
         generate: GenerateFn,
-        scheduler: FairScheduler,
+        queue: JobQueue | FairScheduler,
         *,
         max_batch_images: int = 4,
         seconds_per_cost: float = 1.0,
@@ -98,7 +103,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._generate = generate
-        self.scheduler = scheduler
+        self.queue: JobQueue = LocalQueue(queue, clock) if isinstance(queue, FairScheduler) else queue
         self._max_batch_images = max_batch_images
         self.throughput = Throughput(seconds_per_cost)
         self._progress_interval = progress_interval
@@ -108,14 +113,14 @@ class Worker:
         self._running_seconds = 0.0
         self._running_since = 0.0
         self._cancel_requested: set[str] = set()
-        self._wake = asyncio.Event()
         self._stopping = False
         self._abandoned = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="easel-gpu")
         self.busy_seconds = 0.0
+        self.queue.watch(self._stop_requested, self._measured)
 
-    def submit(self, item: WorkItem) -> None:
+    async def submit(self, item: WorkItem) -> None:
         """Queue a job; raises the scheduler's `QueueRefused` when a cap is reached."""
         queued = QueuedJob(
             job_id=item.job_id,
@@ -128,51 +133,70 @@ class Worker:
             kind=str(item.request.operation),
             submitted_at=self._clock(),
         )
-        self.scheduler.submit(queued, self._clock())
+        if self.queue.shared:  # it may run on another host: its request is read back from the database there
+            await self.queue.submit(queued)
+            return
         self._items[item.job_id] = item
-        self._wake.set()
+        try:
+            await self.queue.submit(queued)
+        except BaseException:
+            self._items.pop(item.job_id, None)
+            raise
 
-    def cancel(self, job_id: str) -> str | None:
-        """'queued' if removed from the queue, 'running' if it will stop at the next step, else None."""
-        if self.scheduler.cancel(job_id):
+    async def cancel(self, job_id: str) -> str | None:
+        """'queued' if removed from the queue, 'running' if it will stop at the next step (on whichever host runs
+        it), else None."""
+        outcome = await self.queue.cancel(job_id)
+        if outcome == "queued":
             self._items.pop(job_id, None)
-            return "queued"
-        if job_id in self._running:
+        elif job_id in self._running:
             self._cancel_requested.add(job_id)
             return "running"
-        return None
+        elif outcome == "running":
+            await self.queue.stop(job_id)
+        return outcome
 
     def is_running(self, job_id: str) -> bool:
-        return job_id in self._running
+        return job_id in self._running or self.queue.is_running(job_id)
 
     def position(self, job_id: str) -> int | None:
         """1-based place in the queue; None once the job has left it."""
-        if job_id not in self.scheduler:
+        if job_id not in self.queue:
             return None
-        return self.scheduler.position(job_id, self._clock())
+        return self.queue.position(job_id)
 
     def head(self, count: int) -> list[str]:
         """The first `count` queued jobs, in order."""
-        return self.scheduler.head(self._clock(), count)
+        return self.queue.head(count)
 
     def positions(self) -> dict[str, int]:
-        return self.scheduler.positions(self._clock())
+        return self.queue.positions()
 
     def etas(self) -> dict[str, float]:
         """`eta` for every queued job."""
-        starts = self.scheduler.etas(self._clock(), self.throughput.rate)
-        return {
-            job_id: start + self.throughput.seconds(self._items[job_id].request) for job_id, start in starts.items()
-        }
+        starts = self.queue.etas(self.throughput.rate)
+        return {job_id: self._eta(job_id, start) for job_id, start in starts.items()}
 
     def eta(self, job_id: str) -> float | None:
         """Seconds until the job is done, from the measured throughput; None for a job the worker does not hold."""
         if job_id in self._running:
             return max(self._running_seconds - self._elapsed(), 0.0)
-        item = self._items.get(job_id)
-        if item is None:
+        if job_id not in self.queue:
             return None
-        return self.scheduler.eta(job_id, self._clock(), self.throughput.rate) + self.throughput.seconds(item.request)
+        return self._eta(job_id, self.queue.eta(job_id, self.throughput.rate))
+
+    def _eta(self, job_id: str, start: float) -> float:
+        """The work ahead shared among the GPUs that serve the queue, then the job's own."""
+        job = self.queue.queued(job_id)
+        own = 0.0 if job is None else job.cost * self.throughput.rate(job.kind)
+        return start / max(self.queue.parallelism, 1) + own
+
+    def _stop_requested(self, job_id: str) -> None:
+        if job_id in self._running:
+            self._cancel_requested.add(job_id)
+
+    def _measured(self, measured: Measured) -> None:
+        self.throughput.record(measured.kind, measured.cost, measured.seconds)
 
     async def run(self, sink: JobSink) -> None:
         """Serve batches until `stop`, reporting to `sink`; the current batch always finishes, so nothing is lost.
@@ -182,17 +206,17 @@ class Worker:
         """
         self._sink = sink
         while not self._stopping:
-            batch = self._next_batch()
+            batch = await self._next_batch()
             if not batch:
-                self._wake.clear()
-                await self._wake.wait()
+                if not self._stopping:
+                    await self.queue.wait()
                 continue
             await self._run_batch(batch)
         await self._drain()
 
     async def stop(self) -> None:
         self._stopping = True
-        self._wake.set()
+        self.queue.wake()
 
     def abandon(self) -> None:
         """A stop that ran out of time: the batch on the GPU ends at its next step, and reports under way are
@@ -205,22 +229,37 @@ class Worker:
     def close(self) -> None:
         self._gpu.shutdown(wait=True)
 
-    def _next_batch(self) -> list[WorkItem]:
+    async def _next_batch(self) -> list[WorkItem]:
+        """The next batch, its jobs queued elsewhere read back through the sink; one that cannot be is over."""
         limit = self._max_batch_images
-        jobs = self.scheduler.next_batch(self._clock(), max_jobs=limit, max_images=limit)
-        return [self._items.pop(job.job_id) for job in jobs]
+        jobs = await self.queue.take(limit, limit)
+        foreign = [job.job_id for job in jobs if job.job_id not in self._items]
+        requests = await self._sink.requests(foreign) if foreign else {}
+        batch, lost = [], []
+        for job in jobs:
+            item = self._items.pop(job.job_id, None)
+            if item is None and job.job_id in requests:
+                item = WorkItem(job.job_id, requests[job.job_id], job.user, job.community, job.weight)
+            if item is None:
+                lost.append(job.job_id)
+            else:
+                batch.append(item)
+        if lost:
+            await self.queue.finished(lost, None)
+        return batch
 
     async def _run_batch(self, batch: list[WorkItem]) -> None:
         ids = [item.job_id for item in batch]
+        measured = None
+        began = self._clock()
         try:
-            await self._attempt(batch, announce=True)
+            measured = await self._attempt(batch, announce=True)
+            log.info("batch of %d job(s) %s: %.2f s", len(ids), ", ".join(ids), self._clock() - began)
         finally:
-            now = self._clock()
-            for job_id in ids:
-                self.scheduler.finished(job_id, now)
             self._cancel_requested.difference_update(ids)
+            await self.queue.finished(ids, measured)
 
-    async def _attempt(self, batch: list[WorkItem], *, announce: bool) -> None:
+    async def _attempt(self, batch: list[WorkItem], *, announce: bool) -> Measured | None:
         """Run a batch; if it fails, run its jobs one by one so that a bad job fails alone."""
         ids = [item.job_id for item in batch]
         cost = sum(job_cost(item.request) for item in batch)
@@ -233,22 +272,23 @@ class Worker:
         except GenerationCancelled:
             await asyncio.wait({started})
             self._spawn(self._report_in_order([(job_id, partial(self._sink.on_cancelled, job_id)) for job_id in ids]))
-            return
+            return None
         except Exception as error:
             await asyncio.wait({started})
             if len(batch) > 1:
                 log.warning("batch %s failed (%r); running its jobs one by one", ids, error)
                 for item in batch:
                     await self._attempt([item], announce=False)
-                return
+                return None
             log.exception("job %s failed", ids[0])
             self._spawn(self._sink.on_failed(ids[0], error))
-            return
+            return None
         finally:
             self._running = []
             self._running_seconds = 0.0
         elapsed = self._clock() - since
-        self.throughput.record(str(batch[0].request.operation), cost, elapsed)
+        measured = Measured(str(batch[0].request.operation), cost, elapsed)
+        self._measured(measured)
         reports: list[tuple[str, Report]] = []
         for item, result in zip(batch, results, strict=True):
             if item.job_id in self._cancel_requested:
@@ -257,6 +297,7 @@ class Worker:
                 seconds = elapsed * job_cost(item.request) / cost
                 reports.append((item.job_id, partial(self._sink.on_done, item.job_id, result, seconds)))
         self._spawn(self._report_in_order(reports), after=started)
+        return measured
 
     async def _report_in_order(self, reports: list[tuple[str, Report]]) -> None:
         """A batch's endings one after another, in its fair order, each once the one before has returned; one that

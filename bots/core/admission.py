@@ -75,7 +75,7 @@ class Admission:
         if uploads:  # refused before they are written; `create_job` checks the same limits atomically in any case
             await self._check_quota(user, tier, request.count, estimate)
         try:
-            self.worker.scheduler.check_capacity(user_key(user.id))
+            self.worker.queue.check_capacity(user_key(user.id))
         except QueueRefused as error:
             raise user_error(error) from None
         if uploads:
@@ -105,7 +105,9 @@ class Admission:
         route = Route(place.platform, place.channel_id, actor.user_id, language, job.prompt, place.message_id)
         self.announcer.route(job.id, route)
         try:
-            self.worker.submit(WorkItem(job.id, request, user_key(user.id), community_key(community_id), tier.weight))
+            await self.worker.submit(
+                WorkItem(job.id, request, user_key(user.id), community_key(community_id), tier.weight)
+            )
         except QueueRefused as error:
             await self.lifecycle.close(job.id, JobState.FAILED, error_key="queue.refused")
             raise user_error(error) from None

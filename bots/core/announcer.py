@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 MAX_DELIVERY_ATTEMPTS = 10
 
 Listener = Callable[[JobEvent], Awaitable[None]]
+Relay = Callable[[EventKind, str, float | None], Awaitable[None]]
+"""Passes an event of a job whose platform this process does not serve to the processes that do: its kind, the
+job and its progress. A final event relayed is not delivered yet: the process that serves the platform delivers it
+from the database."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,21 @@ class Route:
 class Announcer:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.relay: Relay | None = None
         self._listeners: dict[str, Listener] = {}
         self._routes: dict[str, Route] = {}
         self._delivering: set[str] = set()
 
     def listen(self, platform: str, listener: Listener) -> None:
         self._listeners[platform] = listener
+
+    def serves(self, platform: str) -> bool:
+        return platform in self._listeners
+
+    def routes(self, job_id: str) -> bool:
+        """Whether this process tells the job's owner its events."""
+        route = self._routes.get(job_id)
+        return route is not None and route.platform in self._listeners
 
     def has_pending(self, platform: str) -> bool:
         """Whether any job of this platform is still to finish or to be announced."""
@@ -67,9 +80,14 @@ class Announcer:
         return job.platform in self._listeners and job.id not in self._routes and job.id not in self._delivering
 
     async def emit(self, kind: EventKind, job_id: str, delivery_attempts: int = 0, **values: Any) -> None:
-        """Tell the job's platform; a final event counts as delivered once its listener returns."""
+        """Tell the job's platform; a final event counts as delivered once its listener returns. A job whose
+        platform is not served here is relayed, when there is a relay."""
         route = self._routes.get(job_id)
-        if route is None:
+        if route is None or route.platform not in self._listeners:
+            if kind.final:
+                self._routes.pop(job_id, None)
+            if self.relay is not None:
+                await self.relay(kind, job_id, values.get("progress"))
             return
         event = JobEvent(
             kind,
@@ -82,11 +100,9 @@ class Announcer:
             reply_to=route.reply_to,
             **values,
         )
-        listener = self._listeners.get(route.platform)
+        listener = self._listeners[route.platform]
         if kind.final:
             self._routes.pop(job_id, None)
-        if listener is None:
-            return
         if not kind.final:
             try:
                 await listener(event)

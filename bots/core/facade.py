@@ -11,6 +11,7 @@ from bots.config import Settings
 from bots.core.accounts import Accounts
 from bots.core.admission import Admission
 from bots.core.announcer import Announcer
+from bots.core.deliveries import Deliveries
 from bots.core.jobs import Jobs
 from bots.core.lifecycle import Lifecycle
 from bots.core.positions import Positions
@@ -34,6 +35,7 @@ class Core:
         self.lifecycle = Lifecycle(
             settings, db, files, worker, self.accounts, self.moderation, self.announcer, self.positions
         )
+        self.deliveries = Deliveries(db, files, self.accounts, self.moderation, self.announcer, self.positions)
         self.jobs = Jobs(db, files, worker, self.accounts, self.moderation, self.lifecycle)
         self.admission = Admission(
             settings,
@@ -70,8 +72,8 @@ class Core:
         self.listen = self.announcer.listen
         self.has_pending = self.announcer.has_pending
         self.recover = self.lifecycle.recover
-        self.redeliver = self.lifecycle.redeliver
-        self.stop_redelivering = self.lifecycle.stop_redelivering
+        self.redeliver = self.deliveries.redeliver
+        self.stop_redelivering = self.deliveries.stop_redelivering
         self.receive_update = db.receive_update
         self.updates_handled = db.updates_handled
         self.unhandled_updates = db.unhandled_updates

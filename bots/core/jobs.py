@@ -46,7 +46,7 @@ class Jobs:
             job = await self._own_job(actor, reference, moderator, "cancel")
         else:
             job = await self._newest_active(actor)
-        outcome = self.worker.cancel(job.id)
+        outcome = await self.worker.cancel(job.id)
         if outcome == "queued":
             await self.lifecycle.close(job.id, JobState.CANCELLED)
             return Cancellation(job.id, "queued")

@@ -12,13 +12,15 @@ import asyncio
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 from PIL import Image
 
 from bots.config import Settings
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
+from bots.core.deliveries import FINAL_KINDS
 from bots.core.persistence import persistently
 from bots.core.positions import Positions
 from bots.core.types import EventKind
@@ -30,6 +32,7 @@ from generation.engine import GenerationResult
 from generation.errors import QueueRefused
 from generation.previews import Preview
 from generation.requests import GenerationRequest
+from generation.scheduler import DuplicateJob
 from generation.translation import PromptTranslation
 from generation.worker import Worker, WorkItem
 from storage.database import Database
@@ -41,11 +44,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a job interrupted by a crash is retried once
 PREVIEW_JPEG_QUALITY = 80
-_FINAL_KINDS = {
-    JobState.DONE: EventKind.DONE,
-    JobState.FAILED: EventKind.FAILED,
-    JobState.CANCELLED: EventKind.CANCELLED,
-}
 
 
 @dataclass(eq=False)
@@ -58,8 +56,6 @@ class Lifecycle:
     moderation: Moderation
     announcer: Announcer
     positions: Positions
-    _redelivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
-    _stopping: bool = field(default=False, init=False, repr=False)
 
     # --- JobSink: what the worker reports --------------------------------------------------
 
@@ -161,6 +157,22 @@ class Lifecycle:
         with urgent():
             await self.close(job_id, JobState.CANCELLED)
 
+    async def requests(self, job_ids: Sequence[str]) -> dict[str, GenerationRequest]:
+        """The requests of jobs another process queued, rebuilt from their rows as `recover` does; one that cannot
+        be rebuilt fails."""
+        requests = {}
+        for job_id in job_ids:
+            job = await persistently(partial(self.db.get_job, job_id), f"the request of job {job_id}")
+            if job is None:
+                log.error("job %s was taken from the queue but is not in the database", job_id)
+                continue
+            try:
+                requests[job_id] = await asyncio.to_thread(self.rebuild, job)
+            except (ValueError, KeyError, OSError) as error:
+                log.error("job %s cannot be rebuilt on this host: %s", job_id, error)
+                await self.close(job_id, JobState.FAILED, error_key="error.internal")
+        return requests
+
     async def close(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> None:
         """Fail or cancel a job: written, quota refunded, then announced."""
         ended, what = now(), f"the end of job {job_id}"
@@ -169,97 +181,76 @@ class Lifecycle:
         else:
             await persistently(lambda: self.db.mark_cancelled(job_id, ended), what)
         await persistently(lambda: self.db.refund_quota(job_id), what)
-        await self.announcer.emit(_FINAL_KINDS[state], job_id, error_key=error_key)
+        await self.announcer.emit(FINAL_KINDS[state], job_id, error_key=error_key)
 
     # --- after a restart ---------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Re-enqueue what a previous run left queued or running; running jobs are retried once."""
+        """Re-enqueue what a previous run left queued or running; running jobs are retried once. A job the queue
+        holds already (a queue in the database, shared with other processes) is only followed: its events reach
+        its owner from here."""
         recovered = 0
         for job in await self.db.jobs_in_states([JobState.QUEUED, JobState.RUNNING]):
-            owner = await self.announcer.route_stored(job)
-            if job.state is JobState.RUNNING and job.attempts >= MAX_ATTEMPTS:
-                log.error("job %s was interrupted %d times; giving up", job.id, job.attempts)
-                await self.close(job.id, JobState.FAILED, error_key="error.internal")
+            if job.id in self.worker.queue and job.state is JobState.RUNNING:
+                unstarted = await self._unstart(job)
+                if unstarted is None:
+                    continue
+                job = unstarted
+            if job.id in self.worker.queue or self.worker.is_running(job.id):
+                if self.announcer.serves(job.platform):
+                    await self.announcer.route_stored(job)
+                    if job.id in self.worker.queue:
+                        self.positions.track(job.id, (job.platform, job.channel_id), told=None, eta_seconds=None)
                 continue
-            try:
-                request = await asyncio.to_thread(self.rebuild, job)
-            except (ValueError, KeyError, OSError) as error:  # a damaged row, a newer codec, a missing input
-                log.error("job %s cannot be rebuilt after a restart: %s", job.id, error)
-                await self.close(job.id, JobState.FAILED, error_key="error.internal")
-                continue
-            if job.state is JobState.RUNNING:
-                await self.db.requeue_job(job.id)
-            weight = self.settings.tier(owner.tier).weight
-            try:
-                self.worker.submit(
-                    WorkItem(job.id, request, user_key(owner.id), community_key(job.community_id), weight)
-                )
-            except QueueRefused as error:  # the caps were lowered since the job was accepted
-                await self.close(job.id, JobState.FAILED, error_key=user_error(error).key)
-                continue
-            self.positions.track(job.id, (job.platform, job.channel_id), told=None, eta_seconds=None)
-            recovered += 1
+            recovered += await self._requeue(job)
         if recovered:
             log.info("re-enqueued %d jobs left by the previous run", recovered)
         return recovered
+
+    async def _unstart(self, job: Job) -> Job | None:
+        """A job written running that the shared queue still holds queued: its start was written and then undone
+        by a crash. Back to queued, or failed after `MAX_ATTEMPTS` starts."""
+        if job.attempts < MAX_ATTEMPTS:
+            return await self.db.requeue_job(job.id)
+        log.error("job %s was interrupted %d times; giving up", job.id, job.attempts)
+        await self.worker.cancel(job.id)
+        await self.close(job.id, JobState.FAILED, error_key="error.internal")
+        return None
+
+    async def _requeue(self, job: Job) -> int:
+        """A job the queue does not hold, queued again; 1 if it was."""
+        owner = await self.announcer.route_stored(job)
+        if job.state is JobState.RUNNING and job.attempts >= MAX_ATTEMPTS:
+            log.error("job %s was interrupted %d times; giving up", job.id, job.attempts)
+            await self.close(job.id, JobState.FAILED, error_key="error.internal")
+            return 0
+        try:
+            request = await asyncio.to_thread(self.rebuild, job)
+        except (ValueError, KeyError, OSError) as error:  # a damaged row, a newer codec, a missing input
+            log.error("job %s cannot be rebuilt after a restart: %s", job.id, error)
+            await self.close(job.id, JobState.FAILED, error_key="error.internal")
+            return 0
+        if job.state is JobState.RUNNING:
+            await self.db.requeue_job(job.id)
+        weight = self.settings.tier(owner.tier).weight
+        try:
+            await self.worker.submit(
+                WorkItem(job.id, request, user_key(owner.id), community_key(job.community_id), weight)
+            )
+        except DuplicateJob:  # another process recovering at the same time queued it first
+            return 0
+        except QueueRefused as error:  # the caps were lowered since the job was accepted
+            await self.close(job.id, JobState.FAILED, error_key=user_error(error).key)
+            return 0
+        self.positions.track(job.id, (job.platform, job.channel_id), told=None, eta_seconds=None)
+        return 1
 
     def rebuild(self, job: Job) -> GenerationRequest:
         """The stored request, built again exactly as it was accepted."""
         ask = decode(job.parameters, job.seed, self.files.read)
         return build_request(ask, defaults=self.settings.generation_defaults, limits=self.settings.limits)
 
-    async def redeliver(self, platform: str | None = None) -> int:
-        """Announce again the final results that were never delivered (only `platform`'s, when given: an
-        adapter asks as soon as its platform answers again). One sweep at a time, so a sweep that starts while
-        another runs finds what that one delivered."""
-        async with self._redelivering:
-            return await self._redeliver(platform)
-
-    async def stop_redelivering(self) -> None:
-        """At a stop: no sweep delivers another job, and the one in flight finishes the job it is delivering.
-        Cancelled mid-job, a photo Telegram received would be left unrecorded, and sent again at the next start."""
-        self._stopping = True
-        async with self._redelivering:
-            pass
-
-    async def _redeliver(self, platform: str | None) -> int:
-        count = 0
-        for job in await self.db.undelivered_jobs():
-            if self._stopping:
-                break
-            if (platform is not None and job.platform != platform) or not self.announcer.may_redeliver(job):
-                continue
-            await self.announcer.route_stored(job)
-            outputs = await self.db.outputs_of(job.id)
-            log.info(
-                "delivering job %s (%s) again: attempt %d, %d earlier failed",
-                job.id,
-                job.state.value,
-                job.delivery_attempts + 1,
-                job.delivery_attempts,
-            )
-            await self.announcer.emit(
-                _FINAL_KINDS[job.state],
-                job.id,
-                error_key=job.error_code,
-                delivery_attempts=job.delivery_attempts,
-                files=tuple(self.files.path_of(output.path) for output in outputs),
-                seeds=tuple(output.seed for output in outputs),
-                translation=job.processed_prompt,
-                source_language=job.parameters.get("language") if job.processed_prompt else None,
-                spoiler=await self._spoilered(job, [o.nsfw_score for o in outputs if o.nsfw_score is not None]),
-            )
-            count += 1
-        return count
-
     # --- internals -----------------------------------------------------------------------------
-
-    async def _spoilered(self, job: Job, scores: Sequence[float]) -> bool:
-        if not self.moderation.flagged(scores):
-            return False
-        community = await self.accounts.community_by_id(job.community_id)
-        return self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel"))) == "spoiler"
 
     async def _translation_allowed(self, job: Job, community: Community | None, translation: PromptTranslation) -> bool:
         """Banned words are matched against the translation too; it is known only once the worker made it."""

@@ -212,7 +212,7 @@ async def test_requests_over_the_daily_quota_never_enter_the_queue(start: Start,
         await harness.service.submit(ALICE, HERE, Ask("txt2img", "another cat"))
     assert caught.value.key == "quota.images" and caught.value.values["limit"] == 2
     assert len(await harness.service.history(ALICE)) == 1
-    assert len(harness.worker.scheduler) == 0
+    assert len(harness.worker.queue.positions()) == 0
 
 
 async def test_a_failing_pipeline_fails_that_job_only_and_the_next_one_runs(start: Start) -> None:
@@ -265,7 +265,7 @@ async def test_per_user_cap_refuses_politely_and_writes_nothing(start: Start) ->
     gate = Gate(held=True)
     harness: Harness = await start(gate, max_pending_per_user=1)
     await harness.service.submit(ALICE, HERE, Ask("txt2img", "running"))
-    while not harness.worker.scheduler.positions(0) == {} and len(gate.batches) == 0:
+    while not harness.worker.positions() == {} and len(gate.batches) == 0:
         await asyncio.sleep(0.01)
     await harness.service.submit(ALICE, HERE, Ask("txt2img", "waiting"))
     with pytest.raises(UserError) as caught:
@@ -306,7 +306,7 @@ async def test_a_banned_user_is_refused(start: Start) -> None:
     with pytest.raises(UserError) as caught:
         await harness.service.submit(ALICE, HERE, Ask("txt2img", "cat"))
     assert caught.value.key == "user.banned_until" and caught.value.values["until"] == "2099-01-02 03:04"
-    assert len(harness.worker.scheduler) == 0
+    assert len(harness.worker.queue.positions()) == 0
 
 
 async def test_reroll_and_variations(start: Start, photo: Image.Image, tmp_path: Path) -> None:
@@ -361,7 +361,7 @@ async def test_undelivered_results_are_delivered_again_and_only_once(
     await asyncio.sleep(0.05)
     job = await harness.db.get_job(receipt.job_id)
     assert job is not None and job.delivery_state.value == "pending" and job.delivery_attempts == 1
-    with caplog.at_level(logging.INFO, logger="bots.core.lifecycle"):
+    with caplog.at_level(logging.INFO, logger="bots.core.deliveries"):
         assert await harness.service.redeliver() == 1
         assert await harness.service.redeliver() == 0
     assert f"delivering job {receipt.job_id} (done) again: attempt 2, 1 earlier failed" in caplog.text

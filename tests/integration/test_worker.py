@@ -89,11 +89,11 @@ async def run_until_finished(worker: Worker, sink: Sink, pipeline: Pipeline, exp
 async def test_compatible_jobs_at_the_head_share_one_call_in_fair_order(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
     worker = worker_for(pipeline)
-    worker.submit(WorkItem("a1", request_for("txt2img", "a1"), "alice"))
-    worker.submit(WorkItem("a2", request_for("txt2img", "a2"), "alice"))
-    worker.submit(WorkItem("b1", request_for("txt2img", "b1", steps=7), "bob"))
-    worker.submit(WorkItem("c1", request_for("txt2img", "c1"), "carol"))
-    worker.submit(WorkItem("d1", request_for("txt2img", "d1"), "dan"))
+    await worker.submit(WorkItem("a1", request_for("txt2img", "a1"), "alice"))
+    await worker.submit(WorkItem("a2", request_for("txt2img", "a2"), "alice"))
+    await worker.submit(WorkItem("b1", request_for("txt2img", "b1", steps=7), "bob"))
+    await worker.submit(WorkItem("c1", request_for("txt2img", "c1"), "carol"))
+    await worker.submit(WorkItem("d1", request_for("txt2img", "d1"), "dan"))
     await run_until_finished(worker, sink, pipeline, expected=5)
     # fair order is a1, b1, c1, d1, a2: b1 is not compatible, so a1 runs alone; c1 and d1 stand level and share a
     # call; a2 is alice's second job, which a job submitted meanwhile would have gone before, so it runs alone
@@ -116,8 +116,8 @@ class Previewing(Pipeline):
 async def test_every_preview_is_reported_whatever_the_progress_interval(request_for: Build) -> None:
     pipeline, sink = Previewing(), Sink()
     worker = worker_for(pipeline, progress_interval=3600.0)
-    worker.submit(WorkItem("ann", request_for("txt2img", "ann"), "ann"))
-    worker.submit(WorkItem("bob", request_for("txt2img", "bob"), "bob"))
+    await worker.submit(WorkItem("ann", request_for("txt2img", "ann"), "ann"))
+    await worker.submit(WorkItem("bob", request_for("txt2img", "bob"), "bob"))
     await run_until_finished(worker, sink, pipeline, expected=2)
     previews = [job_id for kind, job_id in sink.log if kind == "preview"]
     assert previews == ["ann", "bob"] * 3
@@ -137,7 +137,7 @@ async def test_the_results_of_a_batch_are_reported_in_its_fair_order(request_for
     pipeline, sink = Pipeline(), SlowForAnn()
     worker = worker_for(pipeline)
     for user in ("ann", "bob", "cy"):
-        worker.submit(WorkItem(user, request_for("txt2img", user), user))
+        await worker.submit(WorkItem(user, request_for("txt2img", user), user))
     await run_until_finished(worker, sink, pipeline, expected=3)
     assert pipeline.batches == [["ann", "bob"], ["cy"]]
     done = [job_id for kind, job_id in sink.log if kind == "done"]
@@ -148,7 +148,7 @@ async def test_batches_hold_at_most_max_batch_images(request_for: Build) -> None
     pipeline, sink = Pipeline(), Sink()
     worker = worker_for(pipeline, max_batch_images=4)
     for index, count in enumerate((3, 2, 1)):
-        worker.submit(WorkItem(f"j{index}", request_for("txt2img", f"j{index}", count=count), f"user{index}"))
+        await worker.submit(WorkItem(f"j{index}", request_for("txt2img", f"j{index}", count=count), f"user{index}"))
     await run_until_finished(worker, sink, pipeline, expected=3)
     assert pipeline.batches == [["j0"], ["j1", "j2"]]
 
@@ -156,12 +156,12 @@ async def test_batches_hold_at_most_max_batch_images(request_for: Build) -> None
 async def test_cancelling_one_job_of_a_running_batch_cancels_only_that_job(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
     worker = worker_for(pipeline)
-    worker.submit(WorkItem("keep", request_for("txt2img", "keep"), "alice"))
-    worker.submit(WorkItem("drop", request_for("txt2img", "drop"), "bob"))
+    await worker.submit(WorkItem("keep", request_for("txt2img", "keep"), "alice"))
+    await worker.submit(WorkItem("drop", request_for("txt2img", "drop"), "bob"))
     sink.expected = 2
     task = asyncio.create_task(worker.run(sink))
     await asyncio.to_thread(pipeline.entered.wait, 5)
-    assert worker.cancel("drop") == "running"
+    assert await worker.cancel("drop") == "running"
     pipeline.release.set()
     await asyncio.wait_for(sink.finished.wait(), 10)
     await worker.stop()
@@ -174,11 +174,11 @@ async def test_cancelling_one_job_of_a_running_batch_cancels_only_that_job(reque
 async def test_cancel_of_a_queued_job_and_of_an_unknown_one(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
     worker = worker_for(pipeline)
-    worker.submit(WorkItem("first", request_for("txt2img", "first"), "alice"))
-    worker.submit(WorkItem("second", request_for("txt2img", "second", steps=9), "alice"))
+    await worker.submit(WorkItem("first", request_for("txt2img", "first"), "alice"))
+    await worker.submit(WorkItem("second", request_for("txt2img", "second", steps=9), "alice"))
     assert worker.position("second") == 2 and worker.eta("second") is not None
-    assert worker.cancel("second") == "queued"
-    assert worker.cancel("second") is None and worker.cancel("never") is None
+    assert await worker.cancel("second") == "queued"
+    assert await worker.cancel("second") is None and await worker.cancel("never") is None
     assert worker.position("second") is None
     await run_until_finished(worker, sink, pipeline, expected=1)
     assert pipeline.batches == [["first"]]
@@ -187,8 +187,8 @@ async def test_cancel_of_a_queued_job_and_of_an_unknown_one(request_for: Build) 
 async def test_stop_lets_the_running_batch_finish_and_leaves_the_rest_queued(request_for: Build) -> None:
     pipeline, sink = Pipeline(), Sink()
     worker = worker_for(pipeline)
-    worker.submit(WorkItem("running", request_for("txt2img", "running"), "alice"))
-    worker.submit(WorkItem("waiting", request_for("txt2img", "waiting", steps=9), "bob"))
+    await worker.submit(WorkItem("running", request_for("txt2img", "running"), "alice"))
+    await worker.submit(WorkItem("waiting", request_for("txt2img", "waiting", steps=9), "bob"))
     task = asyncio.create_task(worker.run(sink))
     await asyncio.to_thread(pipeline.entered.wait, 5)
     await worker.stop()
@@ -219,8 +219,8 @@ async def test_etas_follow_each_operations_own_throughput(request_for: Build, ph
     inpaint = request_for("inpaint", "slow", image=photo, mask=RegionMask(0, 0, 50, 50))
     worker.throughput.record("txt2img", job_cost(txt2img), 1.0)
     worker.throughput.record("inpaint", job_cost(inpaint), 5.0)
-    worker.submit(WorkItem("slow", inpaint, "alice"))
-    worker.submit(WorkItem("fast", txt2img, "bob"))
+    await worker.submit(WorkItem("slow", inpaint, "alice"))
+    await worker.submit(WorkItem("fast", txt2img, "bob"))
     etas = worker.etas()
     assert etas["slow"] == pytest.approx(5.0) and etas["fast"] == pytest.approx(6.0)
     assert worker.eta("fast") == pytest.approx(etas["fast"])
@@ -230,7 +230,7 @@ async def test_an_abandoned_batch_stops_at_its_next_step_and_reports_nothing(req
     """A stop out of time: the GPU thread is free at once, and the job stays as the database has it (running)."""
     pipeline, sink = Pipeline(), Sink()
     worker = worker_for(pipeline)
-    worker.submit(WorkItem("long", request_for("txt2img", "long"), "alice"))
+    await worker.submit(WorkItem("long", request_for("txt2img", "long"), "alice"))
     task = asyncio.create_task(worker.run(sink))
     await asyncio.to_thread(pipeline.entered.wait, 5)
     await worker.stop()
@@ -260,8 +260,8 @@ async def test_the_next_batch_does_not_wait_for_the_start_report_but_a_done_repo
     pipeline, sink = Pipeline(), SlowStart()
     pipeline.release.set()
     worker = worker_for(pipeline)
-    worker.submit(WorkItem("first", request_for("txt2img", "first"), "alice"))
-    worker.submit(WorkItem("second", request_for("txt2img", "second", steps=9), "bob"))
+    await worker.submit(WorkItem("first", request_for("txt2img", "first"), "alice"))
+    await worker.submit(WorkItem("second", request_for("txt2img", "second", steps=9), "bob"))
     sink.expected = 2
     task = asyncio.create_task(worker.run(sink))
     for _ in range(500):  # both batches ran while neither start report had returned

@@ -1,4 +1,5 @@
-"""`easel run` as a real process, from this checkout (PYTHONPATH), with its log read as it is written."""
+"""`easel run` (or `easel worker`) as a real process, from this checkout (PYTHONPATH), its log read as it is
+written."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +34,17 @@ class EaselProcess:
 
     @classmethod
     async def start(
-        cls, directory: Path, config: str, tokens: dict[str, str], *, run_dir: Path | None = None
+        cls,
+        directory: Path,
+        config: str,
+        tokens: dict[str, str],
+        *,
+        run_dir: Path | None = None,
+        command: Sequence[str] = ("run",),
     ) -> EaselProcess:
-        """`easel run` in `directory` with `config` as its config.toml and only `tokens` of the platform tokens. Its
-        token claims are kept in `run_dir` (by default one of its own in `directory`): processes that are to meet
-        on a token share one."""
+        """`easel run` (or `command`) in `directory` with `config` as its config.toml and only `tokens` of the
+        platform tokens. Its token claims are kept in `run_dir` (by default one of its own in `directory`):
+        processes that are to meet on a token share one."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.toml").write_text(config)
         environment = {
@@ -48,7 +56,7 @@ class EaselProcess:
         environment["EASEL_STORAGE__RUN_DIR"] = str(run_dir or directory / "run")
         process = await asyncio.create_subprocess_exec(
             EASEL,
-            "run",
+            *command,
             cwd=directory,
             env=environment,
             stdin=asyncio.subprocess.DEVNULL,

@@ -13,7 +13,7 @@ from easel_process import EaselProcess, free_port
 from fake_discord import CHANNEL_ID, GUILD_ID, MESSAGE_LIMIT, FakeDiscord
 from test_discord import ALICE, TOKEN, StartBot, member
 
-from bots.core.lifecycle import Lifecycle
+from bots.core.deliveries import Deliveries
 from bots.moderation.policy import Moderator, Role
 
 _endpoints_restored = test_discord._endpoints_restored
@@ -108,13 +108,13 @@ async def test_a_lost_gateway_connection_is_one_warning_and_one_line_when_it_is_
 ) -> None:
     caplog.set_level(logging.INFO)
     redelivered: list[str | None] = []
-    sweep = Lifecycle.redeliver
+    sweep = Deliveries.redeliver
 
-    async def redeliver(self: Lifecycle, platform: str | None = None) -> int:
+    async def redeliver(self: Deliveries, platform: str | None = None) -> int:
         redelivered.append(platform)
         return await sweep(self, platform)
 
-    monkeypatch.setattr(Lifecycle, "redeliver", redeliver)
+    monkeypatch.setattr(Deliveries, "redeliver", redeliver)
     bot = await start_bot()
     await bot.fake.wait_for(lambda: redelivered == ["discord"], what="the redelivery on the first connection")
     await bot.fake.close()

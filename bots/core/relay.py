@@ -1,0 +1,62 @@
+"""Job events between the processes that share a PostgreSQL database.
+
+A worker on another host tells the front ends that a job started, how far it got, and that it ended, with NOTIFY
+on `JOB_CHANNEL`; the front end that serves the job's platform tells its owner. An ending is only a hint: the
+front end reads the result from the database and delivers it exactly once through the delivery ledger, and a
+hint that was lost is found by the redelivery sweep. Previews stay with the worker (a notification holds 8,000
+bytes), so users of a remote worker see progress without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from bots.core.deliveries import Deliveries
+from bots.core.types import EventKind
+from storage.database import Database
+
+log = logging.getLogger(__name__)
+
+JOB_CHANNEL = "easel_jobs"
+RELAYED = frozenset({EventKind.STARTED, EventKind.PROGRESS, EventKind.DONE, EventKind.FAILED, EventKind.CANCELLED})
+
+
+class Relay:
+    def __init__(self, db: Database, deliveries: Deliveries) -> None:
+        self._db = db
+        self._deliveries = deliveries
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def publish(self, kind: EventKind, job_id: str, progress: float | None) -> None:
+        """An event of a job whose platform this process does not serve; a lost one is harmless (see above)."""
+        if kind not in RELAYED:
+            return
+        payload = json.dumps({"kind": kind.value, "job": job_id, "progress": progress})
+        try:
+            await self._db.notify(JOB_CHANNEL, payload)
+        except Exception as error:
+            log.warning("telling the front ends of job %s %s failed: %r", job_id, kind.value, error)
+
+    def notified(self, payload: str) -> None:
+        """A NOTIFY on `JOB_CHANNEL`, from a worker in another process."""
+        message = json.loads(payload)
+        task = asyncio.ensure_future(self._receive(EventKind(message["kind"]), message["job"], message["progress"]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _receive(self, kind: EventKind, job_id: str, progress: float | None) -> None:
+        deliveries = self._deliveries
+        try:
+            if kind.final:
+                await deliveries.deliver_finished(job_id)
+            elif kind is EventKind.STARTED:
+                await deliveries.remote_started(job_id)
+            elif deliveries.announcer.routes(job_id):
+                await deliveries.announcer.emit(kind, job_id, progress=progress)
+        except Exception:
+            log.exception("the %s event of job %s from another process was not passed on", kind.value, job_id)

@@ -1,0 +1,294 @@
+"""The job queue on PostgreSQL, shared by front ends and workers on any number of hosts.
+
+One definition of the fair order serves both queues: every process keeps its own `FairScheduler`, fed the
+queue log's events (`storage.queue_log`) in the log's order, so every process computes the same order, the same
+places and the same batches as the in-process queue would from the same submissions, cancels and claims. A
+change is decided under the queue's lock on a scheduler that has caught up with the log, and appended as the event
+that records the decision: a submit (its tags follow from the log before it), a take (the batch a worker claims:
+its jobs get the worker's lease), a finish, a cancel, an expiry (the jobs of a worker whose lease ran out go back
+to the queue, keeping their place by age, or fail after `max_attempts`).
+
+Why not a claim by `FOR UPDATE SKIP LOCKED` over tags stored in the job rows: with communities on, the job that
+fills a community's next slot is chosen when the slot comes up, not when the job is queued, and batching, aging and
+a cancel's refund all read the scheduler's state; keeping them in SQL as well would be a second definition that
+could drift from the first. The lock is held for one short transaction per change (see docs/benchmarks.md for
+the claim latency it gives).
+
+Processes wake each other with NOTIFY on `QUEUE_CHANNEL` (a new event) and `STOP_CHANNEL` (stop a running job
+wherever it runs); a process also polls every `poll_seconds`, so a lost notification costs a delay, not a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from bots.core.persistence import persistently
+from bots.core.queue_replica import QueueReplica, job_data
+from generation.errors import QueueRefused
+from generation.fair_queue_records import QueuedJob, Rate
+from generation.job_queue import Measured, Stop
+from generation.scheduler import DuplicateJob, FairScheduler
+from storage.database import Database
+from storage.queue_log import QueueTurn
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+QUEUE_CHANNEL = "easel_queue"
+STOP_CHANNEL = "easel_stop"
+
+
+REFUSALS = (QueueRefused, DuplicateJob)
+"""A change refused before anything was changed."""
+
+
+class SharedQueue:
+    def __init__(
+        self,
+        db: Database,
+        make_scheduler: Callable[[], FairScheduler],
+        *,
+        owner: str,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 5.0,
+        max_attempts: int = 2,
+    ) -> None:
+        self.owner = owner
+        self._db = db
+        self._make = make_scheduler
+        self._lease = lease_seconds
+        self._poll = poll_seconds
+        self._max_attempts = max_attempts
+        self._replica = QueueReplica(make_scheduler, owner)
+        self._changing = asyncio.Lock()
+        self._work = asyncio.Event()
+        self._stop: Stop = _ignore
+        self.give_up: Callable[[str], Awaitable[None]] | None = None
+        """Fails a job whose workers died `max_attempts` times (the core closes it and tells its owner)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- reads: this process's view, at once ---------------------------------------------------
+
+    shared = True
+
+    @property
+    def parallelism(self) -> int:
+        return self._replica.parallelism
+
+    @property
+    def _scheduler(self) -> FairScheduler:
+        return self._replica.scheduler
+
+    def check_capacity(self, user: str) -> None:
+        self._scheduler.check_capacity(user)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._scheduler
+
+    def queued(self, job_id: str) -> QueuedJob | None:
+        return self._replica.jobs.get(job_id) if job_id in self._scheduler else None
+
+    def is_running(self, job_id: str) -> bool:
+        return job_id in self._replica.running
+
+    def position(self, job_id: str) -> int:
+        return self._scheduler.position(job_id, time.time())
+
+    def positions(self) -> dict[str, int]:
+        return self._scheduler.positions(time.time())
+
+    def head(self, count: int) -> list[str]:
+        return self._scheduler.head(time.time(), count)
+
+    def eta(self, job_id: str, seconds_per_cost: Rate) -> float:
+        return self._scheduler.eta(job_id, time.time(), seconds_per_cost)
+
+    def etas(self, seconds_per_cost: Rate) -> dict[str, float]:
+        return self._scheduler.etas(time.time(), seconds_per_cost)
+
+    def watch(self, stop: Stop, measured: Callable[[Measured], None]) -> None:
+        self._stop, self._replica.on_measured = stop, measured
+
+    # --- changes: decided under the queue's lock, appended to the log ---------------------------
+
+    async def submit(self, job: QueuedJob) -> None:
+        def decide(turn: QueueTurn) -> None:
+            if job.job_id in self._replica.jobs:
+                raise DuplicateJob(job.job_id)
+            self._scheduler.check_capacity(job.user)
+            self._replica.apply(turn.append("submit", job_data(job, submitted_at=turn.now)))
+
+        await self._turn(decide)
+        self._work.set()
+
+    async def cancel(self, job_id: str) -> str | None:
+        def decide(turn: QueueTurn) -> str | None:
+            if job_id in self._scheduler:
+                self._replica.apply(turn.append("cancel", {"job": job_id}))
+                return "queued"
+            return "running" if job_id in self._replica.running else None
+
+        return await self._turn(decide)
+
+    async def stop(self, job_id: str) -> None:
+        await self._db.notify(STOP_CHANNEL, job_id)
+
+    async def take(self, max_jobs: int, max_images: int) -> list[QueuedJob]:
+        if not len(self._scheduler) and not self._replica.stale:
+            return []
+
+        def decide(turn: QueueTurn) -> list[QueuedJob]:
+            jobs = self._scheduler.next_batch(turn.now, max_jobs=max_jobs, max_images=max_images)
+            if not jobs:
+                return []
+            ids = [job.job_id for job in jobs]
+            data = {"worker": self.owner, "jobs": ids, "max_jobs": max_jobs, "max_images": max_images}
+            event = turn.append("take", data)
+            self._replica.seq = event.seq
+            self._replica.took(self.owner, ids, event.at)
+            turn.lease(ids, self.owner, turn.now + self._lease)
+            return jobs
+
+        return await persistently(lambda: self._turn(decide), "taking the next batch")
+
+    async def finished(self, job_ids: Sequence[str], measured: Measured | None) -> None:
+        data: dict[str, Any] = {"worker": self.owner, "jobs": list(job_ids)}
+        if measured is not None:
+            data["measured"] = [measured.kind, measured.cost, measured.seconds]
+
+        def decide(turn: QueueTurn) -> None:
+            self._replica.apply(turn.append("finish", data))
+            if not len(self._scheduler) and not self._replica.running:
+                turn.trim(self._replica.seq)
+
+        await persistently(lambda: self._turn(decide), f"the end of job(s) {', '.join(job_ids)}")
+
+    async def expire(self) -> list[str]:
+        """Put back the jobs whose worker's lease ran out; returns those that failed too often to go back."""
+
+        def decide(turn: QueueTurn) -> list[str]:
+            expired = turn.expired()
+            if not expired:
+                return []
+            running = [job_id for job_id, _ in expired if job_id in self._replica.running]
+            tries = [job_id for job_id, attempts in expired if attempts < self._max_attempts and job_id in running]
+            retried = self._replica.expire(running, tries, turn.now)
+            self._replica.seq = turn.append("expire", {"jobs": running, "retry": retried}).seq
+            turn.release([job_id for job_id, _ in expired])
+            log.warning("leases ran out for job(s) %s: %s back in the queue", ", ".join(running), retried or "none")
+            return [job_id for job_id, _ in expired if job_id not in retried]
+
+        failed = await self._turn(decide)
+        for job_id in failed:
+            log.error("job %s: its workers died too often, or it no longer fits the queue; giving up", job_id)
+            if self.give_up is not None:
+                await self.give_up(job_id)
+        return failed
+
+    # --- keeping up -------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Catch up with the log without the lock (a reader sees a prefix of it)."""
+        replica = self._replica
+        async with self._changing:
+            if replica.stale:
+                replica.reset(0)
+            trimmed, events = await self._db.queue_events(replica.seq)
+            replica.catch_up(trimmed, events)
+        if len(self._scheduler):
+            self._work.set()
+
+    async def wait(self) -> None:
+        try:
+            await asyncio.wait_for(self._work.wait(), self._poll)
+        except TimeoutError:
+            await persistently(self.refresh, "the queue")
+        self._work.clear()
+
+    def wake(self) -> None:
+        self._work.set()
+
+    def notified(self, _payload: str) -> None:
+        """A NOTIFY on `QUEUE_CHANNEL`: another process changed the queue."""
+        self._spawn(self._refresh_quietly())
+
+    def stop_notified(self, job_id: str) -> None:
+        if self._replica.running.get(job_id) == self.owner:
+            self._stop(job_id)
+
+    def start(self) -> None:
+        """The lease of this process's running jobs renewed, and other workers' expired leases looked for."""
+        self._spawn(self._keep_leases())
+        self._spawn(self._find_expired())
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as error:
+            log.warning("the queue waits for the database: %r", error)
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            mine = self._replica.running_here()
+            if mine:
+                try:
+                    await self._db.renew_leases(self.owner, mine, self._lease)
+                except Exception as error:
+                    log.warning("renewing the leases of job(s) %s failed: %r", ", ".join(mine), error)
+
+    async def _find_expired(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 2)
+            try:
+                await self.expire()
+            except Exception as error:
+                log.warning("looking for expired leases failed: %r", error)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- the log ----------------------------------------------------------------------------
+
+    async def _turn(self, decide: Callable[[QueueTurn], R]) -> R:
+        """`decide` on a scheduler caught up with the log, under the queue's lock. A change that did not commit
+        leaves this process's scheduler ahead of the log: it is rebuilt from the log before the next change."""
+
+        replica = self._replica
+
+        def work(turn: QueueTurn) -> R:
+            if replica.stale:
+                replica.reset(0)
+            replica.catch_up(turn.trimmed_through, turn.events)
+            try:
+                return decide(turn)
+            except REFUSALS:
+                raise
+            except BaseException:
+                replica.stale = True
+                raise
+
+        async with self._changing:
+            try:
+                return await self._db.queue_turn(0 if replica.stale else replica.seq, work)
+            except REFUSALS:
+                raise
+            except BaseException:
+                replica.stale = True
+                raise
+
+
+def _ignore(_: object) -> None:
+    """Nothing to tell."""

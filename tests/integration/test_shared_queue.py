@@ -1,0 +1,186 @@
+"""The queue that processes share on PostgreSQL (`bots.core.shared_queue`) against the in-process one.
+
+Several `SharedQueue`s on one database stand for processes on several hosts: each keeps its own copy of the queue,
+and they agree with each other and with `LocalQueue` fed the same trace. Needs a server: EASEL_TEST_POSTGRES_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from functools import partial
+
+import pytest
+
+from bots.core.shared_queue import SharedQueue
+from generation.errors import UserQueueFull
+from generation.fair_queue_records import QueuedJob
+from generation.job_queue import LocalQueue, Measured
+from generation.scheduler import DuplicateJob, FairScheduler
+from storage.database import Database
+from storage.records import JobDraft, JobState, QuotaReservation
+
+pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
+
+USERS = ("ann", "bob", "cy", "dee", "eve")
+COMMUNITIES = (None, "red", "blue")
+BATCH_KEYS = (None, "a", "b")
+
+
+def scheduler(**options: object) -> FairScheduler:
+    settings: dict[str, object] = {"max_pending_per_user": 1000, "max_queue": 100_000, "max_wait": math.inf}
+    return FairScheduler(**(settings | {"communities": True} | options))  # type: ignore[arg-type]
+
+
+def queued(job_id: str, user: str, community: str | None = None, **options: object) -> QueuedJob:
+    return QueuedJob(job_id=job_id, user=user, community=community, cost=1.0, submitted_at=0.0, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    async with Database(database_url) as database:
+        yield database
+
+
+def process(db: Database, owner: str, make: Callable[[], FairScheduler] = scheduler, **options: float) -> SharedQueue:
+    return SharedQueue(db, make, owner=owner, **options)  # type: ignore[arg-type]
+
+
+async def test_a_trace_of_submissions_cancels_and_claims_gives_the_in_process_order(db: Database) -> None:
+    """One definition of the fair order: communities, batching and cancels' refunds included."""
+    local, shared, watcher = LocalQueue(scheduler()), process(db, "w1"), process(db, "w2")
+    rng = random.Random(7)
+    queued_ids: list[str] = []
+    running: list[list[str]] = []
+    taken: list[list[str]] = []
+    for step in range(300):
+        action = rng.random()
+        if action < 0.55 or not (queued_ids or running):
+            job = QueuedJob(
+                job_id=f"j{step}",
+                user=rng.choice(USERS),
+                community=rng.choice(COMMUNITIES),
+                cost=rng.choice((1.0, 2.0, 3.0)),
+                batch_key=rng.choice(BATCH_KEYS),
+                images=rng.choice((1, 2)),
+                kind="txt2img",
+                submitted_at=0.0,
+            )
+            await local.submit(job)
+            await shared.submit(job)
+            queued_ids.append(job.job_id)
+        elif action < 0.65 and queued_ids:
+            job_id = rng.choice(queued_ids)
+            assert await local.cancel(job_id) == await shared.cancel(job_id) == "queued"
+            queued_ids.remove(job_id)
+        elif action < 0.85:
+            batch = [job.job_id for job in await local.take(4, 4)]
+            assert [job.job_id for job in await shared.take(4, 4)] == batch
+            if batch:
+                taken.append(batch)
+                running.append(batch)
+                queued_ids = [job_id for job_id in queued_ids if job_id not in batch]
+        elif running:
+            batch = running.pop(rng.randrange(len(running)))
+            await local.finished(batch, None)
+            await shared.finished(batch, Measured("txt2img", 1.0, 0.5))
+        assert shared.positions() == local.positions()
+    await watcher.refresh()
+    assert watcher.positions() == local.positions() and watcher.head(10) == local.head(10)
+    assert len(taken) > 30 and any(len(batch) > 1 for batch in taken)
+
+
+async def test_another_process_sees_the_queue_and_its_caps(db: Database) -> None:
+    front = process(db, "front", partial(scheduler, max_pending_per_user=2))
+    other = process(db, "other", partial(scheduler, max_pending_per_user=2))
+    await front.submit(queued("a1", "ann"))
+    await front.submit(queued("a2", "ann"))
+    with pytest.raises(UserQueueFull):
+        await other.submit(queued("a3", "ann"))
+    with pytest.raises(DuplicateJob):
+        await other.submit(queued("a1", "ann"))
+    await other.submit(queued("b1", "bob"))
+    await front.refresh()
+    assert front.positions() == other.positions() == {"a1": 1, "b1": 2, "a2": 3}
+    assert await front.cancel("b1") == "queued"
+    assert [job.job_id for job in await other.take(1, 1)] == ["a1"]
+    assert await front.cancel("a1") == "running" and front.is_running("a1")
+
+
+async def test_a_dead_workers_jobs_go_back_to_the_queue_once_its_lease_runs_out(db: Database) -> None:
+    ids = [await _job_row(db, "one"), await _job_row(db, "two")]
+    users_only = partial(scheduler, communities=False)
+    dead = process(db, "dead", users_only, lease_seconds=0.3)
+    alive = process(db, "alive", users_only, lease_seconds=0.3)
+    for job_id in ids:
+        await dead.submit(queued(job_id, "ann" if job_id == ids[0] else "bob", batch_key="k"))
+    assert [job.job_id for job in await dead.take(4, 4)] == ids
+    await db.mark_running_many(ids, datetime.now(UTC))
+    assert await alive.expire() == []  # its lease still runs
+    await asyncio.sleep(0.4)
+    assert await alive.expire() == []  # back in the queue: attempt 1 of 2
+    assert all(job_id in alive for job_id in ids)
+    stored = [await db.get_job(job_id) for job_id in ids]
+    assert [job.state for job in stored if job is not None] == [JobState.QUEUED, JobState.QUEUED]
+    assert [job.job_id for job in await alive.take(4, 4)] == ids
+    await db.mark_running_many(ids, datetime.now(UTC))
+    await asyncio.sleep(0.4)
+    given_up: list[str] = []
+    dead.give_up = alive.give_up = _collect(given_up)
+    assert await dead.expire() == ids  # started twice: given up
+    assert given_up == ids
+    await alive.refresh()
+    assert alive.positions() == {} and not alive.is_running(ids[0])
+
+
+async def test_the_log_is_dropped_when_the_queue_stands_empty_and_a_new_process_starts_from_there(
+    db: Database,
+) -> None:
+    first = process(db, "first")
+    await first.submit(queued("x", "ann"))
+    await first.finished([job.job_id for job in await first.take(1, 1)], None)
+    trimmed, events = await db.queue_events(0)
+    assert trimmed >= 3 and events == []
+    await first.submit(queued("y", "bob"))
+    late = process(db, "late")
+    await late.refresh()
+    assert late.positions() == {"y": 1}
+
+
+async def test_a_worker_is_told_to_stop_a_job_that_a_cancel_elsewhere_reaches(db: Database) -> None:
+    worker = process(db, "gpu")
+    stopped: list[str] = []
+    worker.watch(stopped.append, lambda measured: None)
+    await worker.submit(queued("z", "ann"))
+    await worker.take(1, 1)
+    worker.stop_notified("z")
+    worker.stop_notified("not-mine")
+    assert stopped == ["z"]
+
+
+def _collect(into: list[str]) -> Callable[[str], asyncio.Future[None]]:
+    async def give_up(job_id: str) -> None:
+        into.append(job_id)
+
+    return give_up  # type: ignore[return-value]
+
+
+async def _job_row(db: Database, prompt: str) -> str:
+    user = await db.get_or_create_user("console", prompt)
+    draft = JobDraft(
+        owner_id=user.id,
+        community_id=None,
+        platform="console",
+        channel_id="c",
+        operation="txt2img",
+        parameters={},
+        prompt=prompt,
+        negative_prompt="",
+        seed=1,
+        cost=1.0,
+    )
+    job = await db.create_job(draft, QuotaReservation(datetime.now(UTC).date(), 1, 1.0, 100, 1000.0))
+    return job.id

@@ -1,0 +1,138 @@
+"""Scale-out with real processes on the real PostgreSQL: a Telegram front end (`easel run --no-worker`) and two GPU
+hosts (`easel worker`, tiny model) that share one database and one outputs directory, against the fake Bot API.
+
+Every job runs once and is delivered once; a worker killed mid-job loses the job to the other once its lease runs
+out; a cancel reaches a job running in another process; and with the front end killed, the workers go on and the
+results reach users when it is back. Needs a server: EASEL_TEST_POSTGRES_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from databases import PostgresDatabases
+from easel_process import EaselProcess
+from fake_telegram import TOKEN, FakeTelegram
+from sqlalchemy import make_url
+
+pytestmark = pytest.mark.postgres
+
+SLOW = "--steps 100 --prior-steps 50 --seed 7"
+"""Slow enough on the tiny model (a few seconds) to be caught mid-job."""
+BATCH = re.compile(r"batch of \d+ job\(s\) ([0-9a-f, ]+): ")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def database(postgres_databases: PostgresDatabases) -> AsyncIterator[str]:
+    with postgres_databases.fresh() as url:
+        yield url
+
+
+class Hosts:
+    """The processes of one test, started from one config: only the front end has the token."""
+
+    def __init__(self, root: Path, fake: FakeTelegram, database: str) -> None:
+        self.root = root
+        self.database = database
+        self.config = (
+            '[model]\npreset = "tiny"\n'
+            f'[storage]\ndatabase_url = "{database}"\noutputs_dir = "{root / "shared-files"}"\n'
+            "[worker]\nlease_seconds = 3\npoll_seconds = 1\n"
+            f'[telegram]\napi_base_url = "{fake.base_url}"\nfile_base_url = "{fake.file_base_url}"\n'
+        )
+
+    async def front_end(self) -> EaselProcess:
+        front = await EaselProcess.start(
+            self.root / "front", self.config, {"TELEGRAM_BOT_TOKEN": TOKEN}, command=("run", "--no-worker")
+        )
+        await front.wait_for_log("telegram adapter started")
+        return front
+
+    async def worker(self, name: str) -> EaselProcess:
+        worker = await EaselProcess.start(self.root / name, self.config, {}, command=("worker",))
+        await worker.wait_for_log("serves the queue of")
+        return worker
+
+    async def running_job(self, timeout: float = 60) -> tuple[str, int]:
+        """The job a worker runs now, and the pid of that worker."""
+        address = make_url(self.database).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = await asyncpg.connect(address)
+        try:
+            for _ in range(int(timeout / 0.05)):
+                row = await connection.fetchrow("SELECT id, leased_by FROM jobs WHERE state = 'running'")
+                if row is not None:
+                    return row["id"], int(row["leased_by"].split(":")[1])
+                await asyncio.sleep(0.05)
+        finally:
+            await connection.close()
+        raise AssertionError("no job started")
+
+
+def batches(*workers: EaselProcess) -> list[str]:
+    """The jobs the workers ran to the end, one entry per run."""
+    return [job_id for worker in workers for match in BATCH.finditer(worker.log) for job_id in match[1].split(", ")]
+
+
+async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_cancels(
+    tmp_path: Path, fake: FakeTelegram, database: str
+) -> None:
+    hosts = Hosts(tmp_path, fake, database)
+    front, first, second = await asyncio.gather(hosts.front_end(), hosts.worker("gpu1"), hosts.worker("gpu2"))
+    processes = [front, first, second]
+    try:
+        users = [fake.user(2001 + index, name, "en") for index, name in enumerate(("Ann", "Bob", "Cy"))]
+        for user in users:
+            for prompt in ("a red boat", "a green hill"):
+                fake.text(user, fake.private(user), f"{prompt} --seed 5")
+        for user in users:
+            await fake.wait_for(lambda user=user: len(fake.images(user["id"])) == 2, timeout=120, what="two images")
+        await asyncio.sleep(1.0)
+        assert [len(fake.images(user["id"])) for user in users] == [2, 2, 2], "each delivered once"
+        ran = batches(first, second)
+        assert len(ran) == 6 and len(set(ran)) == 6, "each run once"
+
+        ann = users[0]
+        fake.text(ann, fake.private(ann), f"a slow lighthouse {SLOW}")
+        job_id, pid = await hosts.running_job()
+        victim, survivor = (first, second) if first.pid == pid else (second, first)
+        await victim.kill()
+        await fake.wait_for(lambda: len(fake.images(ann["id"])) == 3, timeout=90, what="the orphaned job's image")
+        await survivor.wait_for_log("leases ran out")
+        assert fake.images(ann["id"])[2]["caption"].startswith("a slow lighthouse")
+        assert job_id in batches(survivor)  # the victim may have drawn it too, killed before writing it
+
+        fake.text(ann, fake.private(ann), f"a slow tower {SLOW}")
+        job_id, _ = await hosts.running_job()
+        fake.text(ann, fake.private(ann), f"/cancel {job_id[:8]}")
+        await fake.wait_for(lambda: any("was cancelled" in text for text in fake.texts(ann["id"])), timeout=60)
+        assert len(fake.images(ann["id"])) == 3
+
+        bob = users[1]
+        fake.text(bob, fake.private(bob), f"a slow harbour {SLOW}")
+        await hosts.running_job()
+        await front.kill()
+        await survivor.wait_for_log("batch of", count=len(BATCH.findall(survivor.log)) + 1, timeout=90)
+        assert len(fake.images(bob["id"])) == 2
+        front = await hosts.front_end()
+        processes[0] = front
+        await fake.wait_for(lambda: len(fake.images(bob["id"])) == 3, timeout=60, what="the image after the restart")
+        await asyncio.sleep(1.0)
+        assert len(fake.images(bob["id"])) == 3
+        assert fake.images(bob["id"])[2]["caption"].startswith("a slow harbour")
+    finally:
+        codes = [await process.stop() for process in processes if process.process.returncode is None]
+    assert all(code == 0 for code in codes), "\n\n".join(process.log for process in processes)
+    assert "Traceback" not in front.log + survivor.log
