@@ -19,7 +19,7 @@ from bots.config import ConfigError, Settings
 from bots.core.facade import Core
 from bots.core.lifecycle import MAX_ATTEMPTS
 from bots.core.relay import JOB_CHANNEL, Relay
-from bots.core.shared_queue import QUEUE_CHANNEL, STOP_CHANNEL, SharedQueue
+from bots.core.shared_queue import STOP_CHANNEL, SharedQueue
 from bots.instance import HOST, claimed
 from generation.engine import Engine, GenerationResult
 from generation.job_queue import JobQueue, LocalQueue
@@ -32,6 +32,7 @@ from generation.worker import GenerateFn, Worker
 from storage.database import Database
 from storage.files import FileStore
 from storage.notifications import Listener, listens
+from storage.queue_log import QUEUE_CHANNEL
 from storage.records import JobState
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class Runtime:
             self.relay = Relay(db, self.core.deliveries)
             self.core.announcer.relay = self.relay.publish
             self.shared.give_up = self._give_up
+            self.shared.orphaned = self._orphaned
             handlers = {
                 QUEUE_CHANNEL: self.shared.notified,
                 STOP_CHANNEL: self.shared.stop_notified,
@@ -145,6 +147,11 @@ class Runtime:
 
     async def _give_up(self, job_id: str) -> None:
         await self.core.lifecycle.close(job_id, JobState.FAILED, error_key="error.internal")
+
+    async def _orphaned(self, job_id: str) -> None:
+        job = await self.db.get_job(job_id)
+        if job is not None and job.state in (JobState.QUEUED, JobState.RUNNING):
+            await self.core.lifecycle.requeue(job)
 
     async def finish(self, timeout: float | None = None) -> None:
         """Let the batch on the GPU finish, be written down and delivered; jobs still queued wait in the database

@@ -300,6 +300,9 @@ def _change(session: Session, job_id: str, target: JobState, values: dict[str, A
 
 
 def _transition(session: Session, job_id: str, target: JobState, **values: Any) -> JobRow:
+    """A job that ends (or goes back to the queue) is no worker's any more: its lease goes with the change."""
+    if target in FINISHED_STATES or target is JobState.QUEUED:
+        values = {"leased_by": None, "lease_until": None, **values}
     row = session.scalar(
         update(JobRow)
         .where(JobRow.id == job_id, JobRow.state.in_(TRANSITIONS[target]))

@@ -309,12 +309,3 @@ class QueueEventRow(Base):
     at: Mapped[float]
     kind: Mapped[str] = mapped_column(String(16))
     data: Mapped[dict[str, Any]]
-
-
-class QueueMarkRow(Base):
-    """The one row that says up to which event the log was dropped (at a moment the queue stood empty)."""
-
-    __tablename__ = "queue_mark"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    trimmed_through: Mapped[int] = mapped_column(BigInteger)

@@ -7,7 +7,7 @@ appends. Since events are appended only under the lock, their order of `seq` is 
 and a reader without the lock always sees a prefix of the log.
 
 The log is dropped up to a moment the queue stood empty (`trim`), where every process's state equals a fresh one:
-a reader that finds it dropped past what it has seen starts afresh from there (`QueueTurn.trimmed_through`).
+what is left starts with a `RESET` event, and a reader that meets one starts afresh from there.
 """
 
 from __future__ import annotations
@@ -15,18 +15,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from storage.models import JobRow, QueueEventRow, QueueMarkRow
+from storage.models import JobRow, QueueEventRow
 from storage.records import JobState
 from storage.repository import Repository
 
 R = TypeVar("R")
 
 QUEUE_LOCK_KEY = 0x6561_7365_6C71  # "easelq": the advisory lock that orders the queue's changes
+QUEUE_CHANNEL = "easel_queue"
+"""Where a change of the log is announced (its last seq), to wake the processes that keep the queue."""
+RESET = "reset"
+"""The kind of the event that starts a dropped log: the queue stood empty here."""
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 
 
@@ -46,14 +51,15 @@ class QueueTurn:
     session: Session
     after: int
     now: float
-    trimmed_through: int
     events: list[QueueEvent] = field(default_factory=list)
+    appended: int | None = None
 
     def append(self, kind: str, data: dict[str, Any]) -> QueueEvent:
-        row = QueueEventRow(at=self.now, kind=kind, data=data)
-        self.session.add(row)
-        self.session.flush()
-        return QueueEvent(row.seq, row.at, row.kind, row.data)
+        seq = self.session.execute(
+            insert(QueueEventRow).values(at=self.now, kind=kind, data=data).returning(QueueEventRow.seq)
+        ).scalar_one()
+        self.appended = seq
+        return QueueEvent(seq, self.now, kind, data)
 
     def lease(self, job_ids: Sequence[str], owner: str, until: float) -> None:
         """The jobs a worker takes are its own until `until`, unless it renews the lease."""
@@ -62,17 +68,29 @@ class QueueTurn:
             execution_options={"synchronize_session": False},
         )
 
-    def expired(self) -> list[tuple[str, int]]:
-        """Active jobs whose worker's lease ran out (it died, or lost the database for longer), with their attempts."""
+    def expired(self) -> list[tuple[str, int, bool]]:
+        """Jobs whose worker's lease ran out (it died, or lost the database for longer): their attempts, and whether
+        they are still to run (a job can also have ended in the instant before its worker died)."""
         rows = self.session.execute(
-            select(JobRow.id, JobRow.attempts)
-            .where(JobRow.state.in_(ACTIVE), JobRow.leased_by.is_not(None), JobRow.lease_until < self.now)
+            select(JobRow.id, JobRow.attempts, JobRow.state)
+            .where(JobRow.leased_by.is_not(None), JobRow.lease_until < self.now)
             .order_by(JobRow.created_at)
         )
-        return [(job_id, attempts) for job_id, attempts in rows]
+        return [(job_id, attempts, state in ACTIVE) for job_id, attempts, state in rows]
+
+    def ended(self, job_ids: Sequence[str], before: float) -> list[str]:
+        """Of `job_ids`, those that ended before `before` (seconds since the epoch)."""
+        if not job_ids:
+            return []
+        cutoff = datetime.fromtimestamp(before, UTC)
+        rows = self.session.execute(
+            select(JobRow.id).where(JobRow.id.in_(job_ids), JobRow.state.not_in(ACTIVE), JobRow.finished_at < cutoff)
+        )
+        return sorted(job_id for (job_id,) in rows)
 
     def release(self, job_ids: Sequence[str]) -> None:
-        """Expired jobs back to the queue: no worker, not running."""
+        """Expired jobs back to the queue: no worker, not running. (A job that ends drops its lease with the change
+        of state, `storage.jobs`.)"""
         self.session.execute(
             update(JobRow).where(JobRow.id.in_(job_ids)).values(leased_by=None, lease_until=None),
             execution_options={"synchronize_session": False},
@@ -84,15 +102,11 @@ class QueueTurn:
             execution_options={"synchronize_session": False},
         )
 
-    def trim(self, through: int) -> None:
-        """Drop the log up to `through`, a moment the queue stood empty."""
-        self.session.execute(delete(QueueEventRow).where(QueueEventRow.seq <= through))
-        mark = self.session.get(QueueMarkRow, 1)
-        if mark is None:
-            self.session.add(QueueMarkRow(id=1, trimmed_through=through))
-        else:
-            mark.trimmed_through = max(mark.trimmed_through, through)
-        self.trimmed_through = max(self.trimmed_through, through)
+    def trim(self) -> QueueEvent:
+        """Drop the log up to now, a moment the queue stands empty: a `RESET` event is all that is left."""
+        reset = self.append(RESET, {})
+        self.session.execute(delete(QueueEventRow).where(QueueEventRow.seq < reset.seq))
+        return reset
 
 
 class QueueLog(Repository):
@@ -100,9 +114,9 @@ class QueueLog(Repository):
         """`work` in one transaction that holds the queue's lock, given the events after `after`."""
         return await self._sessions.run(_turn, after, work)
 
-    async def queue_events(self, after: int) -> tuple[int, list[QueueEvent]]:
-        """Without the lock: the mark up to which the log was dropped, and the events after `after`."""
-        return await self._sessions.run(_read, after)
+    async def queue_events(self, after: int) -> list[QueueEvent]:
+        """Without the lock: the events after `after`."""
+        return await self._sessions.run(_events, after)
 
     async def renew_leases(self, owner: str, job_ids: Sequence[str], seconds: float) -> None:
         await self._sessions.run(_renew, owner, list(job_ids), seconds)
@@ -121,26 +135,28 @@ def _clock(session: Session) -> float:
     return time.time()
 
 
-def _trimmed(session: Session) -> int:
-    return session.execute(select(func.coalesce(func.max(QueueMarkRow.trimmed_through), 0))).scalar_one()
-
-
 def _events(session: Session, after: int) -> list[QueueEvent]:
-    rows = session.scalars(select(QueueEventRow).where(QueueEventRow.seq > after).order_by(QueueEventRow.seq))
-    return [QueueEvent(row.seq, row.at, row.kind, dict(row.data)) for row in rows]
+    columns = (QueueEventRow.seq, QueueEventRow.at, QueueEventRow.kind, QueueEventRow.data)
+    rows = session.execute(select(*columns).where(QueueEventRow.seq > after).order_by(QueueEventRow.seq))
+    return [QueueEvent(seq, at, kind, dict(data)) for seq, at, kind, data in rows]
 
 
 def _turn(session: Session, after: int, work: Callable[[QueueTurn], R]) -> R:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK_KEY})
-    turn = QueueTurn(session, after, _clock(session), _trimmed(session))
-    turn.events = _events(session, max(after, turn.trimmed_through))
-    return work(turn)
-
-
-def _read(session: Session, after: int) -> tuple[int, list[QueueEvent]]:
-    trimmed = _trimmed(session)
-    return trimmed, _events(session, max(after, trimmed))
+    """The lock and the clock in one round trip (the time is read once the lock is held), then the log; a change is
+    announced when it commits."""
+    server = session.get_bind().dialect.name == "postgresql"
+    if server:
+        now = session.execute(
+            text("SELECT pg_advisory_xact_lock(:key), extract(epoch FROM clock_timestamp())"), {"key": QUEUE_LOCK_KEY}
+        ).one()[1]
+    else:
+        now = time.time()
+    turn = QueueTurn(session, after, float(now))
+    turn.events = _events(session, after)
+    result = work(turn)
+    if server and turn.appended is not None:
+        session.execute(text("SELECT pg_notify(:channel, :seq)"), {"channel": QUEUE_CHANNEL, "seq": str(turn.appended)})
+    return result
 
 
 def _renew(session: Session, owner: str, job_ids: list[str], seconds: float) -> None:

@@ -202,7 +202,7 @@ class Lifecycle:
                     if job.id in self.worker.queue:
                         self.positions.track(job.id, (job.platform, job.channel_id), told=None, eta_seconds=None)
                 continue
-            recovered += await self._requeue(job)
+            recovered += await self.requeue(job)
         if recovered:
             log.info("re-enqueued %d jobs left by the previous run", recovered)
         return recovered
@@ -217,7 +217,7 @@ class Lifecycle:
         await self.close(job.id, JobState.FAILED, error_key="error.internal")
         return None
 
-    async def _requeue(self, job: Job) -> int:
+    async def requeue(self, job: Job) -> int:
         """A job the queue does not hold, queued again; 1 if it was."""
         owner = await self.announcer.route_stored(job)
         if job.state is JobState.RUNNING and job.attempts >= MAX_ATTEMPTS:

@@ -16,7 +16,7 @@ from generation.errors import QueueRefused
 from generation.fair_queue_records import QueuedJob
 from generation.job_queue import Measured
 from generation.scheduler import FairScheduler
-from storage.queue_log import QueueEvent
+from storage.queue_log import RESET, QueueEvent
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,7 @@ class QueueReplica:
     def running_here(self) -> list[str]:
         return sorted(job_id for job_id, worker in self.running.items() if worker == self.owner)
 
-    def catch_up(self, trimmed_through: int, events: Sequence[QueueEvent]) -> None:
-        if trimmed_through > self.seq:
-            self.reset(trimmed_through)
+    def catch_up(self, events: Sequence[QueueEvent]) -> None:
         for event in events:
             self.apply(event)
 
@@ -71,7 +69,9 @@ class QueueReplica:
         self.seq = event.seq
         self.latest = max(self.latest, event.at)
         data = event.data
-        if event.kind == "submit":
+        if event.kind == RESET:
+            self.reset(event.seq)
+        elif event.kind == "submit":
             job = job_from(data)
             self.scheduler.submit(job, event.at)
             self.jobs[job.job_id] = job

@@ -39,12 +39,14 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-QUEUE_CHANNEL = "easel_queue"
 STOP_CHANNEL = "easel_stop"
 
 
 REFUSALS = (QueueRefused, DuplicateJob)
 """A change refused before anything was changed."""
+
+
+REFRESH_GATHER_SECONDS = 0.1
 
 
 class SharedQueue:
@@ -70,7 +72,11 @@ class SharedQueue:
         self._stop: Stop = _ignore
         self.give_up: Callable[[str], Awaitable[None]] | None = None
         """Fails a job whose workers died `max_attempts` times (the core closes it and tells its owner)."""
+        self.orphaned: Callable[[str], Awaitable[None]] | None = None
+        """Queues again a job the queue no longer holds (the core rebuilds it as after a restart)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._refresh_due = False
+        self._waiting = False
 
     # --- reads: this process's view, at once ---------------------------------------------------
 
@@ -164,30 +170,41 @@ class SharedQueue:
         def decide(turn: QueueTurn) -> None:
             self._replica.apply(turn.append("finish", data))
             if not len(self._scheduler) and not self._replica.running:
-                turn.trim(self._replica.seq)
+                self._replica.apply(turn.trim())
 
         await persistently(lambda: self._turn(decide), f"the end of job(s) {', '.join(job_ids)}")
 
     async def expire(self) -> list[str]:
-        """Put back the jobs whose worker's lease ran out; returns those that failed too often to go back."""
+        """Put back the jobs whose worker's lease ran out; returns those that failed too often to go back. A job
+        whose end was counted in the queue but not written (its worker died in between) is given to `orphaned`."""
 
-        def decide(turn: QueueTurn) -> list[str]:
+        def decide(turn: QueueTurn) -> tuple[list[str], list[str]]:
             expired = turn.expired()
+            ended = turn.ended(sorted(self._replica.running), turn.now - self._lease)
+            if ended:  # written, and the worker died before the end was counted
+                self._replica.expire(ended, [], turn.now)
+                self._replica.seq = turn.append("expire", {"jobs": ended, "retry": []}).seq
             if not expired:
-                return []
-            running = [job_id for job_id, _ in expired if job_id in self._replica.running]
-            tries = [job_id for job_id, attempts in expired if attempts < self._max_attempts and job_id in running]
-            retried = self._replica.expire(running, tries, turn.now)
+                return [], []
+            running = [job_id for job_id, _, _ in expired if job_id in self._replica.running]
+            tries = [job_id for job_id, attempts, active in expired if active and attempts < self._max_attempts]
+            retried = self._replica.expire(running, [job_id for job_id in tries if job_id in running], turn.now)
             self._replica.seq = turn.append("expire", {"jobs": running, "retry": retried}).seq
-            turn.release([job_id for job_id, _ in expired])
+            turn.release([job_id for job_id, _, _ in expired])
             log.warning("leases ran out for job(s) %s: %s back in the queue", ", ".join(running), retried or "none")
-            return [job_id for job_id, _ in expired if job_id not in retried]
+            unknown = [job_id for job_id, _, active in expired if active and job_id not in running]
+            known = [job_id for job_id, _, active in expired if active and job_id in running]
+            return [job_id for job_id in known if job_id not in retried], [j for j in unknown if j not in self]
 
-        failed = await self._turn(decide)
+        failed, orphans = await self._turn(decide)
         for job_id in failed:
             log.error("job %s: its workers died too often, or it no longer fits the queue; giving up", job_id)
             if self.give_up is not None:
                 await self.give_up(job_id)
+        for job_id in orphans:
+            log.warning("job %s: its worker died after its end was counted and before it was written", job_id)
+            if self.orphaned is not None:
+                await self.orphaned(job_id)
         return failed
 
     # --- keeping up -------------------------------------------------------------------------
@@ -198,24 +215,36 @@ class SharedQueue:
         async with self._changing:
             if replica.stale:
                 replica.reset(0)
-            trimmed, events = await self._db.queue_events(replica.seq)
-            replica.catch_up(trimmed, events)
+            replica.catch_up(await self._db.queue_events(replica.seq))
         if len(self._scheduler):
             self._work.set()
 
     async def wait(self) -> None:
+        if self._refresh_due:  # a change was announced: read it now rather than at the gathered read
+            await persistently(self.refresh, "the queue")
+            if len(self._scheduler):
+                self._work.clear()
+                return
+        self._waiting = True
         try:
             await asyncio.wait_for(self._work.wait(), self._poll)
         except TimeoutError:
             await persistently(self.refresh, "the queue")
+        finally:
+            self._waiting = False
         self._work.clear()
 
     def wake(self) -> None:
         self._work.set()
 
-    def notified(self, _payload: str) -> None:
-        """A NOTIFY on `QUEUE_CHANNEL`: another process changed the queue."""
-        self._spawn(self._refresh_quietly())
+    def notified(self, payload: str) -> None:
+        """A NOTIFY on `QUEUE_CHANNEL` (the seq of the change): read it, unless it is known or a read is due. An idle
+        worker reads at once; otherwise (places, ETAs) the reads of a busy moment are gathered into one per
+        `REFRESH_GATHER_SECONDS`, so that N processes do not each read every change of the others."""
+        if self._refresh_due or (payload.isdigit() and int(payload) <= self._replica.seq):
+            return
+        self._refresh_due = True
+        self._spawn(self._refresh_quietly(0.0 if self._waiting else REFRESH_GATHER_SECONDS))
 
     def stop_notified(self, job_id: str) -> None:
         if self._replica.running.get(job_id) == self.owner:
@@ -231,8 +260,10 @@ class SharedQueue:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _refresh_quietly(self) -> None:
+    async def _refresh_quietly(self, delay: float) -> None:
         try:
+            await asyncio.sleep(delay)
+            self._refresh_due = False
             await self.refresh()
         except Exception as error:
             log.warning("the queue waits for the database: %r", error)
@@ -271,7 +302,7 @@ class SharedQueue:
         def work(turn: QueueTurn) -> R:
             if replica.stale:
                 replica.reset(0)
-            replica.catch_up(turn.trimmed_through, turn.events)
+            replica.catch_up(turn.events)
             try:
                 return decide(turn)
             except REFUSALS:

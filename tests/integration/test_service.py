@@ -30,7 +30,7 @@ from generation.images import RegionMask
 from generation.models import KandinskyModels
 from generation.requests import GenerationRequest
 from generation.worker import GenerateFn, Worker
-from storage import Database, FileStore, JobState
+from storage import Database, FileStore, Job, JobState
 
 ALICE = Actor("test", "alice", "Alice", "en")
 BOB = Actor("test", "bob", "Bob", "en")
@@ -113,6 +113,16 @@ class Harness:
 
         return await asyncio.wait_for(wait(), timeout)
 
+    async def recorded(self, job_id: str, timeout: float = 5.0) -> Job:
+        """The job once its final event's delivery is written (just after the listener returns)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            job = await self.db.get_job(job_id)
+            assert job is not None
+            if job.delivery_state.value != "pending" or asyncio.get_running_loop().time() > deadline:
+                return job
+            await asyncio.sleep(0.01)
+
     async def state(self, job_id: str) -> JobState:
         job = await self.db.get_job(job_id)
         assert job is not None
@@ -163,8 +173,8 @@ async def test_a_prompt_becomes_a_stored_delivered_image(start: Start) -> None:
     done = await harness.final(receipt.job_id)
     assert done.kind == "done" and done.seeds == (5, 6) and done.user_id == "alice" and done.channel_id == "channel-1"
     assert harness.kinds(receipt.job_id)[0] == "queued" and "started" in harness.kinds(receipt.job_id)
-    job = await harness.db.get_job(receipt.job_id)
-    assert job is not None and job.state is JobState.DONE and job.seed == 5 and job.attempts == 1
+    job = await harness.recorded(receipt.job_id)
+    assert job.state is JobState.DONE and job.seed == 5 and job.attempts == 1
     assert job.delivery_state.value == "delivered"
     outputs = await harness.db.outputs_of(receipt.job_id)
     assert [output.seed for output in outputs] == [5, 6]

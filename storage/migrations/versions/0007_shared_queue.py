@@ -1,5 +1,5 @@
-"""The queue that processes share on PostgreSQL: a log of its events in order, the mark up to which the log was
-dropped, and on each job the lease of the worker that runs it (who, and until when it counts as alive).
+"""The queue that processes share on PostgreSQL: a log of its events in order, and on each job the lease of the
+worker that runs it (who, and until when it counts as alive).
 
 Revision ID: 0007
 Revises: 0006
@@ -26,12 +26,6 @@ def upgrade() -> None:
         sa.Column("data", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_queue_events")),
     )
-    op.create_table(
-        "queue_mark",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("trimmed_through", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_queue_mark")),
-    )
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("leased_by", sa.String(128), nullable=True))
         batch.add_column(sa.Column("lease_until", sa.Double(), nullable=True))
@@ -41,5 +35,4 @@ def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("lease_until")
         batch.drop_column("leased_by")
-    op.drop_table("queue_mark")
     op.drop_table("queue_events")
