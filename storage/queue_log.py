@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Text, cast, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.models import JobRow, QueueEventRow
@@ -26,6 +26,8 @@ from storage.records import JobState
 from storage.repository import Repository
 
 R = TypeVar("R")
+Lease = tuple[Sequence[str], str, float]
+"""The jobs a worker takes, the worker, and until when (the database's clock) they are its own unless renewed."""
 
 QUEUE_LOCK_KEY = 0x6561_7365_6C71  # "easelq": the advisory lock that orders the queue's changes
 QUEUE_CHANNEL = "easel_queue"
@@ -51,22 +53,28 @@ class QueueTurn:
     session: Session
     after: int
     now: float
+    server: bool
+    """PostgreSQL: a change is announced (NOTIFY on `QUEUE_CHANNEL`) when it commits."""
     events: list[QueueEvent] = field(default_factory=list)
-    appended: int | None = None
 
-    def append(self, kind: str, data: dict[str, Any]) -> QueueEvent:
-        seq = self.session.execute(
-            insert(QueueEventRow).values(at=self.now, kind=kind, data=data).returning(QueueEventRow.seq)
-        ).scalar_one()
-        self.appended = seq
-        return QueueEvent(seq, self.now, kind, data)
-
-    def lease(self, job_ids: Sequence[str], owner: str, until: float) -> None:
-        """The jobs a worker takes are its own until `until`, unless it renews the lease."""
-        self.session.execute(
-            update(JobRow).where(JobRow.id.in_(job_ids)).values(leased_by=owner, lease_until=until),
-            execution_options={"synchronize_session": False},
-        )
+    def append(self, kind: str, data: dict[str, Any], lease: Lease | None = None) -> QueueEvent:
+        """The event, its announcement and (for a take) the worker's `lease` on its jobs, in one statement."""
+        added = insert(QueueEventRow).values(at=self.now, kind=kind, data=data).returning(QueueEventRow.seq)
+        leased = None
+        if lease is not None:
+            job_ids, owner, until = lease
+            leased = update(JobRow).where(JobRow.id.in_(job_ids)).values(leased_by=owner, lease_until=until)
+        if not self.server:
+            seq = self.session.execute(added).scalar_one()
+            if leased is not None:
+                self.session.execute(leased, execution_options={"synchronize_session": False})
+            return QueueEvent(seq, self.now, kind, data)
+        event = added.cte("event")
+        announced = select(event.c.seq, func.pg_notify(QUEUE_CHANNEL, cast(event.c.seq, Text)))
+        if leased is not None:
+            announced = announced.add_cte(leased.cte("leased"))
+        row = self.session.execute(announced).one()
+        return QueueEvent(row[0], self.now, kind, data)
 
     def expired(self) -> list[tuple[str, int, bool]]:
         """Jobs whose worker's lease ran out (it died, or lost the database for longer): their attempts, and whether
@@ -121,10 +129,6 @@ class QueueLog(Repository):
     async def renew_leases(self, owner: str, job_ids: Sequence[str], seconds: float) -> None:
         await self._sessions.run(_renew, owner, list(job_ids), seconds)
 
-    async def lease_expiries(self) -> float | None:
-        """The earliest end of a lease on an active job, on the database's clock; None without any."""
-        return await self._sessions.run(_earliest_expiry)
-
     async def database_time(self) -> float:
         return await self._sessions.run(_clock)
 
@@ -142,8 +146,7 @@ def _events(session: Session, after: int) -> list[QueueEvent]:
 
 
 def _turn(session: Session, after: int, work: Callable[[QueueTurn], R]) -> R:
-    """The lock and the clock in one round trip (the time is read once the lock is held), then the log; a change is
-    announced when it commits."""
+    """The lock and the clock in one round trip (the time is read once the lock is held), then the log."""
     server = session.get_bind().dialect.name == "postgresql"
     if server:
         now = session.execute(
@@ -151,12 +154,9 @@ def _turn(session: Session, after: int, work: Callable[[QueueTurn], R]) -> R:
         ).one()[1]
     else:
         now = time.time()
-    turn = QueueTurn(session, after, float(now))
+    turn = QueueTurn(session, after, float(now), server)
     turn.events = _events(session, after)
-    result = work(turn)
-    if server and turn.appended is not None:
-        session.execute(text("SELECT pg_notify(:channel, :seq)"), {"channel": QUEUE_CHANNEL, "seq": str(turn.appended)})
-    return result
+    return work(turn)
 
 
 def _renew(session: Session, owner: str, job_ids: list[str], seconds: float) -> None:
@@ -166,9 +166,3 @@ def _renew(session: Session, owner: str, job_ids: list[str], seconds: float) -> 
         .values(lease_until=_clock(session) + seconds),
         execution_options={"synchronize_session": False},
     )
-
-
-def _earliest_expiry(session: Session) -> float | None:
-    return session.execute(
-        select(func.min(JobRow.lease_until)).where(JobRow.state.in_(ACTIVE), JobRow.leased_by.is_not(None))
-    ).scalar_one()

@@ -154,10 +154,9 @@ class SharedQueue:
                 return []
             ids = [job.job_id for job in jobs]
             data = {"worker": self.owner, "jobs": ids, "max_jobs": max_jobs, "max_images": max_images}
-            event = turn.append("take", data)
+            event = turn.append("take", data, lease=(ids, self.owner, turn.now + self._lease))
             self._replica.seq = event.seq
             self._replica.took(self.owner, ids, event.at)
-            turn.lease(ids, self.owner, turn.now + self._lease)
             return jobs
 
         return await persistently(lambda: self._turn(decide), "taking the next batch")

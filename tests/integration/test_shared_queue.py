@@ -21,7 +21,8 @@ from generation.fair_queue_records import QueuedJob
 from generation.job_queue import LocalQueue, Measured
 from generation.scheduler import DuplicateJob, FairScheduler
 from storage.database import Database
-from storage.queue_log import RESET
+from storage.notifications import Listener
+from storage.queue_log import QUEUE_CHANNEL, RESET
 from storage.records import JobDraft, JobState, QuotaReservation
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
@@ -210,3 +211,23 @@ async def test_a_job_whose_worker_died_between_counting_and_writing_its_end_is_q
     await asyncio.sleep(0.4)
     orphans.clear()
     assert await alive.expire() == [] and orphans == [] and not alive.is_running(done)
+
+
+async def test_every_change_is_announced_to_the_listening_processes(db: Database, database_url: str) -> None:
+    heard: list[str] = []
+    connected = asyncio.Event()
+    listener = Listener(database_url, {QUEUE_CHANNEL: heard.append}, on_connect=connected.set)
+    listener.start()
+    try:
+        await asyncio.wait_for(connected.wait(), 10)
+        queue, other = process(db, "front"), process(db, "other")
+        await queue.submit(queued("n1", "ann"))
+        await other.refresh()
+        assert [job.job_id for job in await other.take(1, 1)] == ["n1"]
+        for _ in range(200):
+            if len(heard) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert [int(seq) for seq in heard] == sorted(int(seq) for seq in heard) and len(heard) == 2
+    finally:
+        await listener.close()
