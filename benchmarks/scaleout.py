@@ -13,7 +13,8 @@ Cases:
   (fair: 2 each, index 1.0; target >= 0.99);
 - the flood with 2 workers: a heavy user queues 40 jobs, a light user one job a second later: the heavy user's jobs
   claimed between the light job's entry in the queue and its claim (target: at most one);
-- claim latency: the time a worker spends in `take` when it returns a batch (median and p99, target <= 5 ms);
+- claim latency: the time a worker spends in `take` when it returns a batch (median and p99, target <= 5 ms), in
+  the cases above, and alone: one process taking and finishing 300 jobs in turn with nothing else to do;
 - a killed worker: 2 workers, a 6 s job, SIGKILL to its worker once it runs: the time until it starts again
   elsewhere, with `worker.lease_seconds` = 2.
 
@@ -34,6 +35,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +43,15 @@ from bench_settings import bench_settings, scratch_postgres
 from PIL import Image
 
 from bots.config import Settings
+from bots.core.shared_queue import SharedQueue
 from bots.core.types import Actor, EventKind, JobEvent, Place
 from bots.root import Runtime, open_runtime
 from generation.asks import Ask, Options
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
+from generation.fair_queue_records import QueuedJob
 from generation.requests import GenerationRequest
+from generation.scheduler import FairScheduler
+from storage.database import Database
 from storage.records import JobState
 
 SERVER = os.environ.get("EASEL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -180,6 +186,7 @@ async def submit(front: Runtime, user: int, prompt: str = "a lighthouse") -> str
 
 
 async def until(done: Callable[[], Awaitable[bool]], limit: float = 300.0) -> None:
+    """Polled every 50 ms: the cases poll what the front end was told, or one row, never the whole table."""
     deadline = time.monotonic() + limit
     while not await done():
         if time.monotonic() > deadline:
@@ -196,19 +203,14 @@ async def times(front: Runtime) -> list[tuple[str, int, float, float]]:
     return sorted(rows, key=lambda row: row[2])
 
 
-async def finished(front: Runtime, count: int) -> bool:
-    return len(await times(front)) >= count
-
-
 def throughput(workers: int) -> Callable[[Runtime, Hosts], Awaitable[dict[str, Any]]]:
     async def use(front: Runtime, hosts: Hosts) -> dict[str, Any]:
         jobs = JOBS_PER_WORKER * workers
         await asyncio.gather(*(submit(front, index % THROUGHPUT_USERS) for index in range(jobs)))
         hosts.go.set()
-        await until(lambda: finished(front, jobs))
+        await until(lambda: _delivered(hosts, jobs))
         done = await times(front)
         window = max(end for *_, end in done) - min(start for _, _, start, _ in done)
-        await until(lambda: _delivered(hosts, jobs))
         return {
             "jobs": jobs,
             "jobs_per_second": round(jobs / window, 3),
@@ -227,7 +229,7 @@ async def jain(front: Runtime, hosts: Hosts) -> dict[str, Any]:
     for job in jobs:
         await job
     hosts.go.set()
-    await until(lambda: finished(front, JAIN_FIRST))
+    await until(lambda: _delivered(hosts, JAIN_FIRST))
     served = Counter(owner for _, owner, _, _ in (await times(front))[:JAIN_FIRST])
     counts = [*served.values(), *[0] * (JAIN_USERS - len(served))]
     index = sum(counts) ** 2 / (len(counts) * sum(count * count for count in counts))
@@ -280,6 +282,28 @@ async def killed(front: Runtime, hosts: Hosts) -> dict[str, Any]:
     }
 
 
+async def claims_alone(cycles: int = 300) -> dict[str, float]:
+    """The queue's own cost of a claim: take and finish in turn, one process, nothing else running in it."""
+    async with scratch_postgres(SERVER) as url:
+        assert url is not None
+        async with Database(url) as db:
+            await db.upgrade()
+            queue = SharedQueue(
+                db, partial(FairScheduler, max_pending_per_user=cycles, max_queue=cycles, max_wait=1e9), owner="alone"
+            )
+            for index in range(cycles):
+                await queue.submit(
+                    QueuedJob(job_id=f"j{index}", user=f"u{index % 30}", community=None, cost=1.0, submitted_at=0.0)
+                )
+            samples = []
+            for _ in range(cycles):
+                began = time.perf_counter()
+                jobs = await queue.take(1, 1)
+                samples.append(time.perf_counter() - began)
+                await queue.finished([job.job_id for job in jobs], None)
+            return _ms(samples)
+
+
 def _ms(samples: Sequence[float]) -> dict[str, float]:
     values = sorted(sample * 1000 for sample in samples)
     return {
@@ -309,6 +333,7 @@ async def benchmark() -> dict[str, Any]:
         claims += result.pop("claim_seconds")
         figures[key] = result
     figures["claim_latency_ms"] = _ms(claims)
+    figures["claim_latency_alone_ms"] = await claims_alone()
     return figures
 
 
