@@ -2,9 +2,11 @@
 
 The worker asks the fair-share scheduler for the next batch, runs it in its single dedicated thread,
 and hands the batch's results to a `JobSink` (implemented by the chat core: database, files, events) in a
-separate task, so encoding, writing and notifying overlap with the next batch on the GPU. Within that task
-the results go one after another in the batch's fair order: a sink that delivers before `on_done` returns
-(the core does) delivers them in that order. It knows nothing of storage or chat platforms.
+separate task, so encoding, writing and notifying overlap with the next batch on the GPU; that task starts once
+the next batch is claimed, so the claim (with a queue in the database, a transaction) never competes with it for
+the event loop while the GPU waits. Within that task the results go one after another in the batch's fair order:
+a sink that delivers before `on_done` returns (the core does) delivers them in that order. It knows nothing of
+storage or chat platforms.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="easel-gpu")
         self.busy_seconds = 0.0
+        self._claimed = asyncio.Event()  # the batch after the one whose endings wait for it is claimed
+        self._claimed.set()
         self.queue.watch(self._stop_requested, self._measured)
 
     async def submit(self, item: WorkItem) -> None:
@@ -212,6 +216,7 @@ class Worker:
                     await self.queue.wait()
                 continue
             await self._run_batch(batch)
+        self._claimed.set()
         await self._drain()
 
     async def stop(self) -> None:
@@ -223,6 +228,7 @@ class Worker:
         cancelled. The worker's task is to be cancelled too; nothing more is reported, so the jobs stay as the
         database has them (running, or done and not yet delivered) for the next start."""
         self._abandoned = True
+        self._claimed.set()
         for task in self._tasks:
             task.cancel()
 
@@ -232,7 +238,10 @@ class Worker:
     async def _next_batch(self) -> list[WorkItem]:
         """The next batch, its jobs queued elsewhere read back through the sink; one that cannot be is over."""
         limit = self._max_batch_images
-        jobs = await self.queue.take(limit, limit)
+        try:
+            jobs = await self.queue.take(limit, limit)
+        finally:
+            self._claimed.set()
         foreign = [job.job_id for job in jobs if job.job_id not in self._items]
         requests = await self._sink.requests(foreign) if foreign else {}
         batch, lost = [], []
@@ -296,12 +305,14 @@ class Worker:
             else:
                 seconds = elapsed * job_cost(item.request) / cost
                 reports.append((item.job_id, partial(self._sink.on_done, item.job_id, result, seconds)))
+        self._claimed.clear()
         self._spawn(self._report_in_order(reports), after=started)
         return measured
 
     async def _report_in_order(self, reports: list[tuple[str, Report]]) -> None:
         """A batch's endings one after another, in its fair order, each once the one before has returned; one that
         raises does not stop the rest. The next batch's endings do not wait for these."""
+        await self._claimed.wait()  # the claim of the next batch, which keeps the GPU waiting, goes first
         for job_id, report in reports:
             try:
                 await report()
