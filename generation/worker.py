@@ -116,6 +116,7 @@ class Worker:
         self._running_since = 0.0
         self._cancel_requested: set[str] = set()
         self._stopping = False
+        self._serving = False
         self._abandoned = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="easel-gpu")
@@ -137,7 +138,7 @@ class Worker:
             kind=str(item.request.operation),
             submitted_at=self._clock(),
         )
-        if self.queue.shared:  # it may run on another host: its request is read back from the database there
+        if self.queue.shared and not self._serving:  # a front end only: the job runs elsewhere, read back there
             await self.queue.submit(queued)
             return
         self._items[item.job_id] = item
@@ -209,6 +210,7 @@ class Worker:
         and nothing has to be attached after construction.
         """
         self._sink = sink
+        self._serving = True
         while not self._stopping:
             batch = await self._next_batch()
             if not batch:
@@ -255,7 +257,14 @@ class Worker:
                 batch.append(item)
         if lost:
             await self.queue.finished(lost, None)
+        if self.queue.shared and jobs:
+            self._forget_gone()
         return batch
+
+    def _forget_gone(self) -> None:
+        """The requests kept for jobs that another worker took or a cancel removed (a shared queue)."""
+        for job_id in [job_id for job_id in self._items if job_id not in self.queue]:
+            del self._items[job_id]
 
     async def _run_batch(self, batch: list[WorkItem]) -> None:
         ids = [item.job_id for item in batch]

@@ -57,6 +57,10 @@ class Jobs(Repository):
         """
         return await self._new_jobs.create(draft, reservation)
 
+    async def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The jobs of `job_ids` that exist, by id, in one read."""
+        return await self._sessions.run(_jobs, list(job_ids))
+
     async def get_job(self, job_id: str) -> Job | None:
         return await self._sessions.run(_job, job_id)
 
@@ -219,6 +223,10 @@ class Jobs(Repository):
     async def _record_delivery(self, job_id: str, now: datetime, target: DeliveryState, error: str | None) -> Job:
         """A delivery attempt on a finished job whose delivery is still pending."""
         return await self._sessions.run(_delivery_attempt, job_id, as_utc(now), target, error)
+
+
+def _jobs(session: Session, job_ids: list[str]) -> dict[str, Job]:
+    return {row.id: row.record() for row in session.scalars(select(JobRow).where(JobRow.id.in_(job_ids)))}
 
 
 def _job(session: Session, job_id: str) -> Job | None:

@@ -13,7 +13,6 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from PIL import Image
 
@@ -158,20 +157,27 @@ class Lifecycle:
             await self.close(job_id, JobState.CANCELLED)
 
     async def requests(self, job_ids: Sequence[str]) -> dict[str, GenerationRequest]:
-        """The requests of jobs another process queued, rebuilt from their rows as `recover` does; one that cannot
-        be rebuilt fails."""
-        requests = {}
+        """The requests of jobs another process queued, rebuilt from their rows as `recover` does (one read, one
+        hop to a thread: this lies between two pipeline calls); one that cannot be rebuilt fails."""
+        jobs = await persistently(lambda: self.db.get_jobs(job_ids), f"the requests of job(s) {', '.join(job_ids)}")
         for job_id in job_ids:
-            job = await persistently(partial(self.db.get_job, job_id), f"the request of job {job_id}")
-            if job is None:
+            if job_id not in jobs:
                 log.error("job %s was taken from the queue but is not in the database", job_id)
-                continue
-            try:
-                requests[job_id] = await asyncio.to_thread(self.rebuild, job)
-            except (ValueError, KeyError, OSError) as error:
-                log.error("job %s cannot be rebuilt on this host: %s", job_id, error)
+        built = await asyncio.to_thread(lambda: {job_id: self._rebuilt(job) for job_id, job in jobs.items()})
+        requests = {}
+        for job_id, request in built.items():
+            if isinstance(request, GenerationRequest):
+                requests[job_id] = request
+            else:
+                log.error("job %s cannot be rebuilt on this host: %s", job_id, request)
                 await self.close(job_id, JobState.FAILED, error_key="error.internal")
         return requests
+
+    def _rebuilt(self, job: Job) -> GenerationRequest | Exception:
+        try:
+            return self.rebuild(job)
+        except (ValueError, KeyError, OSError) as error:  # a damaged row, a newer codec, a missing input
+            return error
 
     async def close(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> None:
         """Fail or cancel a job: written, quota refunded, then announced."""

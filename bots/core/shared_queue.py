@@ -34,6 +34,7 @@ from generation.job_queue import Measured, Stop
 from generation.scheduler import DuplicateJob, FairScheduler
 from storage.database import Database
 from storage.queue_log import QueueTurn
+from storage.turns import Turns, urgent
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class SharedQueue:
         self._poll = poll_seconds
         self._max_attempts = max_attempts
         self._replica = QueueReplica(make_scheduler, owner)
-        self._changing = asyncio.Lock()
+        self._changing = Turns(1)  # this process's changes one at a time, the worker's before requests'
+        self._ended: list[dict[str, Any]] = []  # finish events counted here, appended with the next change
         self._work = asyncio.Event()
         self._stop: Stop = _ignore
         self.give_up: Callable[[str], Awaitable[None]] | None = None
@@ -145,7 +147,9 @@ class SharedQueue:
         await self._db.notify(STOP_CHANNEL, job_id)
 
     async def take(self, max_jobs: int, max_images: int) -> list[QueuedJob]:
-        if not len(self._scheduler) and not self._replica.stale:
+        """One transaction with the end of the batch before (`finished`): the claim is all that lies between two
+        pipeline calls, and it goes before this process's requests waiting for the queue."""
+        if not len(self._scheduler) and not self._replica.stale and not self._ended:
             return []
 
         def decide(turn: QueueTurn) -> list[QueuedJob]:
@@ -159,19 +163,31 @@ class SharedQueue:
             self._replica.took(self.owner, ids, event.at)
             return jobs
 
-        return await persistently(lambda: self._turn(decide), "taking the next batch")
+        with urgent():
+            return await persistently(lambda: self._turn(decide), "taking the next batch")
 
     async def finished(self, job_ids: Sequence[str], measured: Measured | None) -> None:
+        """Counted with the worker's next claim, which follows at once; or on its own, if none does."""
         data: dict[str, Any] = {"worker": self.owner, "jobs": list(job_ids)}
         if measured is not None:
             data["measured"] = [measured.kind, measured.cost, measured.seconds]
+        self._ended.append(data)
+        self._spawn(self._count_ended())
 
-        def decide(turn: QueueTurn) -> None:
+    async def _count_ended(self) -> None:
+        await asyncio.sleep(0)  # the worker's next claim, if it comes at once, carries the ending
+        if self._ended:
+            with urgent():
+                await persistently(lambda: self._turn(_nothing), "the end of a batch")
+
+    def _append_ended(self, turn: QueueTurn) -> int:
+        """The finish events counted here, appended; the queue's log dropped if it stands empty now."""
+        ended = list(self._ended)
+        for data in ended:
             self._replica.apply(turn.append("finish", data))
-            if not len(self._scheduler) and not self._replica.running:
-                self._replica.apply(turn.trim())
-
-        await persistently(lambda: self._turn(decide), f"the end of job(s) {', '.join(job_ids)}")
+        if ended and not len(self._scheduler) and not self._replica.running:
+            self._replica.apply(turn.trim())
+        return len(ended)
 
     async def expire(self) -> list[str]:
         """Put back the jobs whose worker's lease ran out; returns those that failed too often to go back. A job
@@ -211,7 +227,7 @@ class SharedQueue:
     async def refresh(self) -> None:
         """Catch up with the log without the lock (a reader sees a prefix of it)."""
         replica = self._replica
-        async with self._changing:
+        async with self._changing.turn():
             if replica.stale:
                 replica.reset(0)
             replica.catch_up(await self._db.queue_events(replica.seq))
@@ -255,9 +271,16 @@ class SharedQueue:
         self._spawn(self._find_expired())
 
     async def close(self) -> None:
+        """The endings not yet counted are counted (once: a database that is gone leaves them to the expiry sweep
+        of the other processes, which counts the ends that were written)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._ended:
+            try:
+                await self._turn(_nothing)
+            except Exception as error:
+                log.warning("the end of %d batch(es) was not counted in the queue: %r", len(self._ended), error)
 
     async def _refresh_quietly(self, delay: float) -> None:
         try:
@@ -297,28 +320,38 @@ class SharedQueue:
         leaves this process's scheduler ahead of the log: it is rebuilt from the log before the next change."""
 
         replica = self._replica
+        counted = 0
 
         def work(turn: QueueTurn) -> R:
+            nonlocal counted
             if replica.stale:
                 replica.reset(0)
             replica.catch_up(turn.events)
             try:
+                counted = self._append_ended(turn)
                 return decide(turn)
             except REFUSALS:
+                replica.stale = replica.stale or counted > 0
                 raise
             except BaseException:
                 replica.stale = True
                 raise
 
-        async with self._changing:
+        async with self._changing.turn():
             try:
-                return await self._db.queue_turn(0 if replica.stale else replica.seq, work)
+                result = await self._db.queue_turn(0 if replica.stale else replica.seq, work)
             except REFUSALS:
                 raise
             except BaseException:
                 replica.stale = True
                 raise
+            del self._ended[:counted]
+            return result
 
 
 def _ignore(_: object) -> None:
     """Nothing to tell."""
+
+
+def _nothing(_: QueueTurn) -> None:
+    """A change with nothing to decide: the endings counted here are appended."""

@@ -144,6 +144,7 @@ async def test_the_log_is_dropped_when_the_queue_stands_empty_and_a_new_process_
     first = process(db, "first")
     await first.submit(queued("x", "ann"))
     await first.finished([job.job_id for job in await first.take(1, 1)], None)
+    await first.close()  # an end is counted with the next claim, or at once if none follows, or at the stop
     [reset] = await db.queue_events(0)
     assert reset.kind == RESET and reset.seq > 3
     await first.submit(queued("y", "bob"))
@@ -231,3 +232,20 @@ async def test_every_change_is_announced_to_the_listening_processes(db: Database
         assert [int(seq) for seq in heard] == sorted(int(seq) for seq in heard) and len(heard) == 2
     finally:
         await listener.close()
+
+
+async def test_the_end_of_a_batch_rides_with_the_next_claim_or_is_counted_alone(db: Database) -> None:
+    worker, watcher = process(db, "gpu"), process(db, "watcher")
+    for job_id, user in (("e1", "ann"), ("e2", "bob")):
+        await worker.submit(queued(job_id, user))
+    await worker.finished([job.job_id for job in await worker.take(1, 1)], None)
+    await worker.take(1, 1)
+    kinds = [(event.kind, event.data.get("jobs")) for event in await db.queue_events(0)][-2:]
+    assert kinds == [("finish", ["e1"]), ("take", ["e2"])]
+    await worker.finished(["e2"], None)
+    for _ in range(100):
+        await watcher.refresh()
+        if not watcher.is_running("e2"):
+            break
+        await asyncio.sleep(0.01)
+    assert not watcher.is_running("e2") and [event.kind for event in await db.queue_events(0)] == ["reset"]
