@@ -1,20 +1,21 @@
 """The GPU worker: one asyncio task that feeds the engine, one thread that runs it.
 
-The worker asks the fair-share scheduler for the next batch, runs it in its single dedicated thread,
-and hands the batch's results to a `JobSink` (implemented by the chat core: database, files, events) in a
-separate task, so encoding, writing and notifying overlap with the next batch on the GPU; that task starts once
-the next batch is claimed, so the claim (with a queue in the database, a transaction) never competes with it for
-the event loop while the GPU waits. Within that task the results go one after another in the batch's fair order:
-a sink that delivers before `on_done` returns (the core does) delivers them in that order. It knows nothing of
-storage or chat platforms.
+The worker takes the next batch from the queue, runs it in its single dedicated thread, and hands the batch's
+results to a `JobSink` (implemented by the chat core: database, files, events) in a separate task, so encoding,
+writing and notifying overlap with the next batch on the GPU. That task starts once the next batch is claimed (or
+after `CLAIM_HEAD_START_SECONDS`), so that the claim (with a queue in the database, a transaction) does not compete
+with it while the GPU waits. Within it the results go one after another in the batch's fair order: a sink that
+delivers before `on_done` returns (the core does) delivers them in that order. It knows nothing of storage or chat
+platforms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -28,8 +29,13 @@ from generation.job_queue import JobQueue, LocalQueue, Measured
 from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.scheduler import FairScheduler
+from generation.throughput import Throughput
 
 log = logging.getLogger(__name__)
+
+CLAIM_HEAD_START_SECONDS = 0.05
+"""How long a batch's endings wait for the next claim at most: a claim takes milliseconds, unless the database
+is away, and then the results are better written as soon as it is back than after the claim."""
 
 GenerateFn = Callable[[Sequence[GenerationRequest], ProgressCallback, CancelCheck], list[GenerationResult]]
 Report = Callable[[], Awaitable[None]]
@@ -62,33 +68,6 @@ class JobSink(Protocol):
     async def requests(self, job_ids: Sequence[str]) -> dict[str, GenerationRequest]:
         """The requests of jobs queued by another process, read back from where they were stored; a job that
         cannot be read back is the sink's to fail, and is left out."""
-
-
-class Throughput:
-    """Seconds per unit of cost for each operation, smoothed over recent batches; the basis of every ETA.
-
-    An operation not yet measured borrows the figure of all operations together.
-    """
-
-    def __init__(self, initial: float, smoothing: float = 0.3) -> None:
-        self.overall = initial
-        self.smoothing = smoothing
-        self._by_operation: dict[Hashable, float] = {}
-
-    def rate(self, operation: Hashable | None) -> float:
-        return self._by_operation.get(operation, self.overall)
-
-    def seconds(self, request: GenerationRequest) -> float:
-        """The expected GPU seconds of one request."""
-        return job_cost(request) * self.rate(str(request.operation))
-
-    def record(self, operation: Hashable, cost: float, seconds: float) -> None:
-        if cost <= 0 or seconds <= 0:
-            return
-        sample = seconds / cost
-        self.overall += self.smoothing * (sample - self.overall)
-        current = self._by_operation.get(operation)
-        self._by_operation[operation] = sample if current is None else current + self.smoothing * (sample - current)
 
 
 class Worker:
@@ -321,7 +300,8 @@ class Worker:
     async def _report_in_order(self, reports: list[tuple[str, Report]]) -> None:
         """A batch's endings one after another, in its fair order, each once the one before has returned; one that
         raises does not stop the rest. The next batch's endings do not wait for these."""
-        await self._claimed.wait()  # the claim of the next batch, which keeps the GPU waiting, goes first
+        with contextlib.suppress(TimeoutError):  # the claim of the next batch, which keeps the GPU waiting, goes first
+            await asyncio.wait_for(self._claimed.wait(), CLAIM_HEAD_START_SECONDS)
         for job_id, report in reports:
             try:
                 await report()

@@ -220,7 +220,7 @@ def test_a_database_that_does_not_answer_is_one_line_naming_the_setting_without_
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     nobody = "postgresql+asyncpg://easel:secret@127.0.0.1:9/easel"  # the discard port: nothing listens there
-    for command in (("run", "--console"), ("db", "upgrade")):
+    for command in (("run", "--console"), ("db", "upgrade"), ("worker",), ("run", "--console", "--no-worker")):
         code, err = _database_run(capsys, tmp_path, nobody, *command)
         assert code == 1
         [line] = err.strip().splitlines()
@@ -229,6 +229,22 @@ def test_a_database_that_does_not_answer_is_one_line_naming_the_setting_without_
             "the database cannot be reached ("
         )
         assert "secret" not in err
+
+
+def test_a_worker_or_a_front_end_alone_on_sqlite_is_one_line_naming_the_setting(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = "sqlite+aiosqlite:///state/easel.db"
+    code, err = _database_run(capsys, tmp_path, url, "worker")
+    assert code == 1 and err.strip().splitlines() == [
+        f"easel: error: storage.database_url (sqlite+aiosqlite:///{tmp_path / 'state' / 'easel.db'}): easel worker "
+        "needs a PostgreSQL database that front ends share; on SQLite, easel run runs the jobs itself"
+    ]
+    code, err = _database_run(capsys, tmp_path, url, "run", "--console", "--no-worker")
+    assert code == 1 and err.strip().splitlines() == [
+        "easel: error: worker.local = false (or --no-worker) needs a PostgreSQL storage.database_url: on SQLite no "
+        "other process can run the jobs"
+    ]
 
 
 def test_a_url_of_a_driver_easel_does_not_speak_is_refused_with_the_config(

@@ -15,7 +15,8 @@ from generation.errors import GenerationCancelled
 from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.scheduler import FairScheduler
-from generation.worker import Throughput, Worker, WorkItem
+from generation.throughput import Throughput
+from generation.worker import Worker, WorkItem
 
 Build = Callable[..., GenerationRequest]
 
