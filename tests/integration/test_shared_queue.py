@@ -20,6 +20,7 @@ from generation.errors import UserQueueFull
 from generation.fair_queue_records import QueuedJob
 from generation.job_queue import LocalQueue, Measured
 from generation.scheduler import DuplicateJob, FairScheduler
+from generation.worker import Worker
 from storage.database import Database
 from storage.notifications import Listener
 from storage.queue_log import QUEUE_CHANNEL, RESET
@@ -249,3 +250,22 @@ async def test_the_end_of_a_batch_rides_with_the_next_claim_or_is_counted_alone(
             break
         await asyncio.sleep(0.01)
     assert not watcher.is_running("e2") and [event.kind for event in await db.queue_events(0)] == ["reset"]
+
+
+async def test_etas_share_the_work_ahead_among_the_workers_that_serve_the_queue(db: Database) -> None:
+    front, first, second = process(db, "front"), process(db, "gpu1"), process(db, "gpu2")
+    for index in range(6):
+        await front.submit(queued(f"w{index}", f"user{index}"))
+    for worker in (first, second):  # what a listener or the poll does in a process
+        await worker.refresh()
+    await first.take(1, 1)
+    await front.refresh()
+    alone = front.eta("w5", 1.0)
+    assert front.parallelism == 1
+    await second.take(1, 1)
+    await front.refresh()
+    assert front.parallelism == 2
+    worker = Worker(lambda *_: [], front, seconds_per_cost=1.0)
+    job = front.queued("w5")
+    assert job is not None and worker.eta("w5") == pytest.approx(front.eta("w5", 1.0) / 2 + job.cost, abs=0.01)
+    assert front.eta("w5", 1.0) <= alone
