@@ -63,11 +63,15 @@ class QueueReplica:
         self.running.clear()
         self.stale = False
 
+    def recorded(self, event: QueueEvent) -> None:
+        """An event this copy has applied already (it decided it)."""
+        self.seq = event.seq
+        self.latest = max(self.latest, event.at)
+
     def apply(self, event: QueueEvent) -> None:
         if event.seq <= self.seq:
             return
-        self.seq = event.seq
-        self.latest = max(self.latest, event.at)
+        self.recorded(event)
         data = event.data
         if event.kind == RESET:
             self.reset(event.seq)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -63,7 +62,6 @@ class SharedQueue:
     ) -> None:
         self.owner = owner
         self._db = db
-        self._make = make_scheduler
         self._lease = lease_seconds
         self._poll = poll_seconds
         self._max_attempts = max_attempts
@@ -80,7 +78,8 @@ class SharedQueue:
         self._refresh_due = False
         self._waiting = False
 
-    # --- reads: this process's view, at once ---------------------------------------------------
+    # --- reads: this process's view, at once, at the time of the last change it knows -----------
+    # (A read at this host's time would move its scheduler's clock, and so its aging, apart from the others'.)
 
     shared = True
 
@@ -105,19 +104,19 @@ class SharedQueue:
         return job_id in self._replica.running
 
     def position(self, job_id: str) -> int:
-        return self._scheduler.position(job_id, time.time())
+        return self._scheduler.position(job_id, self._replica.latest)
 
     def positions(self) -> dict[str, int]:
-        return self._scheduler.positions(time.time())
+        return self._scheduler.positions(self._replica.latest)
 
     def head(self, count: int) -> list[str]:
-        return self._scheduler.head(time.time(), count)
+        return self._scheduler.head(self._replica.latest, count)
 
     def eta(self, job_id: str, seconds_per_cost: Rate) -> float:
-        return self._scheduler.eta(job_id, time.time(), seconds_per_cost)
+        return self._scheduler.eta(job_id, self._replica.latest, seconds_per_cost)
 
     def etas(self, seconds_per_cost: Rate) -> dict[str, float]:
-        return self._scheduler.etas(time.time(), seconds_per_cost)
+        return self._scheduler.etas(self._replica.latest, seconds_per_cost)
 
     def watch(self, stop: Stop, measured: Callable[[Measured], None]) -> None:
         self._stop, self._replica.on_measured = stop, measured
@@ -159,7 +158,7 @@ class SharedQueue:
             ids = [job.job_id for job in jobs]
             data = {"worker": self.owner, "jobs": ids, "max_jobs": max_jobs, "max_images": max_images}
             event = turn.append("take", data, lease=(ids, self.owner, turn.now + self._lease))
-            self._replica.seq = event.seq
+            self._replica.recorded(event)
             self._replica.took(self.owner, ids, event.at)
             return jobs
 
@@ -198,13 +197,13 @@ class SharedQueue:
             ended = turn.ended(sorted(self._replica.running), turn.now - self._lease)
             if ended:  # written, and the worker died before the end was counted
                 self._replica.expire(ended, [], turn.now)
-                self._replica.seq = turn.append("expire", {"jobs": ended, "retry": []}).seq
+                self._replica.recorded(turn.append("expire", {"jobs": ended, "retry": []}))
             if not expired:
                 return [], []
             running = [job_id for job_id, _, _ in expired if job_id in self._replica.running]
             tries = [job_id for job_id, attempts, active in expired if active and attempts < self._max_attempts]
             retried = self._replica.expire(running, [job_id for job_id in tries if job_id in running], turn.now)
-            self._replica.seq = turn.append("expire", {"jobs": running, "retry": retried}).seq
+            self._replica.recorded(turn.append("expire", {"jobs": running, "retry": retried}))
             turn.release([job_id for job_id, _, _ in expired])
             log.warning("leases ran out for job(s) %s: %s back in the queue", ", ".join(running), retried or "none")
             unknown = [job_id for job_id, _, active in expired if active and job_id not in running]

@@ -269,3 +269,21 @@ async def test_etas_share_the_work_ahead_among_the_workers_that_serve_the_queue(
     job = front.queued("w5")
     assert job is not None and worker.eta("w5") == pytest.approx(front.eta("w5", 1.0) / 2 + job.cost, abs=0.01)
     assert front.eta("w5", 1.0) <= alone
+
+
+async def test_a_read_by_a_process_that_is_behind_does_not_age_its_queue_apart_from_the_others(db: Database) -> None:
+    """Places are read at the time of the last change a process knows: read at its own later time, aging would
+    move jobs in its copy that the others had not moved when they decided, and its copy would no longer agree."""
+    aging = partial(scheduler, communities=False, max_wait=0.4)
+    worker, watcher = process(db, "gpu", aging), process(db, "watcher", aging)
+    for job_id, user in (("a1", "ann"), ("a2", "ann"), ("b1", "bob")):
+        await worker.submit(queued(job_id, user))
+    await watcher.refresh()
+    first = await worker.take(1, 1)
+    await worker.finished([job.job_id for job in first], None)
+    second = await worker.take(1, 1)
+    assert [job.job_id for job in first + second] == ["a1", "b1"]
+    await asyncio.sleep(0.5)  # past max_wait: a2 and b1 would be aged at this host's time, a2 first
+    assert watcher.positions() == {"a1": 1, "b1": 2, "a2": 3}
+    await watcher.refresh()
+    assert watcher.positions() == {"a2": 1} and watcher.is_running("b1")
