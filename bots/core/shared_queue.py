@@ -77,6 +77,7 @@ class SharedQueue:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresh_due = False
         self._waiting = False
+        self._claiming = False
 
     # --- reads: this process's view, at once, at the time of the last change it knows -----------
     # (A read at this host's time would move its scheduler's clock, and so its aging, apart from the others'.)
@@ -162,8 +163,12 @@ class SharedQueue:
             self._replica.took(self.owner, ids, event.at)
             return jobs
 
-        with urgent():
-            return await persistently(lambda: self._turn(decide), "taking the next batch")
+        self._claiming = True
+        try:
+            with urgent():
+                return await persistently(lambda: self._turn(decide), "taking the next batch")
+        finally:
+            self._claiming = False
 
     async def finished(self, job_ids: Sequence[str], measured: Measured | None) -> None:
         """Counted with the worker's next claim, which follows at once; or on its own, if none does."""
@@ -175,7 +180,7 @@ class SharedQueue:
 
     async def _count_ended(self) -> None:
         await asyncio.sleep(0)  # the worker's next claim, if it comes at once, carries the ending
-        if self._ended:
+        if self._ended and not self._claiming:
             with urgent():
                 await persistently(lambda: self._turn(_nothing), "the end of a batch")
 
