@@ -25,6 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from bots.core.lease_expiry import expire_leases
 from bots.core.persistence import persistently
 from bots.core.queue_replica import QueueReplica, job_data
 from generation.errors import QueueRefused
@@ -198,22 +199,8 @@ class SharedQueue:
         whose end was counted in the queue but not written (its worker died in between) is given to `orphaned`."""
 
         def decide(turn: QueueTurn) -> tuple[list[str], list[str]]:
-            expired = turn.expired()
-            ended = turn.ended(sorted(self._replica.running), turn.now - self._lease)
-            if ended:  # written, and the worker died before the end was counted
-                self._replica.expire(ended, [], turn.now)
-                self._replica.recorded(turn.append("expire", {"jobs": ended, "retry": []}))
-            if not expired:
-                return [], []
-            running = [job_id for job_id, _, _ in expired if job_id in self._replica.running]
-            tries = [job_id for job_id, attempts, active in expired if active and attempts < self._max_attempts]
-            retried = self._replica.expire(running, [job_id for job_id in tries if job_id in running], turn.now)
-            self._replica.recorded(turn.append("expire", {"jobs": running, "retry": retried}))
-            turn.release([job_id for job_id, _, _ in expired])
-            log.warning("leases ran out for job(s) %s: %s back in the queue", ", ".join(running), retried or "none")
-            unknown = [job_id for job_id, _, active in expired if active and job_id not in running]
-            known = [job_id for job_id, _, active in expired if active and job_id in running]
-            return [job_id for job_id in known if job_id not in retried], [j for j in unknown if j not in self]
+            failed, orphans = expire_leases(turn, self._replica, self._lease, self._max_attempts)
+            return failed, [job_id for job_id in orphans if job_id not in self]
 
         failed, orphans = await self._turn(decide)
         for job_id in failed:
