@@ -129,9 +129,6 @@ class QueueLog(Repository):
     async def renew_leases(self, owner: str, job_ids: Sequence[str], seconds: float) -> None:
         await self._sessions.run(_renew, owner, list(job_ids), seconds)
 
-    async def database_time(self) -> float:
-        return await self._sessions.run(_clock)
-
 
 def _clock(session: Session) -> float:
     if session.get_bind().dialect.name == "postgresql":

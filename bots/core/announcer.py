@@ -56,6 +56,11 @@ class Announcer:
     def serves(self, platform: str) -> bool:
         return platform in self._listeners
 
+    @property
+    def serves_any(self) -> bool:
+        """Whether this process serves a platform at all (an `easel worker` serves none)."""
+        return bool(self._listeners)
+
     def routes(self, job_id: str) -> bool:
         """Whether this process tells the job's owner its events."""
         route = self._routes.get(job_id)

@@ -40,7 +40,9 @@ class Relay:
             log.warning("telling the front ends of job %s %s failed: %r", job_id, kind.value, error)
 
     def notified(self, payload: str) -> None:
-        """A NOTIFY on `JOB_CHANNEL`, from a worker in another process."""
+        """A NOTIFY on `JOB_CHANNEL`, from a worker in another process; nothing to do where no platform is served."""
+        if not self._deliveries.announcer.serves_any:
+            return
         message = json.loads(payload)
         task = asyncio.ensure_future(self._receive(EventKind(message["kind"]), message["job"], message["progress"]))
         self._tasks.add(task)
