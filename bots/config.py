@@ -55,6 +55,9 @@ class StorageSettings(_Section):
 
     database_url: str = "sqlite+aiosqlite:///data/easel.db"
     outputs_dir: Path = Path("data/files")
+    shared_outputs_dir: bool = False
+    """True where every process on a PostgreSQL database sees the same `outputs_dir` (a network filesystem): the
+    files of jobs are then not carried through the database. One process on SQLite never carries them."""
     run_dir: Path | None = None
     """Where easel processes claim the platform tokens they serve; None: the user's runtime directory, which
     all their processes on the machine share."""

@@ -17,6 +17,7 @@ from functools import partial
 
 from bots.config import ConfigError, Settings
 from bots.core.facade import Core
+from bots.core.files import Files
 from bots.core.lifecycle import MAX_ATTEMPTS
 from bots.core.relay import JOB_CHANNEL, Relay
 from bots.core.shared_queue import STOP_CHANNEL, SharedQueue
@@ -94,7 +95,8 @@ class Runtime:
         self.settings = settings
         self.db = db
         self.local_worker = local_worker
-        self.files = FileStore(settings.storage.outputs_dir)
+        carried = shared(settings) and not settings.storage.shared_outputs_dir
+        self.files = Files(FileStore(settings.storage.outputs_dir), db if carried else None)
         self.shared: SharedQueue | None = None
         if shared(settings):
             owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -43,6 +43,13 @@ def encode(request: GenerationRequest, ask: Ask, store: Store) -> dict[str, Any]
     return {**request.describe(), "codec": CODEC_VERSION, "inputs": inputs}
 
 
+def stored_paths(parameters: Mapping[str, Any]) -> list[str]:
+    """The references of the input images a stored request reads."""
+    stored = parameters.get("inputs", {})
+    paths = [stored[key] for key in ("image", "mask_image") if key in stored]
+    return paths + [item["image"] for item in stored.get("mix", ()) if "image" in item]
+
+
 def decode(parameters: Mapping[str, Any], seed: int, read: Read) -> Ask:
     """The stored request as an `Ask` again, every resolved value included, so building it repeats it."""
     version = parameters.get("codec", 1)

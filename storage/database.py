@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from storage.bans import CommunityBans
+from storage.blobs import FileBlobs
 from storage.communities import Communities
 from storage.database_thread import DatabaseThread
 from storage.engine import open_engine, opening, single_connection, sqlite_file
@@ -29,7 +30,17 @@ from storage.users import Users
 
 
 class Database(
-    Users, Communities, CommunityBans, Jobs, MessageLinks, Quotas, ModerationLog, Inbox, QueueLog, Notifying
+    Users,
+    Communities,
+    CommunityBans,
+    Jobs,
+    MessageLinks,
+    Quotas,
+    ModerationLog,
+    Inbox,
+    QueueLog,
+    Notifying,
+    FileBlobs,
 ):
     """easel's database at `url`, e.g. `sqlite+aiosqlite:///data/easel.db`.
 

@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storage.columns import UTCDateTime, state_enum
@@ -309,3 +321,13 @@ class QueueEventRow(Base):
     at: Mapped[float]
     kind: Mapped[str] = mapped_column(String(16))
     data: Mapped[dict[str, Any]]
+
+
+class FileBlobRow(Base):
+    """A stored file's bytes, for hosts that share the database but no disk (`storage.blobs`)."""
+
+    __tablename__ = "file_blobs"
+
+    path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]

@@ -15,6 +15,7 @@ from typing import Any
 from bots.config import Settings, TierSettings
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer, Route
+from bots.core.files import Files
 from bots.core.intake import answered
 from bots.core.jobs import Jobs
 from bots.core.lifecycle import Lifecycle, community_key, user_key
@@ -23,7 +24,7 @@ from bots.core.types import Actor, EventKind, Place, Receipt
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
 from generation.asks import Ask, Options, build_request
-from generation.codec import decode, encode
+from generation.codec import decode, encode, stored_paths
 from generation.config import GenerationDefaults, Limits
 from generation.costs import job_cost
 from generation.errors import InvalidImage, InvalidRequest, QueueRefused
@@ -33,7 +34,6 @@ from generation.translation import detect_language
 from generation.worker import Worker, WorkItem
 from storage.database import Database
 from storage.errors import QuotaExceeded
-from storage.files import FileStore
 from storage.records import JobDraft, JobState, QuotaReservation, User
 
 PREFERENCE_KEYS = frozenset(
@@ -48,7 +48,7 @@ SIZE_KEYS = ("width", "height")
 class Admission:
     settings: Settings
     db: Database
-    files: FileStore
+    files: Files
     worker: Worker
     accounts: Accounts
     moderation: Moderation
@@ -82,6 +82,8 @@ class Admission:
             parameters = await asyncio.to_thread(encode, request, ask, self._keep_input)
         else:
             parameters = encode(request, ask, self._keep_input)
+        if uploads:
+            await self.files.share(stored_paths(parameters))
         draft = JobDraft(
             owner_id=user.id,
             community_id=community_id,
@@ -120,6 +122,7 @@ class Admission:
     async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:
         """The same request with a new seed, for whoever asks: the new job is theirs, and so is its cost."""
         job = await self.jobs.visible_job(job_id)
+        await self.files.fetch(stored_paths(job.parameters))
         ask = await asyncio.to_thread(decode, job.parameters, job.seed, self.files.read)
         return await self.submit(actor, place, replace(ask, options=ask.options.without("seed")), job.id)
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 from bots.core.accounts import Accounts
 from bots.core.announcer import Announcer
+from bots.core.files import Files
 from bots.core.positions import Positions
 from bots.core.types import EventKind
 from bots.moderation.commands import Moderation
 from storage.database import Database
-from storage.files import FileStore
 from storage.records import DeliveryState, Job, JobState
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ FINAL_KINDS = {
 @dataclass(eq=False)
 class Deliveries:
     db: Database
-    files: FileStore
+    files: Files
     accounts: Accounts
     moderation: Moderation
     announcer: Announcer
@@ -88,6 +88,7 @@ class Deliveries:
     async def _deliver_stored(self, job: Job, *, again: bool) -> None:
         await self.announcer.route_stored(job)
         outputs = await self.db.outputs_of(job.id)
+        await self.files.fetch(output.path for output in outputs)
         if again:
             log.info(
                 "delivering job %s (%s) again: attempt %d, %d earlier failed",

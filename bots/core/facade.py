@@ -12,6 +12,7 @@ from bots.core.accounts import Accounts
 from bots.core.admission import Admission
 from bots.core.announcer import Announcer
 from bots.core.deliveries import Deliveries
+from bots.core.files import Files
 from bots.core.jobs import Jobs
 from bots.core.lifecycle import Lifecycle
 from bots.core.positions import Positions
@@ -19,11 +20,10 @@ from bots.core.reads import Reads
 from bots.moderation.commands import Moderation
 from generation.worker import Worker
 from storage.database import Database
-from storage.files import FileStore
 
 
 class Core:
-    def __init__(self, settings: Settings, db: Database, files: FileStore, worker: Worker) -> None:
+    def __init__(self, settings: Settings, db: Database, files: Files, worker: Worker) -> None:
         self.settings = settings
         self.db = db
         self.files = files

@@ -8,10 +8,10 @@ any job of their community by its full id, and every such action is written to t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bots.core.accounts import Accounts, now
+from bots.core.files import Files
 from bots.core.lifecycle import Lifecycle
 from bots.core.types import Actor, Cancellation, short_id
 from bots.errors import UserError
@@ -19,7 +19,6 @@ from bots.moderation.commands import Moderation
 from bots.moderation.policy import Moderator
 from generation.worker import Worker
 from storage.database import Database
-from storage.files import FileStore
 from storage.records import Job, JobState, MessageLink, Output
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
@@ -30,7 +29,7 @@ MIN_JOB_REFERENCE = 4
 @dataclass(eq=False)
 class Jobs:
     db: Database
-    files: FileStore
+    files: Files
     worker: Worker
     accounts: Accounts
     moderation: Moderation
@@ -102,6 +101,7 @@ class Jobs:
         if not 0 <= index < len(outputs):
             raise UserError("job.no_such_image", job_id=short_id(job_id), number=index + 1, count=len(outputs))
         output = outputs[index]
+        await self.files.fetch([output.path])
         try:
             data = await asyncio.to_thread(self.files.read, output.path)
         except OSError:
@@ -112,12 +112,8 @@ class Jobs:
         paths = [output.path for output in await self.db.outputs_of(job.id)]
         await self.db.mark_deleted(job.id, now())
         shared = await self.db.paths_shared(paths, job.id)
-        await asyncio.to_thread(self._remove_files, [path for path in paths if path not in shared])
+        await self.files.remove(path for path in paths if path not in shared)
         return await self.db.messages_of(job.id)
-
-    def _remove_files(self, paths: Sequence[str]) -> None:
-        for path in paths:
-            self.files.path_of(path).unlink(missing_ok=True)
 
     async def _own_job(self, actor: Actor, reference: str, moderator: Moderator | None, action: str) -> Job:
         """The actor's job named by its full id or by the start of one of their own job ids; or, named by its

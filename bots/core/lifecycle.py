@@ -20,13 +20,14 @@ from bots.config import Settings
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
 from bots.core.deliveries import FINAL_KINDS
+from bots.core.files import Files
 from bots.core.persistence import persistently
 from bots.core.positions import Positions
 from bots.core.types import EventKind
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
 from generation.asks import build_request
-from generation.codec import decode
+from generation.codec import decode, stored_paths
 from generation.engine import GenerationResult
 from generation.errors import QueueRefused
 from generation.previews import Preview
@@ -35,7 +36,6 @@ from generation.scheduler import DuplicateJob
 from generation.translation import PromptTranslation
 from generation.worker import Worker, WorkItem
 from storage.database import Database
-from storage.files import FileStore
 from storage.records import Community, Job, JobState, OutputDraft
 from storage.turns import urgent
 
@@ -49,7 +49,7 @@ PREVIEW_JPEG_QUALITY = 80
 class Lifecycle:
     settings: Settings
     db: Database
-    files: FileStore
+    files: Files
     worker: Worker
     accounts: Accounts
     moderation: Moderation
@@ -131,6 +131,7 @@ class Lifecycle:
                 await self.close(job_id, JobState.FAILED, error_key="moderation.nsfw")
                 return
         outputs = await asyncio.to_thread(self._store_outputs, result)
+        await persistently(lambda: self.files.share(o.path for o in outputs), f"the images of job {job_id}")
         finished = now()
         with urgent():
             await persistently(
@@ -163,6 +164,8 @@ class Lifecycle:
         for job_id in job_ids:
             if job_id not in jobs:
                 log.error("job %s was taken from the queue but is not in the database", job_id)
+        inputs = [path for job in jobs.values() for path in stored_paths(job.parameters)]
+        await persistently(lambda: self.files.fetch(inputs), f"the inputs of job(s) {', '.join(job_ids)}")
         built = await asyncio.to_thread(lambda: {job_id: self._rebuilt(job) for job_id, job in jobs.items()})
         requests = {}
         for job_id, request in built.items():
@@ -231,6 +234,7 @@ class Lifecycle:
             await self.close(job.id, JobState.FAILED, error_key="error.internal")
             return 0
         try:
+            await self.files.fetch(stored_paths(job.parameters))
             request = await asyncio.to_thread(self.rebuild, job)
         except (ValueError, KeyError, OSError) as error:  # a damaged row, a newer codec, a missing input
             log.error("job %s cannot be rebuilt after a restart: %s", job.id, error)

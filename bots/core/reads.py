@@ -9,20 +9,20 @@ from typing import Any
 from bots.config import Settings
 from bots.core.accounts import Accounts
 from bots.core.admission import PREFERENCE_KEYS, today
+from bots.core.files import Files
 from bots.core.types import Actor, JobSummary, QueueEntry, QuotaStatus
 from bots.errors import UserError, user_error
 from generation.errors import InvalidRequest
 from generation.requests import make_request
 from generation.worker import Worker
 from storage.database import Database
-from storage.files import FileStore
 
 
 @dataclass(eq=False)
 class Reads:
     settings: Settings
     db: Database
-    files: FileStore
+    files: Files
     worker: Worker
     accounts: Accounts
 
@@ -39,6 +39,7 @@ class Reads:
         user = await self.accounts.user(actor)
         jobs = await self.db.owner_jobs(user.id, limit=limit)
         outputs = await self.db.outputs_of_jobs([job.id for job in jobs if job.deleted_at is None])
+        await self.files.fetch(output.path for shown in outputs.values() for output in shown)
         return [
             JobSummary(
                 job.id,

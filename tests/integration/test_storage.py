@@ -44,7 +44,17 @@ from storage.models import Base
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = T0.date()
-TABLES = {"users", "communities", "jobs", "outputs", "message_links", "quota_ledger", "moderation_log", "inbox"}
+TABLES = {
+    "users",
+    "communities",
+    "jobs",
+    "outputs",
+    "message_links",
+    "quota_ledger",
+    "moderation_log",
+    "inbox",
+    "file_blobs",
+}
 
 
 def at(minutes: float) -> datetime:
@@ -148,7 +158,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
         assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0007"
+    assert await on_database(url, current_revision) == head == "0008"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
@@ -877,3 +887,18 @@ async def test_users_and_links_asked_together_are_written_together_a_bad_link_fa
     assert isinstance(outcomes[10], MessageAlreadyLinked) and isinstance(outcomes[11], IntegrityError)
     assert commits() - before <= 12  # the first alone; then the group that failed, written again link by link
     assert len(await db.messages_of(job.id)) == 10
+
+
+async def test_files_kept_in_the_database_come_back_byte_for_byte_and_go_when_deleted(db: Database) -> None:
+    """Hosts that share no disk carry inputs and outputs through the database; a path is named by its content, so
+    a second host keeping the same file at once changes nothing."""
+    first, second = b"\x89PNG first" + bytes(range(256)), b"second"
+    await db.put_blobs({"outputs/aa/a.png": first, "inputs/bb/b.bin": second})
+    await asyncio.gather(db.put_blobs({"outputs/aa/a.png": first}), db.put_blobs({"outputs/aa/a.png": first}))
+    assert await db.get_blobs(["outputs/aa/a.png", "inputs/bb/b.bin", "outputs/cc/missing.png"]) == {
+        "outputs/aa/a.png": first,
+        "inputs/bb/b.bin": second,
+    }
+    await db.delete_blobs(["outputs/aa/a.png"])
+    assert await db.get_blobs(["outputs/aa/a.png", "inputs/bb/b.bin"]) == {"inputs/bb/b.bin": second}
+    assert await db.get_blobs([]) == {}

@@ -77,3 +77,19 @@ def test_odd_suffixes_and_kinds_are_refused(store: FileStore, suffix: str, kind:
 def test_paths_outside_the_store_are_refused(store: FileStore, relative: str) -> None:
     with pytest.raises(ValueError):
         store.path_of(relative)
+
+
+def test_a_file_from_another_store_is_restored_under_its_name_and_only_its_own_bytes(
+    store: FileStore, tmp_path: Path
+) -> None:
+    """A host that shares no disk gets the files other hosts made through the database; a name and bytes that do
+    not match (a damaged row) are refused, not written."""
+    made = FileStore(tmp_path / "elsewhere").put(PNG, ".png")
+    assert not store.holds(made.path)
+    store.restore(made.path, PNG)
+    assert store.holds(made.path) and store.read(made.path) == PNG
+    with pytest.raises(ValueError, match="does not name these bytes"):
+        store.restore(made.path.replace(".png", ".jpg").replace(made.sha256, "0" * 64), PNG)
+    with pytest.raises(ValueError, match="inside the file store"):
+        store.restore(f"../{made.sha256}.png", PNG)
+    assert files_under(store.root) == [made.path]

@@ -1,5 +1,6 @@
 """Scale-out with real processes on the real PostgreSQL: a Telegram front end (`easel run --no-worker`) and two GPU
-hosts (`easel worker`, tiny model) that share one database and one outputs directory, against the fake Bot API.
+hosts (`easel worker`, tiny model) that share one database and no disk, against the fake Bot API: the uploads
+and the images travel through the database.
 
 Every job runs once and is delivered once; a worker killed mid-job loses the job to the other once its lease runs
 out; a cancel reaches a job running in another process; and with the front end killed, the workers go on and the
@@ -9,6 +10,7 @@ results reach users when it is back. Needs a server: EASEL_TEST_POSTGRES_URL.
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from databases import PostgresDatabases
 from easel_process import EaselProcess
 from fake_telegram import TOKEN, FakeTelegram
+from PIL import Image
 from sqlalchemy import make_url
 
 pytestmark = pytest.mark.postgres
@@ -42,14 +45,15 @@ def database(postgres_databases: PostgresDatabases) -> AsyncIterator[str]:
 
 
 class Hosts:
-    """The processes of one test, started from one config: only the front end has the token."""
+    """The processes of one test, started from one config, each in a directory of its own (the relative
+    `outputs_dir` is in it): only the front end has the token."""
 
     def __init__(self, root: Path, fake: FakeTelegram, database: str) -> None:
         self.root = root
         self.database = database
         self.config = (
             '[model]\npreset = "tiny"\n'
-            f'[storage]\ndatabase_url = "{database}"\noutputs_dir = "{root / "shared-files"}"\n'
+            f'[storage]\ndatabase_url = "{database}"\noutputs_dir = "files"\n'
             "[worker]\nlease_seconds = 3\npoll_seconds = 1\n"
             f'[telegram]\napi_base_url = "{fake.base_url}"\nfile_base_url = "{fake.file_base_url}"\n'
         )
@@ -81,6 +85,12 @@ class Hosts:
         raise AssertionError("no job started")
 
 
+def jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
 def batches(*workers: EaselProcess) -> list[str]:
     """The jobs the workers ran to the end, one entry per run."""
     return [job_id for worker in workers for match in BATCH.finditer(worker.log) for job_id in match[1].split(", ")]
@@ -94,15 +104,25 @@ async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_
     processes = [front, first, second]
     try:
         users = [fake.user(2001 + index, name, "en") for index, name in enumerate(("Ann", "Bob", "Cy"))]
-        for user in users:
+        for user in users[:2]:
             for prompt in ("a red boat", "a green hill"):
                 fake.text(user, fake.private(user), f"{prompt} --seed 5")
+        cy = users[2]
+        fake.text(cy, fake.private(cy), "a red boat --seed 5")
+        fake.photo(cy, fake.private(cy), jpeg(), "make it blue --seed 5 --strength 0.5")
         for user in users:
             await fake.wait_for(lambda user=user: len(fake.images(user["id"])) == 2, timeout=120, what="two images")
         await asyncio.sleep(1.0)
         assert [len(fake.images(user["id"])) for user in users] == [2, 2, 2], "each delivered once"
         ran = batches(first, second)
         assert len(ran) == 6 and len(set(ran)) == 6, "each run once"
+        assert fake.images(cy["id"])[1]["caption"].startswith("make it blue")
+        made = {path.name for worker in ("gpu1", "gpu2") for path in (tmp_path / worker / "files").rglob("*.png")}
+        delivered = {path.name for path in (tmp_path / "front" / "files" / "outputs").rglob("*.png")}
+        assert made and made == delivered, "the images reached the front end through the database"
+        assert {path.name for path in (tmp_path / "front" / "files" / "inputs").rglob("*")} <= {
+            path.name for worker in ("gpu1", "gpu2") for path in (tmp_path / worker / "files" / "inputs").rglob("*")
+        }
 
         ann = users[0]
         fake.text(ann, fake.private(ann), f"a slow lighthouse {SLOW}")

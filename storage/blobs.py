@@ -1,0 +1,51 @@
+"""Files carried through the database, for hosts that share it but no disk.
+
+A file is named by its content (`FileStore`), so writing one that is there already changes nothing, and two
+hosts writing the same file at once both succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storage.models import FileBlobRow
+from storage.repository import Repository
+
+
+class FileBlobs(Repository):
+    async def put_blobs(self, files: Mapping[str, bytes]) -> None:
+        """Keep the bytes of `files` (path: bytes); paths kept already are left as they are."""
+        if files:
+            await self._sessions.run(_put, dict(files), self._now())
+
+    async def get_blobs(self, paths: Iterable[str]) -> dict[str, bytes]:
+        """The bytes of those of `paths` that are kept: a path that is not is missing from the answer."""
+        wanted = sorted(set(paths))
+        if not wanted:
+            return {}
+
+        def work(session: Session) -> dict[str, bytes]:
+            rows = session.execute(select(FileBlobRow.path, FileBlobRow.data).where(FileBlobRow.path.in_(wanted)))
+            return {path: bytes(data) for path, data in rows}
+
+        return await self._sessions.run(work)
+
+    async def delete_blobs(self, paths: Iterable[str]) -> None:
+        doomed = sorted(set(paths))
+        if doomed:
+
+            def work(session: Session) -> None:
+                session.execute(delete(FileBlobRow).where(FileBlobRow.path.in_(doomed)))
+
+            await self._sessions.run(work)
+
+
+def _put(session: Session, files: dict[str, bytes], now: datetime) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    rows = [{"path": path, "data": data, "created_at": now} for path, data in sorted(files.items())]
+    session.execute(insert(FileBlobRow).values(rows).on_conflict_do_nothing(index_elements=["path"]))
