@@ -1,10 +1,10 @@
-"""Scale-out with real processes on the real PostgreSQL: a Telegram front end (`easel run --no-worker`) and two GPU
-hosts (`easel worker`, tiny model) that share one database and no disk, against the fake Bot API: the uploads
-and the images travel through the database.
+"""Scale-out with real processes on the real PostgreSQL: a Telegram and a Discord front end (`easel run --no-worker`,
+one process each) and two GPU hosts (`easel worker`, tiny model) that share one database and no disk, against the
+fake Bot API and the fake Discord: the uploads and the images travel through the database.
 
-Every job runs once and is delivered once; a worker killed mid-job loses the job to the other once its lease runs
-out; a cancel reaches a job running in another process; and with the front end killed, the workers go on and the
-results reach users when it is back. Needs a server: EASEL_TEST_POSTGRES_URL.
+Every job runs once and is delivered once, by the front end of its platform; a worker killed mid-job loses the job
+to the other once its lease runs out; a cancel reaches a job running in another process; and with the front end
+killed, the workers go on and the results reach users when it is back. Needs a server: EASEL_TEST_POSTGRES_URL.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from databases import PostgresDatabases
 from easel_process import EaselProcess
+from fake_discord import FakeDiscord
 from fake_telegram import TOKEN, FakeTelegram
 from PIL import Image
 from sqlalchemy import make_url
+from test_discord import ALICE
+from test_discord import TOKEN as DISCORD_TOKEN
 
 pytestmark = pytest.mark.postgres
 
@@ -39,6 +42,14 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
+async def discord() -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
 def database(postgres_databases: PostgresDatabases) -> AsyncIterator[str]:
     with postgres_databases.fresh() as url:
         yield url
@@ -46,9 +57,9 @@ def database(postgres_databases: PostgresDatabases) -> AsyncIterator[str]:
 
 class Hosts:
     """The processes of one test, started from one config, each in a directory of its own (the relative
-    `outputs_dir` is in it): only the front end has the token."""
+    `outputs_dir` is in it): only a front end has a token, its platform's."""
 
-    def __init__(self, root: Path, fake: FakeTelegram, database: str) -> None:
+    def __init__(self, root: Path, fake: FakeTelegram, discord: FakeDiscord, database: str) -> None:
         self.root = root
         self.database = database
         self.config = (
@@ -56,6 +67,8 @@ class Hosts:
             f'[storage]\ndatabase_url = "{database}"\noutputs_dir = "files"\n'
             "[worker]\nlease_seconds = 3\npoll_seconds = 1\n"
             f'[telegram]\napi_base_url = "{fake.base_url}"\nfile_base_url = "{fake.file_base_url}"\n'
+            f'[discord]\napi_base_url = "{discord.api_base_url}"\ngateway_url = "{discord.gateway_url}"\n'
+            "progress_interval_seconds = 0.0\n"
         )
 
     async def front_end(self) -> EaselProcess:
@@ -63,6 +76,13 @@ class Hosts:
             self.root / "front", self.config, {"TELEGRAM_BOT_TOKEN": TOKEN}, command=("run", "--no-worker")
         )
         await front.wait_for_log("telegram adapter started")
+        return front
+
+    async def discord_front_end(self) -> EaselProcess:
+        front = await EaselProcess.start(
+            self.root / "discord", self.config, {"DISCORD_BOT_TOKEN": DISCORD_TOKEN}, command=("run", "--no-worker")
+        )
+        await front.wait_for_log("discord adapter started")
         return front
 
     async def worker(self, name: str) -> EaselProcess:
@@ -97,12 +117,17 @@ def batches(*workers: EaselProcess) -> list[str]:
 
 
 async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_cancels(
-    tmp_path: Path, fake: FakeTelegram, database: str
+    tmp_path: Path, fake: FakeTelegram, discord: FakeDiscord, database: str
 ) -> None:
-    hosts = Hosts(tmp_path, fake, database)
-    front, first, second = await asyncio.gather(hosts.front_end(), hosts.worker("gpu1"), hosts.worker("gpu2"))
-    processes = [front, first, second]
+    hosts = Hosts(tmp_path, fake, discord, database)
+    front, other, first, second = await asyncio.gather(
+        hosts.front_end(), hosts.discord_front_end(), hosts.worker("gpu1"), hosts.worker("gpu2")
+    )
+    processes = [front, other, first, second]
     try:
+        await discord.wait_for(lambda: discord.identifies, timeout=30, what="the gateway connection")
+        for prompt in ("a blue sea", "a grey cliff"):
+            await discord.command("imagine", {"prompt": f"{prompt} --seed 5"}, member=ALICE)
         users = [fake.user(2001 + index, name, "en") for index, name in enumerate(("Ann", "Bob", "Cy"))]
         for user in users[:2]:
             for prompt in ("a red boat", "a green hill"):
@@ -112,13 +137,18 @@ async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_
         fake.photo(cy, fake.private(cy), jpeg(), "make it blue --seed 5 --strength 0.5")
         for user in users:
             await fake.wait_for(lambda user=user: len(fake.images(user["id"])) == 2, timeout=120, what="two images")
+        await discord.wait_for(lambda: len(discord.results()) == 2, timeout=60, what="the Discord images")
         await asyncio.sleep(1.0)
         assert [len(fake.images(user["id"])) for user in users] == [2, 2, 2], "each delivered once"
+        shown = sorted(message.content for message in discord.results())
+        assert shown[0].startswith("a blue sea") and shown[1].startswith("a grey cliff"), shown
         ran = batches(first, second)
-        assert len(ran) == 6 and len(set(ran)) == 6, "each run once"
+        assert len(ran) == 8 and len(set(ran)) == 8, "each run once"
         assert fake.images(cy["id"])[1]["caption"].startswith("make it blue")
         made = {path.name for worker in ("gpu1", "gpu2") for path in (tmp_path / worker / "files").rglob("*.png")}
-        delivered = {path.name for path in (tmp_path / "front" / "files" / "outputs").rglob("*.png")}
+        delivered = {
+            path.name for front in ("front", "discord") for path in (tmp_path / front / "files").rglob("*.png")
+        }
         assert made and made == delivered, "the images reached the front end through the database"
         assert {path.name for path in (tmp_path / "front" / "files" / "inputs").rglob("*")} <= {
             path.name for worker in ("gpu1", "gpu2") for path in (tmp_path / worker / "files" / "inputs").rglob("*")
@@ -130,7 +160,7 @@ async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_
         victim, survivor = (first, second) if first.pid == pid else (second, first)
         await victim.kill()
         await fake.wait_for(lambda: len(fake.images(ann["id"])) == 3, timeout=90, what="the orphaned job's image")
-        assert "leases ran out" in front.log + survivor.log  # whichever looked first
+        assert "leases ran out" in front.log + other.log + survivor.log  # whichever looked first
         assert fake.images(ann["id"])[2]["caption"].startswith("a slow lighthouse")
         assert job_id in batches(survivor)  # the victim may have drawn it too, killed before writing it
 
@@ -155,4 +185,6 @@ async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_
     finally:
         codes = [await process.stop() for process in processes if process.process.returncode is None]
     assert all(code == 0 for code in codes), "\n\n".join(process.log for process in processes)
-    assert "Traceback" not in front.log + survivor.log
+    assert "Traceback" not in front.log + other.log + survivor.log
+    assert "delivering job" not in other.log, "nothing delivered by the other platform's front end"
+    assert front.log.count("delivering job") == 1, "only the result finished while the front end was down"
