@@ -23,6 +23,10 @@ class FileBlobs(Repository):
         if files:
             await self._sessions.run(_put, dict(files), self._now())
 
+    async def replace_blob(self, path: str, data: bytes) -> None:
+        """Keep `data` under `path`, in place of what was kept there (a running job's latest preview)."""
+        await self._sessions.run(_replace, path, data, self._now())
+
     async def get_blobs(self, paths: Iterable[str]) -> dict[str, bytes]:
         """The bytes of those of `paths` that are kept: a path that is not is missing from the answer."""
         wanted = sorted(set(paths))
@@ -49,3 +53,9 @@ def _put(session: Session, files: dict[str, bytes], now: datetime) -> None:
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = [{"path": path, "data": data, "created_at": now} for path, data in sorted(files.items())]
     session.execute(insert(FileBlobRow).values(rows).on_conflict_do_nothing(index_elements=["path"]))
+
+
+def _replace(session: Session, path: str, data: bytes, now: datetime) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    added = insert(FileBlobRow).values(path=path, data=data, created_at=now)
+    session.execute(added.on_conflict_do_update(index_elements=["path"], set_={"data": data, "created_at": now}))

@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 MAX_DELIVERY_ATTEMPTS = 10
 
 Listener = Callable[[JobEvent], Awaitable[None]]
-Relay = Callable[[EventKind, str, float | None], Awaitable[None]]
+Relay = Callable[[EventKind, str, dict[str, Any]], Awaitable[None]]
 """Passes an event of a job whose platform this process does not serve to the processes that do: its kind, the
-job and its progress. A final event relayed is not delivered yet: the process that serves the platform delivers it
-from the database."""
+job and its values (progress, a preview). A final event relayed is not delivered yet: the process that serves the
+platform delivers it from the database."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Announcer:
             if kind.final:
                 self._routes.pop(job_id, None)
             if self.relay is not None:
-                await self.relay(kind, job_id, values.get("progress"))
+                await self.relay(kind, job_id, values)
             return
         event = JobEvent(
             kind,

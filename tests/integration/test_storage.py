@@ -902,3 +902,6 @@ async def test_files_kept_in_the_database_come_back_byte_for_byte_and_go_when_de
     await db.delete_blobs(["outputs/aa/a.png"])
     assert await db.get_blobs(["outputs/aa/a.png", "inputs/bb/b.bin"]) == {"inputs/bb/b.bin": second}
     assert await db.get_blobs([]) == {}
+    await db.replace_blob("previews/job.jpg", b"first preview")
+    await db.replace_blob("previews/job.jpg", b"later preview")
+    assert await db.get_blobs(["previews/job.jpg"]) == {"previews/job.jpg": b"later preview"}

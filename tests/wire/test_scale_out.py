@@ -14,6 +14,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -65,7 +66,7 @@ class Hosts:
         self.config = (
             '[model]\npreset = "tiny"\n'
             f'[storage]\ndatabase_url = "{database}"\noutputs_dir = "files"\n'
-            "[worker]\nlease_seconds = 3\npoll_seconds = 1\n"
+            "[worker]\nlease_seconds = 3\npoll_seconds = 1\n[previews]\ninterval_seconds = 0.2\n"
             f'[telegram]\napi_base_url = "{fake.base_url}"\nfile_base_url = "{fake.file_base_url}"\n'
             f'[discord]\napi_base_url = "{discord.api_base_url}"\ngateway_url = "{discord.gateway_url}"\n'
             "progress_interval_seconds = 0.0\n"
@@ -90,10 +91,14 @@ class Hosts:
         await worker.wait_for_log("serves the queue of")
         return worker
 
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            make_url(self.database).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+
     async def running_job(self, timeout: float = 60) -> tuple[str, int]:
         """The job a worker runs now, and the pid of that worker."""
-        address = make_url(self.database).set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = await asyncpg.connect(address)
+        connection = await self.connect()
         try:
             for _ in range(int(timeout / 0.05)):
                 row = await connection.fetchrow("SELECT id, leased_by FROM jobs WHERE state = 'running'")
@@ -109,6 +114,17 @@ def jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+def results(fake: FakeTelegram, user: dict[str, Any]) -> list[dict[str, Any]]:
+    """The images `user` was sent, without a status message that shows a preview (it is deleted at the end)."""
+    shown = {int(call.params["message_id"]) for call in previews(fake, user)}
+    return [message for message in fake.images(user["id"]) if int(message["message_id"]) not in shown]
+
+
+def previews(fake: FakeTelegram, user: dict[str, Any]) -> list[Any]:
+    """The status messages of `user` turned into a preview picture."""
+    return [call for call in fake.sent("editMessageMedia") if str(call.params["chat_id"]) == str(user["id"])]
 
 
 def batches(*workers: EaselProcess) -> list[str]:
@@ -136,15 +152,15 @@ async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_
         fake.text(cy, fake.private(cy), "a red boat --seed 5")
         fake.photo(cy, fake.private(cy), jpeg(), "make it blue --seed 5 --strength 0.5")
         for user in users:
-            await fake.wait_for(lambda user=user: len(fake.images(user["id"])) == 2, timeout=120, what="two images")
+            await fake.wait_for(lambda user=user: len(results(fake, user)) == 2, timeout=120, what="two images")
         await discord.wait_for(lambda: len(discord.results()) == 2, timeout=60, what="the Discord images")
         await asyncio.sleep(1.0)
-        assert [len(fake.images(user["id"])) for user in users] == [2, 2, 2], "each delivered once"
+        assert [len(results(fake, user)) for user in users] == [2, 2, 2], "each delivered once"
         shown = sorted(message.content for message in discord.results())
         assert shown[0].startswith("a blue sea") and shown[1].startswith("a grey cliff"), shown
         ran = batches(first, second)
         assert len(ran) == 8 and len(set(ran)) == 8, "each run once"
-        assert fake.images(cy["id"])[1]["caption"].startswith("make it blue")
+        assert results(fake, cy)[1]["caption"].startswith("make it blue")
         made = {path.name for worker in ("gpu1", "gpu2") for path in (tmp_path / worker / "files").rglob("*.png")}
         delivered = {
             path.name for front in ("front", "discord") for path in (tmp_path / front / "files").rglob("*.png")
@@ -159,29 +175,36 @@ async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_
         job_id, pid = await hosts.running_job()
         victim, survivor = (first, second) if first.pid == pid else (second, first)
         await victim.kill()
-        await fake.wait_for(lambda: len(fake.images(ann["id"])) == 3, timeout=90, what="the orphaned job's image")
+        await fake.wait_for(lambda: len(results(fake, ann)) == 3, timeout=90, what="the orphaned job's image")
         assert "leases ran out" in front.log + other.log + survivor.log  # whichever looked first
-        assert fake.images(ann["id"])[2]["caption"].startswith("a slow lighthouse")
+        assert results(fake, ann)[2]["caption"].startswith("a slow lighthouse")
         assert job_id in batches(survivor)  # the victim may have drawn it too, killed before writing it
 
         fake.text(ann, fake.private(ann), f"a slow tower {SLOW}")
         job_id, _ = await hosts.running_job()
+        await fake.wait_for(lambda: previews(fake, ann), timeout=60, what="a preview made on another host")
         fake.text(ann, fake.private(ann), f"/cancel {job_id[:8]}")
         await fake.wait_for(lambda: any("was cancelled" in text for text in fake.texts(ann["id"])), timeout=60)
-        assert len(fake.images(ann["id"])) == 3
+        assert len(results(fake, ann)) == 3
 
         bob = users[1]
         fake.text(bob, fake.private(bob), f"a slow harbour {SLOW}")
         await hosts.running_job()
         await front.kill()
         await survivor.wait_for_log("batch of", count=len(BATCH.findall(survivor.log)) + 1, timeout=90)
-        assert len(fake.images(bob["id"])) == 2
+        assert len(results(fake, bob)) == 2
         front = await hosts.front_end()
         processes[0] = front
-        await fake.wait_for(lambda: len(fake.images(bob["id"])) == 3, timeout=60, what="the image after the restart")
+        await fake.wait_for(lambda: len(results(fake, bob)) == 3, timeout=60, what="the image after the restart")
         await asyncio.sleep(1.0)
-        assert len(fake.images(bob["id"])) == 3
-        assert fake.images(bob["id"])[2]["caption"].startswith("a slow harbour")
+        assert len(results(fake, bob)) == 3
+        assert results(fake, bob)[2]["caption"].startswith("a slow harbour")
+        connection = await hosts.connect()
+        try:
+            kept = await connection.fetchval("SELECT count(*) FROM file_blobs WHERE path LIKE 'previews/%'")
+        finally:
+            await connection.close()
+        assert kept == 0, "a job's preview is dropped when it ends"
     finally:
         codes = [await process.stop() for process in processes if process.process.returncode is None]
     assert all(code == 0 for code in codes), "\n\n".join(process.log for process in processes)
