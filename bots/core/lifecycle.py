@@ -131,13 +131,14 @@ class Lifecycle:
                 await self.close(job_id, JobState.FAILED, error_key="moderation.nsfw")
                 return
         outputs = await asyncio.to_thread(self._store_outputs, result)
-        await persistently(lambda: self.files.share(o.path for o in outputs), f"the images of job {job_id}")
         finished = now()
+
+        async def write() -> None:
+            await self.files.share(output.path for output in outputs)  # before the rows that name them
+            await self.db.mark_done(job_id, finished, outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
+
         with urgent():
-            await persistently(
-                lambda: self.db.mark_done(job_id, finished, outputs, gpu_seconds=gpu_seconds, processed_prompt=english),
-                f"the result of job {job_id}",
-            )
+            await persistently(write, f"the result of job {job_id}")
         await self.announcer.emit(
             EventKind.DONE,
             job_id,
