@@ -185,6 +185,11 @@ class QueueLog(Repository):
         """Without the lock: the events after `after`."""
         return await self._sessions.run(_events, after)
 
+    async def leases_lapsed(self, job_ids: Sequence[str], grace: float) -> bool:
+        """Without the lock: whether a lease ran out, or one of `job_ids` (running, as far as the caller knows) ended
+        more than `grace` seconds ago; only then has the sweep of leases anything to mend under the lock."""
+        return await self._sessions.run(_lapsed, list(job_ids), grace)
+
     async def renew_leases(self, owner: str, job_ids: Sequence[str], seconds: float) -> None:
         await self._sessions.run(_renew, owner, list(job_ids), seconds)
 
@@ -218,6 +223,12 @@ def _turn(session: Session, after: int, work: Callable[[QueueTurn], R]) -> R:
 
 def _json(data: str | dict[str, Any]) -> dict[str, Any]:
     return json.loads(data) if isinstance(data, str) else dict(data)
+
+
+def _lapsed(session: Session, job_ids: list[str], grace: float) -> bool:
+    now = _clock(session)
+    look = QueueTurn(session, 0, now, session.get_bind().dialect.name == "postgresql")
+    return bool(look.expired()) or bool(look.ended(job_ids, now - grace))
 
 
 def _renew(session: Session, owner: str, job_ids: list[str], seconds: float) -> None:

@@ -295,7 +295,8 @@ class SharedQueue:
         while True:
             await asyncio.sleep(self._lease / 2)
             try:
-                await self.expire()
+                if await self._db.leases_lapsed(sorted(self._replica.running), self._lease):
+                    await self.expire()
             except Exception as error:
                 log.warning("looking for expired leases failed: %r", error)
 

@@ -123,7 +123,9 @@ async def test_a_dead_workers_jobs_go_back_to_the_queue_once_its_lease_runs_out(
     assert [job.job_id for job in await dead.take(4, 4)] == ids
     await db.mark_running_many(ids, datetime.now(UTC))
     assert await alive.expire() == []  # its lease still runs
+    assert not await db.leases_lapsed(ids, 0.3)  # the periodic sweep takes no lock
     await asyncio.sleep(0.4)
+    assert await db.leases_lapsed([], 0.3)
     assert await alive.expire() == []  # back in the queue: attempt 1 of 2
     assert all(job_id in alive for job_id in ids)
     stored = [await db.get_job(job_id) for job_id in ids]
@@ -210,7 +212,9 @@ async def test_a_job_whose_worker_died_between_counting_and_writing_its_end_is_q
     await alive.take(1, 1)
     await db.mark_running_many([done], datetime.now(UTC))
     await db.mark_cancelled(done, datetime.now(UTC))  # an end written drops the lease with it; its worker dies
+    assert not await db.leases_lapsed([done], 0.3)
     await asyncio.sleep(0.4)
+    assert await db.leases_lapsed([done], 0.3) and not await db.leases_lapsed([], 0.3)
     orphans.clear()
     assert await alive.expire() == [] and orphans == [] and not alive.is_running(done)
 
