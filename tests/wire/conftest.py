@@ -6,9 +6,10 @@ The platform-neutral core an adapter under test talks to comes from the `stack` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from fake_telegram import FakeTelegram
 from previewing import HeldAtPreview
 
 from generation.config import PreviewSettings
@@ -32,3 +33,12 @@ def held_at_preview(tiny_models: KandinskyModels) -> Iterator[HeldAtPreview]:
     gate = HeldAtPreview(Engine(tiny_models, previews=PreviewSettings(interval_seconds=1e-6, size=32)))
     yield gate
     gate.release()
+
+
+@pytest.fixture
+async def telegram_api() -> AsyncIterator[FakeTelegram]:
+    """The fake Bot API, for tests that run `easel run` as a process against it."""
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.stop()

@@ -35,14 +35,6 @@ BATCH = re.compile(r"batch of \d+ job\(s\) ([0-9a-f, ]+): ")
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def discord() -> AsyncIterator[FakeDiscord]:
     server = FakeDiscord()
     await server.start()
@@ -60,14 +52,14 @@ class Hosts:
     """The processes of one test, started from one config, each in a directory of its own (the relative
     `outputs_dir` is in it): only a front end has a token, its platform's."""
 
-    def __init__(self, root: Path, fake: FakeTelegram, discord: FakeDiscord, database: str) -> None:
+    def __init__(self, root: Path, telegram_api: FakeTelegram, discord: FakeDiscord, database: str) -> None:
         self.root = root
         self.database = database
         self.config = (
             '[model]\npreset = "tiny"\n'
             f'[storage]\ndatabase_url = "{database}"\noutputs_dir = "files"\n'
             "[worker]\nlease_seconds = 3\npoll_seconds = 1\n[previews]\ninterval_seconds = 0.2\n"
-            f'[telegram]\napi_base_url = "{fake.base_url}"\nfile_base_url = "{fake.file_base_url}"\n'
+            f'[telegram]\napi_base_url = "{telegram_api.base_url}"\nfile_base_url = "{telegram_api.file_base_url}"\n'
             f'[discord]\napi_base_url = "{discord.api_base_url}"\ngateway_url = "{discord.gateway_url}"\n'
             "progress_interval_seconds = 0.0\n"
         )
@@ -116,15 +108,15 @@ def jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def results(fake: FakeTelegram, user: dict[str, Any]) -> list[dict[str, Any]]:
+def results(telegram_api: FakeTelegram, user: dict[str, Any]) -> list[dict[str, Any]]:
     """The images `user` was sent, without a status message that shows a preview (it is deleted at the end)."""
-    shown = {int(call.params["message_id"]) for call in previews(fake, user)}
-    return [message for message in fake.images(user["id"]) if int(message["message_id"]) not in shown]
+    shown = {int(call.params["message_id"]) for call in previews(telegram_api, user)}
+    return [message for message in telegram_api.images(user["id"]) if int(message["message_id"]) not in shown]
 
 
-def previews(fake: FakeTelegram, user: dict[str, Any]) -> list[Any]:
+def previews(telegram_api: FakeTelegram, user: dict[str, Any]) -> list[Any]:
     """The status messages of `user` turned into a preview picture."""
-    return [call for call in fake.sent("editMessageMedia") if str(call.params["chat_id"]) == str(user["id"])]
+    return [call for call in telegram_api.sent("editMessageMedia") if str(call.params["chat_id"]) == str(user["id"])]
 
 
 def batches(*workers: EaselProcess) -> list[str]:
@@ -133,9 +125,9 @@ def batches(*workers: EaselProcess) -> list[str]:
 
 
 async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_cancels(
-    tmp_path: Path, fake: FakeTelegram, discord: FakeDiscord, database: str
+    tmp_path: Path, telegram_api: FakeTelegram, discord: FakeDiscord, database: str
 ) -> None:
-    hosts = Hosts(tmp_path, fake, discord, database)
+    hosts = Hosts(tmp_path, telegram_api, discord, database)
     front, other, first, second = await asyncio.gather(
         hosts.front_end(), hosts.discord_front_end(), hosts.worker("gpu1"), hosts.worker("gpu2")
     )
@@ -144,23 +136,25 @@ async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_
         await discord.wait_for(lambda: discord.identifies, timeout=30, what="the gateway connection")
         for prompt in ("a blue sea", "a grey cliff"):
             await discord.command("imagine", {"prompt": f"{prompt} --seed 5"}, member=ALICE)
-        users = [fake.user(2001 + index, name, "en") for index, name in enumerate(("Ann", "Bob", "Cy"))]
+        users = [telegram_api.user(2001 + index, name, "en") for index, name in enumerate(("Ann", "Bob", "Cy"))]
         for user in users[:2]:
             for prompt in ("a red boat", "a green hill"):
-                fake.text(user, fake.private(user), f"{prompt} --seed 5")
+                telegram_api.text(user, telegram_api.private(user), f"{prompt} --seed 5")
         cy = users[2]
-        fake.text(cy, fake.private(cy), "a red boat --seed 5")
-        fake.photo(cy, fake.private(cy), jpeg(), "make it blue --seed 5 --strength 0.5")
+        telegram_api.text(cy, telegram_api.private(cy), "a red boat --seed 5")
+        telegram_api.photo(cy, telegram_api.private(cy), jpeg(), "make it blue --seed 5 --strength 0.5")
         for user in users:
-            await fake.wait_for(lambda user=user: len(results(fake, user)) == 2, timeout=120, what="two images")
+            await telegram_api.wait_for(
+                lambda user=user: len(results(telegram_api, user)) == 2, timeout=120, what="two images"
+            )
         await discord.wait_for(lambda: len(discord.results()) == 2, timeout=60, what="the Discord images")
         await asyncio.sleep(1.0)
-        assert [len(results(fake, user)) for user in users] == [2, 2, 2], "each delivered once"
+        assert [len(results(telegram_api, user)) for user in users] == [2, 2, 2], "each delivered once"
         shown = sorted(message.content for message in discord.results())
         assert shown[0].startswith("a blue sea") and shown[1].startswith("a grey cliff"), shown
         ran = batches(first, second)
         assert len(ran) == 8 and len(set(ran)) == 8, "each run once"
-        assert results(fake, cy)[1]["caption"].startswith("make it blue")
+        assert results(telegram_api, cy)[1]["caption"].startswith("make it blue")
         made = {path.name for worker in ("gpu1", "gpu2") for path in (tmp_path / worker / "files").rglob("*.png")}
         delivered = {
             path.name for front in ("front", "discord") for path in (tmp_path / front / "files").rglob("*.png")
@@ -171,34 +165,42 @@ async def test_a_front_end_and_two_workers_run_every_job_once_through_kills_and_
         }
 
         ann = users[0]
-        fake.text(ann, fake.private(ann), f"a slow lighthouse {SLOW}")
+        telegram_api.text(ann, telegram_api.private(ann), f"a slow lighthouse {SLOW}")
         job_id, pid = await hosts.running_job()
         victim, survivor = (first, second) if first.pid == pid else (second, first)
         await victim.kill()
-        await fake.wait_for(lambda: len(results(fake, ann)) == 3, timeout=90, what="the orphaned job's image")
+        await telegram_api.wait_for(
+            lambda: len(results(telegram_api, ann)) == 3, timeout=90, what="the orphaned job's image"
+        )
         assert "leases ran out" in front.log + other.log + survivor.log  # whichever looked first
-        assert results(fake, ann)[2]["caption"].startswith("a slow lighthouse")
+        assert results(telegram_api, ann)[2]["caption"].startswith("a slow lighthouse")
         assert job_id in batches(survivor)  # the victim may have drawn it too, killed before writing it
 
-        fake.text(ann, fake.private(ann), f"a slow tower {SLOW}")
+        telegram_api.text(ann, telegram_api.private(ann), f"a slow tower {SLOW}")
         job_id, _ = await hosts.running_job()
-        await fake.wait_for(lambda: previews(fake, ann), timeout=60, what="a preview made on another host")
-        fake.text(ann, fake.private(ann), f"/cancel {job_id[:8]}")
-        await fake.wait_for(lambda: any("was cancelled" in text for text in fake.texts(ann["id"])), timeout=60)
-        assert len(results(fake, ann)) == 3
+        await telegram_api.wait_for(
+            lambda: previews(telegram_api, ann), timeout=60, what="a preview made on another host"
+        )
+        telegram_api.text(ann, telegram_api.private(ann), f"/cancel {job_id[:8]}")
+        await telegram_api.wait_for(
+            lambda: any("was cancelled" in text for text in telegram_api.texts(ann["id"])), timeout=60
+        )
+        assert len(results(telegram_api, ann)) == 3
 
         bob = users[1]
-        fake.text(bob, fake.private(bob), f"a slow harbour {SLOW}")
+        telegram_api.text(bob, telegram_api.private(bob), f"a slow harbour {SLOW}")
         await hosts.running_job()
         await front.kill()
         await survivor.wait_for_log("batch of", count=len(BATCH.findall(survivor.log)) + 1, timeout=90)
-        assert len(results(fake, bob)) == 2
+        assert len(results(telegram_api, bob)) == 2
         front = await hosts.front_end()
         processes[0] = front
-        await fake.wait_for(lambda: len(results(fake, bob)) == 3, timeout=60, what="the image after the restart")
+        await telegram_api.wait_for(
+            lambda: len(results(telegram_api, bob)) == 3, timeout=60, what="the image after the restart"
+        )
         await asyncio.sleep(1.0)
-        assert len(results(fake, bob)) == 3
-        assert results(fake, bob)[2]["caption"].startswith("a slow harbour")
+        assert len(results(telegram_api, bob)) == 3
+        assert results(telegram_api, bob)[2]["caption"].startswith("a slow harbour")
         connection = await hosts.connect()
         try:
             kept = await connection.fetchval("SELECT count(*) FROM file_blobs WHERE path LIKE 'previews/%'")
