@@ -16,7 +16,10 @@ Cases:
 - claim latency: the time a worker spends in `take` when it returns a batch (median and p99, target <= 5 ms), in
   the cases above, and alone: one process taking and finishing 300 jobs in turn with nothing else to do;
 - a killed worker: 2 workers, a 6 s job, SIGKILL to its worker once it runs: the time until it starts again
-  elsewhere, with `worker.lease_seconds` = 2.
+  elsewhere, with `worker.lease_seconds` = 2;
+- claim latency with 2 and 4 workers whose calls last 200 ms +- 20% (the throughput case again): with calls of one
+  length the workers stay in step and their claims come together, each waiting for the others' on the queue's lock,
+  which real jobs of different prompts and sizes do not do.
 
 Run: PYTHONPATH=$PWD:$PWD/benchmarks .venv/bin/python benchmarks/scaleout.py [--postgres SERVER_URL] [--json]
 """
@@ -65,6 +68,10 @@ LEASE_SECONDS = 2.0
 PLATFORM = "console"
 SLOW_MARK = "EASEL_SCALEOUT_SLOW_MARK"
 """The file where the worker that runs the slow job writes its pid."""
+JITTER = "EASEL_SCALEOUT_JITTER"
+"""Set in a worker's environment: its calls last 200 ms +- this share, each drawn anew, so that the workers drift
+out of step as real ones do (jobs of different prompts and sizes)."""
+JITTER_SHARE = 0.2
 
 
 def stand_in(
@@ -76,7 +83,8 @@ def stand_in(
         Path(os.environ[SLOW_MARK]).write_text(str(os.getpid()))
         time.sleep(SLOW_SECONDS)
     else:
-        time.sleep(PIPELINE_SECONDS)
+        share = float(os.environ.get(JITTER, "0"))
+        time.sleep(PIPELINE_SECONDS * random.uniform(1 - share, 1 + share))
     on_progress(1.0)
     return [
         GenerationResult(
@@ -334,6 +342,13 @@ async def benchmark() -> dict[str, Any]:
         figures[key] = result
     figures["claim_latency_ms"] = _ms(claims)
     figures["claim_latency_alone_ms"] = await claims_alone()
+    os.environ[JITTER] = str(JITTER_SHARE)
+    try:
+        for workers in (2, 4):
+            result = await case(settings, workers, throughput(workers))
+            figures[f"claim_latency_jittered_{workers}_ms"] = _ms(result["claim_seconds"])
+    finally:
+        del os.environ[JITTER]
     return figures
 
 
