@@ -50,12 +50,17 @@ class FileBlobs(Repository):
 
 
 def _put(session: Session, files: dict[str, bytes], now: datetime) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = [{"path": path, "data": data, "created_at": now} for path, data in sorted(files.items())]
-    session.execute(insert(FileBlobRow).values(rows).on_conflict_do_nothing(index_elements=["path"]))
+    session.execute(_insert(session).values(rows).on_conflict_do_nothing(index_elements=["path"]))
 
 
 def _replace(session: Session, path: str, data: bytes, now: datetime) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    added = insert(FileBlobRow).values(path=path, data=data, created_at=now)
+    added = _insert(session).values(path=path, data=data, created_at=now)
     session.execute(added.on_conflict_do_update(index_elements=["path"], set_={"data": data, "created_at": now}))
+
+
+def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `file_blobs` in the dialect's own form, which has ON CONFLICT."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(FileBlobRow)
+    return sqlite.insert(FileBlobRow)
