@@ -144,8 +144,10 @@ def test_loaded_weights_give_the_same_images_as_the_originals(
     ):
         first = Engine(loaded).generate([request])[0].images[0]
         second = Engine(original).generate([request])[0].images[0]
-        # Equal weights; memory-mapped tensors may take other SIMD paths, so allow a step of rounding.
-        assert np.abs(np.asarray(first).astype(int) - np.asarray(second).astype(int)).max() <= 1
+        # Equal weights; memory-mapped tensors may take other SIMD paths, so allow rounding on a few values: on one
+        # CPU of this VM's kind inpaint's (which rounds twice) had 3 values 2 steps apart and 0.6% 1 step.
+        apart = np.abs(np.asarray(first).astype(int) - np.asarray(second).astype(int))
+        assert apart.max() <= 2 and (apart > 0).mean() < 0.02, (apart.max(), (apart > 0).mean())
 
 
 def test_a_missing_model_fails_without_reaching_the_network(tmp_path: Path) -> None:
