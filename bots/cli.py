@@ -125,9 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _service_logging() -> None:
     logging.getLogger().setLevel(logging.INFO)
-    # alembic narrates every migration; httpx logs each request's URL, and Telegram's carry the bot token.
-    for name in ("alembic", "httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # alembic narrates every migration.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     _quiet_libraries()
 
 

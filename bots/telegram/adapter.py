@@ -28,12 +28,12 @@ from typing import Any
 from telegram import BotCommandScopeAllChatAdministrators, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
-from telegram.request import HTTPXRequest
 
 from bots.config import TelegramSettings
 from bots.core.facade import Core
 from bots.kit.outage import Link
 from bots.telegram.admins import Admins
+from bots.telegram.aiohttp_request import AiohttpRequest
 from bots.telegram.chat import PLATFORM
 from bots.telegram.commands import menus
 from bots.telegram.delivery import Delivery
@@ -171,7 +171,7 @@ def build_application(settings: TelegramSettings, token: str, link: Link, intake
     )
 
 
-class LinkedRequest(HTTPXRequest):
+class LinkedRequest(AiohttpRequest):
     """PTB's connection, telling the link of each network error (Telegram unreachable, or a proxy's 502) and
     of each answer. A `patient` one (getUpdates') waits an outage out with the link's backoff instead of
     raising; the others raise, so a delivery fails at once and the core keeps it for later."""
