@@ -19,6 +19,7 @@ from typing import TextIO
 from bots.config import Environment, Settings
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
+from bots.heap import set_start_up_aside
 from bots.kit.lifetime import STEP_SECONDS, Adapter, Adapters
 from bots.root import running_core
 from generation.errors import EaselError
@@ -91,6 +92,7 @@ async def serve(
     async with running_core(settings, generate, tokens=_tokens(environment)) as runtime:
         core = runtime.core
         chosen = _chat_adapters(settings, core, environment)
+        set_start_up_aside()
         if console:
             language = settings.console.language or environment.locale
             chosen.append(ConsoleAdapter(core, language, stdin, stdout, settings.storage.outputs_dir / "previews"))

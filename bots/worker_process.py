@@ -14,6 +14,7 @@ import logging
 from sqlalchemy import make_url
 
 from bots.config import ConfigError, Settings
+from bots.heap import set_start_up_aside
 from bots.root import running_core, shared
 from bots.run import STOP_SECONDS, signals, until_done_or
 from generation.worker import GenerateFn
@@ -31,6 +32,7 @@ async def serve_worker(settings: Settings, generate: GenerateFn | None = None) -
             "on SQLite, easel run runs the jobs itself"
         )
     async with running_core(settings, generate, local_worker=True) as runtime:
+        set_start_up_aside()
         await runtime.core.recover()
         assert runtime.shared is not None and runtime.task is not None
         log.info("worker %s serves the queue of %s", runtime.shared.owner, shown)
