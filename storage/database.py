@@ -7,7 +7,7 @@ from types import TracebackType
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 
 from storage.bans import CommunityBans
 from storage.blobs import FileBlobs
@@ -89,6 +89,8 @@ class Database(
                 self._engine = engine
                 self._sessions.factory.configure(bind=engine)
         self._sessions.turns = Turns(1 if single_connection(self.url) else None)
+        # The mappers' relationships are worked out here, not on the first user's request (40 ms of its transaction).
+        configure_mappers()
 
     async def close(self) -> None:
         if self._sessions.thread is not None:
