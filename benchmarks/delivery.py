@@ -53,7 +53,6 @@ from fake_discord import CHANNEL_ID, FakeDiscord, FakeMessage
 from fake_telegram import TOKEN, FakeTelegram
 from PIL import Image
 from telegram.ext import AIORateLimiter, ExtBot
-from telegram.request import HTTPXRequest
 
 from bots.core.facade import Core
 from bots.core.types import Actor, Place
@@ -61,6 +60,7 @@ from bots.discord.delivery import Delivery as DiscordDelivery
 from bots.discord.endpoints import point_at
 from bots.discord.status import StatusBoard
 from bots.root import running_core
+from bots.telegram.aiohttp_request import AiohttpRequest
 from bots.telegram.delivery import Delivery
 from generation.asks import Ask, Options
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
@@ -119,7 +119,7 @@ async def windows(jobs: int) -> list[float]:
                 base_url=fake.base_url,
                 base_file_url=fake.file_base_url,
                 rate_limiter=limiter,
-                request=HTTPXRequest(connection_pool_size=256),
+                request=AiohttpRequest(connection_pool_size=256),
             )
             await bot.initialize()
             async with running_core(settings, stand_in) as runtime:

@@ -39,19 +39,20 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from bench_settings import PROXY_VARIABLES, bench_settings, scratch_postgres
 from PIL import Image
 from telegram.ext import ExtBot
-from telegram.request import HTTPXRequest
 
 from bots.core.facade import Core
 from bots.core.types import Actor, JobEvent, Place
+from bots.heap import set_start_up_aside
 from bots.root import Runtime, running_core
+from bots.telegram.aiohttp_request import AiohttpRequest
 from bots.telegram.delivery import Delivery
 from generation.asks import Ask, Options
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
@@ -196,9 +197,6 @@ class Watch:
             task = _task()
             self._calling[task] = self._calling.get(task, 0.0) + time.perf_counter() - began
 
-    async def request_hook(self, request: httpx.Request) -> None:
-        self.calls.append((request.url.path.rsplit("/", 1)[-1], time.perf_counter()))
-
     async def wait_for(self, jobs: int, worker: asyncio.Task[None], limit: float = WAIT_LIMIT_SECONDS) -> None:
         """Until `jobs` done reports have ended; a job that ends otherwise, or a dead or stuck worker, fails the run,
         and `limit` seconds raise `OutOfTime`."""
@@ -225,32 +223,21 @@ async def _with_telegram(
 ) -> T:
     """The core with the Telegram delivery, against the fake Bot API in a process of its own; on a scratch database
     of the PostgreSQL server at `postgres` when given, else on a SQLite file."""
-    fake = subprocess.Popen(
-        [sys.executable, "-c", _FAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_no_proxy()
-    )
-    try:
-        assert fake.stdout is not None
-        port = int(fake.stdout.readline())
+    with fake_bot_api() as port:
         await asyncio.to_thread(detect_language, "warm up")  # as `easel run` does before taking requests
         async with scratch_postgres(postgres) as database_url:
             with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
                 settings = bench_settings(Path(root), jobs, database_url)
                 async with running_core(settings, stand_in) as runtime:
                     watch: Watch | None = None
-                    request = HTTPXRequest(
-                        connection_pool_size=256, httpx_kwargs={"event_hooks": {"request": [lambda r: watch_hook(r)]}}
-                    )
-
-                    async def watch_hook(r: httpx.Request) -> None:
-                        if watch is not None:
-                            await watch.request_hook(r)
-
+                    request = AiohttpRequest(connection_pool_size=256)  # as the adapter's
                     do_request = request.do_request
 
-                    async def timed_request(*args: Any, **kwargs: Any) -> tuple[int, bytes]:
+                    async def timed_request(url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
                         if watch is None:
-                            return await do_request(*args, **kwargs)
-                        return await watch.timed_call(lambda: do_request(*args, **kwargs))
+                            return await do_request(url, *args, **kwargs)
+                        watch.calls.append((url.rsplit("/", 1)[-1], time.perf_counter()))
+                        return await watch.timed_call(lambda: do_request(url, *args, **kwargs))
 
                     request.do_request = timed_request  # type: ignore[method-assign]
                     bot = ExtBot(
@@ -261,12 +248,24 @@ async def _with_telegram(
                     )
                     await bot.initialize()
                     delivery = Delivery(runtime.core, bot, settings.telegram)
+                    set_start_up_aside()  # as `easel run` does once its adapters are built
                     watch = Watch(runtime, delivery)
                     try:
                         return await use(runtime, watch)
                     finally:
                         await delivery.close()
                         await bot.shutdown()
+
+
+@contextmanager
+def fake_bot_api() -> Iterator[int]:
+    """The wire tests' fake Bot API in a process of its own, as Telegram is: its port on 127.0.0.1."""
+    fake = subprocess.Popen(
+        [sys.executable, "-c", _FAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_no_proxy()
+    )
+    try:
+        assert fake.stdout is not None
+        yield int(fake.stdout.readline())
     finally:
         assert fake.stdin is not None
         fake.stdin.close()

@@ -55,6 +55,7 @@ from saturation import print_saturation, saturation
 from bots.core.facade import Core
 from bots.core.lifecycle import Lifecycle
 from bots.core.types import Actor, JobEvent, Place
+from bots.heap import set_start_up_aside
 from bots.root import running_core
 from generation.asks import Ask, Options
 from generation.config import DefaultsSettings, Limits, resolve_defaults
@@ -427,6 +428,7 @@ async def _with_service(
     temporary directory."""
     with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
         async with running_core(bench_settings(Path(root), DUTY_JOBS), generate) as runtime:
+            set_start_up_aside()  # as `easel run` does
             done_at = DoneTimes(runtime.core.lifecycle, tally)
             runtime.core.listen(PLATFORM, listener)
             assert runtime.task is not None
