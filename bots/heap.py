@@ -1,11 +1,12 @@
 """What start-up built is set aside from the garbage collector, once per process.
 
 The imports alone (torch, transformers, diffusers, the platform clients) leave about half a million objects that
-live as long as the process, and a full collection walks every one: 225 ms here, with the event loop and the
-database thread stopped. It came every few hundred jobs, and the first one soon after start-up: 50 prompts sent at
-once to a service just started waited 400-580 ms for their "queued" reply instead of 135-180 (docs/benchmarks.md,
-"Telegram's calls on aiohttp; start-up set aside from the collector"). Frozen, those objects are never walked
-again; what the service makes afterwards is collected as before.
+live as long as the process, and a full collection walks every one: 261-267 ms on this session's machine
+(docs/benchmarks.md, "Telegram's calls on aiohttp; start-up set aside from the collector"), with the event loop and
+the database thread stopped. Python runs one whenever the objects that survived younger collections grow by a
+quarter of those it found last time, so the first comes soon after start-up: in six probes of this change it fell in
+the first burst of 50 prompts each time. Frozen, those objects are never walked again; what the service makes
+afterwards is collected as before.
 """
 
 from __future__ import annotations

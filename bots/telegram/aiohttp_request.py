@@ -1,11 +1,11 @@
 """python-telegram-bot's connection to the Bot API on aiohttp instead of its default httpx.
 
-Measured against the fake Bot API (docs/benchmarks.md, "Telegram's calls on aiohttp"): a `sendMessage` cost
-1.8-2.3 ms of event-loop CPU through `HTTPXRequest` (most of it httpcore looking at every pooled connection
-for each request) and 0.4 ms here; fifty status messages at once took the event loop 90-115 ms instead of 20.
-PTB's `BaseRequest` is its documented interface for another HTTP library: PTB still builds every request and
-reads every answer (errors, `retry_after`), this only carries the bytes. aiohttp is already easel's (Discord's
-client and the webhook's tests use it).
+Measured against the fake Bot API (`benchmarks/bot_api_calls.py`; docs/benchmarks.md, "Telegram's calls on
+aiohttp"): a `sendMessage` cost the event loop 2.2-2.3 ms of CPU through PTB's `HTTPXRequest` (much of it
+httpcore looking at every pooled connection for each request) and 0.5-0.65 ms here; 50 at once took 110-114 ms
+instead of 45-57. PTB's `BaseRequest` is its documented interface for another HTTP library: PTB still builds
+every request and reads every answer (errors, `retry_after`), this only carries the bytes. aiohttp is already
+easel's (discord.py's client is built on it).
 """
 
 from __future__ import annotations
