@@ -15,12 +15,12 @@ import time
 from collections.abc import Sequence
 
 from generation.config import DefaultsSettings, Limits, ModelSettings, resolve_defaults
-from generation.engine import Engine, GenerationResult
+from generation.engine import Engine
 from generation.models import load_models
 from generation.previews import Preview
 from generation.requests import GenerationRequest, make_request
 from generation.scheduler import FairScheduler, QueuedJob
-from generation.worker import Worker, WorkItem
+from generation.worker import Cancelled, Ending, Worker, WorkItem
 
 # The worker's default max_batch_images: as many one-image jobs as a call may hold.
 CALL_IMAGES = 4
@@ -136,17 +136,18 @@ class _Count:
     async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
         pass
 
-    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
-        self.done += 1
-        if self.done == self.expected:
-            self.ended.set()
+    async def on_ended(self, endings: Sequence[Ending]) -> None:
+        for ending in endings:
+            if isinstance(ending, Cancelled):
+                self.problems.append(f"job {ending.job_id} was cancelled")
+                self.ended.set()
+                continue
+            self.done += 1
+            if self.done == self.expected:
+                self.ended.set()
 
     async def on_failed(self, job_id: str, error: BaseException) -> None:
         self.problems.append(f"job {job_id} failed: {error!r}")
-        self.ended.set()
-
-    async def on_cancelled(self, job_id: str) -> None:
-        self.problems.append(f"job {job_id} was cancelled")
         self.ended.set()
 
 

@@ -20,15 +20,18 @@ progress steps and returns noise images; every prompt asks for one image, so up 
   started with at least OVERHEAD_WAITING others waiting, the milliseconds from the pipeline call's start to the
   job's "started" event (the running state written), and from its return to the done event and to the end of
   the done report (PNG stored, job written, photo sent to Telegram, delivery recorded). A batch's results are
-  reported one after another, so a job's done event also waits for the deliveries of those before it in its
+  told one after another, so a job's done event also waits for the deliveries of those before it in its
   batch: the `_own_ms` figures leave out what is Telegram's, the time the done event waited for the earlier
-  deliveries (the listener's) and the time the done report waited for Bot API calls.
+  deliveries (the listener's) and the time the done report waited for Bot API calls; `done_to_delivered_by_place`
+  gives the whole delay by the job's place among its batch's results. `--size` makes the images that large, and
+  `--photo-latency` has the fake Bot API answer each sendPhoto that late, as an upload to Telegram takes a while.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import random
 import statistics
@@ -49,7 +52,7 @@ from PIL import Image
 from telegram.ext import ExtBot
 
 from bots.core.facade import Core
-from bots.core.types import Actor, JobEvent, Place
+from bots.core.types import Actor, EventKind, JobEvent, Place
 from bots.heap import set_start_up_aside
 from bots.root import Runtime, running_core
 from bots.telegram.aiohttp_request import AiohttpRequest
@@ -79,12 +82,13 @@ FIRST_USER = 1001
 T = TypeVar("T")
 
 _FAKE = f"""
-import asyncio, sys
+import asyncio, json, sys
 sys.path.insert(0, {str(WIRE)!r})
 from fake_telegram import FakeTelegram
 
 async def main():
     fake = FakeTelegram()
+    fake.latency = json.loads(sys.argv[1])
     await fake.start()
     print(fake.port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -100,8 +104,9 @@ class StandIn:
     Its first call waits until `gate` is set, so that a queue can be built before anything leaves it.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, size: int = SIZE) -> None:
         self.seconds = seconds
+        self.size = size
         self.calls: list[tuple[float, float]] = []
         self.started: dict[int, float] = {}  # by the request's seed
         self.returned: dict[int, float] = {}
@@ -115,7 +120,7 @@ class StandIn:
         for request in requests:
             self.started[request.seed] = started
         self.gate.wait()
-        results = [GenerationResult(request, _noise(request.seeds), request.seeds) for request in requests]
+        results = [GenerationResult(request, _noise(request.seeds, self.size), request.seeds) for request in requests]
         for step in range(1, STEPS + 1):
             time.sleep(max(0.0, started + self.seconds * step / STEPS - time.perf_counter()))
             on_progress(step / STEPS)
@@ -126,8 +131,8 @@ class StandIn:
         return results
 
 
-def _noise(seeds: tuple[int, ...]) -> tuple[Image.Image, ...]:
-    return tuple(Image.frombytes("RGB", (SIZE, SIZE), random.Random(seed).randbytes(SIZE * SIZE * 3)) for seed in seeds)
+def _noise(seeds: tuple[int, ...], size: int) -> tuple[Image.Image, ...]:
+    return tuple(Image.frombytes("RGB", (size, size), random.Random(seed).randbytes(size * size * 3)) for seed in seeds)
 
 
 class OutOfTime(RuntimeError):
@@ -151,8 +156,8 @@ class Watch:
         self._listening: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = weakref.WeakKeyDictionary()
         self._calling: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = weakref.WeakKeyDictionary()
         self._ended = asyncio.Event()
-        core, lifecycle = runtime.core, runtime.core.lifecycle
-        link_message, on_done = core.link_message, lifecycle.on_done
+        core, announcer = runtime.core, runtime.core.lifecycle.announcer
+        link_message, emit = core.link_message, announcer.emit
 
         async def timed_link(
             platform: str, chat_id: str, message_id: str, job_id: str, output_index: int | None = None
@@ -161,14 +166,15 @@ class Watch:
             if output_index is None:
                 self.posted.setdefault(job_id, time.perf_counter())
 
-        async def timed_done(job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
-            await on_done(job_id, result, gpu_seconds)
-            self.reported[job_id] = time.perf_counter()
-            self.waited[job_id] = self._calling.get(_task(), 0.0)
-            self._ended.set()
+        async def timed_emit(kind: EventKind, job_id: str, delivery_attempts: int = 0, **values: Any) -> None:
+            await emit(kind, job_id, delivery_attempts, **values)
+            if kind is EventKind.DONE:
+                self.reported[job_id] = time.perf_counter()
+                self.waited[job_id] = self._calling.get(_task(), 0.0)
+                self._ended.set()
 
         core.link_message = timed_link  # type: ignore[method-assign]
-        lifecycle.on_done = timed_done  # type: ignore[method-assign]
+        announcer.emit = timed_emit  # type: ignore[method-assign]
         core.listen(PLATFORM, self.on_event)
 
     async def on_event(self, event: JobEvent) -> None:
@@ -219,11 +225,16 @@ class Watch:
 
 
 async def _with_telegram(
-    stand_in: StandIn, jobs: int, use: Callable[[Runtime, Watch], Awaitable[T]], postgres: str | None = None
+    stand_in: StandIn,
+    jobs: int,
+    use: Callable[[Runtime, Watch], Awaitable[T]],
+    postgres: str | None = None,
+    latency: dict[str, float] | None = None,
 ) -> T:
-    """The core with the Telegram delivery, against the fake Bot API in a process of its own; on a scratch database
-    of the PostgreSQL server at `postgres` when given, else on a SQLite file."""
-    with fake_bot_api() as port:
+    """The core with the Telegram delivery, against the fake Bot API in a process of its own (answering the methods
+    of `latency` that many seconds late); on a scratch database of the PostgreSQL server at `postgres` when given,
+    else on a SQLite file."""
+    with fake_bot_api(latency) as port:
         await asyncio.to_thread(detect_language, "warm up")  # as `easel run` does before taking requests
         async with scratch_postgres(postgres) as database_url:
             with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
@@ -258,10 +269,15 @@ async def _with_telegram(
 
 
 @contextmanager
-def fake_bot_api() -> Iterator[int]:
-    """The wire tests' fake Bot API in a process of its own, as Telegram is: its port on 127.0.0.1."""
+def fake_bot_api(latency: dict[str, float] | None = None) -> Iterator[int]:
+    """The wire tests' fake Bot API in a process of its own, as Telegram is: its port on 127.0.0.1. It answers the
+    methods of `latency` that many seconds late."""
     fake = subprocess.Popen(
-        [sys.executable, "-c", _FAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_no_proxy()
+        [sys.executable, "-c", _FAKE, json.dumps(latency or {})],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_no_proxy(),
     )
     try:
         assert fake.stdout is not None
@@ -371,8 +387,10 @@ async def _burst50(seconds: float, postgres: str | None = None) -> dict[str, Any
     return await _with_telegram(stand_in, BURST_USERS, use, postgres)
 
 
-async def _queue200(seconds: float, postgres: str | None = None) -> dict[str, Any]:
-    stand_in = StandIn(seconds)
+async def _queue200(
+    seconds: float, postgres: str | None = None, size: int = SIZE, photo_latency: float = 0.0
+) -> dict[str, Any]:
+    stand_in = StandIn(seconds, size)
     stand_in.gate.clear()
 
     async def use(runtime: Runtime, watch: Watch) -> dict[str, Any]:
@@ -395,9 +413,25 @@ async def _queue200(seconds: float, postgres: str | None = None) -> dict[str, An
             "done_to_delivered_own_ms": _ms(
                 [watch.reported[ids[s]] - stand_in.returned[s] - watch.waited[ids[s]] for s in measured]
             ),
+            "done_to_delivered_by_place_ms": _by_place(
+                {s: watch.reported[ids[s]] - stand_in.returned[s] for s in measured}, stand_in.returned
+            ),
         }
 
-    return await _with_telegram(stand_in, OVERHEAD_QUEUED, use, postgres)
+    latency = {"sendPhoto": photo_latency} if photo_latency else None
+    return await _with_telegram(stand_in, OVERHEAD_QUEUED, use, postgres, latency)
+
+
+def _by_place(delays: dict[int, float], returned: dict[int, float]) -> dict[str, dict[str, float]]:
+    """The delays (by seed) by the job's place among its batch's results, as delivered: "1" the first."""
+    batches: dict[float, list[float]] = {}
+    for seed, delay in delays.items():
+        batches.setdefault(returned[seed], []).append(delay)
+    places: dict[int, list[float]] = {}
+    for batch in batches.values():
+        for place, delay in enumerate(sorted(batch), 1):
+            places.setdefault(place, []).append(delay)
+    return {str(place): _ms(values) for place, values in sorted(places.items())}
 
 
 def saturation(seconds: float = SECONDS, postgres: str | None = None) -> dict[str, Any]:
@@ -447,12 +481,19 @@ def print_saturation(figures: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     import argparse
-    import json
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=SECONDS, help=f"stand-in seconds per call ({SECONDS})")
     parser.add_argument("--case", choices=("queue1000", "burst50", "queue200"), help="run one case alone")
     parser.add_argument("--limit", type=float, default=WAIT_LIMIT_SECONDS, help="queue1000: seconds to wait")
+    parser.add_argument("--size", type=int, default=SIZE, help=f"queue200: the side of each image in pixels ({SIZE})")
+    parser.add_argument(
+        "--photo-latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="queue200: the fake Bot API answers each sendPhoto this late, as an upload over a real network (0)",
+    )
     parser.add_argument(
         "--postgres",
         metavar="SERVER_URL",
@@ -461,9 +502,10 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.case == "queue1000":
         print(json.dumps(asyncio.run(_queue1000(args.seconds, args.limit, args.postgres))))
+    elif args.case == "queue200":
+        print(json.dumps(asyncio.run(_queue200(args.seconds, args.postgres, args.size, args.photo_latency))))
     elif args.case:
-        runner = {"burst50": _burst50, "queue200": _queue200}[args.case]
-        print(json.dumps(asyncio.run(runner(args.seconds, args.postgres))))
+        print(json.dumps(asyncio.run(_burst50(args.seconds, args.postgres))))
     else:
         result = saturation(args.seconds, args.postgres)
         print_saturation(result)

@@ -54,7 +54,7 @@ from saturation import print_saturation, saturation
 
 from bots.core.facade import Core
 from bots.core.lifecycle import Lifecycle
-from bots.core.types import Actor, JobEvent, Place
+from bots.core.types import Actor, EventKind, JobEvent, Place
 from bots.heap import set_start_up_aside
 from bots.root import running_core
 from generation.asks import Ask, Options
@@ -63,7 +63,7 @@ from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.previews import Preview
 from generation.requests import GenerationRequest, make_request
 from generation.scheduler import FairScheduler, QueuedJob
-from generation.worker import Worker, WorkItem
+from generation.worker import Cancelled, Ending, Worker, WorkItem
 
 QUEUED = 10_000
 USERS = 1_000
@@ -380,29 +380,29 @@ class MemorySink:
     async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
         pass
 
-    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
-        self.tally.end()
+    async def on_ended(self, endings: Sequence[Ending]) -> None:
+        for ending in endings:
+            self.tally.end(f"job {ending.job_id} was cancelled" if isinstance(ending, Cancelled) else None)
 
     async def on_failed(self, job_id: str, error: BaseException) -> None:
         self.tally.end(f"job {job_id} failed: {error!r}")
 
-    async def on_cancelled(self, job_id: str) -> None:
-        self.tally.end(f"job {job_id} was cancelled")
-
 
 class DoneTimes(dict[str, float]):
-    """When each `on_done` of the real core returned: written, announced and marked delivered."""
+    """When the real core's announcement of each job's result returned: written, announced and marked delivered."""
 
     def __init__(self, lifecycle: Lifecycle, tally: Tally) -> None:
         super().__init__()
-        report = lifecycle.on_done
+        announcer = lifecycle.announcer
+        emit = announcer.emit
 
-        async def timed(job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
-            await report(job_id, result, gpu_seconds)
-            self[job_id] = time.perf_counter()
-            tally.end()
+        async def timed(kind: EventKind, job_id: str, delivery_attempts: int = 0, **values: Any) -> None:
+            await emit(kind, job_id, delivery_attempts, **values)
+            if kind is EventKind.DONE:
+                self[job_id] = time.perf_counter()
+                tally.end()
 
-        lifecycle.on_done = timed  # type: ignore[method-assign]
+        announcer.emit = timed  # type: ignore[method-assign]
 
 
 class Recorder:

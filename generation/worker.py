@@ -4,9 +4,8 @@ The worker takes the next batch from the queue, runs it in its single dedicated 
 results to a `JobSink` (implemented by the chat core: database, files, events) in a separate task, so encoding,
 writing and notifying overlap with the next batch on the GPU. That task starts once the next batch is claimed (or
 after `CLAIM_HEAD_START_SECONDS`), so that the claim (with a queue in the database, a transaction) does not compete
-with it while the GPU waits. Within it the results go one after another in the batch's fair order: a sink that
-delivers before `on_done` returns (the core does) delivers them in that order. It knows nothing of storage or chat
-platforms.
+with it while the GPU waits. A batch's endings go to the sink together, in the batch's fair order, which the sink
+keeps when it tells the users. It knows nothing of storage or chat platforms.
 """
 
 from __future__ import annotations
@@ -15,10 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 from generation.costs import job_cost
@@ -38,7 +36,25 @@ CLAIM_HEAD_START_SECONDS = 0.05
 is away, and then the results are better written as soon as it is back than after the claim."""
 
 GenerateFn = Callable[[Sequence[GenerationRequest], ProgressCallback, CancelCheck], list[GenerationResult]]
-Report = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, eq=False)
+class Done:
+    """A job the GPU finished: its result, and its share of the batch's GPU seconds (by cost)."""
+
+    job_id: str
+    result: GenerationResult
+    gpu_seconds: float
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A job cancelled while its batch ran, or whose batch was cancelled."""
+
+    job_id: str
+
+
+Ending = Done | Cancelled
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,19 +67,18 @@ class WorkItem:
 
 
 class JobSink(Protocol):
-    """What the worker reports; the core persists it and tells the users. A batch's endings (`on_done`,
-    `on_cancelled`) come one after another in its fair order, each once the one before has returned."""
+    """What the worker reports; the core persists it and tells the users."""
 
     async def on_started(self, job_ids: Sequence[str]) -> None: ...
 
     async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
         """`previews`, when there are some, has one per job, in the order of `job_ids`."""
 
-    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None: ...
+    async def on_ended(self, endings: Sequence[Ending]) -> None:
+        """A batch's endings in its fair order, in which the users are to be told them (each once the one before
+        is told); one that fails is the sink's to log, and does not stop the rest."""
 
     async def on_failed(self, job_id: str, error: BaseException) -> None: ...
-
-    async def on_cancelled(self, job_id: str) -> None: ...
 
     async def requests(self, job_ids: Sequence[str]) -> dict[str, GenerationRequest]:
         """The requests of jobs queued by another process, read back from where they were stored; a job that
@@ -268,7 +283,7 @@ class Worker:
             results = await self._on_gpu(batch, started)
         except GenerationCancelled:
             await asyncio.wait({started})
-            self._spawn(self._report_in_order([(job_id, partial(self._sink.on_cancelled, job_id)) for job_id in ids]))
+            self._spawn(self._report([Cancelled(job_id) for job_id in ids]))
             return None
         except Exception as error:
             await asyncio.wait({started})
@@ -286,27 +301,21 @@ class Worker:
         elapsed = self._clock() - since
         measured = Measured(str(batch[0].request.operation), cost, elapsed)
         self._measured(measured)
-        reports: list[tuple[str, Report]] = []
-        for item, result in zip(batch, results, strict=True):
-            if item.job_id in self._cancel_requested:
-                reports.append((item.job_id, partial(self._sink.on_cancelled, item.job_id)))
-            else:
-                seconds = elapsed * job_cost(item.request) / cost
-                reports.append((item.job_id, partial(self._sink.on_done, item.job_id, result, seconds)))
+        endings: list[Ending] = [
+            Cancelled(item.job_id)
+            if item.job_id in self._cancel_requested
+            else Done(item.job_id, result, elapsed * job_cost(item.request) / cost)
+            for item, result in zip(batch, results, strict=True)
+        ]
         self._claimed.clear()
-        self._spawn(self._report_in_order(reports), after=started)
+        self._spawn(self._report(endings), after=started)
         return measured
 
-    async def _report_in_order(self, reports: list[tuple[str, Report]]) -> None:
-        """A batch's endings one after another, in its fair order, each once the one before has returned; one that
-        raises does not stop the rest. The next batch's endings do not wait for these."""
+    async def _report(self, endings: list[Ending]) -> None:
+        """A batch's endings, in its fair order; the next batch's endings do not wait for these."""
         with contextlib.suppress(TimeoutError):  # the claim of the next batch, which keeps the GPU waiting, goes first
             await asyncio.wait_for(self._claimed.wait(), CLAIM_HEAD_START_SECONDS)
-        for job_id, report in reports:
-            try:
-                await report()
-            except Exception:
-                log.exception("reporting the end of job %s failed", job_id)
+        await self._sink.on_ended(endings)
 
     async def _on_gpu(self, batch: list[WorkItem], started: asyncio.Task[None]) -> list[GenerationResult]:
         """Run the batch in the GPU thread; its progress is reported only after its start is."""

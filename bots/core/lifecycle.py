@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from PIL import Image
 
@@ -34,7 +35,7 @@ from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.scheduler import DuplicateJob
 from generation.translation import PromptTranslation
-from generation.worker import Worker, WorkItem
+from generation.worker import Done, Ending, Worker, WorkItem
 from storage.database import Database
 from storage.records import Community, Job, JobState, OutputDraft
 from storage.turns import urgent
@@ -42,6 +43,8 @@ from storage.turns import urgent
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a job interrupted by a crash is retried once
+
+Announcement = Callable[[], Awaitable[None]]
 PREVIEW_JPEG_QUALITY = 80
 
 
@@ -106,11 +109,41 @@ class Lifecycle:
             return "block"
         return self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
 
-    async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
+    async def on_ended(self, endings: Sequence[Ending]) -> None:
+        """A batch's endings told in its fair order, each once the one before is delivered. Each is judged, stored
+        and written in that order too, as soon as the one before is written: while one user's images are sent (a
+        platform's answer takes a while), the next one's are already written, and only telling waits its turn."""
+        settled = [asyncio.get_running_loop().create_future() for _ in endings]
+
+        async def settle() -> None:
+            for ending, future in zip(endings, settled, strict=True):
+                future.set_result(await self._settled(ending))
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(settle())
+            for ending, future in zip(endings, settled, strict=True):
+                announce: Announcement | None = await future
+                if announce is None:
+                    continue
+                try:
+                    await announce()
+                except Exception:
+                    log.exception("announcing the end of job %s failed", ending.job_id)
+
+    async def _settled(self, ending: Ending) -> Announcement | None:
+        """The ending written; what tells it, or None when nothing is to be told (or writing it failed: logged)."""
+        try:
+            with urgent():
+                if isinstance(ending, Done):
+                    return await self._settle_done(ending.job_id, ending.result, ending.gpu_seconds)
+                return await self._end(ending.job_id, JobState.CANCELLED)
+        except Exception:
+            log.exception("recording the end of job %s failed", ending.job_id)
+            return None
+
+    async def _settle_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> Announcement | None:
         """Apply the community's rules to what the worker made (the translation's words, the images' safety
-        scores), then store and announce it. Most results need neither check, and skip reading the job. The
-        result is written before the transactions of requests waiting for the database; its delivery takes its
-        turn among them, by age."""
+        scores), then store it. Most results need neither check, and skip reading the job."""
         translation = result.translation
         english = _translated_prompt(translation) if translation is not None else None
         scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
@@ -119,17 +152,18 @@ class Lifecycle:
             job = await persistently(lambda: self.db.get_job(job_id), f"the result of job {job_id}")
             if job is None:
                 log.error("job %s finished but is not in the database", job_id)
-                return
+                return None
             community = await persistently(
                 lambda: self.accounts.community_by_id(job.community_id), f"the result of job {job_id}"
             )
-            if translation is not None and not await self._translation_allowed(job, community, translation):
-                return
+            if translation is not None:
+                refused = await self._translation_refused(job, community, translation)
+                if refused is not None:
+                    return await self._end(job_id, JobState.FAILED, error_key=refused.key)
             verdict = self.moderation.nsfw_verdict(community, scores, bool(job.parameters.get("nsfw_channel")))
             if verdict == "block":
                 await self.moderation.log_nsfw_block(job, scores)
-                await self.close(job_id, JobState.FAILED, error_key="moderation.nsfw")
-                return
+                return await self._end(job_id, JobState.FAILED, error_key="moderation.nsfw")
         outputs = await asyncio.to_thread(self._store_outputs, result)
         finished = now()
 
@@ -137,9 +171,9 @@ class Lifecycle:
             await self.files.share(output.path for output in outputs)  # before the rows that name them
             await self.db.mark_done(job_id, finished, outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
 
-        with urgent():
-            await persistently(write, f"the result of job {job_id}")
-        await self.announcer.emit(
+        await persistently(write, f"the result of job {job_id}")
+        return partial(
+            self.announcer.emit,
             EventKind.DONE,
             job_id,
             files=tuple(self.files.path_of(output.path) for output in outputs),
@@ -147,16 +181,13 @@ class Lifecycle:
             translation=english,
             source_language=translation.language if translation is not None else None,
             spoiler=verdict == "spoiler",
+            first_delivery=True,
         )
 
     async def on_failed(self, job_id: str, error: BaseException) -> None:
         log.error("job %s failed: %r", job_id, error)
         with urgent():
             await self.close(job_id, JobState.FAILED, error_key="error.internal", message=repr(error))
-
-    async def on_cancelled(self, job_id: str) -> None:
-        with urgent():
-            await self.close(job_id, JobState.CANCELLED)
 
     async def requests(self, job_ids: Sequence[str]) -> dict[str, GenerationRequest]:
         """The requests of jobs another process queued, rebuilt from their rows as `recover` does (one read, one
@@ -185,13 +216,18 @@ class Lifecycle:
 
     async def close(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> None:
         """Fail or cancel a job: written, quota refunded, then announced."""
+        announce = await self._end(job_id, state, error_key, message)
+        await announce()
+
+    async def _end(self, job_id: str, state: JobState, error_key: str | None = None, message: str = "") -> Announcement:
+        """Fail or cancel a job, its quota refunded; what announces it."""
         ended, what = now(), f"the end of job {job_id}"
         if state is JobState.FAILED:
             await persistently(lambda: self.db.mark_failed(job_id, ended, error_key or "error.internal", message), what)
         else:
             await persistently(lambda: self.db.mark_cancelled(job_id, ended), what)
         await persistently(lambda: self.db.refund_quota(job_id), what)
-        await self.announcer.emit(FINAL_KINDS[state], job_id, error_key=error_key)
+        return partial(self.announcer.emit, FINAL_KINDS[state], job_id, error_key=error_key)
 
     # --- after a restart ---------------------------------------------------------------------
 
@@ -263,17 +299,18 @@ class Lifecycle:
 
     # --- internals -----------------------------------------------------------------------------
 
-    async def _translation_allowed(self, job: Job, community: Community | None, translation: PromptTranslation) -> bool:
+    async def _translation_refused(
+        self, job: Job, community: Community | None, translation: PromptTranslation
+    ) -> UserError | None:
         """Banned words are matched against the translation too; it is known only once the worker made it."""
         owner = await self.db.get_user(job.owner_id)
         if owner is None:
-            return True
+            return None
         try:
             await self.moderation.screen(owner, community, _texts_of(translation))
         except UserError as error:
-            await self.close(job.id, JobState.FAILED, error_key=error.key)
-            return False
-        return True
+            return error
+        return None
 
     def _store_outputs(self, result: GenerationResult) -> list[OutputDraft]:
         outputs = []

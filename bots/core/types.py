@@ -83,6 +83,9 @@ class JobEvent:
     preview: bytes | None = None
     """A progress event's picture of the image forming (JPEG), when one was made and may be shown; `spoiler`
     says whether it hides behind a spoiler."""
+    first_delivery: bool = False
+    """A done event told the moment its job was written done, in this process: none of its images can have been
+    sent yet, so the adapter need not look for those an earlier attempt sent."""
 
 
 @dataclass(frozen=True)

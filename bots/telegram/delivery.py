@@ -18,6 +18,7 @@ deleted and the ending sent as a message of its own.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -211,7 +212,7 @@ class Delivery:
         Telegram answers, in one short transaction and before anything else (the next file is read only after):
         a kill between the answer and that commit sends the image again after a restart (benchmarks/delivery.py)."""
         event = view.event
-        links = await self.core.messages_of(event.job_id)
+        links = [] if event.first_delivery else await self.core.messages_of(event.job_id)
         sent = {link.output_index for link in links if link.output_index is not None}
         if sent:
             _log_resumed(event.job_id, sent, view.pictures)
@@ -224,12 +225,12 @@ class Delivery:
             )
 
     async def _send_picture(self, view: View, picture: Picture) -> Message:
-        data = await asyncio.to_thread(picture.path.read_bytes)
+        data, fits = await asyncio.to_thread(_read_photo, picture)
         chat_id = int(view.event.channel_id)
         caption = view.picture_caption(picture, CAPTION_LIMIT)
         buttons = keyboard(picture.buttons)
         reply = _reply_to(view.event.reply_to)
-        if _fits_a_photo(picture, len(data)):
+        if fits:
             return await self.bot.send_photo(
                 chat_id, data, caption=caption, reply_markup=buttons, reply_parameters=reply, has_spoiler=view.spoiler
             )
@@ -255,12 +256,14 @@ def _log_resumed(job_id: str, sent: set[int], pictures: tuple[Picture, ...]) -> 
         log.info("job %s: images already sent: %s; none is sent again", job_id, before)
 
 
-def _fits_a_photo(picture: Picture, size: int) -> bool:
-    """Telegram takes a photo up to 10 MB, with width + height <= 10000 and a side ratio up to 20."""
-    with Image.open(picture.path) as image:
+def _read_photo(picture: Picture) -> tuple[bytes, bool]:
+    """The picture's bytes, and whether Telegram takes them as a photo: up to 10 MB, with width + height <= 10000
+    and a side ratio up to 20."""
+    data = picture.path.read_bytes()
+    with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
     within_ratio = max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
-    return size <= PHOTO_MAX_BYTES and width + height <= PHOTO_MAX_SIDES and within_ratio
+    return data, len(data) <= PHOTO_MAX_BYTES and width + height <= PHOTO_MAX_SIDES and within_ratio
 
 
 def _reply_to(message_id: str | None) -> ReplyParameters | None:

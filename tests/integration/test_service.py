@@ -378,6 +378,7 @@ async def test_undelivered_results_are_delivered_again_and_only_once(
     assert harness.kinds(receipt.job_id).count("done") == 2
     first, again = [event for event in harness.events if event.kind == "done"]
     assert again.files == first.files and again.seeds == first.seeds and len(again.files) == 1
+    assert first.first_delivery and not again.first_delivery  # the adapter looks for what the first one sent
     job = await harness.db.get_job(receipt.job_id)
     assert job is not None and job.delivery_state.value == "delivered"
 
@@ -596,3 +597,64 @@ async def test_a_redelivery_never_announces_a_result_being_delivered(start: Star
     while (await harness.db.get_job(receipt.job_id)).delivery_state.value == "pending":  # type: ignore[union-attr]
         await asyncio.sleep(0.01)
     assert harness.kinds(receipt.job_id).count("done") == 1
+
+
+async def test_a_batchs_next_result_is_written_while_the_one_before_is_delivered_and_told_after_it(
+    start: Start,
+) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    held: set[str] = set()
+    entered, leave = asyncio.Event(), asyncio.Event()
+
+    async def slow(event: JobEvent) -> None:
+        harness.events.append(event)
+        if event.kind == "done" and event.job_id in held:
+            entered.set()
+            await leave.wait()  # a photo uploading
+
+    harness.service.listen("test", slow)
+    await harness.service.submit(CAROL, HERE, Ask("txt2img", "a bird", Options(seed=1)))  # on the GPU meanwhile
+    first = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a cat", Options(seed=1)))
+    second = await harness.service.submit(BOB, HERE, Ask("txt2img", "a dog", Options(seed=1)))
+    held.add(first.job_id)
+    gate.released.set()
+    try:
+        await asyncio.wait_for(entered.wait(), 10)
+        assert gate.batches == [["a bird"], ["a cat", "a dog"]]
+        for _ in range(500):  # written while the first is still being delivered
+            if await harness.state(second.job_id) is JobState.DONE:
+                break
+            await asyncio.sleep(0.01)
+        assert await harness.state(second.job_id) is JobState.DONE
+        assert second.job_id not in {event.job_id for event in harness.events if event.kind == "done"}
+    finally:
+        leave.set()
+    await harness.final(second.job_id)
+    done = [event for event in harness.events if event.kind == "done" and event.job_id in (first.job_id, second.job_id)]
+    assert [event.job_id for event in done] == [first.job_id, second.job_id]
+    assert all(event.first_delivery for event in done)
+
+
+async def test_a_result_that_cannot_be_written_is_logged_with_its_job_and_the_next_one_is_still_told(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = Gate(held=True)
+    harness: Harness = await start(gate)
+    await harness.service.submit(CAROL, HERE, Ask("txt2img", "a bird", Options(seed=1)))  # on the GPU meanwhile
+    first = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a cat", Options(seed=1)))
+    second = await harness.service.submit(BOB, HERE, Ask("txt2img", "a dog", Options(seed=1)))
+    mark_done = harness.db.mark_done
+
+    async def failing(job_id: str, *args: Any, **kwargs: Any) -> Job:
+        if job_id == first.job_id:
+            raise RuntimeError("the disk is full")
+        return await mark_done(job_id, *args, **kwargs)
+
+    harness.db.mark_done = failing  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="bots.core.lifecycle"):
+        gate.released.set()
+        assert (await harness.final(second.job_id)).kind == "done"
+    assert gate.batches == [["a bird"], ["a cat", "a dog"]]
+    assert f"recording the end of job {first.job_id} failed" in caplog.text and "the disk is full" in caplog.text
+    assert first.job_id not in {event.job_id for event in harness.events if event.kind == "done"}

@@ -16,7 +16,7 @@ from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.scheduler import FairScheduler
 from generation.throughput import Throughput
-from generation.worker import Worker, WorkItem
+from generation.worker import Done, Ending, Worker, WorkItem
 
 Build = Callable[..., GenerationRequest]
 
@@ -40,15 +40,19 @@ class Sink:
         if previews:
             self.log.extend(("preview", job_id) for job_id in job_ids)
 
+    async def on_ended(self, endings: Sequence[Ending]) -> None:
+        for ending in endings:
+            if isinstance(ending, Done):
+                await self.on_done(ending.job_id, ending.result, ending.gpu_seconds)
+            else:
+                self._record("cancelled", ending.job_id)
+
     async def on_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> None:
         assert gpu_seconds >= 0
         self._record("done", job_id)
 
     async def on_failed(self, job_id: str, error: BaseException) -> None:
         self._record("failed", job_id)
-
-    async def on_cancelled(self, job_id: str) -> None:
-        self._record("cancelled", job_id)
 
 
 class Pipeline:

@@ -88,6 +88,8 @@ class FakeTelegram:
         when its client has gone (killed)."""
         self._released = asyncio.Event()
         self._stopping = False
+        self.latency: dict[str, float] = {}
+        """Seconds that calls of a method take to be answered, as an upload over a real network does (benchmarks)."""
 
     # --- lifetime --------------------------------------------------------------------------
 
@@ -302,6 +304,8 @@ class FakeTelegram:
         if self.down:
             return self._drop(request, method)
         params, files, file_names = await _read_body(request)
+        if method in self.latency:
+            await asyncio.sleep(self.latency[method])
         call = Call(method, params, files, file_names)
         if method != "getUpdates":
             self.calls.append(call)
