@@ -95,7 +95,7 @@ class Lifecycle:
             )
 
     async def _preview_verdict(self, job_id: str, preview: Preview) -> str:
-        """As `on_done` judges the result, without its log and its ending (the result's own check does those);
+        """As `_settle_done` judges the result, without its log and its ending (the result's own check does those);
         most previews need neither check, and skip reading the job."""
         scores = [score for score in (preview.nsfw_score, preview.input_nsfw_score) if score is not None]
         translation = preview.translation
