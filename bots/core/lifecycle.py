@@ -43,9 +43,10 @@ from storage.turns import urgent
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a job interrupted by a crash is retried once
+PREVIEW_JPEG_QUALITY = 80
 
 Announcement = Callable[[], Awaitable[None]]
-PREVIEW_JPEG_QUALITY = 80
+"""Tells a written ending to its user; kept apart from the writing so that a batch's endings are told in order."""
 
 
 @dataclass(eq=False)
@@ -143,7 +144,8 @@ class Lifecycle:
 
     async def _settle_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> Announcement | None:
         """Apply the community's rules to what the worker made (the translation's words, the images' safety
-        scores), then store it. Most results need neither check, and skip reading the job."""
+        scores), then store and write it; what tells it is returned. Most results need neither check, and skip
+        reading the job."""
         translation = result.translation
         english = _translated_prompt(translation) if translation is not None else None
         scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
