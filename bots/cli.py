@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     database_commands = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     upgrade = database_commands.add_parser("upgrade", help="migrate the database to the current schema")
     upgrade.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    backup = database_commands.add_parser(
+        "backup", help="copy the SQLite database to PATH, consistently, while easel may be running"
+    )
+    backup.add_argument("path", type=Path, metavar="PATH", help="the copy's file (refused if it exists)")
+    backup.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
 
     discord_parser = commands.add_parser("discord", help="Discord maintenance")
     discord_parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
@@ -117,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         return _worker(settings)
     if args.command == "db":
-        return _upgrade(settings)
+        return _upgrade(settings) if args.db_command == "upgrade" else _backup(args.path, settings)
     if args.command == "discord":
         return _discord_sync(settings)
     raise AssertionError(f"unhandled command {args.command}")
@@ -171,20 +176,40 @@ def _upgrade(settings: Settings) -> int:
     from storage.database import Database
     from storage.errors import DatabaseUnavailable
 
-    async def upgrade() -> None:
+    async def upgrade() -> Path | None:
         database = Database(settings.storage.database_url)
         await database.connect()
         try:
-            await database.upgrade()
+            return await database.upgrade()
         finally:
             await database.close()
 
     try:
-        asyncio.run(upgrade())
+        copy = asyncio.run(upgrade())
     except DatabaseUnavailable as error:
         return _database_failed(error)
     shown = make_url(settings.storage.database_url).render_as_string(hide_password=True)
-    print(f"database {shown} is up to date")
+    print(f"database {shown} is up to date" + (f" (as it was before, it is copied to {copy})" if copy else ""))
+    return 0
+
+
+def _backup(path: Path, settings: Settings) -> int:
+    """SQLite's online backup: consistent while `easel run` writes. A server database has its own tools."""
+    import sqlite3
+
+    from storage.backup import NotSQLite, back_up
+
+    try:
+        size = back_up(settings.storage.database_url, path)
+    except NotSQLite:
+        return _fail("storage.database_url is not a SQLite file: back up a PostgreSQL database with pg_dump")
+    except FileExistsError:
+        return _fail(f"{path} exists: name a new file, so that no earlier backup is overwritten")
+    except FileNotFoundError as error:
+        return _fail(f"nothing to back up: {error}")
+    except (OSError, sqlite3.Error) as error:
+        return _fail(f"the backup to {path} failed: {error}")
+    print(f"database copied to {path} ({size / 1_000_000:.1f} MB)")
     return 0
 
 

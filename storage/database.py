@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import text
@@ -60,9 +61,10 @@ class Database(
         self._user_groups = Grouped(self._sessions, self._get_or_create_users, alone_on=(IntegrityError,))
         self._link_groups = Grouped(self._sessions, write_links, alone_on=(IntegrityError,))
 
-    async def upgrade(self) -> None:
-        """Migrate the schema to the newest revision; safe to run at every start."""
-        await upgrade_database(self.url)
+    async def upgrade(self) -> Path | None:
+        """Migrate the schema to the newest revision; safe to run at every start. A SQLite file whose schema this
+        changes is copied first: the copy's path, or None."""
+        return await upgrade_database(self.url)
 
     async def connect(self) -> None:
         """Open the database and check that it answers, so a wrong URL fails at start-up. A SQLite file is opened on

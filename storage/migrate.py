@@ -7,6 +7,7 @@ To write a new migration, autogenerate it against a database at head and clean i
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -15,8 +16,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
+from storage.backup import before_migration
 from storage.engine import open_engine, opening
 from storage.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -29,8 +33,9 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-async def upgrade_database(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` to `revision`, creating it (and a SQLite file's directory) if needed."""
+async def upgrade_database(url: str, revision: str = "head") -> Path | None:
+    """Bring the database at `url` to `revision`, creating it (and a SQLite file's directory) if needed. A SQLite
+    database whose schema this changes is first copied beside itself (`storage.backup`): the copy's path, or None."""
     async with opening(url):  # a migration's own error is raised as it is: only the connecting is the URL's
         engine = open_engine(url)
     try:
@@ -38,14 +43,14 @@ async def upgrade_database(url: str, revision: str = "head") -> None:
             connection = await engine.connect()
         try:
             async with connection.begin():
-                await connection.run_sync(_upgrade, alembic_config(url), revision)
+                return await connection.run_sync(_upgrade, alembic_config(url), revision)
         finally:
             await connection.close()
     finally:
         await engine.dispose()
 
 
-def _upgrade(connection: Connection, config: Config, revision: str) -> None:
+def _upgrade(connection: Connection, config: Config, revision: str) -> Path | None:
     """A schema at a revision these migrations do not know was made by a newer easel: migrating it back is not
     this code's to guess, so it is refused by name."""
     current = MigrationContext.configure(connection).get_current_revision()
@@ -56,8 +61,15 @@ def _upgrade(connection: Connection, config: Config, revision: str) -> None:
             f"its schema is at revision {current}, which this easel does not know (its newest is "
             f"{script.get_current_head()}): a newer easel has migrated it",
         )
+    target = script.get_current_head() if revision == "head" else revision
+    copy = None
+    if current is not None and current != target:
+        copy = before_migration(connection.engine.url.render_as_string(hide_password=False), current)
+        if copy is not None:
+            log.info("the database was copied to %s before its schema moves from %s to %s", copy, current, target)
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+    return copy
 
 
 def _shown(connection: Connection) -> str:

@@ -193,6 +193,28 @@ def test_db_upgrade_creates_the_schema(capsys: pytest.CaptureFixture[str], tmp_p
     assert main(["db", "upgrade"]) == 0
 
 
+def test_db_backup_copies_the_database_and_refuses_an_existing_file_or_a_server_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "config.toml").write_text('[storage]\ndatabase_url = "sqlite+aiosqlite:///state/easel.db"\n')
+    assert main(["db", "backup", "kept/easel.db"]) == 1
+    assert "nothing to back up" in capsys.readouterr().err
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["db", "backup", "kept/easel.db"]) == 0
+    assert "database copied to kept/easel.db" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "kept" / "easel.db") as connection:
+        assert connection.execute("SELECT count(*) FROM sqlite_master WHERE name = 'jobs'").fetchone() == (1,)
+    assert main(["db", "backup", "kept/easel.db"]) == 1
+    assert "kept/easel.db exists" in capsys.readouterr().err
+    (tmp_path / "server.toml").write_text(
+        '[storage]\ndatabase_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"\n'
+    )
+    assert main(["db", "backup", "--config", "server.toml", "server.db"]) == 1
+    assert "back up a PostgreSQL database with pg_dump" in capsys.readouterr().err
+    assert not (tmp_path / "server.db").exists()
+
+
 def test_config_may_follow_the_command_or_come_before_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "elsewhere.toml").write_text('[storage]\ndatabase_url = "sqlite+aiosqlite:///other/easel.db"\n')
     for argv in (
