@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.metadata
 import json
 import logging
 import sys
@@ -47,6 +48,7 @@ class _InOrder(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="easel", description="Self-hosted image generation for Discord and Telegram communities.")
     parser.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    parser.add_argument("--version", action="version", version=f"easel {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run the bot: the worker and every adapter that can start")
@@ -106,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--weights", help="mix: comma-separated weights in item order")
     generate.add_argument("-o", "--output", type=Path, default=Path("out.png"), help="PNG file to write")
     return parser
+
+
+def _version() -> str:
+    """The installed package's version; a checkout run without installing says so."""
+    try:
+        return importlib.metadata.version("easel")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,14 @@ def test_db_upgrade_creates_the_schema(capsys: pytest.CaptureFixture[str], tmp_p
         tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"users", "jobs", "outputs", "quota_ledger", "moderation_log", "message_links"} <= tables
     assert main(["db", "upgrade"]) == 0
+
+
+def test_version_is_the_projects(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert capsys.readouterr().out == f"easel {project['version']}\n"
 
 
 def test_db_backup_copies_the_database_and_refuses_an_existing_file_or_a_server_database(
