@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("easel")
 
+INTERRUPTED = 130
+"""The exit status of a process that SIGINT ended (128 + 2), as shells report it."""
+
 
 class UsageError(EaselError):
     """Options that do not fit together."""
@@ -162,7 +165,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(error))
     except DatabaseUnavailable as error:
         return _database_failed(error)
+    except KeyboardInterrupt:
+        return _interrupted()
     return 0
+
+
+def _interrupted() -> int:
+    """Ctrl-C before the service takes work (while the model loads, say): one line, as a second Ctrl-C during the
+    stop gives (`bots.run.signals`), no traceback, and the exit status of a process that SIGINT ended."""
+    from bots.run import STOPPED_AT_ONCE
+
+    print(STOPPED_AT_ONCE, file=sys.stderr)
+    return INTERRUPTED
 
 
 def _worker(settings: Settings) -> int:
@@ -177,6 +191,8 @@ def _worker(settings: Settings) -> int:
         return _fail(str(error))
     except DatabaseUnavailable as error:
         return _database_failed(error)
+    except KeyboardInterrupt:
+        return _interrupted()
     return 0
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from bots.config import Environment, Settings
 from bots.console.adapter import ConsoleAdapter
@@ -28,6 +29,8 @@ from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger("easel")
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOPPED_AT_ONCE = "easel: stopped at once; whatever was running resumes at the next start"
 REDELIVERY_INTERVAL_SECONDS = 60.0
 STOP_SECONDS = 25.0
 """The most a stop takes from the signal: within the 30 s a service manager is commonly given to wait."""
@@ -118,16 +121,31 @@ async def serve(
 
 @contextmanager
 def signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set `stop` from the moment the adapters start taking work; before, and once the stop has
-    begun, they end the process at once (nothing is lost: that is a kill, which a restart recovers from)."""
+    """SIGINT and SIGTERM set `stop` from the moment the adapters start taking work; once the stop has begun (and
+    after this block), a second one ends the process at once, in one line: nothing is lost, as a kill loses
+    nothing (a restart recovers from it), and waiting for the cleanup would mean waiting for the batch on the GPU,
+    which no thread can interrupt. Before, SIGINT is Python's KeyboardInterrupt, which `easel` reports the same."""
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+
+    def first() -> None:
+        stop.set()
+        at_once()
+
+    def at_once() -> None:
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, _exit_at_once, signum)
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, first)
     try:
         yield
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+        at_once()
+
+
+def _exit_at_once(signum: int) -> NoReturn:
+    print(STOPPED_AT_ONCE, file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 async def until_done_or(stop: asyncio.Event, adapters: set[asyncio.Task[None]], worker: asyncio.Task[None]) -> None:

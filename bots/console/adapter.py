@@ -38,6 +38,7 @@ CAPABILITIES = frozenset[Capability]()
 """A terminal has no communities: it serves the catalogue's commands for everyone."""
 
 Handler = Callable[[Context, str], Awaitable[None]]
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 ENDED_MEMORY = 1000
 """Jobs remembered as ended, so that a preview written after its job's ending is removed again."""
 
@@ -155,8 +156,10 @@ class ConsoleAdapter:
         await self._submit(context, ask)
 
     async def _mix(self, context: Context, rest: str) -> None:
+        """Files and texts in any order; a word that names an image or a path is read as a file, so one that is
+        missing is said to be, not mixed in as text."""
         words = shlex.split(rest)
-        paths = [word for word in words if Path(word).is_file()]
+        paths = [word for word in words if Path(word).expanduser().is_file() or _names_a_file(word)]
         parsed = parse_prompt(" ".join(word for word in words if word not in paths))
         items: list[bytes | str] = [await _read(path) for path in paths]
         if parsed.prompt:
@@ -235,6 +238,11 @@ def _replace(path: Path, data: bytes) -> None:
     partial = path.with_suffix(".part")
     partial.write_bytes(data)
     os.replace(partial, path)
+
+
+def _names_a_file(word: str) -> bool:
+    """A path (`./`, `../`, `~`, `/` first) or an image's file name, whether or not it exists."""
+    return word.startswith(("/", "./", "../", "~")) or Path(word).suffix.lower() in IMAGE_SUFFIXES
 
 
 def _split_paths(rest: str, count: int) -> tuple[list[str], str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sqlite3
@@ -192,6 +193,21 @@ def test_db_upgrade_creates_the_schema(capsys: pytest.CaptureFixture[str], tmp_p
         tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"users", "jobs", "outputs", "quota_ledger", "moderation_log", "message_links"} <= tables
     assert main(["db", "upgrade"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "function"), [("run", "bots.run", "serve"), ("worker", "bots.worker_process", "serve_worker")]
+)
+def test_a_second_interrupt_while_stopping_ends_in_one_line_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str, module: str, function: str
+) -> None:
+    async def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # as Python raises it when SIGINT comes after the stop's own handler is gone
+
+    monkeypatch.setattr(importlib.import_module(module), function, interrupted)
+    assert main([command, "--console"] if command == "run" else [command]) == 130
+    err = capsys.readouterr().err
+    assert err == "easel: stopped at once; whatever was running resumes at the next start\n"
 
 
 def test_version_is_the_projects(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,5 @@
-"""`easel run --console` as a process: piped input, a kill in the middle of a job, SIGTERM, and a second process."""
+"""`easel run --console` as a process: piped input, a stop at once in the middle of a job, SIGTERM, and a second
+process."""
 
 from __future__ import annotations
 
@@ -124,14 +125,20 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
     assert all(Path(path).parent == workdir / "data" / "files" / "previews" for path in previews)
 
 
-def test_a_job_killed_mid_way_completes_after_a_restart_and_is_delivered_once(workdir: Path) -> None:
+def test_a_second_ctrl_c_stops_at_once_in_one_line_and_the_job_completes_after_a_restart_once(workdir: Path) -> None:
+    """The second Ctrl-C is a kill (the batch on the GPU is not waited for): what a kill leaves, a restart mends."""
     process = start_console(workdir)
     assert process.stdin is not None
     process.stdin.write(SLOW + "\n")
     process.stdin.flush()
     wait_until_running(workdir, process)
-    process.kill()
-    process.communicate(timeout=30)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "easel: stopped at once; whatever was running resumes at the next start"
+    assert "signal received" in stderr and "Traceback" not in stderr
     [(job_id, state, attempts, _)] = job_rows(workdir)
     assert (state, attempts) == ("running", 1)
 
