@@ -130,10 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error))
     if args.command == "generate":
         return _generate(args, settings)
-    if args.command == "run":
-        return _run(args, settings)
-    if args.command == "worker":
-        return _worker(settings)
+    if args.command in ("run", "worker"):
+        try:
+            return _run(args, settings) if args.command == "run" else _worker(settings)
+        except KeyboardInterrupt:  # its imports and the model's loading included
+            return _interrupted()
     if args.command == "db":
         return _upgrade(settings) if args.db_command == "upgrade" else _backup(args.path, settings)
     if args.command == "discord":
@@ -165,15 +166,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(error))
     except DatabaseUnavailable as error:
         return _database_failed(error)
-    except KeyboardInterrupt:
-        return _interrupted()
     return 0
 
 
 def _interrupted() -> int:
-    """Ctrl-C before the service takes work (while the model loads, say): one line, as a second Ctrl-C during the
-    stop gives (`bots.run.signals`), no traceback, and the exit status of a process that SIGINT ended."""
-    from bots.run import STOPPED_AT_ONCE
+    """Ctrl-C before the service takes work (while it imports or loads the model): one line, as a second Ctrl-C
+    during the stop gives (`bots.run.signals`), no traceback, and the exit status of a process SIGINT ended."""
+    from bots.kit.lifetime import STOPPED_AT_ONCE
 
     print(STOPPED_AT_ONCE, file=sys.stderr)
     return INTERRUPTED
@@ -191,8 +190,6 @@ def _worker(settings: Settings) -> int:
         return _fail(str(error))
     except DatabaseUnavailable as error:
         return _database_failed(error)
-    except KeyboardInterrupt:
-        return _interrupted()
     return 0
 
 

@@ -21,7 +21,7 @@ from bots.config import Environment, Settings
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
 from bots.heap import set_start_up_aside
-from bots.kit.lifetime import STEP_SECONDS, Adapter, Adapters
+from bots.kit.lifetime import STEP_SECONDS, STOPPED_AT_ONCE, Adapter, Adapters
 from bots.root import running_core
 from generation.errors import EaselError
 from generation.worker import GenerateFn
@@ -30,7 +30,6 @@ from storage.errors import DatabaseUnavailable
 log = logging.getLogger("easel")
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-STOPPED_AT_ONCE = "easel: stopped at once; whatever was running resumes at the next start"
 REDELIVERY_INTERVAL_SECONDS = 60.0
 STOP_SECONDS = 25.0
 """The most a stop takes from the signal: within the 30 s a service manager is commonly given to wait."""

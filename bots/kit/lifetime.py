@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 STEP_SECONDS = 5.0
 """The most one adapter's `stop_receiving` or `close` is waited for before it is cancelled."""
+STOPPED_AT_ONCE = "easel: stopped at once; whatever was running resumes at the next start"
+"""What a process says when a stop is cut short (a second signal, or Ctrl-C before it takes work): it ends as a
+kill does, and the next start recovers what was running."""
 
 
 class Adapter(Protocol):
