@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bots.config import ConfigError, Settings, load_settings, read_environment
+from bots.logs import configure as configure_logging
+from bots.logs import quiet_progress_bars
 from generation.errors import EaselError
 
 if TYPE_CHECKING:
@@ -50,12 +52,12 @@ class _InOrder(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="easel", description="Self-hosted image generation for Discord and Telegram communities.")
-    parser.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    _shared_options(parser, None)
     parser.add_argument("--version", action="version", version=f"easel {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run the bot: the worker and every adapter that can start")
-    run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    _shared_options(run)
     run.add_argument("--console", action="store_true", help="chat on this terminal (or piped stdin)")
     run.add_argument(
         "--no-worker",
@@ -64,29 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     worker = commands.add_parser("worker", help="serve the jobs of a PostgreSQL database's queue on this host's GPU")
-    worker.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    _shared_options(worker)
 
     database = commands.add_parser("db", help="database maintenance")
-    database.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    _shared_options(database)
     database_commands = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     upgrade = database_commands.add_parser("upgrade", help="migrate the database to the current schema")
-    upgrade.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    _shared_options(upgrade)
     backup = database_commands.add_parser(
         "backup", help="copy the SQLite database to PATH, consistently, while easel may be running"
     )
     backup.add_argument("path", type=Path, metavar="PATH", help="the copy's file (refused if it exists)")
-    backup.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    _shared_options(backup)
 
     discord_parser = commands.add_parser("discord", help="Discord maintenance")
-    discord_parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    _shared_options(discord_parser)
     discord_commands = discord_parser.add_subparsers(dest="discord_command", required=True, parser_class=_Parser)
     sync = discord_commands.add_parser(
         "sync", help="register the slash commands with Discord (in discord.guild_ids, or globally), then exit"
     )
-    sync.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    _shared_options(sync)
 
     generate = commands.add_parser("generate", help="run one request without the service and write PNG files")
-    generate.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    _shared_options(generate)
     generate.add_argument("--model", choices=["kandinsky-2.2", "tiny"], help="model preset (default: from the config)")
     generate.add_argument("--op", default="txt2img", choices=["txt2img", "img2img", "inpaint", "mix"])
     generate.add_argument("--prompt", default="", help="what to draw (mix: an optional extra text item)")
@@ -113,6 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shared_options(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
+    """Taken before or after the command (`easel --config F run`, `easel run --config F`)."""
+    parser.add_argument("--config", type=Path, default=default, help="config file (default: ./config.toml if any)")
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=default,
+        help="default: [logging] level (info) for run and worker, warning for the others",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=default,
+        help="json: one object per line, for journald and log shippers ([logging] format)",
+    )
+
+
 def _version() -> str:
     """The installed package's version; a checkout run without installing says so."""
     try:
@@ -123,14 +142,16 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
         return _fail(str(error))
+    service = args.command in ("run", "worker")
+    level = args.log_level or (settings.logging.level if service else "warning")
+    configure_logging(level, args.log_format or settings.logging.format)
     if args.command == "generate":
         return _generate(args, settings)
-    if args.command in ("run", "worker"):
+    if service:
         try:
             return _run(args, settings) if args.command == "run" else _worker(settings)
         except KeyboardInterrupt:  # its imports and the model's loading included
@@ -143,9 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _service_logging() -> None:
-    logging.getLogger().setLevel(logging.INFO)
-    # alembic narrates every migration.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_progress_bars()
     _quiet_libraries()
 
 
@@ -367,3 +386,6 @@ def _quiet_libraries() -> None:
 
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
+    if not sys.stderr.isatty():  # as `quiet_progress_bars` does for downloads
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()

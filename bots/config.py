@@ -186,6 +186,13 @@ class ConsoleSettings(_Section):
     """The language it answers in; empty: the system locale (LC_ALL, LC_MESSAGES, LANG), else English."""
 
 
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+    """json: one object per line (journald, log shippers), a job's id, user, community, operation and durations
+    as keys of their own."""
+
+
 class Settings(_Section):
     model: ModelSettings = ModelSettings()
     defaults: DefaultsSettings = DefaultsSettings()
@@ -201,6 +208,7 @@ class Settings(_Section):
     translation: TranslationSettings = TranslationSettings()
     safety: SafetySettings = SafetySettings()
     previews: PreviewSettings = PreviewSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     def tier(self, name: str) -> TierSettings:
         """Unknown tier names (a tier removed from the config) fall back to the default tier."""

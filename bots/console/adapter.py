@@ -29,6 +29,7 @@ from bots.formatting import cancel_text, history_lines, preferences_text, queue_
 from bots.kit.boundary import guarded
 from bots.kit.catalogue import Capability, bind, commands_for
 from bots.kit.context import Context
+from bots.kit.lifetime import started
 from bots.kit.views import view_of
 from bots.parsing import parse_prompt
 from generation.asks import Ask
@@ -71,6 +72,7 @@ class ConsoleAdapter:
     async def run(self) -> None:
         """Serve lines until end of input, then until every console job is finished and printed."""
         self._say(self.context.text("console.welcome"))
+        started(PLATFORM)
         lines = _read_lines(self.stdin)
         while (line := await lines.get()) is not None:
             await self.handle(line.strip())

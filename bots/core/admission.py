@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from bots.config import Settings, TierSettings
+from bots.core import job_log
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer, Route
 from bots.core.files import Files
@@ -114,6 +115,7 @@ class Admission:
             await self.lifecycle.close(job.id, JobState.FAILED, error_key="queue.refused")
             raise user_error(error) from None
         receipt = Receipt(job.id, self.worker.position(job.id), self.worker.eta(job.id))
+        job_log.queued(job, actor.user_id, receipt.position)
         await self.announcer.emit(EventKind.QUEUED, job.id, position=receipt.position, eta_seconds=receipt.eta_seconds)
         if receipt.position is not None:
             self.positions.track(job.id, (place.platform, place.channel_id), receipt.position, receipt.eta_seconds)

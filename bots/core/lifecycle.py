@@ -12,12 +12,13 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from PIL import Image
 
 from bots.config import Settings
+from bots.core import job_log
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
 from bots.core.deliveries import FINAL_KINDS
@@ -59,6 +60,8 @@ class Lifecycle:
     moderation: Moderation
     announcer: Announcer
     positions: Positions
+    _running: dict[str, Job] = field(default_factory=dict, init=False)
+    """Jobs started here, as they started: their end's log line says how long they waited."""
 
     # --- JobSink: what the worker reports --------------------------------------------------
 
@@ -72,6 +75,9 @@ class Lifecycle:
             running = await persistently(
                 lambda: self.db.mark_running_many(job_ids, at), f"the start of job(s) {', '.join(job_ids)}"
             )
+        for job in running:
+            self._running[job.id] = job
+            job_log.started(job)
         started = {job.id for job in running}
         for job_id in job_ids:
             if job_id not in started:  # cancelled in the instant before the GPU took it
@@ -174,6 +180,7 @@ class Lifecycle:
             await self.db.mark_done(job_id, finished, outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
 
         await persistently(write, f"the result of job {job_id}")
+        job_log.done(job_id, self._running.pop(job_id, None), finished, gpu_seconds)
         return partial(
             self.announcer.emit,
             EventKind.DONE,
@@ -229,6 +236,7 @@ class Lifecycle:
         else:
             await persistently(lambda: self.db.mark_cancelled(job_id, ended), what)
         await persistently(lambda: self.db.refund_quota(job_id), what)
+        job_log.ended(job_id, self._running.pop(job_id, None), ended, state.value, error_key)
         return partial(self.announcer.emit, FINAL_KINDS[state], job_id, error_key=error_key)
 
     # --- after a restart ---------------------------------------------------------------------

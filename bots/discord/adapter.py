@@ -39,6 +39,7 @@ from bots.discord.lookups import Lookups
 from bots.discord.moderation import ModerationActions
 from bots.discord.status import StatusBoard
 from bots.discord.views import JobButton
+from bots.kit.lifetime import started
 from bots.kit.outage import Link
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class EaselClient(discord.Client):
         self.delivery = delivery
         self.link = link
         self.intake = intake
+        self._connected_before = False
         intake.attach(self)
         self.tree: app_commands.CommandTree[EaselClient] = app_commands.CommandTree(self)
         self.tree.error(on_command_error)
@@ -87,6 +89,9 @@ class EaselClient(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("discord: connected as %s (id %s)", self.user, self.user.id if self.user else "?")
+        if not self._connected_before:
+            self._connected_before = True
+            started(PLATFORM)
         self.delivery.ready.set()
         self.link.answered()
         await self.intake.replay(self.handlers.buttons.form)

@@ -41,6 +41,12 @@ class Adapter(Protocol):
         """Close the platform client."""
 
 
+def started(name: str) -> None:
+    """Said by an adapter once it has really connected (signed in, taking updates), once per run: an operator
+    reading it may rely on the platform being reached."""
+    log.info("%s adapter started", name)
+
+
 class Adapters:
     """Every adapter of a process: started together, then stopped step by step (also when the block of
     `async with` ends early)."""
@@ -61,7 +67,6 @@ class Adapters:
         self._receiving = self._open = True
         for adapter in self.adapters:
             self.tasks.add(asyncio.create_task(adapter.run(), name=f"easel-{adapter.name}"))
-            log.info("%s adapter started", adapter.name)
 
     async def stop_receiving(self) -> None:
         """Every `run` is ended (a failed one kept in `failure`), then every adapter stops its intake."""

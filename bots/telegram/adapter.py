@@ -31,6 +31,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bots.config import TelegramSettings
 from bots.core.facade import Core
+from bots.kit.lifetime import started
 from bots.kit.outage import Link
 from bots.telegram.admins import Admins
 from bots.telegram.aiohttp_request import AiohttpRequest
@@ -110,6 +111,7 @@ class TelegramAdapter:
             await updater.start_polling(
                 allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1, error_callback=_polling_failed
             )
+        started(PLATFORM)
         await asyncio.Event().wait()
 
     async def stop_receiving(self) -> None:

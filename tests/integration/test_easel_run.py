@@ -4,6 +4,7 @@ process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -36,9 +37,9 @@ def environment() -> dict[str, str]:
     return env | {"PYTHONUNBUFFERED": "1", "LANG": "en_US.UTF-8", "PYTHONPATH": str(ROOT)}
 
 
-def run_piped(workdir: Path, text: str) -> subprocess.CompletedProcess[str]:
+def run_piped(workdir: Path, text: str, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [EASEL, "run", "--console"],
+        [EASEL, "run", "--console", *options],
         input=text,
         capture_output=True,
         text=True,
@@ -163,8 +164,12 @@ def test_sigterm_finishes_the_running_job_and_loses_nothing(workdir: Path) -> No
     assert [row[1:] for row in rows] == [("done", 1, "delivered"), ("queued", 0, "pending")]
     assert len(DONE.findall(stdout)) == 1
 
-    restarted = run_piped(workdir, "")
+    restarted = run_piped(workdir, "", "--log-format", "json")
     assert [match[0] for match in DONE.findall(restarted.stdout)] == [rows[1][0]]  # the delivered one not again
+    lines = [json.loads(line) for line in restarted.stderr.splitlines()]  # every line one JSON object
+    done = next(line for line in lines if line.get("job_id") == rows[1][0] and line.get("event") == "done")
+    assert done["level"] == "INFO" and done["logger"] == "easel.jobs" and done["operation"] == "txt2img"
+    assert done["gpu_seconds"] > 0 and done["wait_seconds"] > 0 and "time" in done
 
 
 async def test_a_second_process_on_the_database_refuses_naming_the_first_and_a_killed_one_blocks_nothing(

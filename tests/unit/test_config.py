@@ -120,3 +120,10 @@ def test_moderation_settings_are_checked_at_start(environ: dict[str, str], named
     with pytest.raises(ConfigError) as caught:
         load_settings(None, environ)
     assert named in str(caught.value)
+
+
+def test_logging_takes_a_level_and_a_format_and_refuses_others(tmp_path: Path) -> None:
+    settings = load_settings(None, environ={"EASEL_LOGGING__LEVEL": "debug", "EASEL_LOGGING__FORMAT": "json"})
+    assert (settings.logging.level, settings.logging.format) == ("debug", "json")
+    with pytest.raises(ConfigError, match="logging.format"):
+        load_settings(None, environ={"EASEL_LOGGING__FORMAT": "xml"})
