@@ -12,15 +12,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from bots.config import ConfigError, Settings, load_settings, read_environment
 from bots.logs import configure as configure_logging
 from bots.logs import quiet_progress_bars
+from bots.maintenance import backup, database_failed, discord_sync, fail, prune, upgrade
 from generation.errors import EaselError
-
-if TYPE_CHECKING:
-    from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger("easel")
 
@@ -78,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("path", type=Path, metavar="PATH", help="the copy's file (refused if it exists)")
     _shared_options(backup)
+
+    storage = commands.add_parser("storage", help="the files of jobs")
+    _shared_options(storage)
+    storage_commands = storage.add_subparsers(dest="storage_command", required=True, parser_class=_Parser)
+    pruning = storage_commands.add_parser(
+        "prune", help="delete the images and uploads of jobs older than storage.keep_days (as easel run does daily)"
+    )
+    pruning.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    _shared_options(pruning)
 
     discord_parser = commands.add_parser("discord", help="Discord maintenance")
     _shared_options(discord_parser)
@@ -145,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
-        return _fail(str(error))
+        return fail(str(error))
     service = args.command in ("run", "worker")
     level = args.log_level or (settings.logging.level if service else "warning")
     configure_logging(level, args.log_format or settings.logging.format)
@@ -157,9 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:  # its imports and the model's loading included
             return _interrupted()
     if args.command == "db":
-        return _upgrade(settings) if args.db_command == "upgrade" else _backup(args.path, settings)
+        return upgrade(settings) if args.db_command == "upgrade" else backup(args.path, settings)
+    if args.command == "storage":
+        return prune(settings, dry_run=args.dry_run)
     if args.command == "discord":
-        return _discord_sync(settings)
+        return discord_sync(settings)
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -182,9 +191,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         asyncio.run(serve(settings, environment, console=console))
     except (NothingToRun, ModelLoadError, AlreadyServed, ConfigError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     except DatabaseUnavailable as error:
-        return _database_failed(error)
+        return database_failed(error)
     return 0
 
 
@@ -206,85 +215,10 @@ def _worker(settings: Settings) -> int:
     try:
         asyncio.run(serve_worker(settings))
     except (ModelLoadError, ConfigError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     except DatabaseUnavailable as error:
-        return _database_failed(error)
+        return database_failed(error)
     return 0
-
-
-def _upgrade(settings: Settings) -> int:
-    from sqlalchemy import make_url
-
-    from storage.database import Database
-    from storage.errors import DatabaseUnavailable
-
-    async def upgrade() -> Path | None:
-        database = Database(settings.storage.database_url)
-        await database.connect()
-        try:
-            return await database.upgrade()
-        finally:
-            await database.close()
-
-    try:
-        copy = asyncio.run(upgrade())
-    except DatabaseUnavailable as error:
-        return _database_failed(error)
-    shown = make_url(settings.storage.database_url).render_as_string(hide_password=True)
-    print(f"database {shown} is up to date" + (f" (as it was before, it is copied to {copy})" if copy else ""))
-    return 0
-
-
-def _backup(path: Path, settings: Settings) -> int:
-    """SQLite's online backup: consistent while `easel run` writes. A server database has its own tools."""
-    import sqlite3
-
-    from storage.backup import NotSQLite, back_up
-
-    try:
-        size = back_up(settings.storage.database_url, path)
-    except NotSQLite:
-        return _fail("storage.database_url is not a SQLite file: back up a PostgreSQL database with pg_dump")
-    except FileExistsError:
-        return _fail(f"{path} exists: name a new file, so that no earlier backup is overwritten")
-    except FileNotFoundError as error:
-        return _fail(f"nothing to back up: {error}")
-    except (OSError, sqlite3.Error) as error:
-        return _fail(f"the backup to {path} failed: {error}")
-    print(f"database copied to {path} ({size / 1_000_000:.1f} MB)")
-    return 0
-
-
-def _discord_sync(settings: Settings) -> int:
-    """Commands are uploaded on request, not on every start: Discord rate-limits command registration."""
-    import aiohttp
-    import discord
-
-    from bots.discord.adapter import sync_once
-
-    token_env = settings.discord.token_env
-    token = read_environment(settings).discord_token
-    if not token:
-        return _fail(f"{token_env} is not set: the Discord bot token is read only from the environment")
-    try:
-        names = asyncio.run(sync_once(settings, token))
-    except discord.LoginFailure:
-        return _fail(f"Discord refused the token in {token_env}")
-    except (discord.HTTPException, aiohttp.ClientError) as error:
-        return _fail(f"syncing the Discord commands failed: {error}")
-    guild_ids = settings.discord.guild_ids
-    where = "in guilds " + ", ".join(str(guild) for guild in guild_ids) if guild_ids else "globally"
-    print(f"synced {len(names)} Discord commands {where}: {', '.join(names)}")
-    return 0
-
-
-def _database_failed(error: DatabaseUnavailable) -> int:
-    return _fail(f"storage.database_url ({error.where}): {error.reason}")
-
-
-def _fail(message: str) -> int:
-    print(f"easel: error: {message}", file=sys.stderr)
-    return 1
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -299,9 +233,9 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     try:
         request = _request_from_args(args, settings)
     except (InvalidRequest, InvalidImage, UsageError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     except OSError as error:
-        return _fail(f"cannot read {error.filename}: {error.strerror}")
+        return fail(f"cannot read {error.filename}: {error.strerror}")
     try:
         # English needs no translator: a one-off run should not load (or download) one for nothing.
         foreign = request.language not in (None, "en")
@@ -310,14 +244,14 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         started = time.perf_counter()
         result = engine.generate([request])[0]
     except ModelLoadError as error:
-        return _fail(str(error))
+        return fail(str(error))
     seconds = time.perf_counter() - started
     paths = _output_paths(args.output, request.count)
     try:
         for image, path in zip(result.images, paths, strict=True):
             image.save(path)
     except OSError as error:
-        return _fail(f"cannot write {error.filename}: {error.strerror}")
+        return fail(f"cannot write {error.filename}: {error.strerror}")
     summary: dict[str, Any] = {
         "files": [str(p) for p in paths],
         "seeds": list(result.seeds),

@@ -61,6 +61,20 @@ class StorageSettings(_Section):
     run_dir: Path | None = None
     """Where easel processes claim the platform tokens they serve; None: the user's runtime directory, which
     all their processes on the machine share."""
+    keep_days: int = Field(default=0, ge=0)
+    """Days after a job ends before its images and uploads are deleted (by `easel run`, daily); 0 keeps them."""
+    community_keep_days: dict[str, int] = {}
+    """A community's own keep_days, by "platform:id" (a Discord guild's id, a Telegram group's chat id)."""
+
+    @field_validator("community_keep_days")
+    @classmethod
+    def _communities_named(cls, days: dict[str, int]) -> dict[str, int]:
+        for name, value in days.items():
+            if not _OWNER.fullmatch(name):
+                raise ValueError(f"{name!r} is not platform:id, e.g. telegram:-1001234567890 or discord:123456789")
+            if value < 0:
+                raise ValueError(f"{name}: {value} days; 0 keeps everything, more deletes after that many days")
+        return days
 
     @field_validator("database_url")
     @classmethod

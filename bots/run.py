@@ -20,6 +20,7 @@ from typing import NoReturn, TextIO
 from bots.config import Environment, Settings
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
+from bots.core.retention import keeps_everything, prune_daily
 from bots.heap import set_start_up_aside
 from bots.kit.lifetime import STEP_SECONDS, STOPPED_AT_ONCE, Adapter, Adapters
 from bots.root import running_core
@@ -105,12 +106,16 @@ async def serve(
             with signals(stop):
                 adapters.start()
                 redelivery = asyncio.create_task(_redeliver_periodically(core), name="easel-redelivery")
+                retention = _retention(settings, core)
                 try:
                     assert runtime.task is not None
                     await until_done_or(stop, adapters.tasks, runtime.task)
                 finally:
                     deadline = asyncio.get_running_loop().time() + STOP_SECONDS
                     await _end_redelivery(core, redelivery)
+                    if retention is not None:
+                        retention.cancel()
+                        await asyncio.gather(retention, return_exceptions=True)
             await adapters.stop_receiving()
             await runtime.finish(max(deadline - asyncio.get_running_loop().time() - STEP_SECONDS, 0.0))
         if adapters.failure is not None:
@@ -168,6 +173,13 @@ async def _end_redelivery(core: Core, sweeps: asyncio.Task[None]) -> None:
         log.warning("the redelivery in flight took over %.0f s: cancelled, left for the next start", STEP_SECONDS)
     sweeps.cancel()
     await asyncio.gather(sweeps, return_exceptions=True)
+
+
+def _retention(settings: Settings, core: Core) -> asyncio.Task[None] | None:
+    """The daily prune, where the config deletes anything (a pruned file is a deleted one: nothing to finish)."""
+    if keeps_everything(settings.storage):
+        return None
+    return asyncio.create_task(prune_daily(settings.storage, core.db, core.files), name="easel-retention")
 
 
 async def _redeliver_periodically(core: Core) -> None:

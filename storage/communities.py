@@ -31,6 +31,17 @@ class Communities(Repository):
 
         return await self._sessions.run(work)
 
+    async def find_community(self, platform: str, platform_id: str) -> Community | None:
+        """The community if it was ever seen; unlike `get_or_create_community`, never creates it."""
+
+        def work(session: Session) -> Community | None:
+            row = session.scalar(
+                select(CommunityRow).where(CommunityRow.platform == platform, CommunityRow.platform_id == platform_id)
+            )
+            return None if row is None else row.record()
+
+        return await self._sessions.run(work)
+
     async def update_community_settings(self, community_id: int, changes: Mapping[str, Any]) -> Community:
         """Merge `changes` into the settings (top-level keys replaced) in one transaction, so concurrent
         changes to different keys do not undo each other."""

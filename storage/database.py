@@ -26,6 +26,7 @@ from storage.notifications import Notifying
 from storage.queue_log import QueueLog
 from storage.quotas import Quotas
 from storage.repository import Clock, utc_now
+from storage.retention import Retention
 from storage.turns import Sessions, Turns
 from storage.users import Users
 
@@ -42,6 +43,7 @@ class Database(
     QueueLog,
     Notifying,
     FileBlobs,
+    Retention,
 ):
     """easel's database at `url`, e.g. `sqlite+aiosqlite:///data/easel.db`.
 

@@ -145,20 +145,6 @@ class Jobs(Repository):
 
         return await self._sessions.run(work)
 
-    async def paths_shared(self, paths: Iterable[str], job_id: str) -> set[str]:
-        """Which of `paths` (files are named by content, so two jobs may share one) other undeleted jobs
-        still show: deleting a job must leave those files in place."""
-
-        def work(session: Session) -> set[str]:
-            rows = session.scalars(
-                select(OutputRow.path)
-                .join(JobRow, JobRow.id == OutputRow.job_id)
-                .where(OutputRow.path.in_(list(paths)), OutputRow.job_id != job_id, JobRow.deleted_at.is_(None))
-            )
-            return set(rows)
-
-        return await self._sessions.run(work)
-
     async def mark_deleted(self, job_id: str, now: datetime) -> Job:
         """Note that a job's images were deleted; deleting again keeps the first time."""
 

@@ -17,6 +17,7 @@ from bots.core.types import Actor, Cancellation, short_id
 from bots.errors import UserError
 from bots.moderation.commands import Moderation
 from bots.moderation.policy import Moderator
+from generation.codec import stored_paths
 from generation.worker import Worker
 from storage.database import Database
 from storage.records import Job, JobState, MessageLink, Output
@@ -109,10 +110,11 @@ class Jobs:
         return job, output, data
 
     async def _delete(self, job: Job) -> list[MessageLink]:
-        paths = [output.path for output in await self.db.outputs_of(job.id)]
+        """Its images and its uploads go, unless another job still names the same file."""
+        paths = [output.path for output in await self.db.outputs_of(job.id)] + stored_paths(job.parameters)
         await self.db.mark_deleted(job.id, now())
-        shared = await self.db.paths_shared(paths, job.id)
-        await self.files.remove(path for path in paths if path not in shared)
+        kept = await self.db.paths_kept(paths, [job.id])
+        await self.files.remove(path for path in paths if path not in kept)
         return await self.db.messages_of(job.id)
 
     async def _own_job(self, actor: Actor, reference: str, moderator: Moderator | None, action: str) -> Job:

@@ -13,8 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = ("discord", "telegram", "console", "http")
-ENTRY_POINTS = {"bots/run.py", "bots/cli.py"}
-"""The outermost layer: the launcher starts the adapters, so it alone may import them."""
+ENTRY_POINTS = {"bots/run.py", "bots/cli.py", "bots/maintenance.py"}
+"""The outermost layer: the launcher starts the adapters, and the command line syncs Discord's commands, so they
+alone may import them."""
 PLATFORM_LIBRARIES = ("discord", "telegram")
 MODEL_LIBRARIES = ("diffusers", "torch", "transformers", "accelerate")
 

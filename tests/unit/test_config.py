@@ -77,6 +77,9 @@ def test_settings_are_frozen() -> None:
         ("[defaults]\nsteps = 500\n", "defaults.steps"),
         ("[defaults]\nstrength = 0\n", "defaults.strength"),
         ("[model\npreset = 1", "not valid TOML"),
+        ("[storage]\nkeep_days = -1\n", "storage.keep_days"),
+        ('[storage]\ncommunity_keep_days = { "1234" = 7 }\n', "storage.community_keep_days"),
+        ('[storage]\ncommunity_keep_days = { "telegram:-100" = -2 }\n', "storage.community_keep_days"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(tmp_path: Path, text: str, named: str) -> None:

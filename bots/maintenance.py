@@ -1,0 +1,123 @@
+"""The maintenance commands (`easel db`, `easel storage`, `easel discord`): each runs once and exits, saying in one
+line what it did, or in one line on stderr why it could not."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bots.config import Settings, read_environment
+
+if TYPE_CHECKING:
+    from storage.errors import DatabaseUnavailable
+
+
+def upgrade(settings: Settings) -> int:
+    from sqlalchemy import make_url
+
+    from storage.database import Database
+    from storage.errors import DatabaseUnavailable
+
+    async def upgrade() -> Path | None:
+        database = Database(settings.storage.database_url)
+        await database.connect()
+        try:
+            return await database.upgrade()
+        finally:
+            await database.close()
+
+    try:
+        copy = asyncio.run(upgrade())
+    except DatabaseUnavailable as error:
+        return database_failed(error)
+    shown = make_url(settings.storage.database_url).render_as_string(hide_password=True)
+    print(f"database {shown} is up to date" + (f" (as it was before, it is copied to {copy})" if copy else ""))
+    return 0
+
+
+def backup(path: Path, settings: Settings) -> int:
+    """SQLite's online backup: consistent while `easel run` writes. A server database has its own tools."""
+    import sqlite3
+
+    from storage.backup import NotSQLite, back_up
+
+    try:
+        size = back_up(settings.storage.database_url, path)
+    except NotSQLite:
+        return fail("storage.database_url is not a SQLite file: back up a PostgreSQL database with pg_dump")
+    except FileExistsError:
+        return fail(f"{path} exists: name a new file, so that no earlier backup is overwritten")
+    except FileNotFoundError as error:
+        return fail(f"nothing to back up: {error}")
+    except (OSError, sqlite3.Error) as error:
+        return fail(f"the backup to {path} failed: {error}")
+    print(f"database copied to {path} ({size / 1_000_000:.1f} MB)")
+    return 0
+
+
+def discord_sync(settings: Settings) -> int:
+    """Commands are uploaded on request, not on every start: Discord rate-limits command registration."""
+    import aiohttp
+    import discord
+
+    from bots.discord.adapter import sync_once
+
+    token_env = settings.discord.token_env
+    token = read_environment(settings).discord_token
+    if not token:
+        return fail(f"{token_env} is not set: the Discord bot token is read only from the environment")
+    try:
+        names = asyncio.run(sync_once(settings, token))
+    except discord.LoginFailure:
+        return fail(f"Discord refused the token in {token_env}")
+    except (discord.HTTPException, aiohttp.ClientError) as error:
+        return fail(f"syncing the Discord commands failed: {error}")
+    guild_ids = settings.discord.guild_ids
+    where = "in guilds " + ", ".join(str(guild) for guild in guild_ids) if guild_ids else "globally"
+    print(f"synced {len(names)} Discord commands {where}: {', '.join(names)}")
+    return 0
+
+
+def database_failed(error: DatabaseUnavailable) -> int:
+    return fail(f"storage.database_url ({error.where}): {error.reason}")
+
+
+def fail(message: str) -> int:
+    print(f"easel: error: {message}", file=sys.stderr)
+    return 1
+
+
+def prune(settings: Settings, *, dry_run: bool) -> int:
+    """What `easel run` deletes once a day, now; with `dry_run`, only what it would delete."""
+    from bots.core.accounts import now
+    from bots.core.files import Files
+    from bots.core.retention import keeps_everything
+    from bots.core.retention import prune as prune_files
+    from bots.root import shared
+    from storage import FileStore
+    from storage.database import Database
+    from storage.errors import DatabaseUnavailable
+
+    storage = settings.storage
+    if keeps_everything(storage):
+        print("nothing to prune: storage.keep_days is 0 and no community has keep_days of its own")
+        return 0
+
+    async def run() -> str:
+        database = Database(storage.database_url)
+        await database.connect()
+        try:
+            carried = shared(settings) and not storage.shared_outputs_dir
+            files = Files(FileStore(storage.outputs_dir), database if carried else None)
+            return str(await prune_files(storage, database, files, now(), dry_run=dry_run))
+        finally:
+            await database.close()
+
+    try:
+        pruned = asyncio.run(run())
+    except DatabaseUnavailable as error:
+        return database_failed(error)
+    print(f"would delete {pruned}" if dry_run else f"deleted {pruned}")
+    return 0
