@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from bots.config import ConfigError, Settings, load_settings, read_environment
 from bots.logs import configure as configure_logging
 from bots.logs import quiet_progress_bars
-from bots.maintenance import backup, database_failed, discord_sync, fail, prune, upgrade
+from bots.maintenance import backup, database_failed, discord_sync, download_models, fail, prune, upgrade
 from generation.errors import EaselError
 
 log = logging.getLogger("easel")
@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pruning.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     _shared_options(pruning)
+
+    models = commands.add_parser("models", help="the model weights")
+    _shared_options(models)
+    models_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    fetching = models_commands.add_parser(
+        "download", help="fetch the files the configured models need (safetensors only; resumes an interrupted one)"
+    )
+    fetching.add_argument("--to", type=Path, metavar="DIR", help="a directory of their own (default: the hub cache)")
+    _shared_options(fetching)
 
     discord_parser = commands.add_parser("discord", help="Discord maintenance")
     _shared_options(discord_parser)
@@ -167,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return upgrade(settings) if args.db_command == "upgrade" else backup(args.path, settings)
     if args.command == "storage":
         return prune(settings, dry_run=args.dry_run)
+    if args.command == "models":
+        return download_models(settings, args.to)
     if args.command == "discord":
         return discord_sync(settings)
     raise AssertionError(f"unhandled command {args.command}")

@@ -121,3 +121,26 @@ def prune(settings: Settings, *, dry_run: bool) -> int:
         return database_failed(error)
     print(f"would delete {pruned}" if dry_run else f"deleted {pruned}")
     return 0
+
+
+def download_models(settings: Settings, to: Path | None) -> int:
+    """The configured models' files (safetensors only), then the config lines that make easel use them offline."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from generation.hub import config_lines, download, sources, unreachable
+
+    if not sources(settings.model, settings.translation, settings.safety):
+        print("nothing to download: the configured models are local directories or the tiny preset")
+        return 0
+    try:
+        fetched = download(settings.model, settings.translation, settings.safety, to)
+    except Exception as error:
+        if unreachable(error):
+            return fail(f"the hub cannot be reached ({error}); run the same command again to go on where it stopped")
+        if isinstance(error, HfHubHTTPError | OSError):
+            return fail(f"the download stopped: {error}; run the same command again to go on where it stopped")
+        raise
+    print("downloaded. To load these files without the network, put in config.toml:")
+    for line in config_lines(fetched, into_directory=to is not None):
+        print(f"  {line}")
+    return 0

@@ -26,7 +26,7 @@ from diffusers.image_processor import VaeImageProcessor
 
 from generation import tiny
 from generation.config import ModelSettings
-from generation.errors import ModelLoadError
+from generation.hub import load_failure
 
 log = logging.getLogger(__name__)
 
@@ -179,20 +179,21 @@ def _pretrained_models(settings: ModelSettings, placement: Placement) -> Kandins
         "cache_dir": settings.cache_dir,
         "local_files_only": settings.local_files_only,
     }
-    prior = _from_pretrained(KandinskyV22PriorPipeline, settings.prior, options)
-    decoder = _from_pretrained(KandinskyV22Pipeline, settings.decoder, options)
+    prior = _from_pretrained(KandinskyV22PriorPipeline, "model.prior", settings.prior, options)
+    decoder = _from_pretrained(KandinskyV22Pipeline, "model.decoder", settings.decoder, options)
 
     def load_inpaint(movq: VQModel) -> KandinskyV22InpaintPipeline:
-        return _from_pretrained(KandinskyV22InpaintPipeline, settings.inpaint_decoder, {**options, "movq": movq})
+        inpaint = {**options, "movq": movq}
+        return _from_pretrained(KandinskyV22InpaintPipeline, "model.inpaint_decoder", settings.inpaint_decoder, inpaint)
 
     return KandinskyModels(prior, decoder, load_inpaint, placement)
 
 
-def _from_pretrained(pipeline: type[PipelineT], source: str, options: dict[str, Any]) -> PipelineT:
+def _from_pretrained(pipeline: type[PipelineT], setting: str, source: str, options: dict[str, Any]) -> PipelineT:
     try:
         return pipeline.from_pretrained(source, **options)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(f"cannot load {pipeline.__name__} from {source}: {error}") from error
+        raise load_failure(setting, source, error, pipeline.__name__) from error
 
 
 def _tiny_models(seed: int, placement: Placement) -> KandinskyModels:

@@ -19,6 +19,7 @@ from transformers.image_processing_utils import BaseImageProcessor
 from generation import tiny_safety
 from generation.config import ModelSettings, SafetySettings, uses_tiny
 from generation.errors import ModelLoadError
+from generation.hub import load_failure
 from generation.models import pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
@@ -78,5 +79,5 @@ def _pretrained(settings: SafetySettings, dtype: torch.dtype) -> tuple[PreTraine
         # The PIL backend resizes as the checkpoints were trained, and needs no torchvision.
         processor = AutoImageProcessor.from_pretrained(settings.model, backend="pil", **options)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(f"cannot load the safety model from {settings.model}: {error}") from error
+        raise load_failure("safety.model", settings.model, error, "the safety model") from error
     return model.eval(), processor

@@ -28,7 +28,8 @@ from transformers import M2M100ForConditionalGeneration, M2M100Tokenizer, Stoppi
 
 from generation import tiny_translation
 from generation.config import ModelSettings, TranslationSettings, uses_tiny
-from generation.errors import GenerationCancelled, ModelLoadError
+from generation.errors import GenerationCancelled
+from generation.hub import load_failure
 from generation.models import pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
@@ -351,5 +352,5 @@ def _pretrained(
         tokenizer = M2M100Tokenizer.from_pretrained(settings.model, **options)
     # M2M100Tokenizer opens its vocabulary without checking it was found: a TypeError means a missing file.
     except (OSError, ValueError, TypeError) as error:
-        raise ModelLoadError(f"cannot load the translation model from {settings.model}: {error}") from error
+        raise load_failure("translation.model", settings.model, error, "the translation model") from error
     return tokenizer, model.eval()

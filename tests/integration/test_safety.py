@@ -13,6 +13,7 @@ from bots.config import load_settings
 from generation.config import ModelSettings, SafetySettings
 from generation.engine import Engine
 from generation.errors import ModelLoadError
+from generation.hub import WeightsMissing
 from generation.images import RegionMask
 from generation.models import KandinskyModels
 from generation.requests import GenerationRequest
@@ -118,9 +119,10 @@ def test_disabled_gives_no_checker() -> None:
 
 def test_auto_follows_the_model_preset_and_real_offline_without_weights_is_a_clear_error(tmp_path: Path) -> None:
     settings = SafetySettings(cache_dir=str(tmp_path), local_files_only=True)
-    with pytest.raises(ModelLoadError, match="cannot load the safety model from Falconsai/nsfw_image_detection"):
+    missing = "safety.model: the weights of Falconsai/nsfw_image_detection are not on this machine"
+    with pytest.raises(WeightsMissing, match=missing):
         load_safety_checker(settings, ModelSettings())
-    with pytest.raises(ModelLoadError, match="safety model"):
+    with pytest.raises(ModelLoadError, match=r"safety\.model"):
         load_safety_checker(settings.model_copy(update={"preset": "real"}), TINY)
     assert load_safety_checker(settings.model_copy(update={"preset": "tiny"}), ModelSettings()) is not None
 

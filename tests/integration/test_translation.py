@@ -15,7 +15,8 @@ from PIL import Image
 from bots.cli import main
 from generation.config import ModelSettings, TranslationSettings
 from generation.engine import Engine
-from generation.errors import GenerationCancelled, ModelLoadError
+from generation.errors import GenerationCancelled
+from generation.hub import WeightsMissing
 from generation.models import KandinskyModels
 from generation.requests import GenerationRequest
 from generation.translation import SourceText, Translator, load_translator
@@ -141,7 +142,7 @@ def test_load_translator_follows_the_settings(tmp_path: Path) -> None:
     assert load_translator(TranslationSettings(enabled=False), TINY) is None
     assert isinstance(load_translator(TranslationSettings(preset="tiny"), ModelSettings()), Translator)
     missing = TranslationSettings(preset="real", cache_dir=str(tmp_path), local_files_only=True)
-    with pytest.raises(ModelLoadError, match="facebook/m2m100_418M"):
+    with pytest.raises(WeightsMissing, match="translation.model: the weights of facebook/m2m100_418M are not on"):
         load_translator(missing, TINY)
 
 
