@@ -29,7 +29,7 @@ from generation.requests import GenerationRequest
 from generation.safety import load_safety_checker
 from generation.scheduler import FairScheduler
 from generation.translation import detect_language, load_translator
-from generation.worker import GenerateFn, Worker
+from generation.worker import GenerateFn, Prepare, Worker
 from storage.database import Database
 from storage.files import FileStore
 from storage.notifications import Listener, listens
@@ -49,9 +49,11 @@ def build_scheduler(settings: Settings) -> FairScheduler:
     )
 
 
-def build_worker(settings: Settings, generate: GenerateFn, queue: JobQueue | None = None) -> Worker:
+def build_worker(
+    settings: Settings, generate: GenerateFn, queue: JobQueue | None = None, prepare: Prepare | None = None
+) -> Worker:
     chosen = queue if queue is not None else LocalQueue(build_scheduler(settings))
-    return Worker(generate, chosen, max_batch_images=settings.queue.max_batch_images)
+    return Worker(generate, chosen, max_batch_images=settings.queue.max_batch_images, prepare=prepare)
 
 
 def shared(settings: Settings) -> bool:
@@ -72,14 +74,14 @@ def no_gpu(requests: Sequence[GenerationRequest], *_: object) -> list[Generation
     raise RuntimeError(f"this process has no worker, yet was given {len(requests)} job(s) to run")
 
 
-async def load_engine(settings: Settings) -> GenerateFn:
+async def load_engine(settings: Settings) -> Engine:
     """The model, the translator and the safety checker, loaded off the event loop; the language detector is
     warmed here too (0.4 s), not inside the first user's request."""
     models = await asyncio.to_thread(load_models, settings.model)
     translator = await asyncio.to_thread(load_translator, settings.translation, settings.model)
     safety = await asyncio.to_thread(load_safety_checker, settings.safety, settings.model)
     await asyncio.to_thread(detect_language, "warm up")
-    return Engine(models, translator, safety=safety, previews=settings.previews).generate
+    return Engine(models, translator, safety=safety, previews=settings.previews)
 
 
 async def warm_front_end() -> GenerateFn:
@@ -91,7 +93,15 @@ async def warm_front_end() -> GenerateFn:
 class Runtime:
     """One process's database, file store, queue, worker and core; `local_worker` False: a front end only."""
 
-    def __init__(self, settings: Settings, db: Database, generate: GenerateFn, *, local_worker: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        generate: GenerateFn,
+        *,
+        local_worker: bool = True,
+        prepare: Prepare | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.local_worker = local_worker
@@ -108,7 +118,7 @@ class Runtime:
                 poll_seconds=settings.worker.poll_seconds,
                 max_attempts=MAX_ATTEMPTS,
             )
-        self.worker = build_worker(settings, generate, self.shared)
+        self.worker = build_worker(settings, generate, self.shared, prepare)
         self.core = Core(settings, db, self.files, self.worker)
         self.relay: Relay | None = None
         self._listener: Listener | None = None
@@ -202,9 +212,13 @@ async def open_runtime(
     await db.connect()
     try:
         await db.upgrade()
-        if generate is None:
-            generate = await load_engine(settings) if local else await warm_front_end()
-        runtime = Runtime(settings, db, generate, local_worker=local)
+        prepare: Prepare | None = None
+        if generate is None and local:
+            engine = await load_engine(settings)
+            generate, prepare = engine.generate, engine.prepare
+        elif generate is None:
+            generate = await warm_front_end()
+        runtime = Runtime(settings, db, generate, local_worker=local, prepare=prepare)
         await runtime.prepare()
         return runtime
     except BaseException:

@@ -125,6 +125,11 @@ class Engine:
         self.safety = safety
         self.previews = previews
 
+    def prepare(self, request: GenerationRequest) -> None:
+        """A job was queued: a model that only its operation needs starts loading now, not when its turn comes."""
+        if request.operation is Operation.INPAINT:
+            self.models.load_inpaint_soon()
+
     def generate(
         self,
         batch: Sequence[GenerationRequest],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -137,6 +138,7 @@ class KandinskyModels:
         self._load_inpaint = load_inpaint
         self._inpaint: KandinskyV22InpaintPipeline | None = None
         self._inpaint_lock = threading.Lock()
+        self._loader: threading.Thread | None = None
 
     @property
     def device(self) -> torch.device:
@@ -147,15 +149,35 @@ class KandinskyModels:
         return self._inpaint is not None
 
     def inpaint_pipeline(self) -> KandinskyV22InpaintPipeline:
-        """The inpaint pipeline, loading its decoder on the first call."""
+        """The inpaint pipeline, loading its decoder on the first call (or waiting for `load_inpaint_soon`'s)."""
         with self._inpaint_lock:
             if self._inpaint is None:
                 log.info("loading the inpaint decoder")
+                began = time.monotonic()
                 pipe = self._load_inpaint(self.decoder.movq)
                 self.placement.apply(pipe)
                 pipe.unet = self.placement.tune_unet(pipe.unet)
                 self._inpaint = pipe
+                log.info("inpaint decoder loaded in %.1f s", time.monotonic() - began)
             return self._inpaint
+
+    def load_inpaint_soon(self) -> None:
+        """Start loading the inpaint decoder on a thread of its own, once: an inpaint job has just been queued,
+        and the batches ahead of it run on the engine's thread meanwhile instead of waiting for the load. A load
+        that fails is logged here and tried again (and reported to its job) when the job runs."""
+        with self._inpaint_lock:
+            if self._inpaint is not None or self._loader is not None:
+                return
+            self._loader = threading.Thread(target=self._load_quietly, name="easel-model-loader", daemon=True)
+            self._loader.start()
+
+    def _load_quietly(self) -> None:
+        try:
+            self.inpaint_pipeline()
+        except Exception:
+            log.exception("loading the inpaint decoder ahead of its first job failed")
+        finally:
+            self._loader = None
 
 
 def load_models(settings: ModelSettings) -> KandinskyModels:

@@ -36,6 +36,8 @@ CLAIM_HEAD_START_SECONDS = 0.05
 is away, and then the results are better written as soon as it is back than after the claim."""
 
 GenerateFn = Callable[[Sequence[GenerationRequest], ProgressCallback, CancelCheck], list[GenerationResult]]
+Prepare = Callable[[GenerationRequest], None]
+"""Told of a job as it is queued for this worker (`Engine.prepare`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,8 +99,10 @@ class Worker:
         seconds_per_cost: float = 1.0,
         progress_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        prepare: Prepare | None = None,
     ) -> None:
         self._generate = generate
+        self._prepare = prepare
         self.queue: JobQueue = LocalQueue(queue, clock) if isinstance(queue, FairScheduler) else queue
         self._max_batch_images = max_batch_images
         self.throughput = Throughput(seconds_per_cost)
@@ -141,6 +145,8 @@ class Worker:
         except BaseException:
             self._items.pop(item.job_id, None)
             raise
+        if self._prepare is not None:
+            self._prepare(item.request)
 
     async def cancel(self, job_id: str) -> str | None:
         """'queued' if removed from the queue, 'running' if it will stop at the next step (on whichever host runs

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from diffusers import KandinskyV22InpaintPipeline, VQModel
 from PIL import Image
 from torch._dynamo.eval_frame import OptimizedModule
 
@@ -361,3 +365,32 @@ def test_the_cpu_thread_count_is_a_setting() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_inpaint_decoder_loads_beside_the_other_jobs_once_an_inpaint_job_is_queued(
+    tiny_models: KandinskyModels, request_for: Build, photo: Image.Image, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its first job's turn may come minutes later: meanwhile other users' jobs run; the load is logged, timed."""
+    caplog.set_level(logging.INFO, logger="generation.models")
+    released, loads = threading.Event(), []
+
+    def slow_load(movq: VQModel) -> KandinskyV22InpaintPipeline:
+        loads.append(threading.current_thread().name)
+        assert released.wait(30)
+        return tiny_models.inpaint_pipeline()
+
+    models = KandinskyModels(tiny_models.prior, tiny_models.decoder, slow_load, tiny_models.placement)
+    engine = Engine(models)
+    inpaint = request_for("inpaint", "a cat", image=photo, mask=RegionMask(25, 25, 50, 50), steps=2, prior_steps=2)
+    engine.prepare(inpaint)
+    engine.prepare(inpaint)  # once
+    while not loads:
+        time.sleep(0.01)
+    assert engine.generate([request_for("txt2img", steps=2, prior_steps=2)])[0].images  # not held by the load
+    assert not models.inpaint_loaded
+    released.set()
+    assert engine.generate([inpaint])[0].images
+    assert loads == ["easel-model-loader"]
+    messages = [record.getMessage() for record in caplog.records]
+    assert "loading the inpaint decoder" in messages
+    assert any(message.startswith("inpaint decoder loaded in ") for message in messages)

@@ -37,7 +37,9 @@ def hub_layout(tmp_path_factory: pytest.TempPathFactory, tiny_models: KandinskyM
 def download(hub_url: str, workdir: Path, *options: str) -> subprocess.CompletedProcess[str]:
     config = workdir / "config.toml"
     config.write_text("[translation]\nenabled = false\n[safety]\nenabled = false\n")
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("EASEL_", "HF_", "TRANSFORMERS_"))}
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("EASEL_", "HF_", "TRANSFORMERS_"))
+    }
     environment |= {"HF_ENDPOINT": hub_url, "HF_HOME": str(workdir / "hf"), "PYTHONPATH": str(ROOT)}
     command = [*EASEL, "--config", str(config), "models", "download", *options]
     return subprocess.run(command, capture_output=True, text=True, env=environment, cwd=workdir, timeout=120)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
-from generation.errors import GenerationCancelled
+from generation.errors import GenerationCancelled, QueueRefused
 from generation.previews import Preview
 from generation.requests import GenerationRequest
 from generation.scheduler import FairScheduler
@@ -281,3 +281,14 @@ async def test_the_next_batch_does_not_wait_for_the_start_report_but_a_done_repo
     worker.close()
     for job_id in ("first", "second"):  # each written running before it is written done
         assert sink.log.index(("started", job_id)) < sink.log.index(("done", job_id))
+
+
+async def test_each_job_is_told_to_prepare_as_it_is_queued_and_a_refused_one_is_not(request_for: Build) -> None:
+    prepared: list[str] = []
+    scheduler = FairScheduler(max_pending_per_user=1, max_queue=100, max_wait=900.0)
+    worker = Worker(Pipeline(), scheduler, prepare=lambda request: prepared.append(request.prompt))
+    await worker.submit(WorkItem("a", request_for("txt2img", "first"), "alice"))
+    with pytest.raises(QueueRefused):
+        await worker.submit(WorkItem("b", request_for("txt2img", "second"), "alice"))
+    assert prepared == ["first"]
+    worker.close()
