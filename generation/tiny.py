@@ -122,17 +122,24 @@ def unet(seed: int, in_channels: int) -> UNet2DConditionModel:
             encoder_hid_dim=EMBEDDING_DIM,
             encoder_hid_dim_type="image_proj",
             cross_attention_dim=32,
-            attention_head_dim=4,
+            attention_head_dim=32,
             resnet_time_scale_shift="scale_shift",
             class_embed_type=None,
         ).eval()
 
 
 def movq(seed: int) -> VQModel:
+    """Four levels, as the real MoVQ has: latents 8 times smaller than the image, so that the UNet's work grows
+    with the image as the real one's does (with two levels, a 768x512 request took the tiny UNet minutes)."""
     with _seeded(seed):
         return VQModel(
-            block_out_channels=[32, 64],
-            down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+            block_out_channels=[32, 32, 32, 64],
+            down_block_types=[
+                "DownEncoderBlock2D",
+                "DownEncoderBlock2D",
+                "DownEncoderBlock2D",
+                "AttnDownEncoderBlock2D",
+            ],
             in_channels=3,
             latent_channels=4,
             layers_per_block=1,
@@ -140,7 +147,7 @@ def movq(seed: int) -> VQModel:
             norm_type="spatial",
             num_vq_embeddings=12,
             out_channels=3,
-            up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+            up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
             vq_embed_dim=4,
         ).eval()
 

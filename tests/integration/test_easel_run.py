@@ -21,7 +21,7 @@ EASEL = str(Path(sys.executable).with_name("easel"))
 ROOT = Path(__file__).resolve().parents[2]
 DONE = re.compile(r"^\[(\w+)\] done: (.+) \(seed ([\d, ]+)\)$", re.MULTILINE)
 # Slow enough on the tiny model (a few seconds) to be caught mid-job.
-SLOW = "a slow lighthouse --steps 100 --prior-steps 50 --seed 7"
+SLOW = "a slow lighthouse --size 320x320 --steps 100 --prior-steps 50 --seed 7"
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from test_discord import TOKEN as DISCORD_TOKEN
 
 pytestmark = pytest.mark.postgres
 
-SLOW = "--steps 100 --prior-steps 100 --seed 7"
+SLOW = "--size 320x320 --steps 100 --prior-steps 100 --seed 7"
 """Slow enough on the tiny model (seconds) to be caught mid-job."""
 BATCH = re.compile(r"batch of \d+ job\(s\) ([0-9a-f, ]+): ")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from easel_process import EaselProcess, free_port
 from fake_telegram import TOKEN, FakeTelegram
 
-SLOW = "a slow lighthouse --steps 100 --prior-steps 50 --seed 7"
+SLOW = "a slow lighthouse --size 320x320 --steps 100 --prior-steps 50 --seed 7"
 """Slow enough on the tiny model (a few seconds) to be caught mid-job."""
 OUTAGE_SECONDS = 20
 """How long Telegram is unreachable from the moment `easel run` starts (issue 12)."""
