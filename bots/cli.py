@@ -17,7 +17,16 @@ from typing import Any, NoReturn
 from bots.config import ConfigError, Settings, load_settings, read_environment
 from bots.logs import configure as configure_logging
 from bots.logs import quiet_progress_bars
-from bots.maintenance import backup, database_failed, discord_sync, download_models, fail, prune, upgrade
+from bots.maintenance import (
+    backup,
+    database_failed,
+    discord_sync,
+    download_models,
+    fail,
+    prune,
+    set_tier,
+    upgrade,
+)
 from generation.errors import EaselError
 
 log = logging.getLogger("easel")
@@ -94,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetching.add_argument("--to", type=Path, metavar="DIR", help="a directory of their own (default: the hub cache)")
     _shared_options(fetching)
+
+    users = commands.add_parser("users", help="the bot's users")
+    _shared_options(users)
+    users_commands = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    tier = users_commands.add_parser("tier", help="show a user's tier, or put them in one (default: out of theirs)")
+    tier.add_argument("user", metavar="PLATFORM:ID", help="e.g. telegram:123456789 or discord:987654321")
+    tier.add_argument("name", metavar="NAME", nargs="?", help="a tier of the config ([tiers.NAME]); none: show it")
+    _shared_options(tier)
 
     discord_parser = commands.add_parser("discord", help="Discord maintenance")
     _shared_options(discord_parser)
@@ -176,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return upgrade(settings) if args.db_command == "upgrade" else backup(args.path, settings)
     if args.command == "storage":
         return prune(settings, dry_run=args.dry_run)
+    if args.command == "users":
+        return set_tier(settings, args.user, args.name)
     if args.command == "models":
         return download_models(settings, args.to)
     if args.command == "discord":

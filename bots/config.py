@@ -116,6 +116,10 @@ class TierSettings(_Section):
     weight: float = Field(default=1.0, gt=0)
     images_per_day: int = Field(default=100, ge=0)
     gpu_seconds_per_day: float = Field(default=1800.0, ge=0)
+    discord_roles: list[str] = []
+    """Discord roles (names or ids) whose members are in this tier, unless an owner put them in another."""
+    telegram_users: list[int] = []
+    """Telegram user ids in this tier, unless an owner put them in another."""
 
 
 class _PlatformSection(_Section):

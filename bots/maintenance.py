@@ -109,6 +109,7 @@ def prune(settings: Settings, *, dry_run: bool) -> int:
         database = Database(storage.database_url)
         await database.connect()
         try:
+            await database.upgrade()  # as `easel run` would, so that a new database has its tables
             carried = shared(settings) and not storage.shared_outputs_dir
             files = Files(FileStore(storage.outputs_dir), database if carried else None)
             return str(await prune_files(storage, database, files, now(), dry_run=dry_run))
@@ -143,4 +144,39 @@ def download_models(settings: Settings, to: Path | None) -> int:
     print("downloaded. To load these files without the network, put in config.toml:")
     for line in config_lines(fetched, into_directory=to is not None):
         print(f"  {line}")
+    return 0
+
+
+def set_tier(settings: Settings, who: str, name: str | None) -> int:
+    """`easel users tier PLATFORM:ID [NAME]`: an operator's `/tier`, logged as easel's own action."""
+    from bots.moderation.tiers import tier_of
+    from storage.database import Database
+    from storage.errors import DatabaseUnavailable
+
+    platform, _, user_id = who.partition(":")
+    if not platform or not user_id:
+        return fail(f"{who!r} is not PLATFORM:ID, e.g. telegram:123456789 or discord:987654321")
+    if name is not None and name not in settings.tiers:
+        return fail(f"there is no tier {name!r}; tiers ([tiers.NAME] in the config): {', '.join(settings.tiers)}")
+
+    async def run() -> str:
+        database = Database(settings.storage.database_url)
+        await database.connect()
+        try:
+            await database.upgrade()  # as `easel run` would, so that a new database has its tables
+            user = await database.get_or_create_user(platform, user_id)
+            before = tier_of(settings, user)
+            if name is None:
+                return f"{who} is in tier {before}"
+            await database.set_user_tier(user.id, name)
+            details = {"from": user.tier, "to": name}
+            await database.log_moderation("tier", f"user:{user.id}", reason="easel users tier", details=details)
+            return f"{who} is in tier {name} now (before: {before})"
+        finally:
+            await database.close()
+
+    try:
+        print(asyncio.run(run()))
+    except DatabaseUnavailable as error:
+        return database_failed(error)
     return 0

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from bots.config import Settings, load_settings
 from bots.core.facade import Core
 from bots.root import Runtime
@@ -59,7 +61,8 @@ class Stack:
 
 
 def core_settings(root: Path, **sections: dict[str, Any]) -> Settings:
-    """Tiny-preset settings with storage under `root`; `sections` override whole settings sections' keys."""
+    """Tiny-preset settings with storage under `root`; `sections` override settings sections' keys (a mapping
+    such as `tiers` is replaced whole)."""
     settings = load_settings(None, environ={"EASEL_MODEL__PRESET": "tiny"})
     updates: dict[str, Any] = {
         "storage": settings.storage.model_copy(
@@ -67,7 +70,8 @@ def core_settings(root: Path, **sections: dict[str, Any]) -> Settings:
         )
     }
     for name, values in sections.items():
-        updates[name] = updates.get(name, getattr(settings, name)).model_copy(update=values)
+        current = updates.get(name, getattr(settings, name))
+        updates[name] = current.model_copy(update=values) if isinstance(current, BaseModel) else values
     return settings.model_copy(update=updates)
 
 

@@ -24,6 +24,7 @@ from bots.core.positions import Positions
 from bots.core.types import Actor, EventKind, Place, Receipt
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
+from bots.moderation.tiers import tier_of
 from generation.asks import Ask, Options, build_request
 from generation.codec import decode, encode, stored_paths
 from generation.config import GenerationDefaults, Limits
@@ -71,7 +72,7 @@ class Admission:
         limits = _limits(self.settings.limits, overrides)
         uploads = _uploads(ask)
         request = await asyncio.to_thread(self.build, ask, limits) if uploads else self.build(ask, limits)
-        tier = _tier(self.settings.tier(user.tier), overrides)
+        tier = _tier(self.settings.tier(tier_of(self.settings, user, actor.roles)), overrides)
         estimate = self.worker.throughput.seconds(request)
         if uploads:  # refused before they are written; `create_job` checks the same limits atomically in any case
             await self._check_quota(user, tier, request.count, estimate)

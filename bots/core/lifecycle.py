@@ -28,6 +28,7 @@ from bots.core.positions import Positions
 from bots.core.types import EventKind
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
+from bots.moderation.tiers import tier_of
 from generation.asks import build_request
 from generation.codec import decode, stored_paths
 from generation.engine import GenerationResult
@@ -289,7 +290,7 @@ class Lifecycle:
             return 0
         if job.state is JobState.RUNNING:
             await self.db.requeue_job(job.id)
-        weight = self.settings.tier(owner.tier).weight
+        weight = self.settings.tier(tier_of(self.settings, owner)).weight
         try:
             await self.worker.submit(
                 WorkItem(job.id, request, user_key(owner.id), community_key(job.community_id), weight)

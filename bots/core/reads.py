@@ -12,6 +12,7 @@ from bots.core.admission import PREFERENCE_KEYS, today
 from bots.core.files import Files
 from bots.core.types import Actor, JobSummary, QueueEntry, QuotaStatus
 from bots.errors import UserError, user_error
+from bots.moderation.tiers import tier_of
 from generation.errors import InvalidRequest
 from generation.requests import make_request
 from generation.worker import Worker
@@ -55,7 +56,7 @@ class Reads:
 
     async def quota(self, actor: Actor) -> QuotaStatus:
         user = await self.accounts.user(actor)
-        tier = self.settings.tier(user.tier)
+        tier = self.settings.tier(tier_of(self.settings, user, actor.roles))
         usage = await self.db.quota_usage(user.id, today())
         return QuotaStatus(usage.images, tier.images_per_day, usage.gpu_seconds, tier.gpu_seconds_per_day)
 

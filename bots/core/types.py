@@ -19,6 +19,8 @@ class Actor:
     user_id: str
     display_name: str | None = None
     language: str | None = None
+    roles: tuple[str, ...] = ()
+    """Their roles in the community where they ask, as names and ids (Discord's), for `[tiers.NAME] discord_roles`."""
 
 
 @dataclass(frozen=True)

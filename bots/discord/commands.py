@@ -191,13 +191,13 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         preferences,
         help_,
         edit_image,
-        moderation_group(sizes),
+        moderation_group(sizes, list(settings.tiers)),
     ]
     check_served(PLATFORM, CAPABILITIES, served(commands))
     return commands
 
 
-def moderation_group(sizes: list[app_commands.Choice[str]]) -> app_commands.Group:
+def moderation_group(sizes: list[app_commands.Choice[str]], tiers: Sequence[str]) -> app_commands.Group:
     """/mod: shown by Discord to members with Manage Server only, in servers only; the core still checks every
     call, since a hidden command can be sent all the same, and a moderator role may use part of it."""
     mod = app_commands.Group(
@@ -249,6 +249,12 @@ def moderation_group(sizes: list[app_commands.Choice[str]]) -> app_commands.Grou
         everywhere: bool = False,
     ) -> None:
         await moderation(interaction).ban(interaction, user, duration, reason, everywhere)
+
+    @mod.command(name="tier", description=_text("discord.mod.command.tier"))
+    @app_commands.describe(user=_text("discord.mod.option.user"), name=_text("discord.mod.option.tier"))
+    @app_commands.choices(name=[app_commands.Choice(name=tier, value=tier) for tier in tiers[:25]])
+    async def tier(interaction: discord.Interaction, user: discord.User, name: str | None = None) -> None:
+        await moderation(interaction).tier(interaction, user, name)
 
     @mod.command(name="unban", description=_text("discord.mod.command.unban"))
     @app_commands.rename(everywhere="global")

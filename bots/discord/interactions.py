@@ -49,16 +49,22 @@ Produce = Callable[[Context], Awaitable[str | Reply]]
 
 def context_of(interaction: discord.Interaction) -> Context:
     user = interaction.user
-    actor = Actor(PLATFORM, str(user.id), user.display_name, interaction.locale.value)
+    actor = Actor(PLATFORM, str(user.id), user.display_name, interaction.locale.value, _roles(user))
     place = _place(interaction.channel, interaction.channel_id, interaction.guild_id, interaction.guild, interaction.id)
     return Context(actor, place)
+
+
+def _roles(user: discord.User | discord.Member) -> tuple[str, ...]:
+    """A member's roles by name and by id, for `[tiers.NAME] discord_roles`; none outside a server."""
+    roles = getattr(user, "roles", ())
+    return tuple(value for role in roles if not role.is_default() for value in (role.name, str(role.id)))
 
 
 async def context_of_message(core: Core, message: discord.Message) -> Context:
     """A message carries no language: the one easel last stored for its author, else the server's. Its server
     is known even when discord.py has not cached it, so a reply is moderated like a command."""
     author, guild = message.author, message.guild
-    actor = Actor(PLATFORM, str(author.id), author.display_name)
+    actor = Actor(PLATFORM, str(author.id), author.display_name, roles=_roles(author))
     language = await core.language_of(actor) or (guild.preferred_locale.value if guild is not None else None)
     guild_id = guild.id if guild is not None else getattr(message.channel, "guild_id", None)
     place = _place(message.channel, message.channel.id, guild_id, guild, message.id)

@@ -85,6 +85,20 @@ class ModerationActions:
 
         await self._run(interaction, call)
 
+    async def tier(
+        self, interaction: discord.Interaction, user: discord.User | discord.Member, name: str | None
+    ) -> None:
+        """Show a user's tier, or (with `name`) put them in it; owners only, which the core checks."""
+
+        async def call(moderator: Moderator, language: str | None) -> str:
+            if name is None:
+                tier = await self.moderation.tier(moderator, str(user.id))
+                return render("discord.mod.tier_show", language, user=user.mention, tier=tier)
+            before = await self.moderation.set_tier(moderator, str(user.id), name)
+            return render("discord.mod.tier_set", language, user=user.mention, tier=name, before=before)
+
+        await self._run(interaction, call)
+
     async def nsfw(self, interaction: discord.Interaction, policy: str) -> None:
         async def call(moderator: Moderator, language: str | None) -> str:
             await self.moderation.set_nsfw(moderator, policy)

@@ -31,6 +31,7 @@ SPELLINGS: dict[str, str] = {
     "mod.export": "/mod export",
     "mod.delete": "Delete button",
     "mod.purge": "/mod purge",
+    "mod.tier": "/mod tier",
 }
 """Catalogue name -> how Discord shows it: a slash command (a group stands for its subcommands), or a button."""
 

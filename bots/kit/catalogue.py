@@ -71,6 +71,7 @@ CATALOGUE: tuple[Command, ...] = (
     _moderation("mod.export", "moderation.log_csv"),
     _moderation("mod.delete", "delete"),
     _moderation("mod.purge", "purge"),
+    _moderation("mod.tier", "moderation.set_tier"),
 )
 
 

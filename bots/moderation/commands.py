@@ -18,6 +18,7 @@ from bots.config import Settings
 from bots.errors import UserError, user_error
 from bots.moderation.matching import BannedPattern, InvalidPattern, validate
 from bots.moderation.policy import LogEntry, ModerationPolicy, Moderator, Role, community_words
+from bots.moderation.tiers import tier_of
 from storage.database import Database
 from storage.records import Community, Job, User
 
@@ -29,6 +30,7 @@ class Moderation:
     """What the service and the adapters call: the policy's rules with the reads, writes and log around them."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
         self.policy = ModerationPolicy(settings)
         self.db = db
 
@@ -188,6 +190,35 @@ class Moderation:
         await self.db.update_community_settings(community.id, {"limits": limits})
         await self._log(moderator, community, "limits", ",".join(sorted(changes)), details=dict(changes))
         return limits
+
+    async def set_tier(self, moderator: Moderator, platform_user_id: str, name: str) -> str:
+        """Put a user of the moderator's platform in a tier (owners only, from anywhere; `default` takes them out
+        of theirs); the change is logged, in the community where it was asked if any. Returns the tier before."""
+        if self.policy.role(moderator.platform, moderator.user_id, moderator.role) is not Role.OWNER:
+            raise UserError("moderation.owners_only")
+        if name not in self.settings.tiers:
+            raise UserError("moderation.bad_tier", name=name, allowed=", ".join(sorted(self.settings.tiers)))
+        target = await self.db.get_or_create_user(moderator.platform, platform_user_id)
+        before = tier_of(self.settings, target)
+        await self.db.set_user_tier(target.id, name)
+        community = None
+        if moderator.community_id is not None:
+            community = await self.db.get_or_create_community(moderator.platform, moderator.community_id)
+        await self.db.log_moderation(
+            "tier",
+            f"user:{target.id}",
+            community_id=community.id if community is not None else None,
+            actor_id=await self._actor_id(moderator),
+            details={"from": target.tier, "to": name},
+        )
+        return before
+
+    async def tier(self, moderator: Moderator, platform_user_id: str) -> str:
+        """The tier a user of the moderator's platform is in (owners only), as far as their row and the
+        configuration tell (a Discord role counts where the user asks, not here)."""
+        if self.policy.role(moderator.platform, moderator.user_id, moderator.role) is not Role.OWNER:
+            raise UserError("moderation.owners_only")
+        return tier_of(self.settings, await self.db.get_or_create_user(moderator.platform, platform_user_id))
 
     async def log(self, moderator: Moderator, limit: int = 20) -> list[LogEntry]:
         """The community's newest entries first."""

@@ -39,6 +39,7 @@ SPELLINGS: dict[str, str] = {
     "mod.export": "modlog csv",
     "mod.delete": "delete",
     "mod.purge": "purge",
+    "mod.tier": "tier",
 }
 """Catalogue name -> Telegram command."""
 ALIASES = {"start": "help"}

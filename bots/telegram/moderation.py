@@ -68,6 +68,7 @@ class ModerationCommands:
             "mod.export": self._export,
             "mod.delete": self._delete,
             "mod.purge": self._purge,
+            "mod.tier": self._tier,
         }
 
     # --- commands ----------------------------------------------------------------------------
@@ -190,6 +191,18 @@ class ModerationCommands:
         await reply(message, context.text("telegram.mod.purged", user=name, count=removed))
 
     # --- helpers -----------------------------------------------------------------------------
+
+    async def _tier(self, context: Context, message: Message, rest: str) -> None:
+        """`/tier` in reply to a user's message or with their id, then a tier's name (owners only, also in a
+        private chat); without a name it shows theirs."""
+        moderator = await self.admins.moderator(context)
+        user_id, name, words = _target(message, rest.split(), "/tier")
+        if not words:
+            tier = await self.core.moderation.tier(moderator, user_id)
+            await reply(message, context.text("telegram.mod.tier_show", user=name, tier=tier))
+            return
+        before = await self.core.moderation.set_tier(moderator, user_id, words[0])
+        await reply(message, context.text("telegram.mod.tier_set", user=name, tier=words[0], before=before))
 
     async def _gate(self, context: Context) -> Moderator:
         """The sender as Telegram knows them, once the core lets them moderate this group."""

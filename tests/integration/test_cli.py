@@ -328,3 +328,19 @@ def test_a_database_missing_on_the_server_is_one_line(capsys: pytest.CaptureFixt
     assert code == 1
     [line] = err.strip().splitlines()
     assert line.endswith('the database refused the connection (database "easel_nowhere" does not exist)')
+
+
+def test_users_tier_shows_and_sets_a_tier_and_logs_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[tiers.default]\n[tiers.patron]\nimages_per_day = 500\n")
+    assert main(["users", "tier", "telegram:42"]) == 0
+    assert capsys.readouterr().out == "telegram:42 is in tier default\n"
+    assert main(["users", "tier", "telegram:42", "patron"]) == 0
+    assert capsys.readouterr().out == "telegram:42 is in tier patron now (before: default)\n"
+    with sqlite3.connect(tmp_path / "data" / "easel.db") as connection:
+        assert connection.execute("SELECT tier FROM users WHERE platform_user_id = '42'").fetchall() == [("patron",)]
+        logged = connection.execute("SELECT action, actor_id, details FROM moderation_log").fetchall()
+    assert logged == [("tier", None, '{"from": "default", "to": "patron"}')]
+    assert main(["users", "tier", "telegram:42", "gold"]) == 1
+    assert "there is no tier 'gold'; tiers ([tiers.NAME] in the config): default, patron" in capsys.readouterr().err
+    assert main(["users", "tier", "42", "patron"]) == 1
+    assert "'42' is not PLATFORM:ID" in capsys.readouterr().err

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 import test_discord
-from fake_discord import ALL_PERMISSIONS, CHANNEL_ID, GUILD_ID, MANAGE_GUILD, FakeInteraction
+from core_stack import Launch
+from fake_discord import ALL_PERMISSIONS, CHANNEL_ID, GUILD_ID, MANAGE_GUILD, FakeDiscord, FakeInteraction
 from PIL import Image
 from test_discord import ALICE, ALICE_ID, BOB, BOB_ID, Bot, StartBot, buttons, gated, member
 
+from bots.config import TierSettings
 from bots.core.types import EventKind, JobEvent, Place
 from bots.texts import render
 from generation.engine import Engine
@@ -332,3 +334,33 @@ async def test_the_log_shows_every_action_export_sends_csv_and_purge_deletes_the
     rows = list(csv.reader(io.StringIO(fake.data_of(attachment).decode("utf-8-sig"))))
     assert rows[0] == ["time", "action", "target", "actor", "reason", "details"]
     assert sorted(row[1] for row in rows[1:]) == sorted(actions)
+
+
+async def test_an_owner_puts_users_in_tiers_and_a_role_gives_one(
+    fake: FakeDiscord, stack: Launch, start_bot: StartBot, tmp_path: Path
+) -> None:
+    settings = test_discord.settings_for(fake, tmp_path)
+    tiers = {
+        "default": TierSettings(images_per_day=100),
+        "patron": TierSettings(images_per_day=7, discord_roles=["patrons"]),
+        "gold": TierSettings(images_per_day=9),
+    }
+    owners = settings.moderation.model_copy(update={"owners": [f"discord:{CAROL_ID}"]})
+    bot = await start_bot(await stack(settings.model_copy(update={"tiers": tiers, "moderation": owners})))
+    patrons_role = MODERATOR_ROLE_ID + 2
+    await fake.create_guild(GUILD_ID, roles={"patrons": patrons_role})
+    await fake.wait_for(lambda: bot.adapter.client and bot.adapter.client.get_guild(GUILD_ID))
+    patron = member(1006, "pat", roles=(patrons_role,))
+
+    async def quota(who: dict[str, Any]) -> str:
+        return await bot.ephemeral_reply(await fake.command("quota", member=who))
+
+    assert "made 0 of 7 images" in await quota(patron)  # the role's tier
+    assert "made 0 of 100 images" in await quota(BOB)
+    answer = await ask(bot, "mod tier", {"user": BOB, "name": "gold"}, member=CAROL)
+    assert answer == f"<@{BOB_ID}> is in tier gold now (before: default)."
+    assert "made 0 of 9 images" in await quota(BOB)
+    assert await ask(bot, "mod tier", {"user": BOB}, member=CAROL) == f"<@{BOB_ID}> is in tier gold."
+    assert await ask(bot, "mod tier", {"user": BOB, "name": "default"}, member=DAVE) == render("moderation.owners_only")
+    assert "made 0 of 9 images" in await quota(BOB)
+    assert "tier" in await ask(bot, "mod log", member=CAROL)

@@ -12,6 +12,7 @@ from typing import Any
 import test_telegram
 from test_telegram import ANN, BLACK, BOB, Bot, Held, Start, jpeg
 
+from bots.config import TierSettings
 from bots.core.types import JobEvent
 from bots.texts import render
 from storage.records import JobState
@@ -243,3 +244,31 @@ async def test_nsfw_spoiler_limits_and_the_admin_cache(start: Start) -> None:
     bot.fake.text(bot.ann, group, "/imagine a beach")
     [image] = await bot.images_in(GROUP, 1)
     assert image["has_media_spoiler"] is True and bot.fake.sent("sendPhoto")[0].params["has_spoiler"] is True
+
+
+async def test_owners_put_users_in_tiers_anywhere_a_list_gives_one_and_the_log_shows_it(start: Start) -> None:
+    tiers = {
+        "default": TierSettings(images_per_day=100),
+        "patron": TierSettings(images_per_day=7, telegram_users=[ANN]),
+        "gold": TierSettings(images_per_day=9),
+    }
+    bot: Bot = await start(moderation={"owners": [f"telegram:{CAROL}"]}, tiers=tiers)
+    group = bot.fake.group(GROUP)
+    bot.fake.admin(group, bot.ann)
+    carol = bot.fake.user(CAROL, "Carol")
+    quota = "Today you have made 0 of {} images"
+    assert quota.format(7) in await ask(bot, bot.ann, bot.fake.private(bot.ann), "/quota")  # the Telegram list
+    assert quota.format(100) in await ask(bot, bot.bob, bot.fake.private(bot.bob), "/quota")
+
+    in_private = bot.fake.private(carol)
+    assert await ask(bot, carol, in_private, f"/tier {BOB} gold") == f"{BOB} is in tier gold now (before: default)."
+    assert quota.format(9) in await ask(bot, bot.bob, bot.fake.private(bot.bob), "/quota")
+    bobs = bot.fake.text(bot.bob, group, "hi")
+    assert await ask(bot, carol, group, "/tier", reply_to=bobs) == "Bob is in tier gold."
+    assert await ask(bot, carol, group, "/tier patron", reply_to=bobs) == "Bob is in tier patron now (before: gold)."
+    assert await ask(bot, bot.ann, group, f"/tier {BOB} default") == render("moderation.owners_only")  # an admin
+    unknown = await ask(bot, carol, in_private, f"/tier {BOB} platinum")
+    assert unknown == "There is no tier platinum; tiers: default, gold, patron."
+    assert "/tier" in await ask(bot, carol, in_private, "/tier")  # whom? the usage
+    log = await ask(bot, bot.ann, group, "/modlog")
+    assert "tier" in log and "from=gold, to=patron" in log
