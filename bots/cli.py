@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bots.config import ConfigError, Settings, load_settings, read_environment
+from bots.config import ConfigError, Settings, load_settings
+from bots.environment import read_environment
 from bots.logs import configure as configure_logging
 from bots.logs import quiet_progress_bars
 from bots.maintenance import (
@@ -216,9 +217,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from generation.errors import ModelLoadError
     from storage.errors import DatabaseUnavailable
 
-    environment = read_environment(settings)
-    console = args.console or (sys.stdin.isatty() and not served_platforms(settings, environment))
     try:
+        environment = read_environment(settings)
+        console = args.console or (sys.stdin.isatty() and not served_platforms(settings, environment))
         asyncio.run(serve(settings, environment, console=console))
     except (NothingToRun, ModelLoadError, AlreadyServed, ConfigError) as error:
         return fail(str(error))

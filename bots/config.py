@@ -1,21 +1,28 @@
 """easel's settings: `config.toml` read once, environment overrides applied, validated and frozen.
 
-An environment variable `EASEL_<SECTION>__<KEY>` overrides `[section] key`, its value read as a TOML
-value where it parses as one (`EASEL_MODEL__CPU_OFFLOAD=true`) and as a string otherwise
-(`EASEL_MODEL__PRESET=tiny`). Secrets such as platform tokens are never in the file.
+pydantic-settings merges them: an environment variable `EASEL_<SECTION>__<KEY>` overrides `[section] key`, at any
+depth (`EASEL_TIERS__PATRON__WEIGHT=2`), its value read as the setting's type wants it: a string setting keeps
+`2024` a string, a number or a flag is parsed (`EASEL_MODEL__CPU_OFFLOAD=true`), a list or a table is written
+as JSON (`EASEL_MODERATION__OWNERS='["telegram:1"]'`). A bad value is named with where it came from, the file
+or the variable. Secrets such as platform tokens are never in the file: they come from the environment, or from
+files (`NAME_FILE`, Docker's secrets; `$CREDENTIALS_DIRECTORY/NAME`, systemd's credentials).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -211,7 +218,27 @@ class LoggingSettings(_Section):
     as keys of their own."""
 
 
-class Settings(_Section):
+class _Environ(EnvSettingsSource):
+    """The environment `load_settings` was given (the process's, or a test's), not always `os.environ`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+_JSON_HINT = """a list or a table is written as JSON, e.g. EASEL_MODERATION__OWNERS='["telegram:1"]'"""
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("easel_settings_environ", default=None)
+"""What `Settings` reads its overrides from while `load_settings` builds it; nothing when code builds one itself."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False
+    )
+
     model: ModelSettings = ModelSettings()
     defaults: DefaultsSettings = DefaultsSettings()
     limits: Limits = Limits()
@@ -238,6 +265,18 @@ class Settings(_Section):
             raise ValueError("tiers.default is required: it applies to every user without a tier")
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment over the file (given as init values), each deep-merged into the other."""
+        return _Environ(settings_cls, _ENVIRON.get() or {}), init_settings
+
     @property
     def generation_defaults(self) -> GenerationDefaults:
         return resolve_defaults(self.model.preset, self.defaults)
@@ -263,11 +302,16 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
-    _apply_environment(data, environ)
+    _check_sections(environ)
+    token = _ENVIRON.set(environ)
     try:
-        settings = Settings.model_validate(data)
+        settings = Settings(**data)
     except ValidationError as error:
-        raise ConfigError(_describe(error, path)) from None
+        raise ConfigError(_describe(error, path, environ)) from None
+    except SettingsError:
+        raise ConfigError(f"invalid configuration: {_not_json(environ)}; {_JSON_HINT}") from None
+    finally:
+        _ENVIRON.reset(token)
     return _resolve_paths(settings, path.parent if path is not None else Path.cwd())
 
 
@@ -283,57 +327,47 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     return settings.model_copy(update={"storage": resolved})
 
 
-def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
+def _check_sections(environ: Mapping[str, str]) -> None:
+    """A variable that names no section would be ignored: refused, like an unknown section of the file."""
+    for name in environ:
+        section, nested, _ = name[len(ENV_PREFIX) :].lower().partition("__")
+        if name.upper().startswith(ENV_PREFIX) and nested and section not in Settings.model_fields:
+            raise ConfigError(f"the environment variable {name} names no section of the settings ({section})")
+
+
+def _not_json(environ: Mapping[str, str]) -> str:
+    """Which variables hold a list or a table that is not JSON (what pydantic-settings could not parse)."""
+    bad = []
+    for name, value in environ.items():
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        data.setdefault(section, {})[key] = _env_value(raw)
+        model = Settings.model_fields.get(section) if name.upper().startswith(ENV_PREFIX) else None
+        inner = getattr(model.annotation, "model_fields", {}).get(key) if model is not None else None
+        if inner is not None and get_origin(inner.annotation) in (list, dict):
+            try:
+                json.loads(value)
+            except ValueError:
+                bad.append(f"the environment variable {name} ({value!r}) is not JSON")
+    return "; ".join(bad) or "a list or a table of the environment could not be read"
 
 
-def _env_value(raw: str) -> Any:
-    try:
-        return tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-def _describe(error: ValidationError, path: Path | None) -> str:
-    where = f" in {path}" if path else ""
+def _describe(error: ValidationError, path: Path | None, environ: Mapping[str, str]) -> str:
+    """Each problem with the setting it is about, and where its value came from: a variable or the file."""
     lines = []
     for problem in error.errors():
         if problem["loc"]:
             setting = ".".join(str(part) for part in problem["loc"])
             shown = "" if setting.endswith("database_url") else f" (got {problem.get('input')!r})"  # a password
-            lines.append(f"{setting}: {problem['msg']}{shown}")
+            lines.append(f"{setting}: {problem['msg']}{shown}{_source(problem['loc'], path, environ)}")
         else:
             lines.append(str(problem["ctx"]["error"]) if "error" in problem.get("ctx", {}) else problem["msg"])
-    return f"invalid configuration{where}: " + "; ".join(lines)
+    return "invalid configuration: " + "; ".join(lines)
 
 
-@dataclass(frozen=True)
-class Environment:
-    """What easel takes from the environment besides settings, read once at start-up: the platform tokens
-    and the webhook secret (never in the file, never logged), and the system's language."""
-
-    telegram_token: str | None = field(default=None, repr=False)
-    discord_token: str | None = field(default=None, repr=False)
-    telegram_webhook_secret: str | None = field(default=None, repr=False)
-    locale: str | None = None
-
-
-def read_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> Environment:
-    """Tokens of disabled platforms are not read: a disabled adapter never starts."""
-    environ = os.environ if environ is None else environ
-
-    def value(name: str, enabled: bool = True) -> str | None:
-        return (environ.get(name) or "").strip() or None if enabled else None
-
-    raw = next((text for name in ("LC_ALL", "LC_MESSAGES", "LANG") if (text := environ.get(name))), "")
-    locale = raw.split(".")[0]
-    return Environment(
-        telegram_token=value(settings.telegram.token_env, settings.telegram.enabled),
-        discord_token=value(settings.discord.token_env, settings.discord.enabled),
-        telegram_webhook_secret=value(settings.telegram.webhook_secret_env, settings.telegram.enabled),
-        locale=None if locale in ("", "C", "POSIX") else locale,
-    )
+def _source(loc: tuple[int | str, ...], path: Path | None, environ: Mapping[str, str]) -> str:
+    """The variable that set the value at `loc` (or a table or list around it), else the file."""
+    names = {name.upper(): name for name in environ}
+    for end in range(len(loc), 0, -1):
+        wanted = ENV_PREFIX + "__".join(str(part).upper() for part in loc[:end])
+        if wanted in names:
+            return f", from the environment variable {names[wanted]}"
+    return f", in {path}" if path is not None else ""

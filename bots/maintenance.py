@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bots.config import Settings, read_environment
+from bots.config import ConfigError, Settings
+from bots.environment import read_environment
 
 if TYPE_CHECKING:
     from storage.errors import DatabaseUnavailable
@@ -65,9 +66,15 @@ def discord_sync(settings: Settings) -> int:
     from bots.discord.adapter import sync_once
 
     token_env = settings.discord.token_env
-    token = read_environment(settings).discord_token
+    try:
+        token = read_environment(settings).discord_token
+    except ConfigError as error:
+        return fail(str(error))
     if not token:
-        return fail(f"{token_env} is not set: the Discord bot token is read only from the environment")
+        return fail(
+            f"{token_env} is not set: the Discord bot token is read from the environment ({token_env}, or the file "
+            f"that {token_env}_FILE names, or $CREDENTIALS_DIRECTORY/{token_env})"
+        )
     try:
         names = asyncio.run(sync_once(settings, token))
     except discord.LoginFailure:

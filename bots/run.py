@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn, TextIO
 
-from bots.config import Environment, Settings
+from bots.config import Settings
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
 from bots.core.retention import keeps_everything, prune_daily
+from bots.environment import Environment
 from bots.heap import set_start_up_aside
 from bots.kit.lifetime import STEP_SECONDS, STOPPED_AT_ONCE, Adapter, Adapters
 from bots.root import running_core

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 from pydantic import ValidationError
 
 from bots.config import ConfigError, load_settings
+from bots.environment import read_environment
 from generation.models import pick_device, pick_dtype
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +48,7 @@ def test_named_defaults_win_over_the_preset(tmp_path: Path) -> None:
     assert settings.generation_defaults.height == 64
 
 
-def test_environment_overrides_are_read_as_toml_values(tmp_path: Path) -> None:
+def test_environment_overrides_are_read_as_the_settings_types(tmp_path: Path) -> None:
     environ = {
         "EASEL_MODEL__CPU_OFFLOAD": "true",
         "EASEL_LIMITS__MAX_IMAGES": "2",
@@ -130,3 +132,64 @@ def test_logging_takes_a_level_and_a_format_and_refuses_others(tmp_path: Path) -
     assert (settings.logging.level, settings.logging.format) == ("debug", "json")
     with pytest.raises(ConfigError, match="logging.format"):
         load_settings(None, environ={"EASEL_LOGGING__FORMAT": "xml"})
+
+
+def test_environment_overrides_reach_any_depth_and_merge_with_the_file(tmp_path: Path) -> None:
+    config = write(tmp_path, "[tiers.default]\n[tiers.patron]\nweight = 3.0\nimages_per_day = 300\n")
+    environ = {"EASEL_TIERS__PATRON__WEIGHT": "2", "EASEL_TIERS__GOLD__IMAGES_PER_DAY": "900"}
+    settings = load_settings(config, environ=environ)
+    assert (settings.tiers["patron"].weight, settings.tiers["patron"].images_per_day) == (2.0, 300)
+    assert settings.tiers["gold"].images_per_day == 900 and settings.tiers["gold"].weight == 1.0
+
+
+def test_a_string_setting_keeps_a_value_that_looks_like_a_number_and_lists_are_json() -> None:
+    environ = {
+        "EASEL_MODERATION__MODERATOR_ROLE": "2024",
+        "EASEL_MODERATION__OWNERS": '["telegram:1", "discord:2"]',
+        "EASEL_DISCORD__GUILD_IDS": "[10, 20]",
+        "EASEL_TIERS__PATRON__TELEGRAM_USERS": "[42]",
+    }
+    settings = load_settings(None, environ=environ)
+    assert settings.moderation.moderator_role == "2024"
+    assert settings.moderation.owners == ["telegram:1", "discord:2"] and settings.discord.guild_ids == [10, 20]
+    assert settings.tiers["patron"].telegram_users == [42]
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"EASEL_QUEUE__MAX_QUEUE": "many"}, "queue.max_queue: Input should be a valid integer"),
+        ({"EASEL_TIERS__PATRON__WEIGHT": "-1"}, "from the environment variable EASEL_TIERS__PATRON__WEIGHT"),
+        ({"EASEL_MODEL__PRESTE": "tiny"}, "model.preste: Extra inputs are not permitted"),
+        ({"EASEL_MODERATION__OWNERS": "telegram:1"}, "EASEL_MODERATION__OWNERS ('telegram:1') is not JSON"),
+        ({"EASEL_MODELS__PRESET": "tiny"}, "EASEL_MODELS__PRESET names no section of the settings (models)"),
+    ],
+)
+def test_a_bad_value_names_the_variable_it_came_from(environ: dict[str, str], said: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_settings(None, environ=environ)
+
+
+def test_a_bad_value_of_the_file_names_the_file(tmp_path: Path) -> None:
+    config = write(tmp_path, "[queue]\nmax_queue = 0\n")
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"queue.max_queue: Input should be greater than or equal to 1 (got 0), in {config}"),
+    ):
+        load_settings(config, environ={"EASEL_QUEUE__MAX_BATCH_IMAGES": "2"})
+
+
+def test_tokens_come_from_the_variable_a_file_it_names_or_systemds_credentials(tmp_path: Path) -> None:
+    settings = load_settings(None, environ={})
+    (tmp_path / "telegram").write_text("123:from-a-file\n")
+    (tmp_path / "credentials").mkdir()
+    (tmp_path / "credentials" / "DISCORD_BOT_TOKEN").write_text("from-credentials")
+    environ = {
+        "TELEGRAM_BOT_TOKEN_FILE": str(tmp_path / "telegram"),
+        "CREDENTIALS_DIRECTORY": str(tmp_path / "credentials"),
+    }
+    read = read_environment(settings, environ)
+    assert (read.telegram_token, read.discord_token) == ("123:from-a-file", "from-credentials")
+    assert read_environment(settings, {**environ, "TELEGRAM_BOT_TOKEN": "direct"}).telegram_token == "direct"
+    with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN: the file /nowhere cannot be read"):
+        read_environment(settings, {"TELEGRAM_BOT_TOKEN_FILE": "/nowhere"})

@@ -34,7 +34,7 @@ from PIL import Image
 from previewing import HeldAtPreview
 
 from bots.cli import main
-from bots.config import Settings, read_environment
+from bots.config import Settings
 from bots.core.types import Actor, EventKind, JobEvent
 from bots.discord import delivery as delivery_module
 from bots.discord.adapter import DiscordAdapter
@@ -42,6 +42,7 @@ from bots.discord.commands import build_commands, served
 from bots.discord.endpoints import point_at
 from bots.discord.spellings import CAPABILITIES
 from bots.discord.status import StatusBoard
+from bots.environment import read_environment
 from bots.errors import UserError
 from bots.kit.catalogue import check_served, commands_for
 from bots.kit.lifetime import Adapters

@@ -18,8 +18,9 @@ from fake_telegram import FakeTelegram
 from PIL import Image
 from previewing import HeldAtPreview
 
-from bots.config import Settings, read_environment
+from bots.config import Settings
 from bots.core.types import Actor, EventKind, JobEvent
+from bots.environment import read_environment
 from bots.kit.lifetime import Adapters
 from bots.telegram import delivery as delivery_module
 from bots.telegram.adapter import TelegramAdapter
