@@ -42,18 +42,16 @@ class NothingToRun(EaselError):
 
 
 def served_platforms(settings: Settings, environment: Environment) -> list[str]:
-    """The enabled platforms whose token is in the environment; an enabled platform without one is named
-    in the log (never its token), so an operator sees why it did not start."""
-    platforms = []
-    for platform, section, token in (
-        ("telegram", settings.telegram, environment.telegram_token),
-        ("discord", settings.discord, environment.discord_token),
-    ):
-        if token:
-            platforms.append(platform)
-        elif section.enabled:
+    """The enabled platforms whose token is in the environment (a disabled platform's token is not read)."""
+    return list(_tokens(environment))
+
+
+def _say_unserved(settings: Settings, environment: Environment) -> None:
+    """Once per start: each enabled platform without a token, named (never its token), so that an operator sees
+    why its adapter did not start."""
+    for platform, section in (("telegram", settings.telegram), ("discord", settings.discord)):
+        if section.enabled and platform not in _tokens(environment):
             log.info("%s: %s is not set; the %s adapter does not start", platform, section.token_env, platform)
-    return platforms
 
 
 def _tokens(environment: Environment) -> dict[str, str]:
@@ -88,6 +86,7 @@ async def serve(
     stdout: TextIO = sys.stdout,
 ) -> None:
     """Run until a signal arrives (or the console's input ends). `generate` replaces the engine in benchmarks."""
+    _say_unserved(settings, environment)
     if not console and not served_platforms(settings, environment):
         raise NothingToRun(
             f"no chat platform to serve: set {settings.telegram.token_env} or {settings.discord.token_env} "

@@ -120,6 +120,8 @@ def test_piped_input_runs_every_command_and_exits_when_done(workdir: Path) -> No
     assert any(line in result.stdout for line in ("You have nothing waiting", "in line, about", "drawing now"))
     assert "Traceback" not in result.stdout + result.stderr
     assert "INFO bots.kit.lifetime: console adapter started" in result.stderr
+    assert result.stderr.count("TELEGRAM_BOT_TOKEN is not set") == 1  # said once, though never needed here
+    assert re.search(r"  txt2img  seed \d+  ", result.stdout), "/history names operations as the README does"
     assert [row[1:] for row in job_rows(workdir)] == [("done", 1, "delivered")] * 5
     previews = re.findall(r"preview \(updated as it draws\): (\S+)", result.stdout)
     assert len(previews) == 5 and not any(Path(path).exists() for path in previews)  # named once, gone at the end
