@@ -64,65 +64,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"easel {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = commands.add_parser("run", help="run the bot: the worker and every adapter that can start")
-    _shared_options(run)
+    run = _command(commands, "run", "run the bot: the worker and every adapter that can start")
     run.add_argument("--console", action="store_true", help="chat on this terminal (or piped stdin)")
     run.add_argument(
         "--no-worker",
         action="store_true",
         help="a front end only: `easel worker` processes on the same PostgreSQL database run the jobs",
     )
+    _command(commands, "worker", "serve the jobs of a PostgreSQL database's queue on this host's GPU")
 
-    worker = commands.add_parser("worker", help="serve the jobs of a PostgreSQL database's queue on this host's GPU")
-    _shared_options(worker)
-
-    database = commands.add_parser("db", help="database maintenance")
-    _shared_options(database)
-    database_commands = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
-    upgrade = database_commands.add_parser("upgrade", help="migrate the database to the current schema")
-    _shared_options(upgrade)
-    backup = database_commands.add_parser(
-        "backup", help="copy the SQLite database to PATH, consistently, while easel may be running"
-    )
+    database = _group(commands, "db", "database maintenance")
+    _command(database, "upgrade", "migrate the database to the current schema")
+    backup = _command(database, "backup", "copy the SQLite database to PATH, consistently, while easel may be running")
     backup.add_argument("path", type=Path, metavar="PATH", help="the copy's file (refused if it exists)")
-    _shared_options(backup)
 
-    storage = commands.add_parser("storage", help="the files of jobs")
-    _shared_options(storage)
-    storage_commands = storage.add_subparsers(dest="storage_command", required=True, parser_class=_Parser)
-    pruning = storage_commands.add_parser(
-        "prune", help="delete the images and uploads of jobs older than storage.keep_days (as easel run does daily)"
+    storage = _group(commands, "storage", "the files of jobs")
+    pruning = _command(
+        storage, "prune", "delete the images and uploads of jobs older than storage.keep_days (as easel run does daily)"
     )
     pruning.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
-    _shared_options(pruning)
 
-    models = commands.add_parser("models", help="the model weights")
-    _shared_options(models)
-    models_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-    fetching = models_commands.add_parser(
-        "download", help="fetch the files the configured models need (safetensors only; resumes an interrupted one)"
+    models = _group(commands, "models", "the model weights")
+    fetching = _command(
+        models, "download", "fetch the files the configured models need (safetensors only; resumes an interrupted one)"
     )
     fetching.add_argument("--to", type=Path, metavar="DIR", help="a directory of their own (default: the hub cache)")
-    _shared_options(fetching)
 
-    users = commands.add_parser("users", help="the bot's users")
-    _shared_options(users)
-    users_commands = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
-    tier = users_commands.add_parser("tier", help="show a user's tier, or put them in one (default: out of theirs)")
+    users = _group(commands, "users", "the bot's users")
+    tier = _command(users, "tier", "show a user's tier, or put them in one (default: out of theirs)")
     tier.add_argument("user", metavar="PLATFORM:ID", help="e.g. telegram:123456789 or discord:987654321")
     tier.add_argument("name", metavar="NAME", nargs="?", help="a tier of the config ([tiers.NAME]); none: show it")
-    _shared_options(tier)
 
-    discord_parser = commands.add_parser("discord", help="Discord maintenance")
-    _shared_options(discord_parser)
-    discord_commands = discord_parser.add_subparsers(dest="discord_command", required=True, parser_class=_Parser)
-    sync = discord_commands.add_parser(
-        "sync", help="register the slash commands with Discord (in discord.guild_ids, or globally), then exit"
+    discord_commands = _group(commands, "discord", "Discord maintenance")
+    _command(
+        discord_commands,
+        "sync",
+        "register the slash commands with Discord (in discord.guild_ids, or globally), then exit",
     )
-    _shared_options(sync)
 
-    generate = commands.add_parser("generate", help="run one request without the service and write PNG files")
-    _shared_options(generate)
+    generate = _command(commands, "generate", "run one request without the service and write PNG files")
     generate.add_argument("--model", choices=["kandinsky-2.2", "tiny"], help="model preset (default: from the config)")
     generate.add_argument("--op", default="txt2img", choices=["txt2img", "img2img", "inpaint", "mix"])
     generate.add_argument("--prompt", default="", help="what to draw (mix: an optional extra text item)")
@@ -147,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--weights", help="mix: comma-separated weights in item order")
     generate.add_argument("-o", "--output", type=Path, default=Path("out.png"), help="PNG file to write")
     return parser
+
+
+def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A command (or subcommand) that takes the shared options after its name too."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help)
+    _shared_options(parser)
+    return parser
+
+
+def _group(commands: Any, name: str, help: str) -> Any:
+    """A command of subcommands (`easel db upgrade`); which one lands in `<name>_command`."""
+    return _command(commands, name, help).add_subparsers(dest=f"{name}_command", required=True, parser_class=_Parser)
 
 
 def _shared_options(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,7 @@ from bots.config import ConfigError, Settings
 from bots.environment import read_environment
 
 if TYPE_CHECKING:
+    from storage.database import Database
     from storage.errors import DatabaseUnavailable
 
 
@@ -104,7 +107,6 @@ def prune(settings: Settings, *, dry_run: bool) -> int:
     from bots.core.retention import prune as prune_files
     from bots.root import shared
     from storage import FileStore
-    from storage.database import Database
     from storage.errors import DatabaseUnavailable
 
     storage = settings.storage
@@ -113,15 +115,10 @@ def prune(settings: Settings, *, dry_run: bool) -> int:
         return 0
 
     async def run() -> str:
-        database = Database(storage.database_url)
-        await database.connect()
-        try:
-            await database.upgrade()  # as `easel run` would, so that a new database has its tables
+        async with _opened(storage.database_url) as database:
             carried = shared(settings) and not storage.shared_outputs_dir
             files = Files(FileStore(storage.outputs_dir), database if carried else None)
             return str(await prune_files(storage, database, files, now(), dry_run=dry_run))
-        finally:
-            await database.close()
 
     try:
         pruned = asyncio.run(run())
@@ -157,7 +154,6 @@ def download_models(settings: Settings, to: Path | None) -> int:
 def set_tier(settings: Settings, who: str, name: str | None) -> int:
     """`easel users tier PLATFORM:ID [NAME]`: an operator's `/tier`, logged as easel's own action."""
     from bots.moderation.tiers import tier_of
-    from storage.database import Database
     from storage.errors import DatabaseUnavailable
 
     platform, _, user_id = who.partition(":")
@@ -167,10 +163,7 @@ def set_tier(settings: Settings, who: str, name: str | None) -> int:
         return fail(f"there is no tier {name!r}; tiers ([tiers.NAME] in the config): {', '.join(settings.tiers)}")
 
     async def run() -> str:
-        database = Database(settings.storage.database_url)
-        await database.connect()
-        try:
-            await database.upgrade()  # as `easel run` would, so that a new database has its tables
+        async with _opened(settings.storage.database_url) as database:
             user = await database.get_or_create_user(platform, user_id)
             before = tier_of(settings, user)
             if name is None:
@@ -179,11 +172,24 @@ def set_tier(settings: Settings, who: str, name: str | None) -> int:
             details = {"from": user.tier, "to": name}
             await database.log_moderation("tier", f"user:{user.id}", reason="easel users tier", details=details)
             return f"{who} is in tier {name} now (before: {before})"
-        finally:
-            await database.close()
 
     try:
         print(asyncio.run(run()))
     except DatabaseUnavailable as error:
         return database_failed(error)
     return 0
+
+
+@asynccontextmanager
+async def _opened(url: str) -> AsyncIterator[Database]:
+    """The database connected and at the current schema, as `easel run` would leave it (a new one gets its
+    tables), and closed afterwards."""
+    from storage.database import Database
+
+    database = Database(url)
+    await database.connect()
+    try:
+        await database.upgrade()
+        yield database
+    finally:
+        await database.close()
