@@ -23,13 +23,14 @@ from bots.core.relay import JOB_CHANNEL, Relay
 from bots.core.shared_queue import STOP_CHANNEL, SharedQueue
 from bots.instance import HOST, claimed
 from generation.engine import Engine, GenerationResult
+from generation.held_batches import Loading
 from generation.job_queue import JobQueue, LocalQueue
 from generation.models import load_models
 from generation.requests import GenerationRequest
 from generation.safety import load_safety_checker
 from generation.scheduler import FairScheduler
 from generation.translation import detect_language, load_translator
-from generation.worker import GenerateFn, Prepare, Worker
+from generation.worker import GenerateFn, Worker
 from storage.database import Database
 from storage.files import FileStore
 from storage.notifications import Listener, listens
@@ -50,10 +51,10 @@ def build_scheduler(settings: Settings) -> FairScheduler:
 
 
 def build_worker(
-    settings: Settings, generate: GenerateFn, queue: JobQueue | None = None, prepare: Prepare | None = None
+    settings: Settings, generate: GenerateFn, queue: JobQueue | None = None, loading: Loading | None = None
 ) -> Worker:
     chosen = queue if queue is not None else LocalQueue(build_scheduler(settings))
-    return Worker(generate, chosen, max_batch_images=settings.queue.max_batch_images, prepare=prepare)
+    return Worker(generate, chosen, max_batch_images=settings.queue.max_batch_images, loading=loading)
 
 
 def shared(settings: Settings) -> bool:
@@ -100,7 +101,7 @@ class Runtime:
         generate: GenerateFn,
         *,
         local_worker: bool = True,
-        prepare: Prepare | None = None,
+        loading: Loading | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -118,7 +119,7 @@ class Runtime:
                 poll_seconds=settings.worker.poll_seconds,
                 max_attempts=MAX_ATTEMPTS,
             )
-        self.worker = build_worker(settings, generate, self.shared, prepare)
+        self.worker = build_worker(settings, generate, self.shared, loading)
         self.core = Core(settings, db, self.files, self.worker)
         self.relay: Relay | None = None
         self._listener: Listener | None = None
@@ -212,13 +213,13 @@ async def open_runtime(
     await db.connect()
     try:
         await db.upgrade()
-        prepare: Prepare | None = None
+        loading: Loading | None = None
         if generate is None and local:
             engine = await load_engine(settings)
-            generate, prepare = engine.generate, engine.prepare
+            generate, loading = engine.generate, engine
         elif generate is None:
             generate = await warm_front_end()
-        runtime = Runtime(settings, db, generate, local_worker=local, prepare=prepare)
+        runtime = Runtime(settings, db, generate, local_worker=local, loading=loading)
         await runtime.prepare()
         return runtime
     except BaseException:

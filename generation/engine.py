@@ -130,6 +130,10 @@ class Engine:
         if request.operation is Operation.INPAINT:
             self.models.load_inpaint_soon()
 
+    def ready(self, request: GenerationRequest) -> bool:
+        """Whether the models the request needs are loaded (until then the worker runs other jobs)."""
+        return request.operation is not Operation.INPAINT or self.models.inpaint_loaded
+
     def generate(
         self,
         batch: Sequence[GenerationRequest],

@@ -23,6 +23,7 @@ from generation.costs import job_cost
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
 from generation.errors import GenerationCancelled
 from generation.fair_queue_records import QueuedJob
+from generation.held_batches import POLL_SECONDS, HeldBatches, Loading
 from generation.job_queue import JobQueue, LocalQueue, Measured
 from generation.previews import Preview
 from generation.requests import GenerationRequest
@@ -36,8 +37,6 @@ CLAIM_HEAD_START_SECONDS = 0.05
 is away, and then the results are better written as soon as it is back than after the claim."""
 
 GenerateFn = Callable[[Sequence[GenerationRequest], ProgressCallback, CancelCheck], list[GenerationResult]]
-Prepare = Callable[[GenerationRequest], None]
-"""Told of a job as it is queued for this worker (`Engine.prepare`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,10 +98,10 @@ class Worker:
         seconds_per_cost: float = 1.0,
         progress_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
-        prepare: Prepare | None = None,
+        loading: Loading | None = None,
     ) -> None:
         self._generate = generate
-        self._prepare = prepare
+        self._held = HeldBatches(loading)
         self.queue: JobQueue = LocalQueue(queue, clock) if isinstance(queue, FairScheduler) else queue
         self._max_batch_images = max_batch_images
         self.throughput = Throughput(seconds_per_cost)
@@ -145,8 +144,7 @@ class Worker:
         except BaseException:
             self._items.pop(item.job_id, None)
             raise
-        if self._prepare is not None:
-            self._prepare(item.request)
+        self._held.prepare(item)
 
     async def cancel(self, job_id: str) -> str | None:
         """'queued' if removed from the queue, 'running' if it will stop at the next step (on whichever host runs
@@ -154,7 +152,7 @@ class Worker:
         outcome = await self.queue.cancel(job_id)
         if outcome == "queued":
             self._items.pop(job_id, None)
-        elif job_id in self._running:
+        elif job_id in self._running or self._held.holds(job_id):
             self._cancel_requested.add(job_id)
             return "running"
         elif outcome == "running":
@@ -212,14 +210,25 @@ class Worker:
         self._sink = sink
         self._serving = True
         while not self._stopping:
-            batch = await self._next_batch()
+            batch = self._held.take_ready() or await self._next_batch()
             if not batch:
                 if not self._stopping:
-                    await self.queue.wait()
+                    await self._wait()
                 continue
+            if not self._held.hold(batch):
+                await self._run_batch(batch)
+        for batch in self._held.release():  # taken, so run before the stop ends, as the batch on the GPU is
             await self._run_batch(batch)
         self._claimed.set()
         await self._drain()
+
+    async def _wait(self) -> None:
+        """Until something may have been queued; while a held batch waits for its model, not longer than a poll."""
+        if not self._held:
+            await self.queue.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.wait(), POLL_SECONDS)
 
     async def stop(self) -> None:
         self._stopping = True

@@ -386,10 +386,12 @@ def test_the_inpaint_decoder_loads_beside_the_other_jobs_once_an_inpaint_job_is_
     engine.prepare(inpaint)  # once
     while not loads:
         time.sleep(0.01)
-    assert engine.generate([request_for("txt2img", steps=2, prior_steps=2)])[0].images  # not held by the load
+    drawn = request_for("txt2img", steps=2, prior_steps=2)
+    assert engine.ready(drawn) and not engine.ready(inpaint)  # the worker runs other jobs meanwhile
+    assert engine.generate([drawn])[0].images  # the engine's thread is not held by the load either
     assert not models.inpaint_loaded
     released.set()
-    assert engine.generate([inpaint])[0].images
+    assert engine.generate([inpaint])[0].images and engine.ready(inpaint)
     assert loads == ["easel-model-loader"]
     messages = [record.getMessage() for record in caplog.records]
     assert "loading the inpaint decoder" in messages

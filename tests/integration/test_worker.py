@@ -283,12 +283,68 @@ async def test_the_next_batch_does_not_wait_for_the_start_report_but_a_done_repo
         assert sink.log.index(("started", job_id)) < sink.log.index(("done", job_id))
 
 
+class Loading:
+    """A model that only "inpaint" prompts need, loaded once `loaded` is set; records what it was asked to load."""
+
+    def __init__(self) -> None:
+        self.loaded = threading.Event()
+        self.prepared: list[str] = []
+
+    def prepare(self, request: GenerationRequest) -> None:
+        self.prepared.append(request.prompt)
+
+    def ready(self, request: GenerationRequest) -> bool:
+        return "inpaint" not in request.prompt or self.loaded.is_set()
+
+
 async def test_each_job_is_told_to_prepare_as_it_is_queued_and_a_refused_one_is_not(request_for: Build) -> None:
-    prepared: list[str] = []
+    loading = Loading()
     scheduler = FairScheduler(max_pending_per_user=1, max_queue=100, max_wait=900.0)
-    worker = Worker(Pipeline(), scheduler, prepare=lambda request: prepared.append(request.prompt))
+    worker = Worker(Pipeline(), scheduler, loading=loading)
     await worker.submit(WorkItem("a", request_for("txt2img", "first"), "alice"))
     with pytest.raises(QueueRefused):
         await worker.submit(WorkItem("b", request_for("txt2img", "second"), "alice"))
-    assert prepared == ["first"]
+    assert loading.prepared == ["first"]
+    worker.close()
+
+
+async def test_a_batch_whose_model_is_loading_waits_aside_while_the_jobs_behind_it_run(request_for: Build) -> None:
+    loading, pipeline, sink = Loading(), Pipeline(), Sink()
+    pipeline.release.set()
+    worker = worker_for(pipeline, loading=loading, max_batch_images=1)
+    await worker.submit(WorkItem("a", request_for("txt2img", "an inpaint for alice"), "alice"))
+    await worker.submit(WorkItem("c", request_for("txt2img", "an inpaint carol cancels"), "carol"))
+    await worker.submit(WorkItem("b", request_for("txt2img", "bob's cat"), "bob"))
+    await worker.submit(WorkItem("d", request_for("txt2img", "dan's dog"), "dan"))
+    sink.expected = 4
+    task = asyncio.create_task(worker.run(sink))
+    while ("done", "d") not in sink.log:
+        await asyncio.sleep(0.01)
+    assert pipeline.batches == [["bob's cat"], ["dan's dog"]]  # alice's and carol's wait for the model
+    assert await worker.cancel("c") == "running" and worker.is_running("a")
+    loading.loaded.set()
+    await asyncio.wait_for(sink.finished.wait(), 10)
+    assert pipeline.batches[2] == ["an inpaint for alice"] and ("done", "a") in sink.log
+    assert ("cancelled", "c") in sink.log and ("done", "c") not in sink.log
+    await worker.stop()
+    await task
+    worker.close()
+
+
+async def test_a_stop_runs_the_batches_held_for_their_model_and_the_engine_waits_for_the_load(
+    request_for: Build,
+) -> None:
+    loading, pipeline, sink = Loading(), Pipeline(), Sink()
+    pipeline.release.set()
+    worker = worker_for(pipeline, loading=loading)
+    await worker.submit(WorkItem("a", request_for("txt2img", "an inpaint"), "alice"))
+    sink.expected = 1
+    task = asyncio.create_task(worker.run(sink))
+    while not worker.is_running("a"):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    assert pipeline.batches == []  # held
+    await worker.stop()
+    await asyncio.wait_for(task, 10)
+    assert pipeline.batches == [["an inpaint"]] and ("done", "a") in sink.log  # taken, so run, not dropped
     worker.close()
