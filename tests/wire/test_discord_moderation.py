@@ -104,7 +104,8 @@ async def test_mod_help_lists_the_moderation_commands_in_the_users_language(star
     assert f"**/mod channels** — {render('discord.mod.command.channels')}" in shown
     assert f"**Delete button** — {render('discord.mod.command.delete')}" in shown
     assert f"**/mod help** — {render('discord.mod.command.help', 'ru')}" in russian
-    assert "/imagine" not in shown and len(shown.splitlines()) == 13
+    assert "/imagine" not in shown and len(shown.splitlines()) == 14
+    assert f"**/mod tier** — {render('discord.mod.command.tier')}" in shown
 
 
 async def test_only_the_owner_or_a_moderator_may_cancel_or_delete_a_job(
