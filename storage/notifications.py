@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from storage.repository import Repository
+
+if TYPE_CHECKING:
+    import asyncpg  # type: ignore[import-untyped]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ class Listener:
             self._task = None
 
     async def _listen(self) -> None:
+        import asyncpg  # the postgres extra's driver: only a PostgreSQL database has a listener
+
         failures = 0
         while True:
             try:
@@ -78,6 +82,8 @@ class Listener:
             failures = 0
 
     async def _serve(self, connection: asyncpg.Connection) -> None:
+        import asyncpg
+
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _: lost.set())
         for channel, handler in self._handlers.items():

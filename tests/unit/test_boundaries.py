@@ -6,6 +6,8 @@ adapters (bots/discord, bots/telegram, bots/console, bots/http) -> the bots core
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +99,9 @@ def test_modules_and_classes_stay_small_enough_to_read(path: Path) -> None:
         if isinstance(node, ast.ClassDef):
             assert node.end_lineno is not None
             assert node.end_lineno - node.lineno + 1 <= MAX_CLASS_LINES, node.name
+
+
+def test_sqlite_needs_no_postgresql_driver() -> None:
+    """`make run` installs easel without the postgres extra: only a PostgreSQL database imports asyncpg."""
+    blocked = "import sys; sys.modules['asyncpg'] = None; import storage.database, storage.notifications, bots.cli"
+    subprocess.run([sys.executable, "-c", blocked], check=True, cwd=ROOT)
