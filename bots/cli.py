@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         environment = read_environment(settings)
-        console = args.console or (sys.stdin.isatty() and not served_platforms(settings, environment))
+        console = args.console or (sys.stdin.isatty() and not served_platforms(environment))
         asyncio.run(serve(settings, environment, console=console))
     except (NothingToRun, ModelLoadError, AlreadyServed, ConfigError) as error:
         return fail(str(error))

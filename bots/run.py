@@ -41,7 +41,7 @@ class NothingToRun(EaselError):
     """No adapter can start: no platform token, and no console asked for."""
 
 
-def served_platforms(settings: Settings, environment: Environment) -> list[str]:
+def served_platforms(environment: Environment) -> list[str]:
     """The enabled platforms whose token is in the environment (a disabled platform's token is not read)."""
     return list(_tokens(environment))
 
@@ -87,7 +87,7 @@ async def serve(
 ) -> None:
     """Run until a signal arrives (or the console's input ends). `generate` replaces the engine in benchmarks."""
     _say_unserved(settings, environment)
-    if not console and not served_platforms(settings, environment):
+    if not console and not served_platforms(environment):
         raise NothingToRun(
             f"no chat platform to serve: set {settings.telegram.token_env} or {settings.discord.token_env} "
             "(with telegram.enabled / discord.enabled), or run `easel run --console`"
