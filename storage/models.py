@@ -65,6 +65,7 @@ class UserRow(Base):
     platform_user_id: Mapped[str] = mapped_column(PLATFORM_ID)
     display_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(16))
+    chosen_language: Mapped[str | None] = mapped_column(String(16))
     tier: Mapped[str] = mapped_column(String(32))
     banned_until: Mapped[datetime | None]
     ban_reason: Mapped[str | None] = mapped_column(Text)
@@ -78,6 +79,7 @@ class UserRow(Base):
             platform_user_id=self.platform_user_id,
             display_name=self.display_name,
             language=self.language,
+            chosen_language=self.chosen_language,
             tier=self.tier,
             banned_until=self.banned_until,
             ban_reason=self.ban_reason,

@@ -54,6 +54,7 @@ class User:
     platform_user_id: str
     display_name: str | None
     language: str | None
+    """The platform's language when easel first met the user: for events that carry none (a Discord message)."""
     tier: str
     banned_until: datetime | None
     """None: never banned or unbanned; `PERMANENT` for a ban without end."""
@@ -61,6 +62,8 @@ class User:
     preferences: Mapping[str, Any]
     """The user's own request defaults (size, steps...), as `make_request` keywords."""
     created_at: datetime
+    chosen_language: str | None = None
+    """The language the user chose to be answered in (`/language`); None follows their platform."""
 
     def is_banned(self, now: datetime) -> bool:
         return self.banned_until is not None and now < self.banned_until

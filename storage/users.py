@@ -43,8 +43,8 @@ class Users(Repository):
     ) -> User:
         """The user behind a platform account, created on first sight.
 
-        A known user's display name follows the platform; their language does not, because it may be their
-        own choice (`set_user_language`), so `language` only seeds a new user.
+        A known user's display name follows the platform; `language` only seeds a new user (their own choice
+        is `set_user_language`).
         """
         account = Account(platform, platform_user_id, display_name, language)
         try:
@@ -61,7 +61,22 @@ class Users(Repository):
         return await self._sessions.run(work)
 
     async def set_user_language(self, user_id: int, language: str | None) -> User:
-        return await self._update_user(user_id, language=language)
+        """The language the user chose to be answered in; None returns them to their platform's."""
+        return await self._update_user(user_id, chosen_language=language)
+
+    async def chosen_languages(self) -> dict[tuple[str, str], str]:
+        """Every user's own choice of language, by (platform, platform user id): few users make one, and every
+        event needs it before its first reply."""
+
+        def work(session: Session) -> dict[tuple[str, str], str]:
+            rows = session.execute(
+                select(UserRow.platform, UserRow.platform_user_id, UserRow.chosen_language).where(
+                    UserRow.chosen_language.is_not(None)
+                )
+            )
+            return {(platform, user_id): language for platform, user_id, language in rows}
+
+        return await self._sessions.run(work)
 
     async def set_user_preferences(self, user_id: int, preferences: dict[str, Any]) -> User:
         """Replace the user's request defaults."""

@@ -158,7 +158,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
         assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0009"
+    assert await on_database(url, current_revision) == head == "0010"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
@@ -229,9 +229,13 @@ async def test_a_platform_account_is_one_user(db: Database) -> None:
 
 
 async def test_language_and_tier_can_be_changed(db: Database, owner: User) -> None:
-    assert (await db.set_user_language(owner.id, "ru")).language == "ru"
+    chosen = await db.set_user_language(owner.id, "ru")
+    assert (chosen.chosen_language, chosen.language) == ("ru", owner.language)
     assert (await db.set_user_tier(owner.id, "patron")).tier == "patron"
-    assert await db.get_user(owner.id) == dataclasses.replace(owner, language="ru", tier="patron")
+    assert await db.get_user(owner.id) == dataclasses.replace(owner, chosen_language="ru", tier="patron")
+    assert await db.chosen_languages() == {(owner.platform, owner.platform_user_id): "ru"}
+    assert (await db.set_user_language(owner.id, None)).chosen_language is None
+    assert await db.chosen_languages() == {}
     with pytest.raises(NotFound):
         await db.set_user_tier(12345, "patron")
 
