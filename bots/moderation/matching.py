@@ -5,8 +5,9 @@ case, accents, invisible characters and letters that merely look like others: a 
 dodged by writing it in fullwidth, with Cyrillic or Greek look-alikes (Unicode's confusables, see
 `look_alikes`) or with a zero-width space inside. The prompt is also seen with the look-alikes that pass
 only as capitals folded inside words that mix scripts, so "кraken" is "kraken" while Russian "вот" is not
-"bot". Plain patterns match whole words where a script separates its words with spaces, and anywhere inside
-the text where it does not (Chinese, Japanese, Thai...). Optional regular expressions see the same texts;
+"bot". Plain patterns match whole words where a script separates its words with spaces (with the clitics Arabic
+writes onto a word and the particles Korean writes after a noun), and anywhere inside the text where it does not
+(Chinese, Japanese, Thai...). Optional regular expressions see the same texts;
 their own letters are folded the same way (ASCII case is left to re.IGNORECASE, so "\\S" keeps its sense),
 so "café" or "кот" written in one still matches, and a range of letters ("[а-я]") keeps its sense.
 """
@@ -49,6 +50,8 @@ _ACCENTS = frozenset(
         0x0640,
     ]
 )
+# Arabic letters people write interchangeably: alef with or without hamza or madda, final ya with or without dots.
+_ARABIC_LETTERS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي"})
 # Scripts written without spaces between words: there a banned word is found anywhere in the text.
 _UNSPACED = (
     (0x0E00, 0x0EFF),  # Thai, Lao
@@ -70,6 +73,24 @@ _UNSPACED = (
     (0x1B000, 0x1B16F),  # kana supplement and extensions
     (0x20000, 0x323AF),  # CJK extensions B to H
 )
+# Arabic writes its conjunctions, prepositions and article onto the word ("والكلب": and the dog), and its
+# possessives and plurals after it; Korean writes its particles after the noun ("고양이가", "고양이를"). A banned word
+# in either still matches with them attached, though not inside another word.
+_ARABIC_PREFIXES = "(?:[وف]?[بكل]?(?:ال|ل)?)"
+
+
+def _either(*endings: str) -> str:
+    """An optional ending, the longest tried first: the match must not stop at "에" when "에게" follows."""
+    return "(?:" + "|".join(sorted(endings, key=len, reverse=True)) + ")?"
+
+
+_ARABIC_SUFFIXES = _either(
+    "ات", "ون", "ين", "ان", "ة", "ي", "ك", "ه", "ها", "نا", "هم", "هن", "كم", "كن", "تي", "ته", "تها"
+)
+_PARTICLES = (
+    "이 가 을 를 은 는 의 에 에게 에게서 에서 와 과 도 로 으로 만 까지 부터 한테 께 처럼 보다 이나 나 랑 이랑 아 야"
+)
+_KOREAN_PARTICLES = "(?:들)?" + _either(*_PARTICLES.split()) + _either("도", "만", "는", "은", "의", "요")
 # re's parser is private, but it is the only way to see an expression's structure (nested repeats).
 _REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT)
 # A regular expression that matches the empty string anywhere would block every prompt; these texts
@@ -143,7 +164,11 @@ class _Plain:
         words = normalise(pattern.text).split()
         # A lookahead finds overlapping occurrences too: one that fails the boundary test cannot hide the next.
         phrase = r"\s+".join(re.escape(word) for word in words)
-        self._finder = re.compile(f"(?=({phrase}))")
+        prefix = _ARABIC_PREFIXES if _is_arabic(words[0][0]) else ""
+        suffix = (
+            _ARABIC_SUFFIXES if _is_arabic(words[-1][-1]) else _KOREAN_PARTICLES if _is_hangul(words[-1][-1]) else ""
+        )
+        self._finder = re.compile(f"(?=({prefix}{phrase}{suffix}))")
         self._bounded_start = _separates_words(words[0][0])
         self._bounded_end = _separates_words(words[-1][-1])
 
@@ -176,7 +201,15 @@ def _fold(text: str, *, ascii_case: bool) -> str:
     else:
         text = "".join(char if char.isascii() else char.casefold() for char in text)
     text = "".join(char for char in unicodedata.normalize("NFD", text) if ord(char) not in _ACCENTS)
-    return unicodedata.normalize("NFC", text)
+    return unicodedata.normalize("NFC", text).translate(_ARABIC_LETTERS)
+
+
+def _is_arabic(char: str) -> bool:
+    return 0x0620 <= ord(char) <= 0x064A or 0x066E <= ord(char) <= 0x06D3
+
+
+def _is_hangul(char: str) -> bool:
+    return 0xAC00 <= ord(char) <= 0xD7A3
 
 
 def _separates_words(char: str) -> bool:
