@@ -1,9 +1,13 @@
 """Multilingual benchmark: how often the detector names a prompt's language, and what translation costs.
 
 Why it exists: every prompt passes the language detector at submit time, and every non-English one
-the translation step before the image pipelines. This measures the detector's accuracy on a fixed set
-of short, realistic image prompts in 21 languages (several mixing in Latin-script names and styles),
-and the time the translation step adds to one request in the engine with the `tiny` preset.
+the translation step before the image pipelines. This measures the detector's accuracy on the phrases
+of `benchmarks/phrases/*.tsv` (81 languages: single words, two-word phrases, short prompts and sentences,
+written as people write to an image bot), by length and by language, with its time per call and the memory
+it adds; its accuracy on 123 older prompts in 21 languages (several mixing in Latin-script names and
+styles); and the time the translation step adds to one request in the engine with the `tiny` preset.
+With `--compare`, every other detector installed is measured the same way, each in its own interpreter
+(`benchmarks/language_detectors.py`).
 
 The tiny translator has M2M100's classes with random weights: it never predicts the end of a sentence,
 so every translation runs to `max_new_tokens` (256 by default) with `num_beams` (4) beams, a worst
@@ -11,7 +15,7 @@ case in length. Its times say nothing about the real model, which this machine c
 
 Run it from the repository root:
 
-    python benchmarks/multilingual.py [--repeats N]
+    python benchmarks/multilingual.py [--repeats N] [--compare]
 
 Translation times are medians of N txt2img requests (cache off, so every run translates), taken in
 turn with an English request, whose median is subtracted. Human-readable lines come
@@ -25,6 +29,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -33,12 +39,15 @@ import diffusers
 import psutil
 import torch
 import transformers
+from language_detectors import TARGETS, compare
 
 from generation.config import DefaultsSettings, Limits, ModelSettings, TranslationSettings, resolve_defaults
 from generation.engine import Engine
 from generation.models import load_models
 from generation.requests import GenerationRequest, make_request
 from generation.translation import SourceText, Translator, detect_language, load_translator
+
+DETECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "language_detectors.py")
 
 # (expected ISO 639-1 code, prompt): written for this benchmark, as users of an image bot write.
 PROMPTS: tuple[tuple[str, str], ...] = (
@@ -208,26 +217,52 @@ def measure_detection() -> dict[str, Any]:
     }
 
 
+def measure_phrases() -> dict[str, Any]:
+    """easel's detector on the phrases, in an interpreter of its own (its memory alone), all of them and the
+    odd-numbered half its weights were not chosen on."""
+    output = subprocess.run(
+        [sys.executable, DETECTORS, "--candidate", "easel"], check=True, capture_output=True, text=True
+    ).stdout
+    result: dict[str, Any] = json.loads(output.splitlines()[-1])
+    accuracy, held_out = result["accuracy"], result["held_out"]["accuracy"]
+    print(
+        f"phrases: {result['items']} in {result['languages']} languages; "
+        + ", ".join(
+            f"{kind} {accuracy[kind]:.1%} (held out {held_out[kind]:.1%}, target {TARGETS[kind]:.0%})"
+            for kind in accuracy
+        )
+        + f"; median {result['median_ms']} ms, p99 {result['p99_ms']} ms"
+        + f"; +{result['memory_mb']} MB; load {result['load_s']} s"
+    )
+    worst = sorted(result["by_language"].items(), key=lambda item: item[1])[:10]
+    print("  weakest languages: " + ", ".join(f"{code} {share:.0%}" for code, share in worst))
+    return {key: value for key, value in result.items() if key != "misses"}
+
+
 def measure_translation(repeats: int) -> dict[str, Any]:
     model_settings = ModelSettings(preset="tiny")
     started = time.perf_counter()
     translator = load_translator(TranslationSettings(cache_size=0), model_settings)
     load_s = time.perf_counter() - started
     assert isinstance(translator, Translator)
-    engine = Engine(load_models(model_settings), translator)
+    models = load_models(model_settings)
+    engine, untranslated = Engine(models, translator), Engine(models, None)
     defaults, limits = resolve_defaults("tiny", DefaultsSettings()), Limits()
 
     def request(prompt: str, language: str) -> GenerationRequest:
         return make_request("txt2img", prompt, defaults=defaults, limits=limits, seed=1, language=language)
 
     requests = {"en": request(ENGLISH, "en"), **{kind: request(text, "ru") for kind, text in RUSSIAN.items()}}
-    for warm_up in requests.values():
-        engine.generate([warm_up])
-    times: dict[str, list[float]] = {kind: [] for kind in requests}
+    runs = [(kind, engine, each) for kind, each in requests.items()] + [
+        ("en_untranslated", untranslated, requests["en"])
+    ]
+    for _, runner, warm_up in runs:
+        runner.generate([warm_up])
+    times: dict[str, list[float]] = {kind: [] for kind, _, _ in runs}
     for _ in range(repeats):
-        for kind, each in requests.items():  # alternately, so that drift on the machine hits all alike
+        for kind, runner, each in runs:  # alternately, so that drift on the machine hits all alike
             began = time.perf_counter()
-            engine.generate([each])
+            runner.generate([each])
             times[kind].append(time.perf_counter() - began)
     medians = {kind: statistics.median(seconds) for kind, seconds in times.items()}
     source = [SourceText(RUSSIAN["plain"], "ru")]
@@ -240,6 +275,7 @@ def measure_translation(repeats: int) -> dict[str, Any]:
         "translator_load_s": round(load_s, 3),
         "request_s": {kind: round(median, 4) for kind, median in medians.items()},
         "added_per_request_s": {kind: round(medians[kind] - medians["en"], 4) for kind in RUSSIAN},
+        "english_added_s": round(medians["en"] - medians["en_untranslated"], 4),
         "cached_translate_ms": round(cached_s * 1000, 3),
         "max_new_tokens": translator.max_new_tokens,
         "num_beams": translator.num_beams,
@@ -249,6 +285,7 @@ def measure_translation(repeats: int) -> dict[str, Any]:
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--compare", action="store_true", help="also measure every other detector installed")
     args = parser.parse_args()
     # The tiny translator's gibberish is longer than CLIP reads, and diffusers would say so on every call.
     diffusers.utils.logging.set_verbosity_error()
@@ -256,6 +293,8 @@ def main() -> dict[str, Any]:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
     started = time.perf_counter()
     machine_start, own_start = cpu_seconds()
+    phrases = measure_phrases()
+    candidates = compare() if args.compare else []
     detection = measure_detection()
     print(
         f"detection: {detection['correct']}/{detection['prompts']} prompts in {detection['languages']} languages"
@@ -268,7 +307,8 @@ def main() -> dict[str, Any]:
     print(
         f"tiny preset, median of {args.repeats} requests: {translation['request_s']} s;"
         f" translation adds {added['plain']} s (plain Russian), {added['mixed']} s (with a Latin term);"
-        f" a cached translation {translation['cached_translate_ms']} ms"
+        f" a cached translation {translation['cached_translate_ms']} ms;"
+        f" an English prompt with the translator loaded vs without: {translation['english_added_s']:+} s"
     )
     machine_end, own_end = cpu_seconds()
     wall_s = time.perf_counter() - started
@@ -276,6 +316,8 @@ def main() -> dict[str, Any]:
     print(f"other processes used {other_cpu_s:.1f} CPU-seconds during the {wall_s:.0f} s run")
     return {
         "benchmark": "multilingual",
+        "phrases": phrases,
+        **({"candidates": candidates} if candidates else {}),
         **{key: value for key, value in detection.items() if key != "wrong"},
         "misdetected": [f"{m['expected']}->{m['detected']}" for m in detection["wrong"]],
         "preset": "tiny",

@@ -59,8 +59,8 @@ from bots.telegram.aiohttp_request import AiohttpRequest
 from bots.telegram.delivery import Delivery
 from generation.asks import Ask, Options
 from generation.engine import CancelCheck, GenerationResult, ProgressCallback
+from generation.language_detection import load as load_detector
 from generation.requests import GenerationRequest
-from generation.translation import detect_language
 
 WIRE = Path(__file__).resolve().parents[1] / "tests" / "wire"
 TOKEN = "123456:TEST-token"
@@ -235,7 +235,7 @@ async def _with_telegram(
     of `latency` that many seconds late); on a scratch database of the PostgreSQL server at `postgres` when given,
     else on a SQLite file."""
     with fake_bot_api(latency) as port:
-        await asyncio.to_thread(detect_language, "warm up")  # as `easel run` does before taking requests
+        await asyncio.to_thread(load_detector)  # as `easel run` does before taking requests
         async with scratch_postgres(postgres) as database_url:
             with tempfile.TemporaryDirectory(prefix="easel-bench-") as root:
                 settings = bench_settings(Path(root), jobs, database_url)

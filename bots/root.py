@@ -22,6 +22,7 @@ from bots.core.lifecycle import MAX_ATTEMPTS
 from bots.core.relay import JOB_CHANNEL, Relay
 from bots.core.shared_queue import STOP_CHANNEL, SharedQueue
 from bots.instance import HOST, claimed
+from generation import language_detection
 from generation.engine import Engine, GenerationResult
 from generation.held_batches import Loading
 from generation.job_queue import JobQueue, LocalQueue
@@ -29,7 +30,7 @@ from generation.models import load_models
 from generation.requests import GenerationRequest
 from generation.safety import load_safety_checker
 from generation.scheduler import FairScheduler
-from generation.translation import detect_language, load_translator
+from generation.translation import load_translator
 from generation.worker import GenerateFn, Worker
 from storage.database import Database
 from storage.files import FileStore
@@ -77,17 +78,17 @@ def no_gpu(requests: Sequence[GenerationRequest], *_: object) -> list[Generation
 
 async def load_engine(settings: Settings) -> Engine:
     """The model, the translator and the safety checker, loaded off the event loop; the language detector is
-    warmed here too (0.4 s), not inside the first user's request."""
+    loaded here too (about 1 s), not inside the first user's request."""
     models = await asyncio.to_thread(load_models, settings.model)
     translator = await asyncio.to_thread(load_translator, settings.translation, settings.model)
     safety = await asyncio.to_thread(load_safety_checker, settings.safety, settings.model)
-    await asyncio.to_thread(detect_language, "warm up")
+    await asyncio.to_thread(language_detection.load)
     return Engine(models, translator, safety=safety, previews=settings.previews)
 
 
 async def warm_front_end() -> GenerateFn:
     """A front end without a worker loads no model; only the language detector its requests use."""
-    await asyncio.to_thread(detect_language, "warm up")
+    await asyncio.to_thread(language_detection.load)
     return no_gpu
 
 

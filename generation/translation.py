@@ -1,9 +1,7 @@
 """Prompt language detection and translation into English, the only language Kandinsky 2.2 understands.
 
-Detection is offline and cheap (py3langid, naive Bayes over byte n-grams), so the core runs it at
-submit time. The writing system decides first: a script used by one language (Hangul, kana, Thai,
-Hebrew, Greek...) names it outright, and the classifier only chooses among the languages written in
-the prompt's script, which keeps two-word prompts from landing on a rare language with similar n-grams.
+Detection lives in `generation.language_detection` (no torch there: the core runs it at submit time);
+`detect_language` is re-exported here, its public entry.
 
 Translation runs in the engine's thread with an M2M100 model (it takes the source language, which
 the detector supplies). Latin-script terms inside a prompt in another script ("кот в стиле Van Gogh")
@@ -13,151 +11,39 @@ redone piecewise, translating only the text around those terms and keeping them 
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
-import unicodedata
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
-from py3langid.langid import MODEL_FILE, LanguageIdentifier  # type: ignore[import-untyped]
 from transformers import M2M100ForConditionalGeneration, M2M100Tokenizer, StoppingCriteria, StoppingCriteriaList
 
 from generation import tiny_translation
 from generation.config import ModelSettings, TranslationSettings, uses_tiny
 from generation.errors import GenerationCancelled
 from generation.hub import load_failure
+from generation.language_detection import (
+    ENGLISH,
+    LATIN_SPAN,
+    NON_LATIN_LANGUAGES,
+    SEPARATORS,
+    detect_language,
+    latin_spans,
+    letter_scripts,
+    translation_plan,
+)
 from generation.models import pick_device, pick_dtype
 
+__all__ = ["ENGLISH", "PromptTranslation", "SourceText", "Translator", "detect_language", "load_translator"]
+
 log = logging.getLogger(__name__)
-
-ENGLISH = "en"
-
-# The languages the detector may answer, by the Unicode script of the prompt's letters. Latin-script
-# languages are limited to widely used ones: with all of py3langid's, "a cat" reads as Galician.
-_LATIN = (
-    "en", "fr", "de", "es", "it", "pt", "nl", "pl", "cs", "sk", "sv", "da", "no", "fi", "hu", "ro",
-    "tr", "id", "ms", "vi", "ca", "hr", "sl", "et", "lv", "lt", "sq", "tl", "sw", "af", "az", "uz",
-)  # fmt: skip
-_SCRIPT_LANGUAGES: dict[str, tuple[str, ...]] = {
-    "LATIN": _LATIN,
-    # Without Belarusian: on short prompts it takes Ukrainian ones, and either translates alike.
-    "CYRILLIC": ("ru", "uk", "bg", "sr", "mk", "kk", "ky", "mn", "tg"),
-    "ARABIC": ("ar", "fa", "ur", "ps", "ug"),
-    "DEVANAGARI": ("hi", "mr", "ne"),
-    "BENGALI": ("bn", "as"),
-    "CJK": ("zh",),
-    "HIRAGANA": ("ja",),
-    "KATAKANA": ("ja",),
-    "HANGUL": ("ko",),
-    "HEBREW": ("he",),
-    "GREEK": ("el",),
-    "THAI": ("th",),
-    "LAO": ("lo",),
-    "KHMER": ("km",),
-    "MYANMAR": ("my",),
-    "GEORGIAN": ("ka",),
-    "ARMENIAN": ("hy",),
-    "ETHIOPIC": ("am",),
-    "GUJARATI": ("gu",),
-    "GURMUKHI": ("pa",),
-    "ORIYA": ("or",),
-    "TAMIL": ("ta",),
-    "TELUGU": ("te",),
-    "KANNADA": ("kn",),
-    "MALAYALAM": ("ml",),
-    "SINHALA": ("si",),
-}
-_NON_LATIN_LANGUAGES = frozenset(
-    code for script, codes in _SCRIPT_LANGUAGES.items() if script != "LATIN" for code in codes
-)
-_KANA = ("HIRAGANA", "KATAKANA")
-# Cyrillic letters that only some of the script's languages use: they settle what n-grams of two words cannot.
-_CYRILLIC_HINTS = (("әғқңұһ", ("kk",)), ("іїєґ", ("uk",)), ("ѓќѕ", ("mk",)), ("ђћ", ("sr",)), ("јљњџ", ("sr", "mk")))
-# The share of the candidates' probability the classifier's pick needs; below it the script's most used
-# language (listed first) is the answer. Two-word prompts are near coin tosses ("a cat" scores Catalan
-# highest, "кот" Macedonian), and most prompts to an image bot are English.
-_CONFIDENT_SHARE = {"LATIN": 0.2, "CYRILLIC": 0.7}
-_DEFAULT_CONFIDENT_SHARE = 0.4
-
-_LATIN_LETTER = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
-_LATIN_WORD = f"[0-9]*[{_LATIN_LETTER}][{_LATIN_LETTER}0-9'’.&-]*"
-# Latin words in a row (a name, a style: "Van Gogh", "art nouveau", "4k"); a comma ends a span.
-_LATIN_SPAN = re.compile(f"({_LATIN_WORD}(?:[ \t]+{_LATIN_WORD})*)")
-_SEPARATORS = " \t\r\n,;:.!?()[]{}\"'«»“”„、。，；：！？（）"
-
-
-def _script(letter: str) -> str:
-    """The first word of the letter's Unicode name: LATIN, CYRILLIC, CJK, HANGUL..."""
-    return unicodedata.name(letter, "UNKNOWN").split(" ", 1)[0]
-
-
-def _letter_scripts(text: str) -> Counter[str]:
-    return Counter(_script(char) for char in text if char.isalpha())
-
-
-@functools.cache
-def _identifier() -> LanguageIdentifier:
-    """Loaded on first use (0.4 s); read-only afterwards, so safe to share between threads."""
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
-def detect_language(text: str) -> str | None:
-    """The ISO 639-1 code of the text's language; None when it has no letters (emoji, digits, empty)."""
-    scripts = _letter_scripts(text)
-    if not scripts:
-        return None
-    script = _prompt_script(scripts)
-    candidates = _candidates(script, text)
-    if candidates is not None and len(candidates) == 1:
-        return candidates[0]
-    return _classify(text, candidates, _CONFIDENT_SHARE.get(script, _DEFAULT_CONFIDENT_SHARE))
-
-
-def _prompt_script(scripts: Counter[str]) -> str:
-    """Kana before all (Japanese mixes it with Han; Chinese never uses it), then any script beside Latin:
-    Latin words inside another script are names and styles, not the prompt's language."""
-    if any(script in scripts for script in _KANA):
-        return _KANA[0]
-    others = [(count, script) for script, count in scripts.items() if script in _SCRIPT_LANGUAGES and script != "LATIN"]
-    if others:
-        return max(others)[1]
-    return "LATIN" if "LATIN" in scripts else scripts.most_common(1)[0][0]
-
-
-def _candidates(script: str, text: str) -> tuple[str, ...] | None:
-    """The languages that write with the script, most used first; None for a script the table lacks."""
-    if script == "CYRILLIC":
-        lowered = text.lower()
-        for letters, languages in _CYRILLIC_HINTS:
-            if any(letter in lowered for letter in letters):
-                return languages
-    return _SCRIPT_LANGUAGES.get(script)
-
-
-def _classify(text: str, candidates: tuple[str, ...] | None, confident_share: float) -> str | None:
-    ranking = _identifier().rank(text)
-    if candidates is None:
-        return next((code for code, _ in ranking if len(code) == 2), None)
-    scores = [(code, score) for code, score in ranking if code in candidates]
-    best, score = scores[0]
-    total = sum(score for _, score in scores)
-    return best if total > 0 and score / total >= confident_share else candidates[0]
-
-
-def latin_spans(text: str) -> list[str]:
-    """The runs of Latin-script words in a text that also has letters of another script; else none."""
-    if set(_letter_scripts(text)) <= {"LATIN"}:
-        return []
-    return _LATIN_SPAN.findall(text)
 
 
 def _wording(piece: str) -> str:
     """The piece without its surrounding spaces and punctuation; empty when it has no letters to translate."""
-    core = piece.strip(_SEPARATORS)
+    core = piece.strip(SEPARATORS)
     return core if any(char.isalpha() for char in core) else ""
 
 
@@ -243,23 +129,39 @@ class Translator:
         written otherwise (an English style term under a Chinese prompt) all stay as they are."""
         if source.language == ENGLISH or not self.supports(source.language):
             return False
-        scripts = _letter_scripts(source.text)
+        scripts = letter_scripts(source.text)
         if not scripts:
             return False
-        return source.language not in _NON_LATIN_LANGUAGES or set(scripts) != {"LATIN"}
+        return source.language not in NON_LATIN_LANGUAGES or set(scripts) != {"LATIN"}
 
     def translate(self, sources: Sequence[SourceText], should_cancel: Callable[[], bool] | None = None) -> list[str]:
         """English for each source, in order; what needs no translation comes back unchanged.
 
         Raises `GenerationCancelled` when `should_cancel` turns true during a model call.
         """
-        cached = {source: self.cache.get(source) for source in sources if self.needs_translation(source)}
-        pending = [source for source, english in cached.items() if english is None]
-        english = {source: text for source, text in cached.items() if text is not None}
-        for source, text in zip(pending, self._translate_keeping_latin(pending, should_cancel), strict=True):
-            self.cache.put(source, text)
-            english[source] = text
-        return [english.get(source, source.text) for source in sources]
+        plans = [self._plan(source) for source in sources]
+        wanted = {piece for plan in plans for _, piece in plan if piece is not None and self.needs_translation(piece)}
+        cached = {piece: self.cache.get(piece) for piece in wanted}
+        pending = [piece for piece, english in cached.items() if english is None]
+        english = {piece: text for piece, text in cached.items() if text is not None}
+        for piece, text in zip(pending, self._translate_keeping_latin(pending, should_cancel), strict=True):
+            self.cache.put(piece, text)
+            english[piece] = text
+        return ["".join(text if piece is None else english.get(piece, text) for text, piece in plan) for plan in plans]
+
+    def _plan(self, source: SourceText) -> list[tuple[str, SourceText | None]]:
+        """The source's parts (`translation_plan`), neighbours in one language joined so that the model sees them
+        together ("zorro en un bosque, acuarela"); English parts and separators between runs stay as they are."""
+        if source.language == ENGLISH or not self.supports(source.language):
+            return [(source.text, None)]
+        runs: list[tuple[str, str | None]] = []
+        for piece, language in translation_plan(source.text, source.language):
+            if language is not None and len(runs) >= 2 and runs[-1][1] is None and runs[-2][1] == language:
+                separator, _ = runs.pop()
+                runs[-1] = (runs[-1][0] + separator + piece, language)
+            else:
+                runs.append((piece, language))
+        return [(text, None if language is None else SourceText(text, language)) for text, language in runs]
 
     def _translate_keeping_latin(
         self, sources: list[SourceText], should_cancel: Callable[[], bool] | None
@@ -271,7 +173,7 @@ class Translator:
             for index, (source, english) in enumerate(zip(sources, whole, strict=True))
             if any(span not in english for span in latin_spans(source.text))
         ]
-        pieces = {index: _LATIN_SPAN.split(sources[index].text) for index in redo}
+        pieces = {index: LATIN_SPAN.split(sources[index].text) for index in redo}
         parts = [
             SourceText(core, sources[index].language)
             for index in redo

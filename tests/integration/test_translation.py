@@ -125,6 +125,55 @@ def test_a_translation_that_keeps_the_latin_terms_is_used_whole(
     assert spy.batches == [1]
 
 
+class Recorded:
+    """The texts the model is given, answered with a stand-in English that names them."""
+
+    def __init__(self, translator: Translator, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.texts: list[tuple[str, str]] = []
+        tokenizer = translator.tokenizer
+        encode = tokenizer.__call__
+
+        def call(text: str, **options: Any) -> Any:
+            self.texts.append((tokenizer.src_lang, text))
+            return encode(text, **options)
+
+        monkeypatch.setattr(type(tokenizer), "__call__", lambda _, text, **options: call(text, **options))
+        monkeypatch.setattr(tokenizer, "batch_decode", lambda rows, **_: [f"<en {n}>" for n in range(len(rows))])
+
+
+@pytest.mark.parametrize(
+    ("prompt", "language", "sent", "english"),
+    [
+        (
+            "retrato de Frida Kahlo, cyberpunk, neon lights, 4k",
+            "es",
+            [("es", "retrato de Frida Kahlo")],
+            "<en 0>, cyberpunk, neon lights, 4k",
+        ),
+        (
+            "portrait of Frida Kahlo, Día de los Muertos",
+            "es",
+            [("es", "Día de los Muertos")],
+            "portrait of Frida Kahlo, <en 0>",
+        ),
+        ("zorro en un bosque otoñal, acuarela", "es", [("es", "zorro en un bosque otoñal, acuarela")], "<en 0>"),
+        (
+            "un château dans la brume, matte painting, lumière dorée",
+            "fr",
+            [("fr", "un château dans la brume"), ("fr", "lumière dorée")],
+            "<en 0>, matte painting, <en 1>",
+        ),
+        ("рыжий кот, digital art", "ru", [("ru", "рыжий кот")], "<en 0>, digital art"),
+    ],
+)
+def test_a_mixed_prompt_translates_its_foreign_parts_and_keeps_the_english(
+    translator: Translator, monkeypatch: pytest.MonkeyPatch, prompt: str, language: str, sent: list[str], english: str
+) -> None:
+    recorded = Recorded(translator, monkeypatch)
+    assert translator.translate([SourceText(prompt, language)]) == [english]
+    assert recorded.texts == sent
+
+
 def test_a_cancel_stops_a_translation(translator: Translator, spy: GenerateSpy) -> None:
     cancelled = False
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from py3langid.langid import MODEL_FILE, LanguageIdentifier  # type: ignore[import-untyped]
 
+from generation import tiny_translation
 from generation.config import DefaultsSettings, Limits, resolve_defaults
 from generation.errors import InvalidRequest
+from generation.language_detection import (
+    _SCRIPT_LANGUAGES,
+    TRANSLATABLE,
+    UNTRANSLATABLE,
+    detect_language,
+    latin_spans,
+    translation_plan,
+)
 from generation.requests import make_request
-from generation.translation import _SCRIPT_LANGUAGES, detect_language, latin_spans
 
 
 @pytest.mark.parametrize(
@@ -84,9 +91,67 @@ def test_lone_surrogates_and_odd_letters_do_not_crash() -> None:
         detect_language(text)
 
 
-def test_every_candidate_language_is_known_to_the_classifier() -> None:
-    labels = set(LanguageIdentifier.from_model_file(MODEL_FILE).labels)
-    assert {code for codes in _SCRIPT_LANGUAGES.values() for code in codes} <= labels
+def test_the_detector_names_exactly_the_languages_the_translator_translates() -> None:
+    named = {code for codes in _SCRIPT_LANGUAGES.values() for code in codes}
+    assert TRANSLATABLE == set(tiny_translation.tokenizer().lang_code_to_id)
+    assert TRANSLATABLE <= named
+    assert named - TRANSLATABLE == UNTRANSLATABLE == {"te", "bo", "dv"}
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("a cat", "en"),
+        ("a cat, bokeh", "en"),
+        ("masterpiece, best quality, 1girl, solo", "en"),
+        ("portrait of a knight, cinematic lighting, 8k", "en"),
+        ("Ақ қар басқан тау", "kk"),
+        ("дауылдағы ҡарап", "ba"),
+        ("кіт", "uk"),
+        ("ноћ", "sr"),
+        ("ѕвезда", "mk"),
+        ("בײַם װאַסער", "yi"),
+        ("ښکلی ګل", "ps"),
+        ("ٻلي ڪارو", "sd"),
+        ("జాబిల్లి", "te"),
+        ("ᏣᎳᎩ", None),
+    ],
+)
+def test_letters_and_english_tags_settle_close_calls(text: str, language: str | None) -> None:
+    assert detect_language(text) == language
+
+
+@pytest.mark.parametrize(
+    ("prompt", "language", "kept"),
+    [
+        ("retrato de Frida Kahlo, cyberpunk, neon lights, 4k", {"es", "pt"}, ["cyberpunk", "neon lights", "4k"]),
+        ("portrait of Frida Kahlo, Día de los Muertos", None, ["portrait of Frida Kahlo"]),
+        ("gato negro, anime style, 4k", {"es", "pt"}, ["anime style", "4k"]),
+        ("un renard roux dans la neige, aquarelle, trending on artstation", {"fr"}, ["trending on artstation"]),
+        ("ein Schloss im Nebel, digital art, 8k", {"de"}, ["digital art", "8k"]),
+        ("zorro en un bosque otoñal, acuarela", {"es"}, []),
+        ("рыжий кот на крыше, digital art, octane render", {"ru"}, ["digital art", "octane render"]),
+        ("кот в стиле Van Gogh, oil painting", {"ru"}, ["oil painting"]),
+        ("一只红色的猫, studio lighting, 4k", {"zh"}, ["studio lighting", "4k"]),
+        ("桜の木の下の女の子, anime style", {"ja"}, ["anime style"]),
+        ("고양이, watercolor", {"ko"}, ["watercolor"]),
+        ("Katze im Schnee; cinematic lighting", {"de"}, ["cinematic lighting"]),
+        ("kot na dachu, wysoka szczegółowość, neon lights", {"pl"}, ["neon lights"]),
+    ],
+)
+def test_mixed_prompts_keep_their_english_parts(prompt: str, language: set[str] | None, kept: list[str]) -> None:
+    detected = detect_language(prompt)
+    assert detected != "en"
+    if language is not None:
+        assert detected in language
+    plan = translation_plan(prompt, detected or "en")
+    assert "".join(piece for piece, _ in plan) == prompt
+    untouched = [
+        piece for piece, source in plan if source is None and piece.strip(" ,;") and any(c.isalpha() for c in piece)
+    ]
+    for part in kept:
+        assert part in untouched
+    assert all(source is not None for piece, source in plan if piece.strip(" ,;") and piece not in untouched)
 
 
 @pytest.mark.parametrize(
