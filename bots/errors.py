@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from bots.moderation.matching import InvalidPattern
-from bots.texts import shortened
+from bots.texts import Text, shortened
 from generation.errors import EaselError, InvalidImage, InvalidRequest, QueueFull, QueueRefused, UserQueueFull
 from storage.errors import DatabaseUnavailable
 
@@ -32,14 +32,44 @@ Refusal = InvalidRequest | InvalidImage | QueueRefused | InvalidPattern | Databa
 restarting, a network cut: the user may try again soon); the user is told why."""
 
 
+_OPTION_FIELDS = {
+    "width": "--width",
+    "height": "--height",
+    "size": "--size",
+    "steps": "--steps",
+    "prior_steps": "--prior-steps",
+    "guidance_scale": "--guidance",
+    "prior_guidance_scale": "--prior-guidance",
+    "count": "--count",
+    "seed": "--seed",
+    "strength": "--strength",
+    "weights": "--weights",
+    "weight": "--weights",
+    "negative_prompt": "--neg",
+}
+"""Request fields as the option that sets them: option names are the same in every language."""
+
+
+def _detail(error: InvalidRequest) -> Text:
+    """ "--steps 0 is not allowed: a whole number from 1 to 100", in the reader's language: the field as its option
+    or a word, the value quoted, and the rule with its values (an operation by its name in that language)."""
+    field = _OPTION_FIELDS.get(error.field) or Text(f"request.field.{error.field.replace(' ', '_')}")
+    values = {
+        name: Text(f"operation.{value}") if name == "operation" else value for name, value in error.values.items()
+    }
+    allowed = Text(f"request.rule.{error.rule}", **values)
+    if error.value is None:
+        return Text("request.detail_unquoted", field=field, allowed=allowed)
+    return Text("request.detail", field=field, value=shortened(repr(error.value)), allowed=allowed)
+
+
 def user_error(error: Refusal) -> UserError:
     """The refusal a user is shown; the engine's own explanation is kept, since it names the bad value and what
     is allowed, with the value shortened as every refusal quotes one (`bots.texts.shortened`)."""
     if isinstance(error, InvalidImage):
         return UserError(f"image.{error.code}", detail=str(error), **error.values)
     if isinstance(error, InvalidRequest):
-        detail = error.describe(lambda value: shortened(repr(value)))
-        return UserError("request.invalid", field=error.field, value=error.value, allowed=error.allowed, detail=detail)
+        return UserError("request.invalid", detail=_detail(error))
     if isinstance(error, InvalidPattern):
         return UserError("moderation.bad_pattern", pattern=error.pattern.text, detail=error.detail)
     if isinstance(error, UserQueueFull):

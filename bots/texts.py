@@ -11,10 +11,12 @@ from __future__ import annotations
 import gettext
 import io
 import logging
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 DOMAIN = "easel"
 LOCALE_DIR = Path(__file__).with_name("locale")
 SOURCE_LANGUAGE = "en"
+_LEFT_TO_RIGHT_WORD = r"[/@#]?-{0,2}[A-Za-z0-9](?:[A-Za-z0-9_.,:/+×'-]*[A-Za-z0-9])?"
+_LEFT_TO_RIGHT_RUN = re.compile(rf"(?<![A-Za-z0-9_]){_LEFT_TO_RIGHT_WORD}(?:[ ]+{_LEFT_TO_RIGHT_WORD})*")
+"""Latin words and numbers in a row, with the marks options, commands and ids are written with ("--size 768x512",
+"/language de", "a1b2c3d4")."""
 QUOTE_LIMIT = 200
 """The longest value a text quotes whole: every explanation easel writes itself is shorter."""
 QUOTE_KEPT = 100
@@ -55,6 +61,36 @@ def resolve_language(language: str | None) -> str:
     return SOURCE_LANGUAGE
 
 
+def language_name(code: str | None, language: str | None = None) -> str:
+    """`ru` as "Russian" for an English reader, "russe" for a French one, "русский" for a Russian one; the code
+    itself if Babel has no name."""
+    if not code:
+        return "?"
+    try:
+        return Locale.parse(code).get_display_name(resolve_language(language)) or code
+    except (ValueError, UnknownLocaleError):
+        return code
+
+
+def languages_list() -> str:
+    """Every catalog as `code (name in that language)`, for the texts that offer a choice."""
+    return ", ".join(f"{code} ({language_name(code, code)})" for code in available_languages())
+
+
+class _LanguagesList:
+    """`languages_list()` as a text's value: written out when the text is rendered, and whole, though longer than
+    the values a refusal quotes (`shortened`)."""
+
+    def __format__(self, spec: str) -> str:
+        return format(languages_list(), spec)
+
+    def __repr__(self) -> str:
+        return "LANGUAGES"
+
+
+LANGUAGES = _LanguagesList()
+
+
 @cache
 def _catalog(language: str) -> gettext.NullTranslations:
     """The compiled catalog of `language`, chained to English for the keys it lacks."""
@@ -75,9 +111,39 @@ def text_of(key: str, language: str | None = None) -> str | None:
     return None if template == key else template
 
 
+class Text:
+    """A text inside another's values, rendered in the reader's language with it: a refusal names what the value
+    must be (`request.rule.*`) or a job's state (`state.done`) in the language of the sentence around it."""
+
+    __slots__ = ("key", "values")
+
+    def __init__(self, key: str, **values: Any) -> None:
+        self.key = key
+        self.values = values
+
+    def __repr__(self) -> str:
+        return f"Text({self.key!r}, {self.values!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and (self.key, self.values) == (other.key, other.values)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def render(key: str, language: str | None = None, **values: Any) -> str:
     """The text for `key` in `language`; an unknown key or a missing value is a bug, logged, but the user
-    still gets a line."""
+    still gets a line. `Text` values are rendered in `language` first. In a right-to-left language every run of
+    left-to-right words (an option and its value, a command, an id, a Latin prompt) is isolated (Unicode's LRI
+    and PDI), so that it reads as written and keeps its place in the sentence."""
+    text = _render(key, language, values)
+    return _isolate_left_to_right(text) if _right_to_left(resolve_language(language)) else text
+
+
+def _render(key: str, language: str | None, values: dict[str, Any]) -> str:
+    values = {
+        name: _render(value.key, language, dict(value.values)) if isinstance(value, Text) else value
+        for name, value in values.items()
+    }
     template = text_of(key, language)
     if template is None:
         log.error("no text for message key %r", key)
@@ -91,6 +157,15 @@ def render(key: str, language: str | None = None, **values: Any) -> str:
             return english.format(**values) if english else f"{key} {values}"
         except (KeyError, IndexError, ValueError):
             return f"{template} {values}"
+
+
+@cache
+def _right_to_left(language: str) -> bool:
+    return Locale.parse(language).character_order == "right-to-left"
+
+
+def _isolate_left_to_right(text: str) -> str:
+    return _LEFT_TO_RIGHT_RUN.sub(lambda run: f"\u2066{run.group(0)}\u2069", text)
 
 
 def shortened(value: str) -> str:

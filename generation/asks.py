@@ -81,7 +81,7 @@ def parse_weights(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise InvalidRequest("not_a_number", "weights", text, "comma-separated numbers such as 0.5,0.3,0.2") from None
+        raise InvalidRequest("not_a_number", "weights", text, "number_list") from None
 
 
 def build_request(ask: Ask, *, defaults: GenerationDefaults, limits: Limits) -> GenerationRequest:

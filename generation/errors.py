@@ -18,18 +18,50 @@ class EaselError(Exception):
     """
 
 
-class InvalidRequest(EaselError, ValueError):
-    """A request value outside what the engine accepts; names the value and what is allowed."""
+RULES: dict[str, str] = {
+    "whole_number": "a whole number from {low} to {high}",
+    "number": "a number from {low:g} to {high:g}",
+    "multiple_of_64": "a multiple of 64 between 64 and {high}",
+    "max_pixels": "at most {pixels} pixels",
+    "max_characters": "at most {limit} characters",
+    "language_code": "an ISO 639 code such as en, ru or zh",
+    "one_of": "one of {choices}",
+    "needs_prompt": "{operation} needs a prompt describing the image",
+    "needs_image": "{operation} needs an input image",
+    "needs_mask": "inpaint needs a mask image, a transparent area or a region",
+    "strength_img2img_only": "only img2img takes a strength",
+    "mask_inpaint_only": "only inpaint takes a mask",
+    "items_mix_only": "only mix takes mix items",
+    "image_operations_only": "only img2img and inpaint take an input image",
+    "mix_texts_as_items": "mix takes its texts as mix items, each with a weight",
+    "min_strength": "with {steps} steps the strength must be at least {strength:.3g} so that at least one step runs",
+    "mix_count": "from {low} to {high} images or texts",
+    "weight_each": "one weight for each of the {count} mix items",
+    "positive_weight": "at least one weight above zero",
+    "text_not_empty": "a text item must not be empty",
+    "number_list": "comma-separated numbers such as 0.5,0.3,0.2",
+}
+"""What a refused value must be, by rule, in English; the chat texts render the same rules from the catalogs
+(`request.rule.<rule>`), so a refusal reaches every user in their language."""
 
-    def __init__(self, code: str, field: str, value: Any, allowed: str) -> None:
+
+class InvalidRequest(EaselError, ValueError):
+    """A request value outside what the engine accepts; names the value (None where there is none to quote) and
+    what is allowed, as a rule and its values."""
+
+    def __init__(self, code: str, field: str, value: Any, rule: str, **values: Any) -> None:
         self.code = code
         self.field = field
         self.value = value
-        self.allowed = allowed
+        self.rule = rule
+        self.values = values
+        self.allowed = RULES[rule].format(**values)
         super().__init__(self.describe(repr))
 
     def describe(self, quote: Callable[[Any], str]) -> str:
         """The sentence, with the value as `quote` writes it (a chat shortens a long one)."""
+        if self.value is None:
+            return f"{self.field}: {self.allowed}"
         return f"{self.field} {quote(self.value)} is not allowed: {self.allowed}"
 
 

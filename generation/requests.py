@@ -152,13 +152,13 @@ def make_request(
     """Resolve and validate one request; raises `InvalidRequest` or `InvalidImage` naming the bad value."""
     operation = _operation(operation)
     if language is not None and not _LANGUAGE_CODE.fullmatch(language):
-        raise InvalidRequest("unknown", "language", language, "an ISO 639 code such as en, ru or zh")
+        raise InvalidRequest("unknown", "language", language, "language_code")
     prompt = _text("prompt", prompt, limits)
     negative_prompt = _text("negative_prompt", negative_prompt, limits)
     if operation is Operation.MIX and prompt:
-        raise InvalidRequest("unexpected", "prompt", prompt, "mix takes its texts as mix items, each with a weight")
+        raise InvalidRequest("unexpected", "prompt", prompt, "mix_texts_as_items")
     if operation is not Operation.MIX and not prompt:
-        raise InvalidRequest("required", "prompt", prompt, f"{operation} needs a prompt describing the image")
+        raise InvalidRequest("required", "prompt", None, "needs_prompt", operation=operation.value)
 
     source = _input_image(operation, image)
     if source is not None and width is None and height is None:
@@ -168,7 +168,7 @@ def make_request(
     width = _dimension("width", width if width is not None else defaults.width, limits.max_width)
     height = _dimension("height", height if height is not None else defaults.height, limits.max_height)
     if width * height > limits.max_pixels:
-        raise InvalidRequest("out_of_range", "size", f"{width}x{height}", f"at most {limits.max_pixels} pixels")
+        raise InvalidRequest("out_of_range", "size", f"{width}x{height}", "max_pixels", pixels=limits.max_pixels)
 
     steps = _int_in("steps", steps if steps is not None else defaults.steps, limits.min_steps, limits.max_steps)
     prior_steps = _int_in(
@@ -197,30 +197,27 @@ def make_request(
         resolved_strength = _float_in("strength", strength if strength is not None else defaults.strength, 0.0, 1.0)
         if int(steps * resolved_strength) < 1:
             raise InvalidRequest(
-                "out_of_range",
-                "strength",
-                resolved_strength,
-                f"with {steps} steps the strength must be at least {1 / steps:.3g} so that at least one step runs",
+                "out_of_range", "strength", resolved_strength, "min_strength", steps=steps, strength=1 / steps
             )
     elif strength is not None:
-        raise InvalidRequest("unexpected", "strength", strength, "only img2img takes a strength")
+        raise InvalidRequest("unexpected", "strength", strength, "strength_img2img_only")
 
     fitted = mask_image = None
     if source is not None:
         fitted = fit(to_rgb(source), width, height)
     if operation is Operation.INPAINT:
         if mask is None:
-            raise InvalidRequest("required", "mask", None, "inpaint needs a mask image, a transparent area or a region")
+            raise InvalidRequest("required", "mask", None, "needs_mask")
         assert source is not None
         mask_image = build_mask(mask, source, width, height)
     elif mask is not None:
-        raise InvalidRequest("unexpected", "mask", "given", "only inpaint takes a mask")
+        raise InvalidRequest("unexpected", "mask", None, "mask_inpaint_only")
 
     items: tuple[MixItem, ...] = ()
     if operation is Operation.MIX:
         items = _mix_items(mix, weights, limits)
     elif mix:
-        raise InvalidRequest("unexpected", "mix", len(mix), "only mix takes mix items")
+        raise InvalidRequest("unexpected", "mix", None, "items_mix_only")
 
     return GenerationRequest(
         operation=operation,
@@ -247,71 +244,67 @@ def _operation(value: Operation | str) -> Operation:
         return Operation(value)
     except ValueError:
         allowed = ", ".join(op.value for op in Operation)
-        raise InvalidRequest("unknown", "operation", value, f"one of {allowed}") from None
+        raise InvalidRequest("unknown", "operation", value, "one_of", choices=allowed) from None
 
 
 def _text(name: str, value: str, limits: Limits) -> str:
     value = value.strip()
     if len(value) > limits.max_prompt_length:
-        raise InvalidRequest(
-            "too_long", name, f"{len(value)} characters", f"at most {limits.max_prompt_length} characters"
-        )
+        raise InvalidRequest("too_long", name, len(value), "max_characters", limit=limits.max_prompt_length)
     return value
 
 
 def _input_image(operation: Operation, image: Image.Image | None) -> Image.Image | None:
     needs_image = operation in (Operation.IMG2IMG, Operation.INPAINT)
     if needs_image and image is None:
-        raise InvalidRequest("required", "image", None, f"{operation} needs an input image")
+        raise InvalidRequest("required", "image", None, "needs_image", operation=operation.value)
     if not needs_image and image is not None:
-        raise InvalidRequest("unexpected", "image", "given", "only img2img and inpaint take an input image")
+        raise InvalidRequest("unexpected", "image", None, "image_operations_only")
     return image
 
 
 def _dimension(name: str, value: int, maximum: int) -> int:
     value = _int_in(name, value, 64, maximum)
     if value % 64:
-        raise InvalidRequest("not_multiple", name, value, f"a multiple of 64 between 64 and {maximum}")
+        raise InvalidRequest("not_multiple", name, value, "multiple_of_64", high=maximum)
     return value
 
 
 def _int_in(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest("not_a_number", name, value, f"a whole number from {low} to {high}")
+        raise InvalidRequest("not_a_number", name, value, "whole_number", low=low, high=high)
     if not low <= value <= high:
-        raise InvalidRequest("out_of_range", name, value, f"a whole number from {low} to {high}")
+        raise InvalidRequest("out_of_range", name, value, "whole_number", low=low, high=high)
     return value
 
 
 def _float_in(name: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidRequest("not_a_number", name, value, f"a number from {low:g} to {high:g}")
+        raise InvalidRequest("not_a_number", name, value, "number", low=low, high=high)
     if not low <= value <= high:
-        raise InvalidRequest("out_of_range", name, value, f"a number from {low:g} to {high:g}")
+        raise InvalidRequest("out_of_range", name, value, "number", low=low, high=high)
     return float(value)
 
 
 def _mix_items(mix: Sequence[MixInput], weights: Sequence[float] | None, limits: Limits) -> tuple[MixItem, ...]:
     if not MIN_MIX_ITEMS <= len(mix) <= MAX_MIX_ITEMS:
-        raise InvalidRequest(
-            "out_of_range", "mix", f"{len(mix)} items", f"from {MIN_MIX_ITEMS} to {MAX_MIX_ITEMS} images or texts"
-        )
+        raise InvalidRequest("out_of_range", "mix", len(mix), "mix_count", low=MIN_MIX_ITEMS, high=MAX_MIX_ITEMS)
     if weights is None:
         weights = [1.0] * len(mix)
     if len(weights) != len(mix):
-        raise InvalidRequest("mismatch", "weights", list(weights), f"one weight for each of the {len(mix)} mix items")
+        raise InvalidRequest("mismatch", "weights", list(weights), "weight_each", count=len(mix))
     for weight in weights:
         _float_in("weight", weight, 0.0, math.inf)
     total = sum(weights)
     if total <= 0:
-        raise InvalidRequest("out_of_range", "weights", list(weights), "at least one weight above zero")
+        raise InvalidRequest("out_of_range", "weights", list(weights), "positive_weight")
     items = []
     for item, weight in zip(mix, weights, strict=True):
         share = weight / total
         if isinstance(item, str):
             text = _text("mix text", item, limits)
             if not text:
-                raise InvalidRequest("required", "mix text", item, "a text item must not be empty")
+                raise InvalidRequest("required", "mix text", None, "text_not_empty")
             items.append(MixItem(weight=share, text=text))
         else:
             items.append(MixItem(weight=share, image=to_rgb(item)))

@@ -17,6 +17,7 @@ from bots.core.types import Actor, Cancellation, short_id
 from bots.errors import UserError
 from bots.moderation.commands import Moderation
 from bots.moderation.policy import Moderator
+from bots.texts import Text
 from generation.codec import stored_paths
 from generation.worker import Worker
 from storage.database import Database
@@ -52,7 +53,7 @@ class Jobs:
             return Cancellation(job.id, "queued")
         if outcome == "running":
             return Cancellation(job.id, "running")
-        raise UserError("job.not_cancellable", job_id=short_id(job.id), state=job.state.value)
+        raise UserError("job.not_cancellable", job_id=short_id(job.id), state=Text(f"state.{job.state.value}"))
 
     async def delete(self, actor: Actor, job_id: str, moderator: Moderator | None = None) -> list[MessageLink]:
         """Delete the images of the actor's own job (or, for a moderator, of any job in their community);

@@ -17,7 +17,7 @@ from generation.errors import (
 from generation.scheduler import DuplicateJob
 
 DELIBERATE = [
-    InvalidRequest("steps_range", "steps", 0, "1 to 100"),
+    InvalidRequest("out_of_range", "steps", 0, "whole_number", low=1, high=100),
     InvalidImage("empty_mask", "the mask selects nothing"),
     GenerationCancelled(),
     ModelLoadError("no weights at /nowhere"),

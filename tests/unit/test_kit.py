@@ -80,7 +80,7 @@ def test_endings_have_no_buttons(kind: EventKind, error_key: str | None, expecte
 
 def test_refusals_are_explained_and_bugs_logged_once_with_their_reference(caplog: pytest.LogCaptureFixture) -> None:
     assert explain(UserError("queue.empty"), "en") == "You have nothing waiting or drawing."
-    assert "steps" in explain(InvalidRequest("out_of_range", "steps", 0, "1 to 100"), "en")
+    assert "steps" in explain(InvalidRequest("out_of_range", "steps", 0, "whole_number", low=1, high=100), "en")
     assert "3" in explain(UserQueueFull(3), "en")
     with caplog.at_level(logging.ERROR):
         text = explain(RuntimeError("boom"), "en", job_id=JOB, what="a button")
@@ -216,7 +216,7 @@ def test_an_adapter_serving_other_commands_than_the_catalogue_does_not_start() -
 
 def test_a_refusal_quotes_a_huge_value_by_its_start_and_still_says_what_is_allowed() -> None:
     seed = int("9" * 4080)
-    text = explain(InvalidRequest("out_of_range", "seed", seed, "a whole number from 0 to 4294967295"), "en")
+    text = explain(InvalidRequest("out_of_range", "seed", seed, "whole_number", low=0, high=4294967295), "en")
     assert text.endswith("… is not allowed: a whole number from 0 to 4294967295.") and len(text) < 200
     command = explain(UserError("telegram.unknown_command", command="/" + "x" * 5000), "en")
     assert "x" * 99 + "…" in command and len(command) < 200
