@@ -6,10 +6,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
-
+from bots.core.languages import LanguageChoice
 from bots.core.types import Cancellation, JobEvent, JobSummary, QueueEntry, QuotaStatus, short_id
-from bots.texts import render, resolve_language, shortened
+from bots.texts import language_name, languages_list, render, shortened
 
 _PREFERENCE_NAMES = {
     "width": "--width",
@@ -64,6 +63,8 @@ def result_caption(event: JobEvent, limit: int = 1024) -> str:
     shown = event.prompt
     if event.translation:
         shown += "\n" + translation_note(event.source_language, event.translation, event.language)
+    elif event.untranslated:
+        shown += "\n" + untranslated_note(event.untranslated, event.language)
     caption = render("result.caption", event.language, prompt=shown, seeds=seeds, job_id=short_id(event.job_id))
     if len(caption) <= limit:
         return caption
@@ -72,19 +73,14 @@ def result_caption(event: JobEvent, limit: int = 1024) -> str:
     return render("result.caption", event.language, prompt=shown, seeds=seeds, job_id=short_id(event.job_id))
 
 
+def untranslated_note(source: str, language: str | None = None) -> str:
+    """Why the image may miss the prompt: easel could not translate its language here."""
+    return render("result.untranslated", language, source=language_name(source, language))
+
+
 def translation_note(source: str | None, translation: str, language: str | None = None) -> str:
     """ "translated from Russian: ...", the language named in the reader's own language."""
     return render("result.translated", language, source=language_name(source, language), translation=translation)
-
-
-def language_name(code: str | None, language: str | None = None) -> str:
-    """`ru` as "Russian" for an English reader, "russe" for a French one; the code itself if Babel has no name."""
-    if not code:
-        return "?"
-    try:
-        return Locale.parse(code).get_display_name(resolve_language(language)) or code
-    except (ValueError, UnknownLocaleError):
-        return code
 
 
 def preferences_text(preferences: Mapping[str, Any]) -> str:
@@ -133,3 +129,13 @@ def quota_text(status: QuotaStatus, language: str | None = None) -> str:
         seconds=status.gpu_seconds,
         seconds_limit=int(status.gpu_seconds_limit),
     )
+
+
+def language_text(choice: LanguageChoice) -> str:
+    """The answer to `/language`, in the language the user is answered in from now on."""
+    name = language_name(choice.language, choice.language)
+    if choice.changed:
+        chosen = "language.chosen" if choice.chosen else "language.following"
+        return render(chosen, choice.language, name=name)
+    key = "language.current_chosen" if choice.chosen else "language.current_platform"
+    return render(key, choice.language, name=name, languages=languages_list())

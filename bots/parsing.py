@@ -14,12 +14,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bots.errors import UserError
+from bots.texts import Text
 from generation.asks import Options, parse_weights
 from generation.errors import InvalidImage
 from generation.images import parse_region
+from generation.language_detection import ENGLISH, TRANSLATABLE, UNTRANSLATABLE
 
+LANGUAGES = TRANSLATABLE | UNTRANSLATABLE | {ENGLISH}
 _OPTION = re.compile(r"^(?:--|—|–)([a-z][a-z-]*)$")
 _SIZE = re.compile(r"^(\d+)\s*[x×*]\s*(\d+)$")
+
+
+def _language(text: str) -> str:
+    """`--lang de`: the prompt's language when detection cannot tell (a word or two, a rare language)."""
+    code = text.strip().lower()
+    if code not in LANGUAGES:
+        raise ValueError(text)
+    return code
 
 
 def _integer(text: str) -> int:
@@ -37,22 +48,23 @@ def _size(text: str) -> dict[str, int]:
     return {"width": int(match.group(1)), "height": int(match.group(2))}
 
 
-# option -> (`Options` field, converter, what the value must look like)
 _OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
-    "size": ("size", _size, "a size such as 768x512"),
-    "width": ("width", _integer, "a whole number of pixels"),
-    "height": ("height", _integer, "a whole number of pixels"),
-    "steps": ("steps", _integer, "a whole number"),
-    "prior-steps": ("prior_steps", _integer, "a whole number"),
-    "seed": ("seed", _integer, "a whole number"),
-    "count": ("count", _integer, "a whole number from 1 to 4"),
-    "guidance": ("guidance_scale", _number, "a number"),
-    "strength": ("strength", _number, "a number from 0 to 1"),
+    "size": ("size", _size, "size"),
+    "width": ("width", _integer, "pixels"),
+    "height": ("height", _integer, "pixels"),
+    "steps": ("steps", _integer, "whole"),
+    "prior-steps": ("prior_steps", _integer, "whole"),
+    "seed": ("seed", _integer, "whole"),
+    "count": ("count", _integer, "count"),
+    "guidance": ("guidance_scale", _number, "number"),
+    "strength": ("strength", _number, "strength"),
     "neg": ("negative_prompt", str, "text"),
     "negative": ("negative_prompt", str, "text"),
-    "region": ("mask", parse_region, "X,Y,W,H in percent"),
-    "weights": ("weights", parse_weights, "numbers separated by commas"),
+    "region": ("mask", parse_region, "region"),
+    "weights": ("weights", parse_weights, "weights"),
+    "lang": ("language", _language, "language"),
 }
+"""option -> (`Options` field, converter, what the value must look like: `request.expect.<key>`)"""
 _TEXT_OPTIONS = {"neg", "negative"}
 
 
@@ -86,11 +98,15 @@ def parse_prompt(text: str) -> ParsedPrompt:
         value_words, index = _value(words, index + 1, whole_rest=name in _TEXT_OPTIONS)
         raw = " ".join(value_words)
         if not raw:
-            raise UserError("request.bad_option", option=f"--{name}", expected=expected, value="")
+            raise UserError(
+                "request.bad_option", option=f"--{name}", expected=Text(f"request.expect.{expected}"), value=""
+            )
         try:
             value = convert(raw)
         except (ValueError, InvalidImage):  # InvalidRequest is a ValueError
-            raise UserError("request.bad_option", option=f"--{name}", expected=expected, value=raw) from None
+            raise UserError(
+                "request.bad_option", option=f"--{name}", expected=Text(f"request.expect.{expected}"), value=raw
+            ) from None
         if keyword == "size":
             options.update(value)
         else:

@@ -25,13 +25,23 @@ from typing import TextIO
 from bots.core.facade import Core
 from bots.core.types import Actor, EventKind, JobEvent, Place
 from bots.errors import UserError
-from bots.formatting import cancel_text, history_lines, preferences_text, queue_lines, quota_text, translation_note
+from bots.formatting import (
+    cancel_text,
+    history_lines,
+    language_text,
+    preferences_text,
+    queue_lines,
+    quota_text,
+    translation_note,
+    untranslated_note,
+)
 from bots.kit.boundary import guarded
 from bots.kit.catalogue import Capability, bind, commands_for
 from bots.kit.context import Context
 from bots.kit.lifetime import started
 from bots.kit.views import view_of
 from bots.parsing import parse_prompt
+from bots.texts import Text, render
 from generation.asks import Ask
 
 PLATFORM = "console"
@@ -61,10 +71,15 @@ class ConsoleAdapter:
         self.previews_dir = previews_dir
         self._previewed: set[str] = set()
         self._ended: OrderedDict[str, None] = OrderedDict()
-        self.context = Context(Actor(PLATFORM, getpass.getuser(), language=language), Place(PLATFORM, "console"))
+        self._actor = Actor(PLATFORM, getpass.getuser(), language=language)
         self.commands: dict[str, Handler] = bind(self, commands_for(CAPABILITIES))
         self._aliases = {"img2img": "edit"}
         self._finished = asyncio.Event()
+
+    @property
+    def context(self) -> Context:
+        """The operator, answered in the language they chose with /language, else the configured one."""
+        return Context(self.core.speaking(self._actor), Place(PLATFORM, "console"))
 
     def register(self) -> None:
         self.core.listen(PLATFORM, self._on_event)
@@ -91,12 +106,13 @@ class ConsoleAdapter:
         if not line:
             return
         command, _, rest = line[1:].partition(" ") if line.startswith("/") else ("imagine", "", line)
-        async with guarded(self._print, self.context.language, what=f"console command {line!r}"):
+        context = self.context
+        async with guarded(self._print, context.language, what=f"console command {line!r}"):
             name = command.lower()
             handler = self.commands.get(self._aliases.get(name, name))
             if handler is None:
                 raise UserError("console.unknown_command", command=f"/{command}")
-            await handler(self.context, rest.strip())
+            await handler(context, rest.strip())
 
     async def _on_event(self, event: JobEvent) -> None:
         """Every view but position changes and the last progress step, which a terminal cannot redraw."""
@@ -105,13 +121,15 @@ class ConsoleAdapter:
         if event.kind is EventKind.DONE:
             files = ", ".join(str(picture.path) for picture in view.pictures)
             seeds = ", ".join(str(seed) for seed in event.seeds)
-            self._say(prefix + self.context.text("console.done", files=files, seeds=seeds))
+            self._say(prefix + render("console.done", event.language, files=files, seeds=seeds))
             if event.translation:
                 self._say(prefix + translation_note(event.source_language, event.translation, event.language))
+            elif event.untranslated:
+                self._say(prefix + untranslated_note(event.untranslated, event.language))
         elif event.kind is not EventKind.POSITION and not (event.kind is EventKind.PROGRESS and event.progress >= 1):
             self._say(prefix + view.text)
         if view.preview is not None and event.job_id not in self._ended:
-            await self._write_preview(event.job_id, view.preview, prefix)
+            await self._write_preview(event.job_id, view.preview, prefix, event.language)
         if event.kind.final:
             self._ended[event.job_id] = None
             while len(self._ended) > ENDED_MEMORY:
@@ -120,7 +138,7 @@ class ConsoleAdapter:
             await self._remove_preview(event.job_id)
             self._finished.set()
 
-    async def _write_preview(self, job_id: str, data: bytes, prefix: str) -> None:
+    async def _write_preview(self, job_id: str, data: bytes, prefix: str, language: str | None) -> None:
         """The file named once; a job that ended while it was written (its events run in tasks of their own) has
         it removed again."""
         if self.previews_dir is None:
@@ -132,7 +150,7 @@ class ConsoleAdapter:
         if job_id in self._ended:
             await self._remove_preview(job_id)
         elif first:
-            self._say(prefix + self.context.text("console.preview", path=str(path)))
+            self._say(prefix + render("console.preview", language, path=str(path)))
 
     async def _remove_preview(self, job_id: str) -> None:
         if self.previews_dir is not None:
@@ -204,6 +222,10 @@ class ConsoleAdapter:
             preferences = await self.core.set_preferences(context.actor, parsed.options.given())
             self._say(context.text("settings.saved", values=preferences_text(preferences)))
 
+    async def _language(self, context: Context, rest: str) -> None:
+        """`/language` shows, `/language de` chooses, `/language auto` returns to the configured language."""
+        self._say(language_text(await self.core.choose_language(context.actor, rest)))
+
     async def _help(self, context: Context, _: str) -> None:
         self._say(context.text("console.help"))
 
@@ -254,7 +276,9 @@ def _split_paths(rest: str, count: int) -> tuple[list[str], str]:
     except ValueError:
         words = rest.split()
     if len(words) < count:
-        raise UserError("request.bad_option", option="PATH", expected=f"{count} file path(s) first", value=rest)
+        raise UserError(
+            "request.bad_option", option="PATH", expected=Text("request.expect.paths", count=count), value=rest
+        )
     return words[:count], " ".join(words[count:])
 
 

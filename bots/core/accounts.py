@@ -26,11 +26,6 @@ class Accounts:
             )
         return user
 
-    async def language(self, actor: Actor) -> str | None:
-        """The language easel last saw for this user, for an event whose platform says none (a Discord message)."""
-        user = await self.db.get_or_create_user(actor.platform, actor.user_id, actor.display_name, actor.language)
-        return actor.language or user.language
-
     async def community(self, place: Place) -> Community | None:
         if place.community_id is None:
             return None

@@ -19,6 +19,7 @@ from bots.core.announcer import Announcer, Route
 from bots.core.files import Files
 from bots.core.intake import answered
 from bots.core.jobs import Jobs
+from bots.core.languages import untranslated
 from bots.core.lifecycle import Lifecycle, community_key, user_key
 from bots.core.positions import Positions
 from bots.core.types import Actor, EventKind, Place, Receipt
@@ -31,8 +32,8 @@ from generation.config import GenerationDefaults, Limits
 from generation.costs import job_cost
 from generation.errors import InvalidImage, InvalidRequest, QueueRefused
 from generation.images import decode_image, has_alpha
+from generation.language_detection import detect_language
 from generation.requests import GenerationRequest, Operation
-from generation.translation import detect_language
 from generation.worker import Worker, WorkItem
 from storage.database import Database
 from storage.errors import QuotaExceeded
@@ -105,7 +106,7 @@ class Admission:
             job = await self.db.create_job(draft, reservation)
         except QuotaExceeded as error:  # another request of the same user got there first
             raise _quota_error(error.resource, tier) from None
-        language = actor.language or user.language or request.language
+        language = user.chosen_language or actor.language or user.language or request.language
         route = Route(place.platform, place.channel_id, actor.user_id, language, job.prompt, place.message_id)
         self.announcer.route(job.id, route)
         try:
@@ -117,7 +118,13 @@ class Admission:
             raise user_error(error) from None
         receipt = Receipt(job.id, self.worker.position(job.id), self.worker.eta(job.id))
         job_log.queued(job, actor.user_id, receipt.position)
-        await self.announcer.emit(EventKind.QUEUED, job.id, position=receipt.position, eta_seconds=receipt.eta_seconds)
+        await self.announcer.emit(
+            EventKind.QUEUED,
+            job.id,
+            position=receipt.position,
+            eta_seconds=receipt.eta_seconds,
+            untranslated=untranslated(self.settings.translation, request.language),
+        )
         if receipt.position is not None:
             self.positions.track(job.id, (place.platform, place.channel_id), receipt.position, receipt.eta_seconds)
         return receipt

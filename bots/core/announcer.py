@@ -77,7 +77,9 @@ class Announcer:
         """Route the events of a job found in the database (after a restart) to its owner."""
         owner = await self.db.get_user(job.owner_id)
         assert owner is not None, f"job {job.id} has no owner"
-        self._routes[job.id] = Route(job.platform, job.channel_id, owner.platform_user_id, owner.language, job.prompt)
+        self._routes[job.id] = Route(
+            job.platform, job.channel_id, owner.platform_user_id, owner.chosen_language or owner.language, job.prompt
+        )
         return owner
 
     def may_redeliver(self, job: Job) -> bool:

@@ -14,6 +14,7 @@ from bots.core.announcer import Announcer
 from bots.core.deliveries import Deliveries
 from bots.core.files import Files
 from bots.core.jobs import Jobs
+from bots.core.languages import Languages
 from bots.core.lifecycle import Lifecycle
 from bots.core.positions import Positions
 from bots.core.reads import Reads
@@ -30,6 +31,7 @@ class Core:
         self.worker = worker
         self.moderation = Moderation(settings, db)
         self.accounts = Accounts(db)
+        self.languages = Languages(db, self.accounts)
         self.announcer = Announcer(db)
         self.positions = Positions(worker, self.announcer, settings.queue)
         self.lifecycle = Lifecycle(
@@ -68,13 +70,20 @@ class Core:
         self.preferences = self.reads.preferences
         self.set_preferences = self.reads.set_preferences
         self.reset_preferences = self.reads.reset_preferences
-        self.language_of = self.accounts.language
+        self.speaking = self.languages.speaking
+        self.language_of = self.languages.language_of
+        self.choose_language = self.languages.choose
         self.listen = self.announcer.listen
         self.has_pending = self.announcer.has_pending
-        self.recover = self.lifecycle.recover
         self.redeliver = self.deliveries.redeliver
         self.stop_redelivering = self.deliveries.stop_redelivering
         self.receive_update = db.receive_update
         self.updates_handled = db.updates_handled
         self.unhandled_updates = db.unhandled_updates
         self.prune_updates = db.prune_updates
+
+    async def recover(self) -> int:
+        """Ready to serve after a start: the users' chosen languages read, and what a previous run left in the
+        queue taken up again (`Lifecycle.recover`)."""
+        await self.languages.load()
+        return await self.lifecycle.recover()

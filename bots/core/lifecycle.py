@@ -23,6 +23,7 @@ from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
 from bots.core.deliveries import FINAL_KINDS
 from bots.core.files import Files
+from bots.core.languages import untranslated
 from bots.core.persistence import persistently
 from bots.core.positions import Positions
 from bots.core.types import EventKind
@@ -190,6 +191,7 @@ class Lifecycle:
             seeds=result.seeds,
             translation=english,
             source_language=translation.language if translation is not None else None,
+            untranslated=untranslated(self.settings.translation, result.request.language),
             spoiler=verdict == "spoiler",
             first_delivery=True,
         )

@@ -21,6 +21,10 @@ class Actor:
     language: str | None = None
     roles: tuple[str, ...] = ()
     """Their roles in the community where they ask, as names and ids (Discord's), for `[tiers.NAME] discord_roles`."""
+    platform_language: str | None = None
+    """The platform's language, kept here when `language` is the one the user chose (`Core.speaking`)."""
+    chose_language: bool = False
+    """`language` is the user's own choice, not the platform's."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class JobEvent:
     """Show the images behind a spoiler (the community allows NSFW images that way)."""
     source_language: str | None = None
     """The language detected in the user's prompt (ISO 639-1)."""
+    untranslated: str | None = None
+    """The prompt's language, when easel cannot translate it here: the image model was given the prompt as written,
+    and the user is told so (on the queued status and under the result)."""
     reply_to: str | None = None
     """The message that asked for the job, when it is known (`Place.message_id`)."""
     preview: bytes | None = None

@@ -23,7 +23,7 @@ from bots.discord.moderation import ModerationActions
 from bots.discord.spellings import CAPABILITIES, SPELLINGS
 from bots.kit.catalogue import Audience, check_served
 from bots.moderation.policy import NSFW_POLICIES
-from bots.texts import SOURCE_LANGUAGE, render, resolve_language, text_of
+from bots.texts import SOURCE_LANGUAGE, available_languages, language_name, render, resolve_language, text_of
 from generation.asks import Options
 
 SIZES = ("512x512", "768x768", "1024x1024", "768x512", "512x768", "1024x576", "576x1024")
@@ -84,6 +84,12 @@ def size_choices(settings: Settings) -> list[app_commands.Choice[str]]:
         if width <= limits.max_width and height <= limits.max_height and width * height <= limits.max_pixels:
             fitting.append(app_commands.Choice(name=size, value=size))
     return fitting
+
+
+def language_choices() -> list[app_commands.Choice[str]]:
+    """Every catalog by its own name, and `auto` (Discord's language); 19 of Discord's 25 choices."""
+    auto = app_commands.Choice(name=_text("discord.language.auto"), value="auto")
+    return [auto, *(app_commands.Choice(name=language_name(code, code), value=code) for code in available_languages())]
 
 
 def build_commands(settings: Settings) -> list[AppCommand]:
@@ -171,6 +177,12 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, count=count)
         await _handlers(interaction).lookups.settings(interaction, chosen, size, reset)
 
+    @app_commands.command(name="language", description=_text("discord.command.language"))
+    @_describe("language")
+    @app_commands.choices(language=language_choices())
+    async def language(interaction: discord.Interaction, language: str | None = None) -> None:
+        await _handlers(interaction).lookups.language(interaction, language or "")
+
     @app_commands.command(name="help", description=_text("discord.command.help"))
     async def help_(interaction: discord.Interaction) -> None:
         await _handlers(interaction).lookups.help(interaction, Audience.EVERYONE)
@@ -189,6 +201,7 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         queue,
         cancel,
         preferences,
+        language,
         help_,
         edit_image,
         moderation_group(sizes, list(settings.tiers)),

@@ -51,7 +51,8 @@ def context_of(interaction: discord.Interaction) -> Context:
     user = interaction.user
     actor = Actor(PLATFORM, str(user.id), user.display_name, interaction.locale.value, _roles(user))
     place = _place(interaction.channel, interaction.channel_id, interaction.guild_id, interaction.guild, interaction.id)
-    return Context(actor, place)
+    intake: Intake = interaction.client.intake  # type: ignore[attr-defined]
+    return Context(intake.core.speaking(actor), place)
 
 
 def _roles(user: discord.User | discord.Member) -> tuple[str, ...]:
@@ -61,7 +62,8 @@ def _roles(user: discord.User | discord.Member) -> tuple[str, ...]:
 
 
 async def context_of_message(core: Core, message: discord.Message) -> Context:
-    """A message carries no language: the one easel last stored for its author, else the server's. Its server
+    """A message carries no language: its author's choice, or the one easel last stored for them, else the
+    server's. Its server
     is known even when discord.py has not cached it, so a reply is moderated like a command."""
     author, guild = message.author, message.guild
     actor = Actor(PLATFORM, str(author.id), author.display_name, roles=_roles(author))

@@ -1,4 +1,5 @@
-"""The commands answered at once and only to the one who asks: /history, /queue, /quota, /settings, /help, and
+"""The commands answered at once and only to the one who asks: /history, /queue, /quota, /settings, /language,
+/help, and
 /cancel and delete, which the buttons share."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from bots.core.facade import Core
 from bots.core.types import short_id
 from bots.discord.interactions import Reply, answer, delete_messages, listed, moderator_of, option
 from bots.discord.spellings import help_text
-from bots.formatting import cancel_text, history_lines, preferences_text, queue_lines, quota_text
+from bots.formatting import cancel_text, history_lines, language_text, preferences_text, queue_lines, quota_text
 from bots.kit.catalogue import Audience
 from bots.kit.context import Context
 from generation.asks import Options
@@ -57,6 +58,14 @@ class Lookups:
             return context.text(
                 "settings.show" if preferences else "settings.none", values=preferences_text(preferences)
             )
+
+        await answer(interaction, produce)
+
+    async def language(self, interaction: discord.Interaction, wanted: str) -> None:
+        """The language easel answers in: shown, chosen, or `auto` to follow Discord's again."""
+
+        async def produce(context: Context) -> str:
+            return language_text(await self.core.choose_language(context.actor, wanted))
 
         await answer(interaction, produce)
 

@@ -17,6 +17,7 @@ SPELLINGS: dict[str, str] = {
     "quota": "/quota",
     "cancel": "/cancel",
     "settings": "/settings",
+    "language": "/language",
     "help": "/help",
     "mod.help": "/mod help",
     "mod.banword.add": "/mod banword add",

@@ -57,6 +57,7 @@ CATALOGUE: tuple[Command, ...] = (
     _user("quota", "quota"),
     _user("cancel", "cancel"),
     _user("settings", "set_preferences", parse_prompt),
+    _user("language", "choose_language"),
     _user("help", "help"),
     _moderation("mod.help", "help"),
     _moderation("mod.banword.add", "moderation.add_word"),

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from bots.core.types import EventKind, JobEvent
-from bots.formatting import ending_text, progress_text, queued_text, result_caption
+from bots.formatting import ending_text, progress_text, queued_text, result_caption, untranslated_note
 from bots.texts import render
 
 
@@ -88,6 +88,8 @@ def view_of(event: JobEvent) -> View:
     language = event.language
     if event.kind in (EventKind.QUEUED, EventKind.POSITION):
         text = queued_text(event.position, event.eta_seconds, language)
+        if event.untranslated:
+            text += "\n" + untranslated_note(event.untranslated, language)
     elif event.kind is EventKind.STARTED:
         text = render("status.started", language)
     elif event.kind is EventKind.PROGRESS:

@@ -24,13 +24,14 @@ ANSWER_LIMIT = 200
 """The text of an answer to a button press (a notification or an alert)."""
 
 
-def context_of(user: TelegramUser, message: Message) -> Context:
+def context_of(core: Core, user: TelegramUser, message: Message) -> Context:
     """`user` acting on `message`: their own message, or the bot's message whose button they pressed. A group
-    is a community, a private chat none; results reply to `message`."""
+    is a community, a private chat none; results reply to `message`. They are answered in their chosen
+    language, else in their Telegram's."""
     chat = message.chat
     community = None if chat.type == ChatType.PRIVATE else str(chat.id)
     actor = Actor(PLATFORM, str(user.id), user.full_name, user.language_code)
-    return Context(actor, Place(PLATFORM, str(chat.id), community, chat.title, str(message.message_id)))
+    return Context(core.speaking(actor), Place(PLATFORM, str(chat.id), community, chat.title, str(message.message_id)))
 
 
 def refused(error: BaseException, language: str | None) -> str | None:

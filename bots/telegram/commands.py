@@ -26,6 +26,7 @@ SPELLINGS: dict[str, str] = {
     "quota": "quota",
     "cancel": "cancel",
     "settings": "settings",
+    "language": "language",
     "help": "help",
     "mod.help": "modhelp",
     "mod.banword.add": "banword",

@@ -21,7 +21,7 @@ from bots.config import TelegramSettings
 from bots.core.facade import Core
 from bots.core.types import ShownMessage
 from bots.errors import UserError
-from bots.formatting import cancel_text, history_lines, preferences_text, queue_lines, quota_text
+from bots.formatting import cancel_text, history_lines, language_text, preferences_text, queue_lines, quota_text
 from bots.kit.boundary import guarded
 from bots.kit.catalogue import Audience, bind, check_served, commands_for
 from bots.kit.context import Context
@@ -74,7 +74,7 @@ class Handlers:
         if message.media_group_id and self.downloads.has_image(message):
             self.albums.add(message, update.update_id)
             return
-        context = context_of(message.from_user, message)
+        context = context_of(self.core, message.from_user, message)
         async with guarded(partial(reply, message), context.language, what=_what(message), known=refused):
             await self._route(context, message)
 
@@ -86,7 +86,7 @@ class Handlers:
         if press is None or not isinstance(query.message, Message):
             await _answer(query, None)
             return
-        context = context_of(query.from_user, query.message)
+        context = context_of(self.core, query.from_user, query.message)
         alert = partial(_answer, query, alert=True)
         async with guarded(alert, context.language, job_id=press.job_id, what=f"button {press.action}", known=refused):
             await _answer(query, await self._press(context, query.message, press))
@@ -211,12 +211,17 @@ class Handlers:
         preferences = await self.core.set_preferences(context.actor, options.given())
         await reply(message, context.text("settings.saved", values=preferences_text(preferences)))
 
+    async def _language(self, context: Context, message: Message, rest: str) -> None:
+        """`/language` shows the language easel answers in, `/language de` (or `Deutsch`) chooses one, `/language
+        auto` follows Telegram's again."""
+        await reply(message, language_text(await self.core.choose_language(context.actor, rest)))
+
     # --- albums and buttons ------------------------------------------------------------------
 
     async def _album(self, messages: list[Message]) -> None:
         first = messages[0]
         assert first.from_user is not None  # albums are gathered from people's messages only
-        context = context_of(first.from_user, first)
+        context = context_of(self.core, first.from_user, first)
         async with guarded(partial(reply, first), context.language, what=_what(first), known=refused):
             caption = next((message.caption for message in messages if message.caption), "") or ""
             parsed = parse_command(caption)

@@ -6,11 +6,13 @@ import io
 from pathlib import Path
 from typing import cast
 
+from core_stack import Launch
 from PIL import Image
 
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
 from bots.core.types import Actor, Place, Receipt
+from bots.texts import languages_list, render
 from generation.asks import Ask
 
 
@@ -26,6 +28,9 @@ class Recording:
 
     def has_pending(self, platform: str) -> bool:
         return False
+
+    def speaking(self, actor: Actor) -> Actor:
+        return actor
 
 
 def _console(core: Recording, out: io.StringIO, text: str = "") -> ConsoleAdapter:
@@ -50,3 +55,19 @@ async def test_mix_says_a_missing_file_is_missing_instead_of_mixing_its_name(tmp
     await console.handle(f"/mix {picture} a quiet lake")
     (ask,) = core.asks
     assert ask.operation == "mix" and ask.mix == (picture.read_bytes(), "a quiet lake")
+
+
+async def test_language_switches_the_consoles_answers_and_auto_returns_to_the_configured_one(stack: Launch) -> None:
+    running = await stack(recover=True)
+    out = io.StringIO()
+    console = ConsoleAdapter(running.core, "fr", io.StringIO(), out)
+    await console.handle("/language")
+    assert render("language.current_platform", "fr", name="français", languages=languages_list()) in out.getvalue()
+    await console.handle("/language 日本語")
+    assert render("language.chosen", "ja", name="日本語") in out.getvalue()
+    await console.handle("/frobnicate")
+    assert render("console.unknown_command", "ja", command="/frobnicate") in out.getvalue()
+    await console.handle("/language auto")
+    assert render("language.following", "fr", name="français") in out.getvalue()
+    await console.handle("/help")
+    assert render("console.help", "fr") in out.getvalue()

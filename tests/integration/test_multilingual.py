@@ -15,9 +15,13 @@ from core_stack import Launch, core_settings
 from PIL import Image
 
 from bots.core.facade import Core
+from bots.core.languages import Languages, untranslated
 from bots.core.types import Actor, JobEvent, Place
+from bots.errors import UserError
 from bots.formatting import result_caption
-from generation.asks import Ask
+from bots.kit.views import view_of
+from bots.texts import render
+from generation.asks import Ask, Options
 from generation.config import ModelSettings, TranslationSettings
 from generation.engine import Engine
 from generation.models import KandinskyModels
@@ -168,3 +172,69 @@ async def test_a_redelivered_result_still_names_its_translation(core: Harness) -
     assert await core.core.redeliver() == 1
     again = await core.done(receipt.job_id)
     assert (again.translation, again.source_language) == (done.translation, "ru")
+
+
+async def test_only_the_foreign_parts_of_a_mixed_prompt_are_translated(core: Harness) -> None:
+    prompt = "retrato de Frida Kahlo, cyberpunk, neon lights, 4k"
+    receipt = await core.core.submit(Actor("test", "rosa"), HERE, Ask("txt2img", prompt))
+    done = await core.done(receipt.job_id)
+    assert done.source_language in ("es", "pt") and done.translation is not None
+    assert done.translation.endswith(", cyberpunk, neon lights, 4k")
+    assert "retrato" not in done.translation
+    english = await core.core.submit(Actor("test", "rosa"), HERE, Ask("txt2img", "portrait of Frida Kahlo, 4k"))
+    assert (await core.done(english.job_id)).translation is None
+
+
+async def test_a_prompt_in_a_language_easel_cannot_translate_is_used_as_written_and_the_user_told(
+    core: Harness,
+) -> None:
+    receipt = await core.core.submit(Actor("test", "ravi", language="en"), HERE, Ask("txt2img", "ఎరుపు పిల్లి"))
+    done = await core.done(receipt.job_id)
+    queued = next(event for event in core.events if event.job_id == receipt.job_id and event.kind == "queued")
+    assert queued.untranslated == done.untranslated == "te" and done.translation is None
+    note = render("result.untranslated", "en", source="Telugu")
+    assert note in view_of(queued).text and note in result_caption(done)
+    assert not any(
+        source.language == "te" for call in core.spy.calls for source in call if core.spy.needs_translation(source)
+    )
+
+
+def test_translation_switched_off_leaves_every_foreign_prompt_untranslated() -> None:
+    assert untranslated(TranslationSettings(enabled=False), "ru") == "ru"
+    assert untranslated(TranslationSettings(), "ru") is None
+    assert untranslated(TranslationSettings(), "te") == "te"
+    assert (
+        untranslated(TranslationSettings(enabled=False), "en") is None
+        and untranslated(TranslationSettings(), None) is None
+    )
+
+
+async def test_a_user_chooses_the_language_easel_answers_in_and_the_choice_survives_a_restart(core: Harness) -> None:
+    ivan = Actor("test", "ivan", language="ru")
+    shown = await core.core.choose_language(ivan, "")
+    assert (shown.language, shown.chosen, shown.changed) == ("ru", False, False)
+    chosen = await core.core.choose_language(ivan, "Deutsch")
+    assert (chosen.language, chosen.chosen, chosen.changed) == ("de", True, True)
+    assert core.core.speaking(ivan).language == "de"
+    receipt = await core.core.submit(core.core.speaking(ivan), HERE, Ask("txt2img", "кот в шляпе"))
+    assert (await core.done(receipt.job_id)).language == "de"
+    restarted = Languages(core.db, core.core.accounts)
+    await restarted.load()
+    assert restarted.speaking(ivan).language == "de"
+    for wanted, language in (("german", "de"), ("pt-BR", "pt"), ("日本語", "ja"), ("UK", "uk"), ("العربية", "ar")):
+        assert (await core.core.choose_language(ivan, wanted)).language == language
+    with pytest.raises(UserError) as refused:
+        await core.core.choose_language(ivan, "klingon")
+    assert refused.value.key == "language.unknown" and "de (Deutsch)" in f"{refused.value.values['languages']}"
+    following = await core.core.choose_language(core.core.speaking(ivan), "auto")
+    assert (following.language, following.chosen) == ("ru", False)
+    assert core.core.speaking(ivan) == ivan
+    user = await core.db.get_or_create_user("test", "ivan")
+    assert user.chosen_language is None and user.language == "ru"
+
+
+async def test_lang_names_the_prompts_language_where_detection_cannot(core: Harness) -> None:
+    receipt = await core.core.submit(Actor("test", "iria"), HERE, Ask("txt2img", "gato", Options(language="gl")))
+    done = await core.done(receipt.job_id)
+    assert done.source_language == "gl" and done.translation
+    assert any(source == SourceText("gato", "gl") for call in core.spy.calls for source in call)

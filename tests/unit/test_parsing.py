@@ -29,6 +29,8 @@ from generation.images import RegionMask
         ("кот в сапогах --seed 3", "кот в сапогах", {"seed": 3}),
         ("a - b -- c", "a - b -- c", {}),
         ("a cat --SEED 5", "a cat", {"seed": 5}),
+        ("neno no porto --lang gl", "neno no porto", {"language": "gl"}),
+        ("mačka --lang BS", "mačka", {"language": "bs"}),
     ],
 )
 def test_prompts_and_options(text: str, prompt: str, options: dict[str, Any]) -> None:
@@ -46,6 +48,7 @@ def test_prompts_and_options(text: str, prompt: str, options: dict[str, Any]) ->
         ("a cat --neg", "request.bad_option", "--neg"),
         ("a cat --region 1,2", "request.bad_option", "--region"),
         ("a cat --colour red", "request.unknown_option", "--colour"),
+        ("a cat --lang klingon", "request.bad_option", "--lang"),
     ],
 )
 def test_bad_options_are_named(text: str, key: str, named: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -9,13 +10,17 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from bots.texts import LOCALE_DIR, available_languages, render, resolve_language, text_of
+from bots.errors import UserError
+from bots.kit.boundary import explain
+from bots.texts import LOCALE_DIR, Text, available_languages, render, resolve_language, text_of
+from generation.errors import RULES, InvalidRequest
 from generation.requests import Operation
 from storage.records import JobState
 
 BOTS = Path(__file__).parents[2] / "bots"
-COMPLETE = ("en", "ru")
-"""Languages whose catalogs must translate every key; the others may fall back to English here and there."""
+TWELVE_MORE = ("ar", "ja", "ko", "hi", "tr", "uk", "it", "pl", "id", "vi", "fa", "nl")
+COMPLETE = tuple(available_languages())
+"""Every catalog translates every key: a missing one would show English inside another language."""
 
 
 def keys(language: str) -> dict[str, str]:
@@ -23,31 +28,78 @@ def keys(language: str) -> dict[str, str]:
         return {message.id: message.string for message in read_po(source) if message.id and message.string}
 
 
-def fields(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+def formats(template: str) -> set[tuple[str, str | None, str | None]]:
+    """Each placeholder with its format spec and conversion: `{low:g}` in English stays `{low:g}`."""
+    return {(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name}
 
 
-def test_english_russian_and_four_more_languages_are_available() -> None:
+def strip_code(text: str) -> str:
+    """A text without what stays the same in every language: placeholders, commands, options, formats."""
+    text = re.sub(
+        r"\{[^}]*\}|/[a-z_]+|--[a-z-]+|\b(?:PNG|JPEG|WebP|GIF|easel|Discord|Telegram|Ctrl|Enter)\b", " ", text
+    )
+    return text
+
+
+def test_nineteen_languages_are_available() -> None:
     languages = available_languages()
-    assert {"en", "ru"} <= set(languages) and len(languages) >= 6
+    assert {"en", "ru", "de", "fr", "es", "pt", "zh", *TWELVE_MORE} <= set(languages) and len(languages) >= 19
 
 
 @pytest.mark.parametrize("language", COMPLETE)
-def test_complete_catalogs_translate_every_key(language: str) -> None:
+def test_every_catalog_translates_every_key(language: str) -> None:
     assert set(keys(language)) == set(keys("en"))
 
 
-@pytest.mark.parametrize("language", available_languages())
+@pytest.mark.parametrize("language", COMPLETE)
 def test_every_translation_keeps_the_placeholders_of_the_english_text(language: str) -> None:
     english = keys("en")
     for key, text in keys(language).items():
         assert key in english, f"{language}: {key} is not an English key"
-        assert fields(text) == fields(english[key]), f"{language}: {key} changes the placeholders"
+        assert formats(text) == formats(english[key]), f"{language}: {key} changes the placeholders"
+
+
+@pytest.mark.parametrize("language", [language for language in COMPLETE if language != "en"])
+def test_no_catalog_leaves_a_sentence_in_english(language: str) -> None:
+    english = keys("en")
+    copied = [
+        key
+        for key, text in keys(language).items()
+        if text == english[key] and len(re.findall(r"\b[a-z]{3,}\b", strip_code(text))) >= 2
+    ]
+    assert copied == []
+
+
+def test_the_engine_rules_and_the_english_catalog_say_the_same() -> None:
+    assert {rule: text_of(f"request.rule.{rule}") for rule in RULES} == RULES
+
+
+@pytest.mark.parametrize("language", [language for language in COMPLETE if language != "en"])
+def test_refusals_put_no_english_inside_a_translated_sentence(language: str) -> None:
+    steps = explain(InvalidRequest("out_of_range", "steps", 0, "whole_number", low=1, high=100), language)
+    operation = explain(InvalidRequest("required", "image", None, "needs_image", operation="img2img"), language)
+    option = explain(
+        UserError("request.bad_option", option="--steps", expected=Text("request.expect.whole"), value="x"), language
+    )
+    state = explain(UserError("job.not_cancellable", job_id="abc", state=Text("state.done")), language)
+    assert "a whole number" not in steps and "whole number" not in option and "needs an input image" not in operation
+    assert "--steps" in steps and "--steps" in option and "abc" in state
+    assert render("state.done", language) in state
+    assert re.search(r"\bdone\b", state) is None or render("state.done", language) == "done"
+
+
+@pytest.mark.parametrize("language", ["ar", "fa"])
+def test_right_to_left_texts_isolate_their_options_commands_and_ids(language: str) -> None:
+    text = render("request.bad_option", language, option="--size", expected=Text("request.expect.size"), value="9x9")
+    assert "\u2066--size\u2069" in text and "\u2066768x512\u2069" in text and "\u20669x9\u2069" in text
+    assert "\u2066" not in render("request.bad_option", "de", option="--size", expected="x", value="9x9")
 
 
 def test_every_key_the_code_names_has_an_english_text() -> None:
     extracted = extract_from_dir(
-        BOTS, method_map=[("**.py", "python")], keywords={"render": None, "text_of": None, "UserError": None}
+        BOTS,
+        method_map=[("**.py", "python")],
+        keywords={"render": None, "text_of": None, "UserError": None, "Text": None},
     )
     named = {message for _, _, message, _, _ in extracted if isinstance(message, str)}
     missing = sorted(key for key in named if text_of(key) is None)

@@ -19,6 +19,7 @@ import discord
 import pytest
 import yarl
 from core_stack import Launch, Stack, core_settings
+from discord import app_commands
 from fake_discord import (
     ALL_PERMISSIONS,
     CHANNEL_ID,
@@ -48,7 +49,7 @@ from bots.kit.catalogue import check_served, commands_for
 from bots.kit.lifetime import Adapters
 from bots.parsing import parse_prompt
 from bots.run import serve
-from bots.texts import render
+from bots.texts import available_languages, languages_list, render
 from generation.engine import Engine
 from generation.models import KandinskyModels
 from storage.records import MessageLink
@@ -567,12 +568,54 @@ async def test_help_lists_the_commands_everyone_may_use_in_the_users_language(st
     shown = await bot.ephemeral_reply(await fake.command("help", member=ALICE))
     russian = await bot.ephemeral_reply(await fake.command("help", member=ALICE, locale="ru"))
 
-    commands = ("imagine", "edit", "inpaint", "mix", "history", "queue", "quota", "cancel", "settings", "help")
+    commands = (
+        "imagine",
+        "edit",
+        "inpaint",
+        "mix",
+        "history",
+        "queue",
+        "quota",
+        "cancel",
+        "settings",
+        "language",
+        "help",
+    )
     for name in commands:
         assert f"**/{name}** — {render(f'discord.command.{name}')}" in shown
         assert f"**/{name}** — {render(f'discord.command.{name}', 'ru')}" in russian
     assert "/mod" not in shown
     assert [m.ephemeral for m in fake.messages.values() if m.author.get("bot")] == [True, True]
+
+
+async def test_language_sets_the_language_of_every_later_answer_until_auto_follows_discord_again(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot()
+    fake = bot.fake
+
+    async def ask(command: str, value: str | None = None, locale: str = "en-US") -> str:
+        options = {"language": value} if value is not None else None
+        return await bot.ephemeral_reply(await fake.command(command, options, member=ALICE, locale=locale))
+
+    everyone = languages_list()
+    assert await ask("language") == render("language.current_platform", "en", name="English", languages=everyone)
+    assert await ask("language", "ja") == render("language.chosen", "ja", name="日本語")
+    quota = render("quota.status", "ja", images=0, images_limit=100, seconds=0, seconds_limit=1800)
+    assert await ask("quota") == quota
+    assert await ask("language") == render("language.current_chosen", "ja", name="日本語", languages=everyone)
+    assert await ask("language", "auto", locale="ru") == render("language.following", "ru", name="русский")
+    assert await ask("quota", locale="ru") == render(
+        "quota.status", "ru", images=0, images_limit=100, seconds=0, seconds_limit=1800
+    )
+
+
+def test_the_language_option_offers_every_catalog_by_its_own_name_and_auto(tmp_path: Path) -> None:
+    (language,) = [command for command in build_commands(core_settings(tmp_path)) if command.name == "language"]
+    assert isinstance(language, app_commands.Command)
+    choices = {choice.value: choice.name for choice in language.parameters[0].choices}
+    assert set(choices) == {"auto", *available_languages()} and len(choices) <= 25
+    assert choices["ja"] == "日本語" and choices["ar"] == "العربية"
 
 
 def test_the_commands_are_the_catalogues_and_a_missing_one_fails_the_build(tmp_path: Path) -> None:
@@ -813,7 +856,7 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
     monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
 
     assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
-    assert "synced 12 Discord commands in guilds" in capsys.readouterr().out
+    assert "synced 13 Discord commands in guilds" in capsys.readouterr().out
 
     names = {command["name"] for command in fake.commands[GUILD_ID]}
     assert names == {
@@ -826,6 +869,7 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
         "queue",
         "cancel",
         "settings",
+        "language",
         "help",
         "Edit image",
         "mod",

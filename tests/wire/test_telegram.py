@@ -24,7 +24,7 @@ from bots.environment import read_environment
 from bots.kit.lifetime import Adapters
 from bots.telegram import delivery as delivery_module
 from bots.telegram.adapter import TelegramAdapter
-from bots.texts import available_languages, render
+from bots.texts import available_languages, languages_list, render
 from generation.engine import Engine, GenerationResult
 from generation.errors import GenerationCancelled
 from generation.models import KandinskyModels
@@ -677,3 +677,23 @@ async def test_each_user_is_answered_in_their_own_language(start: Start, held: H
     await bot.reply_in(1003, render("status.queued", "ru", position=1, eta=render("eta.moment", "ru")))
     bot.fake.text(bot.ann, bot.fake.private(bot.ann), "/frobnicate")
     await bot.reply_in(ANN, "I do not know /frobnicate")
+
+
+async def test_language_chooses_the_language_easel_answers_in_until_auto(start: Start, held: Held) -> None:
+    bot: Bot = await start(held=held)
+    ivan = bot.fake.user(1004, "Ivan", "ru")
+    chat = bot.fake.private(ivan)
+    bot.fake.text(ivan, chat, "/language")
+    await bot.reply_in(1004, render("language.current_platform", "ru", name="русский", languages=languages_list()))
+    bot.fake.text(ivan, chat, "/language de")
+    await bot.reply_in(1004, render("language.chosen", "de", name="Deutsch"))
+    bot.fake.text(ivan, chat, "/quota")
+    await bot.reply_in(1004, render("quota.status", "de", images=0, images_limit=100, seconds=0, seconds_limit=1800))
+    bot.fake.text(ivan, chat, "кот в шляпе")
+    await bot.reply_in(1004, render("status.queued", "de", position=1, eta=render("eta.moment", "de")))
+    bot.fake.text(ivan, chat, "/language klingonisch")
+    await bot.reply_in(1004, render("language.unknown", "de", value="klingonisch", languages=languages_list()))
+    bot.fake.text(ivan, chat, "/language auto")
+    await bot.reply_in(1004, render("language.following", "ru", name="русский"))
+    bot.fake.text(ivan, chat, "/quota")  # the queued job counts already
+    await bot.reply_in(1004, render("quota.status", "ru", images=1, images_limit=100, seconds=0, seconds_limit=1800))
