@@ -74,7 +74,7 @@ class Users(Repository):
                     UserRow.chosen_language.is_not(None)
                 )
             )
-            return {(platform, user_id): language for platform, user_id, language in rows}
+            return {(platform, user_id): language for platform, user_id, language in rows if language is not None}
 
         return await self._sessions.run(work)
 
