@@ -123,10 +123,21 @@ _ENGLISH_BONUS = 1.5
 _CONTEXT_BONUS = 3.0
 _UNLISTED_WORD = 1e-6
 """The frequency assumed for a word in a language wordfreq has no list of: a common-enough word, no evidence."""
+_COMMON_WORD = 1e-6
+"""The rarest word every list holds (wordfreq's small lists stop here; English's large one goes further)."""
 _UNSEEN_WORD = 1e-8
 """A word a language's list lacks: rare or foreign to it."""
-_WORD_LISTS = {"no": "nb", "tl": "fil", "hr": "sh", "bs": "sh"}
-"""easel's codes that wordfreq spells otherwise (Serbo-Croatian's one list serves Croatian and Bosnian)."""
+_WORD_LISTS = {"no": "nb", "tl": "fil", "hr": "sh", "bs": "sh", "sr": "sh"}
+"""easel's codes that wordfreq spells otherwise (Serbo-Croatian's one list, in Latin letters, serves Croatian,
+Bosnian and Serbian, whose Cyrillic words are looked up letter for letter in Latin)."""
+_SERBIAN_LATIN = str.maketrans(
+    {
+        **dict(zip("абвгдђежзијклмнопрстћуфхцчш", "abvgdđežzijklmnoprstćufhcčš", strict=True)),
+        "љ": "lj",
+        "њ": "nj",
+        "џ": "dž",
+    }
+)
 _CLD2_CODES = {"iw": "he", "jw": "jv", "nn": "no", "zh-Hant": "zh"}
 _CLD2_LANGUAGES = frozenset(_CLD2_CODES.get(code, code) for _, code in pycld2.LANGUAGES)
 _WORD = re.compile(r"\w+")
@@ -298,13 +309,25 @@ def _classify(text: str, candidates: tuple[str, ...]) -> dict[str, float]:
         ngrams = math.log(max(ranking[code] / total, 1e-6)) if code in known else math.log(1 / len(candidates))
         cld2 = math.log(max(shares.get(code, 0.0), _CLD2_FLOOR)) if code in _CLD2_LANGUAGES else math.log(0.1)
         frequencies = lists.get(code)
+        spelt = [word.translate(_SERBIAN_LATIN) for word in words] if code == "sr" else words
         if frequencies is None or not words:
             usage = math.log10(_UNLISTED_WORD)
         else:
-            usage = sum(math.log10(max(frequencies.get(word, 0.0), _UNSEEN_WORD)) for word in words) / len(words)
+            usage = sum(math.log10(max(_frequency(code, word, frequencies), _UNSEEN_WORD)) for word in spelt)
+            usage /= len(words)
         return ngrams + _CLD2_WEIGHT * cld2 + _WORDS_WEIGHT * usage
 
     return {code: score(code) for code in candidates}
+
+
+def _frequency(code: str, word: str, frequencies: dict[str, float]) -> float:
+    """A word's frequency in the language; English's rare words count only where no other list has the word, so
+    that `bokeh` is English but `drage` (Danish and Norwegian for dragon, rare in English) is not."""
+    found = frequencies.get(word, 0.0)
+    if code != ENGLISH or found >= _COMMON_WORD:
+        return found
+    others = _word_lists()
+    return 0.0 if any(word in others[other] for other in others if other != ENGLISH) else found
 
 
 def _words(text: str) -> list[str]:

@@ -140,7 +140,9 @@ class Translator:
         Raises `GenerationCancelled` when `should_cancel` turns true during a model call.
         """
         plans = [self._plan(source) for source in sources]
-        wanted = {piece for plan in plans for _, piece in plan if piece is not None and self.needs_translation(piece)}
+        wanted = dict.fromkeys(
+            piece for plan in plans for _, piece in plan if piece is not None and self.needs_translation(piece)
+        )
         cached = {piece: self.cache.get(piece) for piece in wanted}
         pending = [piece for piece, english in cached.items() if english is None]
         english = {piece: text for piece, text in cached.items() if text is not None}

@@ -115,6 +115,9 @@ def test_the_detector_names_exactly_the_languages_the_translator_translates() ->
         ("ٻلي ڪارو", "sd"),
         ("జాబిల్లి", "te"),
         ("ᏣᎳᎩ", None),
+        ("мачка спава на прозору", "sr"),  # Serbian words found in the Serbo-Croatian list, spelt in Latin
+        ("isometric", "en"),  # a rare English word that no other language's list has
+        ("drage", "da"),  # rare in English, common in Danish and Norwegian: not English
     ],
 )
 def test_letters_and_english_tags_settle_close_calls(text: str, language: str | None) -> None:
