@@ -148,6 +148,8 @@ _LATIN_LETTER = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
 _LATIN_WORD = f"[0-9]*[{_LATIN_LETTER}][{_LATIN_LETTER}0-9'’.&-]*"
 # Latin words in a row (a name, a style: "Van Gogh", "art nouveau", "4k"); a comma ends a span.
 LATIN_SPAN = re.compile(f"({_LATIN_WORD}(?:[ \t]+{_LATIN_WORD})*)")
+MAX_PARTS = 32
+"""The parts of a prompt read one by one; the rest are read together."""
 SEGMENT = re.compile(r"(\s*[,;\n，、；]\s*)")
 """Where a prompt's parts meet: a tag list's commas, semicolons, new lines. `split` puts them at the odd places."""
 SEPARATORS = " \t\r\n,;:.!?()[]{}\"'«»“”„、。，；：！？（）"
@@ -220,7 +222,7 @@ def translation_plan(text: str, language: str) -> list[tuple[str, str | None]]:
         if index % 2:
             plan.append((piece, None))
             continue
-        _, own = segments[index // 2]
+        _, own = segments[min(index // 2, len(segments) - 1)]  # the parts after MAX_PARTS share one reading
         if own is None or own == ENGLISH:
             plan.append((piece, None))
         else:
@@ -233,7 +235,7 @@ def segment_languages(text: str) -> list[tuple[str, str | None]]:
     others: a close call goes to English (most prompts are English, and English lends its tags to every
     other: `bokeh`, `cyberpunk`), and a one-word part, which says little alone, leans to the language of the
     others ("acuarela" in a Spanish prompt, "solo" in an English tag list)."""
-    segments = SEGMENT.split(text)[::2]
+    segments = _segments(text)
     scored = [_scores(segment) for segment in segments]
     alone = [_best(scores, {ENGLISH: _ENGLISH_BONUS}) for scores in scored]
     letters = [sum(char.isalpha() for char in segment) for segment in segments]
@@ -249,6 +251,15 @@ def segment_languages(text: str) -> list[tuple[str, str | None]]:
             bonus[context] = bonus.get(context, 0.0) + _CONTEXT_BONUS
         result.append((segment, _best(scores, bonus)))
     return result
+
+
+def _segments(text: str) -> list[str]:
+    """The prompt's parts, the parts after the `MAX_PARTS`th read as one: detection stays within a few milliseconds
+    whatever a prompt holds ("a, b, c, ..." a thousand characters long)."""
+    pieces = SEGMENT.split(text)
+    if len(pieces) <= 2 * MAX_PARTS - 1:
+        return pieces[::2]
+    return [*pieces[: 2 * MAX_PARTS - 2 : 2], "".join(pieces[2 * MAX_PARTS - 2 :])]
 
 
 def _best(scores: dict[str, float] | str | None, bonus: dict[str, float]) -> str | None:
@@ -283,9 +294,11 @@ def _prompt_script(scripts: Counter[str]) -> str:
     return "LATIN" if "LATIN" in scripts else scripts.most_common(1)[0][0]
 
 
+@functools.lru_cache(maxsize=4096)
 def _scores(text: str) -> dict[str, float] | str | None:
     """Each candidate's score (`_classify`); the language itself where the script leaves one; None without letters
-    or in a script easel knows no language of."""
+    or in a script easel knows no language of. Remembered (read-only): the translator reads a prompt's parts
+    again, and tag lists repeat their tags."""
     candidates = script_candidates(text)
     if candidates is None:  # a script of no language easel knows (Cherokee, Syriac...): no answer beats a guess
         return None

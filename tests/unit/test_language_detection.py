@@ -11,10 +11,12 @@ from generation.config import DefaultsSettings, Limits, resolve_defaults
 from generation.errors import InvalidRequest
 from generation.language_detection import (
     _SCRIPT_LANGUAGES,
+    MAX_PARTS,
     TRANSLATABLE,
     UNTRANSLATABLE,
     detect_language,
     latin_spans,
+    segment_languages,
     translation_plan,
 )
 from generation.requests import make_request
@@ -177,3 +179,13 @@ def test_a_request_records_a_valid_language_and_refuses_another() -> None:
     with pytest.raises(InvalidRequest) as refused:
         make_request("txt2img", "кот", defaults=defaults, limits=limits, language="Russian")
     assert refused.value.field == "language"
+
+
+def test_a_prompt_of_hundreds_of_parts_reads_the_first_ones_alone_and_the_rest_together() -> None:
+    prompt = "рыжий кот, " + ", ".join(f"tag{index}" for index in range(300))
+    plan = translation_plan(prompt, "ru")
+    assert "".join(piece for piece, _ in plan) == prompt
+    assert plan[0] == ("рыжий кот", "ru")
+    tail = {source for piece, source in plan[2 * MAX_PARTS :] if piece.startswith("tag")}
+    assert len(tail) == 1  # read as one part
+    assert len(segment_languages(prompt)) == MAX_PARTS
