@@ -16,7 +16,7 @@ from bots.core.facade import Core
 from bots.core.types import Receipt, ShownMessage
 from bots.discord.images import Images
 from bots.discord.intake import Intake
-from bots.discord.interactions import PLATFORM, context_of_message, cut, quietly
+from bots.discord.interactions import PLATFORM, context_of, context_of_message, cut, quietly
 from bots.discord.lookups import Lookups
 from bots.discord.status import Status
 from bots.discord.views import FORM, EditModal, form_id
@@ -91,7 +91,8 @@ class Buttons:
         await self.images.queue(context, Status(message=reply), say, submit, what, link.job_id)
 
     async def _open_form(self, interaction: discord.Interaction, count: int, target: str) -> None:
-        modal = self._form(form_id(interaction.id, count, target), count, target, interaction.locale.value)
+        language = context_of(interaction).language  # the user's /language choice, else Discord's
+        modal = self._form(form_id(interaction.id, count, target), count, target, language)
         try:
             await interaction.response.send_modal(modal)
         except discord.HTTPException as error:

@@ -144,7 +144,7 @@ def described(interaction: discord.Interaction) -> str:
 
 async def on_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
     """Errors discord.py raises before a handler runs: a payload that does not fit the command's options."""
-    language = interaction.locale.value
+    language = context_of(interaction).language
     if isinstance(error, app_commands.CommandSignatureMismatch):
         attached = sum(isinstance(value, discord.Attachment) for _, value in interaction.namespace)
         if error.command.name == "mix" and attached < MIN_MIX_IMAGES:

@@ -45,6 +45,7 @@ from bots.discord.spellings import CAPABILITIES
 from bots.discord.status import StatusBoard
 from bots.environment import read_environment
 from bots.errors import UserError
+from bots.formatting import quota_text
 from bots.kit.catalogue import check_served, commands_for
 from bots.kit.lifetime import Adapters
 from bots.parsing import parse_prompt
@@ -604,10 +605,12 @@ async def test_language_sets_the_language_of_every_later_answer_until_auto_follo
     quota = render("quota.status", "ja", images=0, images_limit=100, seconds=0, seconds_limit=1800)
     assert await ask("quota") == quota
     assert await ask("language") == render("language.current_chosen", "ja", name="日本語", languages=everyone)
+    first = await bot.result_of(await fake.command("imagine", {"prompt": "a red cat"}, member=ALICE))
+    opened = await fake.press(first, f"easel:edit:{first.custom_ids()[0].split(':')[2]}", member=ALICE)
+    await fake.wait_for(lambda: opened.modal)
+    assert opened.modal is not None and opened.modal["title"] == render("discord.modal.title", "ja")
     assert await ask("language", "auto", locale="ru") == render("language.following", "ru", name="русский")
-    assert await ask("quota", locale="ru") == render(
-        "quota.status", "ru", images=0, images_limit=100, seconds=0, seconds_limit=1800
-    )
+    assert await ask("quota", locale="ru") == quota_text(await bot.core.core.quota(bot.actor(ALICE_ID)), "ru")
 
 
 def test_the_language_option_offers_every_catalog_by_its_own_name_and_auto(tmp_path: Path) -> None:
