@@ -196,7 +196,8 @@ def load() -> None:
 
 
 def detect_language(text: str) -> str | None:
-    """The ISO 639-1 code of the text's language; None when it has no letters (emoji, digits, empty).
+    """The ISO 639-1 code of the text's language (M2M100's own code for the four it translates that have none:
+    ast, ceb, ilo, ns); None when it has no letters (emoji, digits, empty) or none easel knows writes its script.
 
     A prompt of comma-separated parts may mix languages ("retrato de Frida Kahlo, cyberpunk, neon lights"): its
     language is that of its non-English parts, read together; English only when every part is.
