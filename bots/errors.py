@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from bots.moderation.matching import InvalidPattern
-from bots.texts import Text, shortened
+from bots.texts import OPTION_NAMES, Text, shortened
 from generation.errors import EaselError, InvalidImage, InvalidRequest, QueueFull, QueueRefused, UserQueueFull
 from storage.errors import DatabaseUnavailable
 
@@ -32,28 +32,10 @@ Refusal = InvalidRequest | InvalidImage | QueueRefused | InvalidPattern | Databa
 restarting, a network cut: the user may try again soon); the user is told why."""
 
 
-_OPTION_FIELDS = {
-    "width": "--width",
-    "height": "--height",
-    "size": "--size",
-    "steps": "--steps",
-    "prior_steps": "--prior-steps",
-    "guidance_scale": "--guidance",
-    "prior_guidance_scale": "--prior-guidance",
-    "count": "--count",
-    "seed": "--seed",
-    "strength": "--strength",
-    "weights": "--weights",
-    "weight": "--weights",
-    "negative_prompt": "--neg",
-}
-"""Request fields as the option that sets them: option names are the same in every language."""
-
-
 def _detail(error: InvalidRequest) -> Text:
     """ "--steps 0 is not allowed: a whole number from 1 to 100", in the reader's language: the field as its option
     or a word, the value quoted, and the rule with its values (an operation by its name in that language)."""
-    field = _OPTION_FIELDS.get(error.field) or Text(f"request.field.{error.field.replace(' ', '_')}")
+    field = OPTION_NAMES.get(error.field) or Text(f"request.field.{error.field.replace(' ', '_')}")
     values = {
         name: Text(f"operation.{value}") if name == "operation" else value for name, value in error.values.items()
     }

@@ -8,18 +8,7 @@ from typing import Any
 
 from bots.core.languages import LanguageChoice
 from bots.core.types import Cancellation, JobEvent, JobSummary, QueueEntry, QuotaStatus, short_id
-from bots.texts import language_name, languages_list, render, shortened
-
-_PREFERENCE_NAMES = {
-    "width": "--width",
-    "height": "--height",
-    "steps": "--steps",
-    "prior_steps": "--prior-steps",
-    "guidance_scale": "--guidance",
-    "prior_guidance_scale": "prior guidance",
-    "negative_prompt": "--neg",
-    "count": "--count",
-}
+from bots.texts import OPTION_NAMES, language_name, languages_list, render, shortened
 
 
 def eta_text(seconds: float | None, language: str | None = None) -> str:
@@ -84,7 +73,7 @@ def translation_note(source: str | None, translation: str, language: str | None 
 
 
 def preferences_text(preferences: Mapping[str, Any]) -> str:
-    return ", ".join(f"{_PREFERENCE_NAMES.get(key, key)} {value}" for key, value in sorted(preferences.items()))
+    return ", ".join(f"{OPTION_NAMES.get(key, key)} {value}" for key, value in sorted(preferences.items()))
 
 
 def history_lines(jobs: Sequence[JobSummary], language: str | None = None) -> list[str]:

@@ -29,6 +29,22 @@ _LEFT_TO_RIGHT_WORD = r"[/@#]?-{0,2}[A-Za-z0-9](?:[A-Za-z0-9_.,:/+×'-]*[A-Za-z0
 _LEFT_TO_RIGHT_RUN = re.compile(rf"(?<![A-Za-z0-9_]){_LEFT_TO_RIGHT_WORD}(?:[ ]+{_LEFT_TO_RIGHT_WORD})*")
 """Latin words and numbers in a row, with the marks options, commands and ids are written with ("--size 768x512",
 "/language de", "a1b2c3d4")."""
+OPTION_NAMES = {
+    "width": "--width",
+    "height": "--height",
+    "size": "--size",
+    "steps": "--steps",
+    "prior_steps": "--prior-steps",
+    "guidance_scale": "--guidance",
+    "prior_guidance_scale": "prior guidance",
+    "count": "--count",
+    "seed": "--seed",
+    "strength": "--strength",
+    "weights": "--weights",
+    "weight": "--weights",
+    "negative_prompt": "--neg",
+}
+"""Request fields as users set them (`--steps`), the same in every language: in refusals and in /settings."""
 QUOTE_LIMIT = 200
 """The longest value a text quotes whole: every explanation easel writes itself is shorter."""
 QUOTE_KEPT = 100

@@ -6,7 +6,6 @@ it in the user's language; `str()` is a complete English sentence for logs and t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -55,14 +54,8 @@ class InvalidRequest(EaselError, ValueError):
         self.value = value
         self.rule = rule
         self.values = values
-        self.allowed = RULES[rule].format(**values)
-        super().__init__(self.describe(repr))
-
-    def describe(self, quote: Callable[[Any], str]) -> str:
-        """The sentence, with the value as `quote` writes it (a chat shortens a long one)."""
-        if self.value is None:
-            return f"{self.field}: {self.allowed}"
-        return f"{self.field} {quote(self.value)} is not allowed: {self.allowed}"
+        allowed = RULES[rule].format(**values)
+        super().__init__(f"{field}: {allowed}" if value is None else f"{field} {value!r} is not allowed: {allowed}")
 
 
 class InvalidImage(EaselError, ValueError):

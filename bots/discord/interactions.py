@@ -63,8 +63,7 @@ def _roles(user: discord.User | discord.Member) -> tuple[str, ...]:
 
 async def context_of_message(core: Core, message: discord.Message) -> Context:
     """A message carries no language: its author's choice, or the one easel last stored for them, else the
-    server's. Its server
-    is known even when discord.py has not cached it, so a reply is moderated like a command."""
+    server's. Its server is known even when discord.py has not cached it, so a reply is moderated like a command."""
     author, guild = message.author, message.guild
     actor = Actor(PLATFORM, str(author.id), author.display_name, roles=_roles(author))
     language = await core.language_of(actor) or (guild.preferred_locale.value if guild is not None else None)

@@ -1,6 +1,5 @@
 """The commands answered at once and only to the one who asks: /history, /queue, /quota, /settings, /language,
-/help, and
-/cancel and delete, which the buttons share."""
+/help, and /cancel and delete, which the buttons share."""
 
 from __future__ import annotations
 
