@@ -1,7 +1,7 @@
 """Engine benchmark: latency per operation, what batching buys, load time, and resident memory.
 
 Why it exists: the engine batches compatible requests into one pipeline call and shares every weight
-between txt2img, img2img, inpaint and mix. This puts numbers on both claims, so a change that slows an
+between txt2img, img2img, inpaint, mix, outpaint and remix. This puts numbers on both claims, so a change that slows an
 operation, stops batching from paying off, or loads a model twice shows up as a changed figure.
 
 It runs the `tiny` preset (Kandinsky 2.2's own component classes with random weights) at 64x64 with
@@ -59,6 +59,7 @@ SIZE = 64
 STEPS = 50
 PRIOR_STEPS = 25
 STRENGTH = 0.5
+OUTPAINT_ZOOM = 2.0
 # The batch uses all four; single requests use the first.
 PROMPTS = (
     "a lighthouse on a cliff at dawn",
@@ -95,13 +96,17 @@ def build_request(
     elif operation is Operation.MIX:
         options = {"mix": [prompt, photo], "weights": [0.5, 0.5]}
         prompt = ""
+    elif operation is Operation.OUTPAINT:
+        options = {"image": photo, "zoom": OUTPAINT_ZOOM}  # the canvas, 2x the source's side, sets the size
+    elif operation is Operation.REMIX:
+        options = {"image": photo, "strength": STRENGTH}
+    if operation is not Operation.OUTPAINT:
+        options.update(width=SIZE, height=SIZE)
     return make_request(
         operation,
         prompt,
         defaults=defaults,
         limits=Limits(),
-        width=SIZE,
-        height=SIZE,
         steps=STEPS,
         prior_steps=PRIOR_STEPS,
         seed=seed,
@@ -154,6 +159,7 @@ def pipeline_weights(models: KandinskyModels) -> dict[str, tuple[int, int]]:
     """
     pipelines = {
         "prior": models.prior,
+        "remix": models.remix_prior,
         "decoder": models.decoder,
         "img2img": models.img2img,
         "inpaint": models.inpaint_pipeline(),
@@ -250,6 +256,10 @@ def print_latency(
             note = f" (strength {STRENGTH}: the decoder runs {request.denoising_steps} of {STEPS} steps)"
         elif operation is Operation.MIX:
             note = f" (1 text + 1 image: the prior runs {request.prior_runs} times, once per text and for the negative)"
+        elif operation is Operation.OUTPAINT:
+            note = f" (zoom {OUTPAINT_ZOOM:g}: the inpaint decoder paints a {request.width}x{request.height} canvas)"
+        elif operation is Operation.REMIX:
+            note = f" (strength {STRENGTH}: the prior runs {request.prior_denoising_steps} of {PRIOR_STEPS} steps)"
         print(f"  {operation:<8} {latency_s[operation]:7.3f} s  {total_steps([request])} denoiser calls{note}")
 
 
@@ -267,7 +277,7 @@ def print_memory(import_s: float, probes: dict[str, dict[str, Any]], weights: di
     print(f"  load_models(tiny):                             {txt2img['load_s']:.3f} s")
     print(f"  RSS after txt2img only:                        {txt2img['rss_mb']:.1f} MB", end="")
     print(f" (inpaint decoder loaded: {txt2img['inpaint_loaded']})")
-    print(f"  RSS after all four operations:                 {everything['rss_mb']:.1f} MB", end="")
+    print(f"  RSS after all {len(Operation)} operations:                  {everything['rss_mb']:.1f} MB", end="")
     print(f" (inpaint decoder loaded: {everything['inpaint_loaded']})")
     print("\nweights (parameter bytes), per pipeline: all / not already held by an earlier pipeline")
     for name, (total, fresh) in weights.items():

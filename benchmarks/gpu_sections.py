@@ -153,7 +153,7 @@ def _gib(size: int) -> float:
 
 
 def source_image(defaults: GenerationDefaults) -> Image.Image:
-    """A picture with structure (a gradient and a square) for img2img, inpaint and mix."""
+    """A picture with structure (a gradient and a square) for the operations that take an image."""
     width, height = defaults.width, defaults.height
     image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
     image.paste((200, 30, 30), (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
@@ -169,6 +169,8 @@ def request(operation: Operation, defaults: GenerationDefaults, seed: int = 1) -
         Operation.IMG2IMG: {"image": photo},
         Operation.INPAINT: {"image": photo, "mask": RegionMask(25, 25, 50, 50)},
         Operation.MIX: {"mix": [prompt, photo], "weights": [0.5, 0.5]},
+        Operation.OUTPAINT: {"image": photo, "zoom": 2.0},  # the Zoom out 2x button: a 1024x1024 canvas
+        Operation.REMIX: {"image": photo},
     }
     if operation is Operation.MIX:
         prompt = ""

@@ -32,6 +32,10 @@ from generation.errors import EaselError
 
 log = logging.getLogger("easel")
 
+OPERATIONS = ["txt2img", "img2img", "inpaint", "mix", "outpaint", "remix"]
+PANS = ["left", "right", "up", "down"]
+"""`generation.requests.Operation` and `generation.outpainting.Pan`, spelt out so that `easel --help` loads no
+imaging library (tests/unit/test_cli_choices.py holds them equal)."""
 INTERRUPTED = 130
 """The exit status of a process that SIGINT ended (128 + 2), as shells report it."""
 
@@ -104,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = _command(commands, "generate", "run one request without the service and write PNG files")
     generate.add_argument("--model", choices=["kandinsky-2.2", "tiny"], help="model preset (default: from the config)")
-    generate.add_argument("--op", default="txt2img", choices=["txt2img", "img2img", "inpaint", "mix"])
+    generate.add_argument("--op", default="txt2img", choices=OPERATIONS)
     generate.add_argument("--prompt", default="", help="what to draw (mix: an optional extra text item)")
     generate.add_argument("--negative", default="", help="what to keep out of the image")
     generate.add_argument("--width", type=int)
@@ -113,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--prior-steps", type=int)
     generate.add_argument("--guidance", type=float, help="decoder guidance scale")
     generate.add_argument("--prior-guidance", type=float, help="prior guidance scale")
-    generate.add_argument("--strength", type=float, help="img2img: how much to change, 0-1")
+    generate.add_argument("--strength", type=float, help="img2img and remix: how much to change, 0-1")
+    zoom_or_pan = generate.add_mutually_exclusive_group()
+    zoom_or_pan.add_argument("--zoom", type=float, help="outpaint: zoom out by 1.1 to 2 (1.5, 2)")
+    zoom_or_pan.add_argument("--pan", choices=PANS, help="outpaint: extend the image this way")
     generate.add_argument("--count", type=int, default=1, help="images to make, 1-4 (files out-1.png ... out-N.png)")
     generate.add_argument("--seed", type=int, help="random when absent; printed either way")
     generate.add_argument(
@@ -318,6 +325,8 @@ def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         mask=parse_region(args.region) if args.region and args.op == "inpaint" else None,
         weights=parse_weights(args.weights) if args.weights and args.op == "mix" else None,
         language=detect_language(" ".join(texts)),
+        zoom=args.zoom,
+        pan=args.pan,
     )
     ask = Ask(
         args.op,

@@ -19,6 +19,7 @@ from generation.asks import Options, parse_weights
 from generation.errors import InvalidImage
 from generation.images import parse_region
 from generation.language_detection import ENGLISH, TRANSLATABLE, UNTRANSLATABLE
+from generation.outpainting import Pan
 
 LANGUAGES = TRANSLATABLE | UNTRANSLATABLE | {ENGLISH}
 _OPTION = re.compile(r"^(?:--|—|–)([a-z][a-z-]*)$")
@@ -39,6 +40,14 @@ def _integer(text: str) -> int:
 
 def _number(text: str) -> float:
     return float(text.replace(",", "."))
+
+
+def _direction(text: str) -> str:
+    """`--pan left`: the side a pan extends the picture towards."""
+    direction = text.strip().lower()
+    if direction not in {pan.value for pan in Pan}:
+        raise ValueError(text)
+    return direction
 
 
 def _size(text: str) -> dict[str, int]:
@@ -63,6 +72,8 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "region": ("mask", parse_region, "region"),
     "weights": ("weights", parse_weights, "weights"),
     "lang": ("language", _language, "language"),
+    "zoom": ("zoom", _number, "zoom"),
+    "pan": ("pan", _direction, "direction"),
 }
 """option -> (`Options` field, converter, what the value must look like: `request.expect.<key>`)"""
 _TEXT_OPTIONS = {"neg", "negative"}

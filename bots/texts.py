@@ -43,6 +43,8 @@ OPTION_NAMES = {
     "weights": "--weights",
     "weight": "--weights",
     "negative_prompt": "--neg",
+    "zoom": "--zoom",
+    "pan": "--pan",
 }
 """Request fields as users set them (`--steps`), the same in every language: in refusals and in /settings."""
 QUOTE_LIMIT = 200

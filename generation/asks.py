@@ -34,6 +34,8 @@ class Options:
     mask: RegionMask | None = None
     weights: tuple[float, ...] | None = None
     language: str | None = None
+    zoom: float | None = None
+    pan: str | None = None
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Options:

@@ -68,6 +68,8 @@ def decode(parameters: Mapping[str, Any], seed: int, read: Read) -> Ask:
         strength=parameters.get("strength"),
         mask=RegionMask(*region) if region is not None else None,
         weights=tuple(parameters["mix_weights"]) if mix else None,
+        zoom=parameters.get("zoom"),
+        pan=parameters.get("pan"),
     )
     return Ask(
         operation=parameters["operation"],

@@ -48,6 +48,7 @@ class DefaultsSettings(_Section):
     guidance_scale: float | None = None
     prior_guidance_scale: float | None = None
     strength: float | None = None
+    remix_strength: float | None = None
 
 
 class GenerationDefaults(_Section):
@@ -60,6 +61,8 @@ class GenerationDefaults(_Section):
     guidance_scale: float
     prior_guidance_scale: float
     strength: float
+    remix_strength: float
+    """How far a remix moves its image's embedding towards the prompt (the prior's emb2emb strength)."""
 
 
 PRESET_DEFAULTS: dict[str, GenerationDefaults] = {
@@ -71,6 +74,7 @@ PRESET_DEFAULTS: dict[str, GenerationDefaults] = {
         guidance_scale=4.0,
         prior_guidance_scale=4.0,
         strength=0.5,
+        remix_strength=0.5,
     ),
     # Small enough that the whole bot answers in well under a second on a laptop CPU.
     "tiny": GenerationDefaults(
@@ -81,6 +85,7 @@ PRESET_DEFAULTS: dict[str, GenerationDefaults] = {
         guidance_scale=4.0,
         prior_guidance_scale=4.0,
         strength=0.5,
+        remix_strength=0.5,
     ),
 }
 
@@ -140,8 +145,9 @@ def defaults_problems(defaults: GenerationDefaults, limits: Limits) -> list[str]
     ]
     if defaults.width * defaults.height > limits.max_pixels:
         problems.append(f"defaults.width x defaults.height exceeds limits.max_pixels {limits.max_pixels}")
-    if not 0.0 < defaults.strength <= 1.0:
-        problems.append(f"defaults.strength {defaults.strength} must be above 0 and at most 1")
+    for name in ("strength", "remix_strength"):
+        if not 0.0 < getattr(defaults, name) <= 1.0:
+            problems.append(f"defaults.{name} {getattr(defaults, name)} must be above 0 and at most 1")
     return problems
 
 

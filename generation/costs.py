@@ -15,5 +15,5 @@ PRIOR_STEP_COST = 0.1
 
 def job_cost(request: GenerationRequest) -> float:
     decoder = request.width * request.height / REFERENCE_PIXELS * request.denoising_steps
-    prior = request.prior_runs * request.prior_steps * PRIOR_STEP_COST
+    prior = request.prior_runs * request.prior_denoising_steps * PRIOR_STEP_COST
     return request.count * (decoder + prior)

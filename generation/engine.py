@@ -96,7 +96,7 @@ class _StepCounter:
 def total_steps(batch: Sequence[GenerationRequest]) -> int:
     """Denoiser calls a batch will make; batched requests share their calls."""
     head = batch[0]
-    return head.prior_steps * head.prior_runs + head.denoising_steps
+    return head.prior_denoising_steps * head.prior_runs + head.denoising_steps
 
 
 def check_batch(batch: Sequence[GenerationRequest]) -> None:
@@ -127,12 +127,12 @@ class Engine:
 
     def prepare(self, request: GenerationRequest) -> None:
         """A job was queued: a model that only its operation needs starts loading now, not when its turn comes."""
-        if request.operation is Operation.INPAINT:
+        if request.operation.inpaints:
             self.models.load_inpaint_soon()
 
     def ready(self, request: GenerationRequest) -> bool:
         """Whether the models the request needs are loaded (until then the worker runs other jobs)."""
-        return request.operation is not Operation.INPAINT or self.models.inpaint_loaded
+        return not request.operation.inpaints or self.models.inpaint_loaded
 
     def generate(
         self,
@@ -241,7 +241,7 @@ class Engine:
 
     @contextmanager
     def _hooked(self, counter: _StepCounter, operation: Operation) -> Iterator[None]:
-        if operation is Operation.INPAINT:
+        if operation.inpaints:
             unet = self.models.inpaint_pipeline().unet
         else:
             unet = self.models.decoder.unet
@@ -256,6 +256,8 @@ class Engine:
         head = rows[0].request
         if operation is Operation.MIX:
             embeds, negative = self._mix_embeddings(head)
+        elif operation is Operation.REMIX:
+            embeds, negative = self._remix_embeddings(head)
         else:
             embeds, negative = self._text_embeddings(rows)
         common: dict[str, Any] = {
@@ -268,10 +270,10 @@ class Engine:
             "generator": _generators([row.seed for row in rows]),
             "output_type": "np",
         }
-        decoder = self.models.inpaint_pipeline() if operation is Operation.INPAINT else self.models.decoder
+        decoder = self.models.inpaint_pipeline() if operation.inpaints else self.models.decoder
         if previewer is not None:
             common["callback_on_step_end"] = previewer.step_end
-            if operation is Operation.INPAINT:
+            if operation.inpaints:
                 common["callback_on_step_end_tensor_inputs"] = INPAINT_PREVIEW_TENSORS
         with previewer.predicting(decoder.scheduler) if previewer is not None else nullcontext():
             return self._decode(operation, rows, common)
@@ -280,7 +282,7 @@ class Engine:
         head = rows[0].request
         if operation is Operation.IMG2IMG:
             pixels = self.models.img2img(image=[row.request.image for row in rows], strength=head.strength, **common)
-        elif operation is Operation.INPAINT:
+        elif operation.inpaints:
             assert head.image is not None and head.mask is not None
             inpaint = self.models.inpaint_pipeline()
             pixels = inpaint(image=[head.image] * len(rows), mask_image=[head.mask] * len(rows), **common)
@@ -302,6 +304,26 @@ class Engine:
             negative_prompt=negatives,
             num_inference_steps=head.prior_steps,
             guidance_scale=head.prior_guidance_scale,
+            generator=_generators(seeds),
+            output_type="pt",
+        )
+        return output.image_embeds, output.negative_image_embeds
+
+    def _remix_embeddings(self, request: GenerationRequest) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image's own embedding moved towards the prompt by the prior (emb2emb). Without a negative prompt
+        its negative is the embedding of a blank image, as the decoder expects, not `interpolate`'s random one."""
+        seeds = list(request.seeds)
+        negatives = None
+        if request.negative_prompt:
+            negatives = [request.negative_prompt] * request.count
+            seeds = seeds + seeds
+        output = self.models.remix_prior(
+            prompt=[request.prompt] * request.count,
+            image=[request.image] * request.count,
+            strength=request.strength,
+            negative_prompt=negatives,
+            num_inference_steps=request.prior_steps,
+            guidance_scale=request.prior_guidance_scale,
             generator=_generators(seeds),
             output_type="pt",
         )

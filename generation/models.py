@@ -1,8 +1,9 @@
-"""Loading Kandinsky 2.2 once, with every weight shared between the four operations.
+"""Loading Kandinsky 2.2 once, with every weight shared between the operations.
 
-The prior (with its text and image encoders) serves every operation; the decoder's UNet and MoVQ
-serve txt2img and img2img; the inpaint decoder brings only its own 9-channel UNet and borrows the
-MoVQ, and is loaded the first time an inpaint is asked for unless `preload_inpaint` is set.
+The prior (with its text and image encoders) serves every operation, remix through its emb2emb form; the
+decoder's UNet and MoVQ serve txt2img, img2img and remix; the inpaint decoder brings only its own 9-channel UNet
+and borrows the MoVQ, and is loaded the first time an inpaint or outpaint is asked for unless `preload_inpaint`
+is set.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from diffusers import (
     KandinskyV22Img2ImgPipeline,
     KandinskyV22InpaintPipeline,
     KandinskyV22Pipeline,
+    KandinskyV22PriorEmb2EmbPipeline,
     KandinskyV22PriorPipeline,
     VQModel,
 )
@@ -32,6 +34,8 @@ from generation.hub import load_failure
 log = logging.getLogger(__name__)
 
 PipelineT = TypeVar("PipelineT", bound=DiffusionPipeline)
+_PRIORS = (KandinskyV22PriorPipeline, KandinskyV22PriorEmb2EmbPipeline)
+"""Pipelines without a UNet: attention slicing has nothing to slice in them."""
 InpaintLoader = Callable[[VQModel], KandinskyV22InpaintPipeline]
 
 
@@ -48,7 +52,7 @@ class Placement:
         pipe.set_progress_bar_config(disable=True)
         if pipe.dtype != self.dtype:
             pipe.to(dtype=self.dtype)
-        if self.attention_slicing and not isinstance(pipe, KandinskyV22PriorPipeline):
+        if self.attention_slicing and not isinstance(pipe, _PRIORS):
             pipe.enable_attention_slicing()
         if self.cpu_offload:
             pipe.enable_model_cpu_offload(device=self.device)
@@ -132,7 +136,8 @@ class KandinskyModels:
         self.decoder = decoder
         self.img2img = KandinskyV22Img2ImgPipeline(unet=decoder.unet, scheduler=decoder.scheduler, movq=decoder.movq)
         _keep_input_size(self.img2img)
-        for pipe in (prior, decoder, self.img2img):
+        self.remix_prior = KandinskyV22PriorEmb2EmbPipeline(**prior.components)
+        for pipe in (prior, self.remix_prior, decoder, self.img2img):
             placement.apply(pipe)
         decoder.unet = self.img2img.unet = placement.tune_unet(decoder.unet)
         self._load_inpaint = load_inpaint

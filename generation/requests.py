@@ -20,6 +20,7 @@ from PIL import Image
 from generation.config import GenerationDefaults, Limits
 from generation.errors import InvalidRequest
 from generation.images import MaskSpec, build_mask, fit, fitted_size, to_rgb
+from generation.outpainting import DEFAULT_ZOOM, MAX_ZOOM, MIN_ZOOM, Pan, canvas, layout
 
 SEED_LIMIT = 2**32
 MIN_MIX_ITEMS = 2
@@ -32,6 +33,17 @@ class Operation(StrEnum):
     IMG2IMG = "img2img"
     INPAINT = "inpaint"
     MIX = "mix"
+    OUTPAINT = "outpaint"
+    REMIX = "remix"
+
+    @property
+    def inpaints(self) -> bool:
+        """Whether the inpaint decoder runs it: inpaint, and outpaint (zoom out, pan), which paints a border."""
+        return self in (Operation.INPAINT, Operation.OUTPAINT)
+
+
+IMAGE_OPERATIONS = frozenset({Operation.IMG2IMG, Operation.INPAINT, Operation.OUTPAINT, Operation.REMIX})
+STRENGTH_OPERATIONS = frozenset({Operation.IMG2IMG, Operation.REMIX})
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +77,10 @@ class GenerationRequest:
     mix: tuple[MixItem, ...] = field(default_factory=tuple)
     # The ISO 639-1 code of the texts' language when known; the engine translates all but English.
     language: str | None = None
+    # Outpaint: how far it zooms out, or which way it pans (one of the two). `image` is then the source on its
+    # canvas and `mask` the border to paint.
+    zoom: float | None = None
+    pan: Pan | None = None
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -79,6 +95,13 @@ class GenerationRequest:
         return self.steps
 
     @property
+    def prior_denoising_steps(self) -> int:
+        """Prior steps actually run: a remix starts from its image's embedding, partway through the schedule."""
+        if self.operation is Operation.REMIX and self.strength is not None:
+            return min(int(self.prior_steps * self.strength), self.prior_steps)
+        return self.prior_steps
+
+    @property
     def prior_runs(self) -> int:
         """Prior passes: a mix runs the prior once per text item and once for the negative."""
         if self.operation is Operation.MIX:
@@ -89,8 +112,9 @@ class GenerationRequest:
     def batch_key(self) -> tuple[Any, ...] | None:
         """Requests with equal keys can share one pipeline call; None means never batched.
 
-        Inpaint is never batched: diffusers blends every item with the first item's image and mask.
-        Mix goes through `interpolate`, which takes one set of ingredients per call.
+        Inpaint and outpaint are never batched: diffusers blends every item with the first item's image and mask.
+        Mix goes through `interpolate`, which takes one set of ingredients per call; a remix through the prior's
+        emb2emb, which is fed one image.
         """
         if self.operation not in (Operation.TXT2IMG, Operation.IMG2IMG):
             return None
@@ -124,6 +148,8 @@ class GenerationRequest:
             "mix_weights": [item.weight for item in self.mix],
             "mix_texts": [item.text for item in self.mix],
             "language": self.language,
+            "zoom": self.zoom,
+            "pan": None if self.pan is None else str(self.pan),
         }
 
 
@@ -148,6 +174,8 @@ def make_request(
     mix: Sequence[MixInput] = (),
     weights: Sequence[float] | None = None,
     language: str | None = None,
+    zoom: float | None = None,
+    pan: Pan | str | None = None,
 ) -> GenerationRequest:
     """Resolve and validate one request; raises `InvalidRequest` or `InvalidImage` naming the bad value."""
     operation = _operation(operation)
@@ -161,7 +189,15 @@ def make_request(
         raise InvalidRequest("required", "prompt", None, "needs_prompt", operation=operation.value)
 
     source = _input_image(operation, image)
-    if source is not None and width is None and height is None:
+    direction = _outpaint(operation, zoom, pan)
+    placed = None
+    if operation is Operation.OUTPAINT:
+        assert source is not None
+        placed = layout(source.size, zoom, direction, limits)
+        if (width, height) not in ((None, None), (placed.width, placed.height)):  # a stored job names its own
+            raise InvalidRequest("unexpected", "size", f"{width}x{height}", "outpaint_sized_by_image")
+        width, height = placed.width, placed.height
+    elif source is not None and width is None and height is None:
         width, height = fitted_size(
             source.size, defaults.width * defaults.height, limits.max_width, limits.max_height, limits.max_pixels
         )
@@ -193,17 +229,22 @@ def make_request(
     seed = secrets.randbelow(SEED_LIMIT) if seed is None else _int_in("seed", seed, 0, SEED_LIMIT - 1)
 
     resolved_strength = None
-    if operation is Operation.IMG2IMG:
-        resolved_strength = _float_in("strength", strength if strength is not None else defaults.strength, 0.0, 1.0)
-        if int(steps * resolved_strength) < 1:
+    if operation in STRENGTH_OPERATIONS:
+        default = defaults.strength if operation is Operation.IMG2IMG else defaults.remix_strength
+        resolved_strength = _float_in("strength", strength if strength is not None else default, 0.0, 1.0)
+        scheduled = steps if operation is Operation.IMG2IMG else prior_steps
+        if int(scheduled * resolved_strength) < 1:
             raise InvalidRequest(
-                "out_of_range", "strength", resolved_strength, "min_strength", steps=steps, strength=1 / steps
+                "out_of_range", "strength", resolved_strength, "min_strength", steps=scheduled, strength=1 / scheduled
             )
     elif strength is not None:
         raise InvalidRequest("unexpected", "strength", strength, "strength_img2img_only")
 
     fitted = mask_image = None
-    if source is not None:
+    if placed is not None:
+        assert source is not None
+        fitted, mask_image = canvas(to_rgb(source), placed)
+    elif source is not None:
         fitted = fit(to_rgb(source), width, height)
     if operation is Operation.INPAINT:
         if mask is None:
@@ -236,6 +277,8 @@ def make_request(
         mask=mask_image,
         mix=items,
         language=language,
+        zoom=(zoom if zoom is not None else DEFAULT_ZOOM) if placed is not None and direction is None else None,
+        pan=direction,
     )
 
 
@@ -254,8 +297,26 @@ def _text(name: str, value: str, limits: Limits) -> str:
     return value
 
 
+def _outpaint(operation: Operation, zoom: float | None, pan: Pan | str | None) -> Pan | None:
+    """The pan's direction, once zoom and pan are checked: outpaint's alone, and never both."""
+    if operation is not Operation.OUTPAINT:
+        if zoom is not None or pan is not None:
+            raise InvalidRequest("unexpected", "zoom" if zoom is not None else "pan", None, "outpaint_only")
+        return None
+    if zoom is not None and pan is not None:
+        raise InvalidRequest("unexpected", "pan", str(pan), "zoom_or_pan")
+    if zoom is not None:
+        _float_in("zoom", zoom, MIN_ZOOM, MAX_ZOOM)
+    if pan is None:
+        return None
+    try:
+        return Pan(pan)
+    except ValueError:
+        raise InvalidRequest("unknown", "pan", pan, "one_of", choices=", ".join(p.value for p in Pan)) from None
+
+
 def _input_image(operation: Operation, image: Image.Image | None) -> Image.Image | None:
-    needs_image = operation in (Operation.IMG2IMG, Operation.INPAINT)
+    needs_image = operation in IMAGE_OPERATIONS
     if needs_image and image is None:
         raise InvalidRequest("required", "image", None, "needs_image", operation=operation.value)
     if not needs_image and image is not None:

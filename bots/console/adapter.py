@@ -164,9 +164,19 @@ class ConsoleAdapter:
         await self._submit(context, Ask("txt2img", parsed.prompt, parsed.options))
 
     async def _edit(self, context: Context, rest: str) -> None:
+        await self._transform(context, "img2img", rest)
+
+    async def _outpaint(self, context: Context, rest: str) -> None:
+        await self._transform(context, "outpaint", rest)
+
+    async def _remix(self, context: Context, rest: str) -> None:
+        await self._transform(context, "remix", rest)
+
+    async def _transform(self, context: Context, operation: str, rest: str) -> None:
+        """`/edit`, `/outpaint`, `/remix`: PATH, then the prompt and its options."""
         (path,), text = _split_paths(rest, 1)
         parsed = parse_prompt(text)
-        await self._submit(context, Ask("img2img", parsed.prompt, parsed.options, image=await _read(path)))
+        await self._submit(context, Ask(operation, parsed.prompt, parsed.options, image=await _read(path)))
 
     async def _inpaint(self, context: Context, rest: str) -> None:
         (image, mask), text = _split_paths(rest, 2)

@@ -1,4 +1,5 @@
-"""Admission: from an ask to a queued job, and the asks derived from earlier jobs (reroll, variations, edit).
+"""Admission: from an ask to a queued job, and the asks derived from earlier jobs (reroll, variations, edit,
+zoom out and pan).
 
 Ban, moderation, validation, quota and the queue's caps are checked in that order, the quota is reserved
 and the job written (`queued`) before it reaches the worker; only then is the job real.
@@ -142,11 +143,30 @@ class Admission:
         sized = Options(width=output.width, height=output.height)
         return await self.submit(actor, place, Ask("img2img", job.prompt or "a variation", sized, image=data), job.id)
 
-    async def edit(self, actor: Actor, place: Place, job_id: str, index: int, prompt: str, options: Options) -> Receipt:
-        """An img2img of one of the job's images after a new prompt: a reply to a bot image, an Edit button."""
+    async def outpaint(
+        self, actor: Actor, place: Place, job_id: str, index: int, options: Options, prompt: str = ""
+    ) -> Receipt:
+        """Zoom out of one of the job's images, or pan it (`options` names which), after `prompt` or else the
+        job's own."""
+        job, _output, data = await self.jobs.output(job_id, index)
+        ask = Ask("outpaint", prompt or job.prompt or "a wider view", options, image=data)
+        return await self.submit(actor, place, ask, job.id)
+
+    async def edit(
+        self,
+        actor: Actor,
+        place: Place,
+        job_id: str,
+        index: int,
+        prompt: str,
+        options: Options,
+        operation: str = "img2img",
+    ) -> Receipt:
+        """An img2img (or a remix) of one of the job's images after a new prompt: a reply to a bot image, an Edit
+        button, /remix in reply to a bot image."""
         job, output, data = await self.jobs.output(job_id, index)
         sized = options.over(Options(width=output.width, height=output.height))
-        return await self.submit(actor, place, Ask("img2img", prompt, sized, image=data), job.id)
+        return await self.submit(actor, place, Ask(operation, prompt, sized, image=data), job.id)
 
     async def upload_operation(self, data: bytes) -> str:
         """What an image sent with only a prompt asks for: inpaint when some of its pixels are transparent

@@ -57,6 +57,7 @@ class Core:
         self.reroll = self.admission.reroll
         self.variations = self.admission.variations
         self.edit = self.admission.edit
+        self.outpaint = self.admission.outpaint
         self.upload_operation = self.admission.upload_operation
         self.cancel = self.jobs.cancel
         self.delete = self.jobs.delete

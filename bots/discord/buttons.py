@@ -22,7 +22,7 @@ from bots.discord.status import Status
 from bots.discord.views import FORM, EditModal, form_id
 from bots.errors import UserError
 from bots.kit.context import Context
-from bots.kit.views import Action
+from bots.kit.views import OUTPAINTS, Action
 from bots.parsing import parse_prompt
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,11 @@ class Buttons:
         elif action is Action.VARY:
             await self.images.start(
                 interaction, lambda c: self.core.variations(c.actor, c.place, job_id, index or 0), job_id
+            )
+        elif action in OUTPAINTS:
+            options = OUTPAINTS[action]
+            await self.images.start(
+                interaction, lambda c: self.core.outpaint(c.actor, c.place, job_id, index or 0, options), job_id
             )
         elif action is Action.EDIT:
             count = len(interaction.message.attachments) if interaction.message is not None else 1

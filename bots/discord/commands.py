@@ -16,6 +16,14 @@ from discord import app_commands
 
 from bots.config import Settings
 from bots.discord.buttons import Buttons
+from bots.discord.choices import (
+    CatalogTranslator,
+    language_choices,
+    localized,
+    pan_choices,
+    size_choices,
+    zoom_choices,
+)
 from bots.discord.images import Images
 from bots.discord.interactions import PLATFORM
 from bots.discord.lookups import Lookups
@@ -23,11 +31,7 @@ from bots.discord.moderation import ModerationActions
 from bots.discord.spellings import CAPABILITIES, SPELLINGS
 from bots.kit.catalogue import Audience, check_served
 from bots.moderation.policy import NSFW_POLICIES
-from bots.texts import SOURCE_LANGUAGE, available_languages, language_name, render, resolve_language, text_of
 from generation.asks import Options
-
-SIZES = ("512x512", "768x768", "1024x1024", "768x512", "512x768", "1024x576", "576x1024")
-"""Common shapes; the configured default size is offered too."""
 
 LIMITS_TO_CLEAR = ("images_per_day", "max_size", "max_steps", "all")
 
@@ -44,30 +48,11 @@ class Handlers:
     moderation: ModerationActions
 
 
-def _text(key: str) -> app_commands.locale_str:
-    """An English text that Discord shows translated, through `CatalogTranslator`, in each user's language."""
-    return app_commands.locale_str(render(key), key=key)
-
-
 def _describe(*names: str, **keys: str) -> Any:
     """Option descriptions by key: `size` is described by `discord.option.size`, `prompt="change"` by
     `discord.option.change`."""
     chosen = {**{name: name for name in names}, **keys}
-    return app_commands.describe(**{name: _text(f"discord.option.{key}") for name, key in chosen.items()})
-
-
-class CatalogTranslator(app_commands.Translator):
-    """Descriptions and the menu's name in every language easel has a catalog for; command names stay."""
-
-    async def translate(
-        self, string: app_commands.locale_str, locale: discord.Locale, context: app_commands.TranslationContextTypes
-    ) -> str | None:
-        key = string.extras.get("key")
-        language = resolve_language(locale.value)
-        if key is None or language == SOURCE_LANGUAGE:
-            return None
-        translated = text_of(key, language)
-        return None if translated == string.message else translated
+    return app_commands.describe(**{name: localized(f"discord.option.{key}") for name, key in chosen.items()})
 
 
 def _handlers(interaction: discord.Interaction) -> Handlers:
@@ -75,27 +60,10 @@ def _handlers(interaction: discord.Interaction) -> Handlers:
     return handlers
 
 
-def size_choices(settings: Settings) -> list[app_commands.Choice[str]]:
-    defaults, limits = settings.generation_defaults, settings.limits
-    sizes = [f"{defaults.width}x{defaults.height}", *SIZES]
-    fitting = []
-    for size in dict.fromkeys(sizes):
-        width, height = (int(side) for side in size.split("x"))
-        if width <= limits.max_width and height <= limits.max_height and width * height <= limits.max_pixels:
-            fitting.append(app_commands.Choice(name=size, value=size))
-    return fitting
-
-
-def language_choices() -> list[app_commands.Choice[str]]:
-    """Every catalog by its own name, and `auto` (Discord's language); 19 of Discord's 25 choices."""
-    auto = app_commands.Choice(name=_text("discord.language.auto"), value="auto")
-    return [auto, *(app_commands.Choice(name=language_name(code, code), value=code) for code in available_languages())]
-
-
 def build_commands(settings: Settings) -> list[AppCommand]:
     sizes = size_choices(settings)
 
-    @app_commands.command(name="imagine", description=_text("discord.command.imagine"))
+    @app_commands.command(name="imagine", description=localized("discord.command.imagine"))
     @_describe("prompt", "negative", "size", "steps", "guidance", "seed", "count")
     @app_commands.choices(size=sizes)
     async def imagine(
@@ -111,14 +79,35 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, seed=seed, count=count)
         await _handlers(interaction).images.imagine(interaction, prompt, chosen, size)
 
-    @app_commands.command(name="edit", description=_text("discord.command.edit"))
+    @app_commands.command(name="edit", description=localized("discord.command.edit"))
     @_describe("image", "strength", prompt="change")
     async def edit(
         interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
     ) -> None:
-        await _handlers(interaction).images.edit(interaction, image, prompt, strength)
+        await _handlers(interaction).images.transform(interaction, "img2img", image, prompt, Options(strength=strength))
 
-    @app_commands.command(name="inpaint", description=_text("discord.command.inpaint"))
+    @app_commands.command(name="outpaint", description=localized("discord.command.outpaint"))
+    @_describe("image", "zoom", "pan", prompt="surroundings")
+    @app_commands.choices(zoom=zoom_choices())
+    @app_commands.choices(pan=pan_choices())
+    async def outpaint(
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        prompt: str,
+        zoom: float | None = None,
+        pan: str | None = None,
+    ) -> None:
+        chosen = Options(zoom=zoom, pan=pan)
+        await _handlers(interaction).images.transform(interaction, "outpaint", image, prompt, chosen)
+
+    @app_commands.command(name="remix", description=localized("discord.command.remix"))
+    @_describe("image", "strength", prompt="change")
+    async def remix(
+        interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
+    ) -> None:
+        await _handlers(interaction).images.transform(interaction, "remix", image, prompt, Options(strength=strength))
+
+    @app_commands.command(name="inpaint", description=localized("discord.command.inpaint"))
     @_describe("image", "mask", "region", prompt="change")
     async def inpaint(
         interaction: discord.Interaction,
@@ -129,7 +118,7 @@ def build_commands(settings: Settings) -> list[AppCommand]:
     ) -> None:
         await _handlers(interaction).images.inpaint(interaction, image, prompt, mask, region)
 
-    @app_commands.command(name="mix", description=_text("discord.command.mix"))
+    @app_commands.command(name="mix", description=localized("discord.command.mix"))
     @_describe(
         "weights", image1="mix_image", image2="mix_image", image3="mix_image", image4="mix_image", prompt="mix_prompt"
     )
@@ -145,24 +134,24 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         images = [image for image in (image1, image2, image3, image4) if image is not None]
         await _handlers(interaction).images.mix(interaction, images, prompt, weights)
 
-    @app_commands.command(name="history", description=_text("discord.command.history"))
+    @app_commands.command(name="history", description=localized("discord.command.history"))
     async def history(interaction: discord.Interaction) -> None:
         await _handlers(interaction).lookups.history(interaction)
 
-    @app_commands.command(name="quota", description=_text("discord.command.quota"))
+    @app_commands.command(name="quota", description=localized("discord.command.quota"))
     async def quota(interaction: discord.Interaction) -> None:
         await _handlers(interaction).lookups.quota(interaction)
 
-    @app_commands.command(name="queue", description=_text("discord.command.queue"))
+    @app_commands.command(name="queue", description=localized("discord.command.queue"))
     async def queue(interaction: discord.Interaction) -> None:
         await _handlers(interaction).lookups.queue(interaction)
 
-    @app_commands.command(name="cancel", description=_text("discord.command.cancel"))
+    @app_commands.command(name="cancel", description=localized("discord.command.cancel"))
     @_describe("job")
     async def cancel(interaction: discord.Interaction, job: str | None = None) -> None:
         await _handlers(interaction).lookups.cancel(interaction, job)
 
-    @app_commands.command(name="settings", description=_text("discord.command.settings"))
+    @app_commands.command(name="settings", description=localized("discord.command.settings"))
     @_describe("size", "steps", "guidance", "negative", "count", "reset")
     @app_commands.choices(size=sizes)
     async def preferences(
@@ -177,23 +166,25 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, count=count)
         await _handlers(interaction).lookups.settings(interaction, chosen, size, reset)
 
-    @app_commands.command(name="language", description=_text("discord.command.language"))
+    @app_commands.command(name="language", description=localized("discord.command.language"))
     @_describe("language")
     @app_commands.choices(language=language_choices())
     async def language(interaction: discord.Interaction, language: str | None = None) -> None:
         await _handlers(interaction).lookups.language(interaction, language or "")
 
-    @app_commands.command(name="help", description=_text("discord.command.help"))
+    @app_commands.command(name="help", description=localized("discord.command.help"))
     async def help_(interaction: discord.Interaction) -> None:
         await _handlers(interaction).lookups.help(interaction, Audience.EVERYONE)
 
-    @app_commands.context_menu(name=_text("discord.command.edit_image"))
+    @app_commands.context_menu(name=localized("discord.command.edit_image"))
     async def edit_image(interaction: discord.Interaction, message: discord.Message) -> None:
         await _handlers(interaction).buttons.open_edit_for_message(interaction, message)
 
     commands: list[AppCommand] = [
         imagine,
         edit,
+        outpaint,
+        remix,
         inpaint,
         mix,
         history,
@@ -215,44 +206,44 @@ def moderation_group(sizes: list[app_commands.Choice[str]], tiers: Sequence[str]
     call, since a hidden command can be sent all the same, and a moderator role may use part of it."""
     mod = app_commands.Group(
         name="mod",
-        description=_text("discord.mod.command"),
+        description=localized("discord.mod.command"),
         guild_only=True,
         allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=discord.Permissions(manage_guild=True),
     )
-    banword = app_commands.Group(name="banword", description=_text("discord.mod.command.banword"), parent=mod)
-    channels = app_commands.Group(name="channels", description=_text("discord.mod.command.channels"), parent=mod)
-    policies = [app_commands.Choice(name=_text(f"discord.mod.nsfw.{policy}"), value=policy) for policy in NSFW_POLICIES]
-    clearable = [app_commands.Choice(name=_text(f"discord.mod.clear.{key}"), value=key) for key in LIMITS_TO_CLEAR]
+    banword = app_commands.Group(name="banword", description=localized("discord.mod.command.banword"), parent=mod)
+    channels = app_commands.Group(name="channels", description=localized("discord.mod.command.channels"), parent=mod)
+    policies = [app_commands.Choice(name=localized(f"discord.mod.nsfw.{name}"), value=name) for name in NSFW_POLICIES]
+    clearable = [app_commands.Choice(name=localized(f"discord.mod.clear.{key}"), value=key) for key in LIMITS_TO_CLEAR]
 
     def moderation(interaction: discord.Interaction) -> ModerationActions:
         return _handlers(interaction).moderation
 
-    @mod.command(name="help", description=_text("discord.mod.command.help"))
+    @mod.command(name="help", description=localized("discord.mod.command.help"))
     async def help_(interaction: discord.Interaction) -> None:
         await _handlers(interaction).lookups.help(interaction, Audience.MODERATORS)
 
-    @banword.command(name="add", description=_text("discord.mod.command.banword_add"))
-    @app_commands.describe(pattern=_text("discord.mod.option.pattern"), regex=_text("discord.mod.option.regex"))
+    @banword.command(name="add", description=localized("discord.mod.command.banword_add"))
+    @app_commands.describe(pattern=localized("discord.mod.option.pattern"), regex=localized("discord.mod.option.regex"))
     async def banword_add(interaction: discord.Interaction, pattern: str, regex: bool = False) -> None:
         await moderation(interaction).add_word(interaction, pattern, regex)
 
-    @banword.command(name="remove", description=_text("discord.mod.command.banword_remove"))
-    @app_commands.describe(pattern=_text("discord.mod.option.pattern"))
+    @banword.command(name="remove", description=localized("discord.mod.command.banword_remove"))
+    @app_commands.describe(pattern=localized("discord.mod.option.pattern"))
     async def banword_remove(interaction: discord.Interaction, pattern: str) -> None:
         await moderation(interaction).remove_word(interaction, pattern)
 
-    @banword.command(name="list", description=_text("discord.mod.command.banword_list"))
+    @banword.command(name="list", description=localized("discord.mod.command.banword_list"))
     async def banword_list(interaction: discord.Interaction) -> None:
         await moderation(interaction).list_words(interaction)
 
-    @mod.command(name="ban", description=_text("discord.mod.command.ban"))
+    @mod.command(name="ban", description=localized("discord.mod.command.ban"))
     @app_commands.rename(everywhere="global")
     @app_commands.describe(
-        user=_text("discord.mod.option.user"),
-        duration=_text("discord.mod.option.duration"),
-        reason=_text("discord.mod.option.reason"),
-        everywhere=_text("discord.mod.option.global"),
+        user=localized("discord.mod.option.user"),
+        duration=localized("discord.mod.option.duration"),
+        reason=localized("discord.mod.option.reason"),
+        everywhere=localized("discord.mod.option.global"),
     )
     async def ban(
         interaction: discord.Interaction,
@@ -263,30 +254,30 @@ def moderation_group(sizes: list[app_commands.Choice[str]], tiers: Sequence[str]
     ) -> None:
         await moderation(interaction).ban(interaction, user, duration, reason, everywhere)
 
-    @mod.command(name="tier", description=_text("discord.mod.command.tier"))
-    @app_commands.describe(user=_text("discord.mod.option.user"), name=_text("discord.mod.option.tier"))
+    @mod.command(name="tier", description=localized("discord.mod.command.tier"))
+    @app_commands.describe(user=localized("discord.mod.option.user"), name=localized("discord.mod.option.tier"))
     @app_commands.choices(name=[app_commands.Choice(name=tier, value=tier) for tier in tiers[:25]])
     async def tier(interaction: discord.Interaction, user: discord.User, name: str | None = None) -> None:
         await moderation(interaction).tier(interaction, user, name)
 
-    @mod.command(name="unban", description=_text("discord.mod.command.unban"))
+    @mod.command(name="unban", description=localized("discord.mod.command.unban"))
     @app_commands.rename(everywhere="global")
-    @app_commands.describe(user=_text("discord.mod.option.user"), everywhere=_text("discord.mod.option.global"))
+    @app_commands.describe(user=localized("discord.mod.option.user"), everywhere=localized("discord.mod.option.global"))
     async def unban(interaction: discord.Interaction, user: discord.User, everywhere: bool = False) -> None:
         await moderation(interaction).unban(interaction, user, everywhere)
 
-    @mod.command(name="nsfw", description=_text("discord.mod.command.nsfw"))
-    @app_commands.describe(policy=_text("discord.mod.option.policy"))
+    @mod.command(name="nsfw", description=localized("discord.mod.command.nsfw"))
+    @app_commands.describe(policy=localized("discord.mod.option.policy"))
     @app_commands.choices(policy=policies)
     async def nsfw(interaction: discord.Interaction, policy: str) -> None:
         await moderation(interaction).nsfw(interaction, policy)
 
-    @mod.command(name="limits", description=_text("discord.mod.command.limits"))
+    @mod.command(name="limits", description=localized("discord.mod.command.limits"))
     @app_commands.describe(
-        images_per_day=_text("discord.mod.option.images_per_day"),
-        max_size=_text("discord.mod.option.max_size"),
-        max_steps=_text("discord.mod.option.max_steps"),
-        clear=_text("discord.mod.option.clear"),
+        images_per_day=localized("discord.mod.option.images_per_day"),
+        max_size=localized("discord.mod.option.max_size"),
+        max_steps=localized("discord.mod.option.max_steps"),
+        clear=localized("discord.mod.option.clear"),
     )
     @app_commands.choices(max_size=sizes, clear=clearable)
     async def limits(
@@ -298,34 +289,34 @@ def moderation_group(sizes: list[app_commands.Choice[str]], tiers: Sequence[str]
     ) -> None:
         await moderation(interaction).limits(interaction, images_per_day, max_size, max_steps, clear)
 
-    @channels.command(name="add", description=_text("discord.mod.command.channels_add"))
-    @app_commands.describe(channel=_text("discord.mod.option.channel"))
+    @channels.command(name="add", description=localized("discord.mod.command.channels_add"))
+    @app_commands.describe(channel=localized("discord.mod.option.channel"))
     async def channels_add(interaction: discord.Interaction, channel: app_commands.AppCommandChannel) -> None:
         await moderation(interaction).channels(interaction, "add", channel.id)
 
-    @channels.command(name="remove", description=_text("discord.mod.command.channels_remove"))
-    @app_commands.describe(channel=_text("discord.mod.option.channel"))
+    @channels.command(name="remove", description=localized("discord.mod.command.channels_remove"))
+    @app_commands.describe(channel=localized("discord.mod.option.channel"))
     async def channels_remove(interaction: discord.Interaction, channel: app_commands.AppCommandChannel) -> None:
         await moderation(interaction).channels(interaction, "remove", channel.id)
 
-    @channels.command(name="list", description=_text("discord.mod.command.channels_list"))
+    @channels.command(name="list", description=localized("discord.mod.command.channels_list"))
     async def channels_list(interaction: discord.Interaction) -> None:
         await moderation(interaction).channels(interaction, "list")
 
-    @channels.command(name="clear", description=_text("discord.mod.command.channels_clear"))
+    @channels.command(name="clear", description=localized("discord.mod.command.channels_clear"))
     async def channels_clear(interaction: discord.Interaction) -> None:
         await moderation(interaction).channels(interaction, "clear")
 
-    @mod.command(name="log", description=_text("discord.mod.command.log"))
+    @mod.command(name="log", description=localized("discord.mod.command.log"))
     async def log(interaction: discord.Interaction) -> None:
         await moderation(interaction).log(interaction)
 
-    @mod.command(name="export", description=_text("discord.mod.command.export"))
+    @mod.command(name="export", description=localized("discord.mod.command.export"))
     async def export(interaction: discord.Interaction) -> None:
         await moderation(interaction).export(interaction)
 
-    @mod.command(name="purge", description=_text("discord.mod.command.purge"))
-    @app_commands.describe(user=_text("discord.mod.option.user"))
+    @mod.command(name="purge", description=localized("discord.mod.command.purge"))
+    @app_commands.describe(user=localized("discord.mod.option.user"))
     async def purge(interaction: discord.Interaction, user: discord.User) -> None:
         await moderation(interaction).purge(interaction, user)
 

@@ -1,4 +1,5 @@
-"""The commands that make images: /imagine, /edit, /inpaint and /mix, and the acknowledgement every job shares.
+"""The commands that make images (/imagine, /edit, /outpaint, /remix, /inpaint, /mix) and the acknowledgement every
+job shares.
 
 A command is recorded and deferred publicly at once (`interactions.acknowledged`: Discord wants an answer within 3
 seconds and never sends the interaction again), and its deferred response becomes
@@ -46,16 +47,17 @@ class Images:
 
         await self.start(interaction, submit)
 
-    async def edit(
-        self, interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None
+    async def transform(
+        self, interaction: discord.Interaction, operation: str, image: discord.Attachment, prompt: str, chosen: Options
     ) -> None:
+        """/edit, /outpaint, /remix: one attached image and a prompt; `chosen` (the command's options) win over
+        those typed after the prompt."""
+
         async def submit(context: Context) -> Receipt:
             parsed = parse_prompt(prompt)
             (data,) = await read_images([image], self.max_download_mb)
-            options = Options(strength=strength).over(parsed.options)
-            return await self.core.submit(
-                context.actor, context.place, Ask("img2img", parsed.prompt, options, image=data)
-            )
+            ask = Ask(operation, parsed.prompt, chosen.over(parsed.options), image=data)
+            return await self.core.submit(context.actor, context.place, ask)
 
         await self.start(interaction, submit)
 

@@ -10,6 +10,8 @@ CAPABILITIES = frozenset({Capability.COMMUNITIES, Capability.CHANNELS})
 SPELLINGS: dict[str, str] = {
     "imagine": "/imagine",
     "edit": "/edit",
+    "outpaint": "/outpaint",
+    "remix": "/remix",
     "inpaint": "/inpaint",
     "mix": "/mix",
     "history": "/history",

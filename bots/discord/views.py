@@ -44,9 +44,10 @@ class JobButton(
         *,
         label: str = "",
         style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+        row: int | None = None,
     ) -> None:
         custom_id = f"easel:{action}:{job_id}" + ("" if index is None else f":{index}")
-        super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id))
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id), row=row)
         self.action = action
         self.job_id = job_id
         self.index = index
@@ -64,13 +65,19 @@ class JobButton(
 
 
 def discord_view(buttons: Sequence[Button]) -> discord.ui.View | None:
-    """The kit's buttons under a message; None (no components) when there are none."""
+    """The kit's buttons under a message; None (no components) when there are none. The first row's buttons
+    flow into as many rows as they need (Discord fits five in a row); each later row starts a row of its own."""
     if not buttons:
         return None
     view = discord.ui.View(timeout=None)
+    first = [button for button in buttons if button.row == 0]
+    spill = (len(first) - 1) // 5
     for button in buttons:
+        row = None if button.row == 0 else button.row + spill
         view.add_item(
-            JobButton(button.action, button.job_id, button.index, label=button.label, style=STYLES[button.style])
+            JobButton(
+                button.action, button.job_id, button.index, label=button.label, style=STYLES[button.style], row=row
+            )
         )
     return view
 

@@ -50,6 +50,8 @@ def _moderation(name: str, use_case: str, *needs: Capability) -> Command:
 CATALOGUE: tuple[Command, ...] = (
     _user("imagine", "submit", parse_prompt),
     _user("edit", "submit", parse_prompt),
+    _user("outpaint", "submit", parse_prompt),
+    _user("remix", "submit", parse_prompt),
     _user("inpaint", "submit", parse_prompt),
     _user("mix", "submit", parse_prompt),
     _user("history", "history"),

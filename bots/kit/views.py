@@ -15,6 +15,7 @@ from pathlib import Path
 from bots.core.types import EventKind, JobEvent
 from bots.formatting import ending_text, progress_text, queued_text, result_caption, untranslated_note
 from bots.texts import render
+from generation.asks import Options
 
 
 class Action(StrEnum):
@@ -25,6 +26,24 @@ class Action(StrEnum):
     EDIT = "edit"
     CANCEL = "cancel"
     DELETE = "delete"
+    ZOOM_OUT = "zoomout"
+    ZOOM_OUT_MORE = "zoomout2"
+    PAN_LEFT = "panleft"
+    PAN_RIGHT = "panright"
+    PAN_UP = "panup"
+    PAN_DOWN = "pandown"
+
+
+OUTPAINTS: dict[Action, Options] = {
+    Action.ZOOM_OUT: Options(zoom=1.5),
+    Action.ZOOM_OUT_MORE: Options(zoom=2.0),
+    Action.PAN_LEFT: Options(pan="left"),
+    Action.PAN_RIGHT: Options(pan="right"),
+    Action.PAN_UP: Options(pan="up"),
+    Action.PAN_DOWN: Options(pan="down"),
+}
+"""What each zoom and pan button asks of `Core.outpaint`."""
+_ARROWS = {Action.PAN_LEFT: "⬅️", Action.PAN_RIGHT: "➡️", Action.PAN_UP: "⬆️", Action.PAN_DOWN: "⬇️"}
 
 
 class Style(StrEnum):
@@ -41,6 +60,8 @@ class Button:
     index: int | None = None
     """The image it acts on, when the job has several."""
     style: Style = Style.SECONDARY
+    row: int = 0
+    """Buttons of one row go side by side: what acts on the job, then zoom, then pan."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +123,20 @@ def view_of(event: JobEvent) -> View:
     return View(event, text, (cancel,))
 
 
+def _outpaint_buttons(event: JobEvent, index: int | None) -> tuple[Button, ...]:
+    """Zoom out 1.5x and 2x, then the four pans, of one image."""
+    language, job_id = event.language, event.job_id
+    zooms = (
+        Button(action, job_id, render("button.zoom_out", language, factor=OUTPAINTS[action].zoom), index, row=1)
+        for action in (Action.ZOOM_OUT, Action.ZOOM_OUT_MORE)
+    )
+    pans = (Button(action, job_id, arrow, index, row=2) for action, arrow in _ARROWS.items())
+    return (*zooms, *pans)
+
+
 def _result_buttons(event: JobEvent) -> tuple[Button, ...]:
-    """For a message that shows every image: reroll, a variation of each image, edit, delete."""
+    """For a message that shows every image: reroll, a variation of each image, edit, delete; zoom and pan when
+    there is one image (a message of several would need them for each)."""
     language, job_id, count = event.language, event.job_id, len(event.files)
     variations = (
         [Button(Action.VARY, job_id, render("button.variations", language), 0)]
@@ -118,11 +151,12 @@ def _result_buttons(event: JobEvent) -> tuple[Button, ...]:
         *variations,
         Button(Action.EDIT, job_id, render("button.edit", language)),
         Button(Action.DELETE, job_id, render("button.delete", language), style=Style.DANGER),
+        *(_outpaint_buttons(event, None) if count == 1 else ()),
     )
 
 
 def _pictures(event: JobEvent) -> tuple[Picture, ...]:
-    """For images shown one by one: each with reroll, its variations and its edit."""
+    """For images shown one by one: each with reroll, its variations, its edit, zoom and pan."""
     language, job_id = event.language, event.job_id
     return tuple(
         Picture(
@@ -133,6 +167,7 @@ def _pictures(event: JobEvent) -> tuple[Picture, ...]:
                 Button(Action.REROLL, job_id, render("button.reroll", language)),
                 Button(Action.VARY, job_id, render("button.variations", language), index),
                 Button(Action.EDIT, job_id, render("button.edit", language), index),
+                *_outpaint_buttons(event, index),
             ),
         )
         for index, path in enumerate(event.files)

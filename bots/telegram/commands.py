@@ -19,6 +19,8 @@ CAPABILITIES = frozenset({Capability.COMMUNITIES})
 SPELLINGS: dict[str, str] = {
     "imagine": "imagine",
     "edit": "edit",
+    "outpaint": "outpaint",
+    "remix": "remix",
     "inpaint": "inpaint",
     "mix": "mix",
     "history": "history",

@@ -25,7 +25,7 @@ from bots.formatting import cancel_text, history_lines, language_text, preferenc
 from bots.kit.boundary import guarded
 from bots.kit.catalogue import Audience, bind, check_served, commands_for
 from bots.kit.context import Context
-from bots.kit.views import Action
+from bots.kit.views import OUTPAINTS, Action
 from bots.parsing import parse_prompt
 from bots.telegram.admins import Admins
 from bots.telegram.albums import Albums
@@ -160,6 +160,29 @@ class Handlers:
             return
         await self._from_image(context, self._source(message, "/edit"), rest, "img2img")
 
+    async def _outpaint(self, context: Context, message: Message, rest: str) -> None:
+        """`/outpaint [--zoom 1.5 | --pan left] [prompt]` in reply to one of the bot's images (its prompt when none
+        is given), or to a photo or with one (a prompt needed)."""
+        prompt, options = _parse(rest)
+        shown = await self._shown_image(message)
+        if shown is not None:
+            index = shown.output_index or 0
+            await self.core.outpaint(context.actor, context.place, shown.job_id, index, options, prompt)
+            return
+        image = await self.downloads.image(self._source(message, "/outpaint"))
+        await self._submit(context, Ask("outpaint", prompt, options, image=image))
+
+    async def _remix(self, context: Context, message: Message, rest: str) -> None:
+        """`/remix prompt [--strength 0.5]` in reply to a photo (one of the bot's images keeps its lineage), or on
+        a photo: the picture's look moved towards the prompt."""
+        shown = await self._shown_image(message)
+        if shown is not None:
+            prompt, options = _parse(rest)
+            index = shown.output_index or 0
+            await self.core.edit(context.actor, context.place, shown.job_id, index, prompt, options, "remix")
+            return
+        await self._from_image(context, self._source(message, "/remix"), rest, "remix")
+
     async def _inpaint(self, context: Context, message: Message, rest: str) -> None:
         """In reply to a photo: the image sent with the command is the mask, or `--region` marks it; alone: a
         PNG whose transparent pixels are the mask."""
@@ -248,6 +271,8 @@ class Handlers:
             await self.core.reroll(context.actor, context.place, press.job_id)
         elif press.action is Action.VARY:
             await self.core.variations(context.actor, context.place, press.job_id, press.index)
+        elif press.action in OUTPAINTS:
+            await self.core.outpaint(context.actor, context.place, press.job_id, press.index, OUTPAINTS[press.action])
         else:
             await self._ask_for_edit(context, message, press)
         return None

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bots.kit.views import Action, Button
+from bots.kit.views import OUTPAINTS, Action, Button
 
-ACTIONS = frozenset({Action.REROLL, Action.VARY, Action.EDIT, Action.CANCEL})
+ACTIONS = frozenset({Action.REROLL, Action.VARY, Action.EDIT, Action.CANCEL, *OUTPAINTS})
 """The buttons Telegram shows (deleting is the /delete command)."""
 
 
@@ -35,11 +35,15 @@ def parse(data: str | None) -> Press | None:
 
 
 def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
-    """The buttons in one row; None for no buttons (an edit without a keyboard takes the old one away)."""
+    """The buttons in their rows; None for no buttons (an edit without a keyboard takes the old one away)."""
     if not buttons:
         return None
+    rows = sorted({button.row for button in buttons})
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(button.label, callback_data=_data(button)) for button in buttons]]
+        [
+            [InlineKeyboardButton(button.label, callback_data=_data(button)) for button in buttons if button.row == row]
+            for row in rows
+        ]
     )
 
 

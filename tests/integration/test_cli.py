@@ -76,6 +76,28 @@ def test_count_writes_numbered_files(capsys: pytest.CaptureFixture[str], tmp_pat
     assert all((tmp_path / f"boat-{index}.png").is_file() for index in (1, 2, 3))
 
 
+@pytest.mark.parametrize(
+    ("arguments", "size"),
+    [
+        (["--op", "outpaint", "--prompt", "a bay", "--zoom", "2"], (128, 128)),
+        (["--op", "outpaint", "--prompt", "a bay", "--pan", "up"], (64, 128)),
+        (["--op", "remix", "--prompt", "in ink", "--strength", "0.5"], (64, 64)),
+    ],
+)
+def test_outpaint_and_remix(
+    capsys: pytest.CaptureFixture[str], picture: Path, tmp_path: Path, arguments: list[str], size: tuple[int, int]
+) -> None:
+    code, _, err = run(capsys, *arguments, "--image", str(picture), "-o", "out.png")
+    assert code == 0, err
+    assert Image.open(tmp_path / "out.png").size == size
+
+
+def test_zoom_and_pan_are_one_or_the_other(capsys: pytest.CaptureFixture[str], picture: Path) -> None:
+    with pytest.raises(SystemExit):
+        run(capsys, "--op", "outpaint", "--image", str(picture), "--prompt", "a", "--zoom", "2", "--pan", "up")
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_img2img(capsys: pytest.CaptureFixture[str], picture: Path, tmp_path: Path) -> None:
     code, _, err = run(capsys, "--op", "img2img", "--image", str(picture), "--prompt", "a dog", "--strength", "0.5")
     assert code == 0, err

@@ -57,6 +57,19 @@ async def test_mix_says_a_missing_file_is_missing_instead_of_mixing_its_name(tmp
     assert ask.operation == "mix" and ask.mix == (picture.read_bytes(), "a quiet lake")
 
 
+async def test_outpaint_and_remix_read_their_image_then_the_prompt(tmp_path: Path) -> None:
+    picture = tmp_path / "harbour.png"
+    Image.new("RGB", (8, 8), "navy").save(picture)
+    core, out = Recording(), io.StringIO()
+    console = _console(core, out)
+    await console.handle(f"/outpaint {picture} a wider harbour --pan left")
+    await console.handle(f"/remix {picture} in ink --strength 0.7")
+    outpaint, remix = core.asks
+    assert (outpaint.operation, outpaint.prompt, outpaint.options.pan) == ("outpaint", "a wider harbour", "left")
+    assert (remix.operation, remix.prompt, remix.options.strength) == ("remix", "in ink", 0.7)
+    assert outpaint.image == remix.image == picture.read_bytes()
+
+
 async def test_language_switches_the_consoles_answers_and_auto_returns_to_the_configured_one(stack: Launch) -> None:
     running = await stack(recover=True)
     out = io.StringIO()

@@ -342,6 +342,36 @@ async def test_reroll_and_variations(start: Start, photo: Image.Image, tmp_path:
     assert [summary.job_id for summary in history][-1] == original.job_id and len(history) == 3
 
 
+async def test_outpaint_and_remix_reroll_as_asked_and_outpaint_a_result(
+    start: Start, photo: Image.Image, tmp_path: Path
+) -> None:
+    """Their stored form gives the same request back: the source image, the pan or zoom, the strength."""
+    harness: Harness = await start()
+    path = tmp_path / "in.png"
+    photo.save(path)
+    panned = await harness.service.submit(
+        ALICE, HERE, Ask("outpaint", "a bay", Options(pan="left", seed=3), image=path.read_bytes())
+    )
+    remixed = await harness.service.submit(
+        ALICE, HERE, Ask("remix", "in ink", Options(strength=1.0), image=path.read_bytes())
+    )
+    for receipt in (panned, remixed):
+        assert (await harness.final(receipt.job_id)).kind == "done"
+    zoomed = await harness.service.outpaint(ALICE, HERE, panned.job_id, 0, Options(zoom=1.5))
+    assert (await harness.final(zoomed.job_id)).kind == "done"
+    for original in (panned, remixed):
+        again = await harness.service.reroll(ALICE, HERE, original.job_id)
+        assert (await harness.final(again.job_id)).kind == "done"
+        first, second = await harness.db.get_job(original.job_id), await harness.db.get_job(again.job_id)
+        assert first is not None and second is not None
+        kept = ("operation", "pan", "zoom", "strength", "width", "height", "prompt")
+        assert {key: second.parameters[key] for key in kept} == {key: first.parameters[key] for key in kept}
+    zoomed_job = await harness.db.get_job(zoomed.job_id)
+    assert zoomed_job is not None and zoomed_job.parent_id == panned.job_id
+    assert (zoomed_job.parameters["width"], zoomed_job.parameters["height"]) == (192, 128)
+    assert zoomed_job.prompt == "a bay"
+
+
 async def test_inpaint_and_mix_inputs_survive_in_the_file_store(
     start: Start, photo: Image.Image, tmp_path: Path
 ) -> None:

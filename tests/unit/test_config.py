@@ -78,6 +78,7 @@ def test_settings_are_frozen() -> None:
         ("[defaults]\nwidth = 100\n", "defaults.width"),
         ("[defaults]\nsteps = 500\n", "defaults.steps"),
         ("[defaults]\nstrength = 0\n", "defaults.strength"),
+        ("[defaults]\nremix_strength = 1.5\n", "defaults.remix_strength"),
         ("[model\npreset = 1", "not valid TOML"),
         ("[storage]\nkeep_days = -1\n", "storage.keep_days"),
         ('[storage]\ncommunity_keep_days = { "1234" = 7 }\n', "storage.community_keep_days"),

@@ -14,7 +14,7 @@ from bots.kit.boundary import explain, guarded, reference_for
 from bots.kit.catalogue import CATALOGUE, Audience, Capability, check_served, commands_for
 from bots.kit.throttle import Throttle
 from bots.kit.uploads import Attachment, UploadPolicy
-from bots.kit.views import Action, Style, view_of
+from bots.kit.views import OUTPAINTS, Action, Style, view_of
 from generation.errors import InvalidRequest, UserQueueFull
 
 JOB = "0123456789abcdef0123456789abcdef"
@@ -50,10 +50,13 @@ def test_a_result_has_buttons_for_the_whole_message_and_for_each_image(tmp_path:
     ]
     assert view.spoiler and [picture.seed for picture in view.pictures] == [7, 9]
     second = view.pictures[1]
-    assert [(button.action, button.index) for button in second.buttons] == [
-        (Action.REROLL, None),
-        (Action.VARY, 1),
-        (Action.EDIT, 1),
+    outpaints = [Action.ZOOM_OUT, Action.ZOOM_OUT_MORE, Action.PAN_LEFT, Action.PAN_RIGHT, Action.PAN_UP]
+    assert [(button.action, button.index, button.row) for button in second.buttons] == [
+        (Action.REROLL, None, 0),
+        (Action.VARY, 1, 0),
+        (Action.EDIT, 1, 0),
+        *((action, 1, 1 if action in (Action.ZOOM_OUT, Action.ZOOM_OUT_MORE) else 2) for action in outpaints),
+        (Action.PAN_DOWN, 1, 2),
     ]
     caption = view.picture_caption(second, 1024)
     assert "seed 9" in caption and "7" not in caption.replace("01234567", "")
@@ -63,6 +66,14 @@ def test_a_result_has_buttons_for_the_whole_message_and_for_each_image(tmp_path:
 def test_one_image_has_one_variations_button(tmp_path: Path) -> None:
     view = view_of(event(EventKind.DONE, files=(tmp_path / "a.png",), seeds=(5,)))
     assert [button.label for button in view.buttons if button.action is Action.VARY] == ["Variations"]
+
+
+def test_one_image_can_be_zoomed_out_and_panned_from_its_message(tmp_path: Path) -> None:
+    """A message of several images has no zoom or pan buttons of its own: each image shown alone has them."""
+    view = view_of(event(EventKind.DONE, files=(tmp_path / "a.png",), seeds=(5,)))
+    outpaints = [(button.label, button.row) for button in view.buttons if button.action in OUTPAINTS]
+    assert outpaints == [("Zoom out 1.5x", 1), ("Zoom out 2x", 1), ("⬅️", 2), ("➡️", 2), ("⬆️", 2), ("⬇️", 2)]
+    assert OUTPAINTS[Action.ZOOM_OUT].zoom == 1.5 and OUTPAINTS[Action.PAN_UP].pan == "up"
 
 
 @pytest.mark.parametrize(

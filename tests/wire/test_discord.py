@@ -859,12 +859,14 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
     monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
 
     assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
-    assert "synced 13 Discord commands in guilds" in capsys.readouterr().out
+    assert "synced 15 Discord commands in guilds" in capsys.readouterr().out
 
     names = {command["name"] for command in fake.commands[GUILD_ID]}
     assert names == {
         "imagine",
         "edit",
+        "outpaint",
+        "remix",
         "inpaint",
         "mix",
         "history",

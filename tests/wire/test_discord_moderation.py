@@ -287,7 +287,8 @@ async def test_nsfw_policy_limits_and_spoilered_results(
     await bot.adapter.delivery.on_event(event)  # as the core announces a result its classifier flagged
     result = await bot.result_of(held)
     assert [item["filename"] for item in result.attachments] == ["SPOILER_statue.png"]
-    assert buttons(result) == ["reroll", "vary:0", "edit", "delete"]
+    outpaints = ["zoomout", "zoomout2", "panleft", "panright", "panup", "pandown"]
+    assert buttons(result) == ["reroll", "vary:0", "edit", "delete", *outpaints]
     gate.set()
 
     plain = await bot.result_of(await fake.command("imagine", {"prompt": "a statue"}, member=ALICE))

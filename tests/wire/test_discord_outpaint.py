@@ -1,0 +1,62 @@
+"""Zoom out, pan and remix on Discord end to end: the real discord.py client against the fake, the core and the
+tiny model."""
+
+from __future__ import annotations
+
+import test_discord
+from test_discord import ALICE, ALICE_ID, StartBot, buttons, png
+
+from bots.texts import render
+
+_endpoints_restored = test_discord._endpoints_restored
+fake = test_discord.fake
+start_bot = test_discord.start_bot
+
+OUTPAINT_BUTTONS = ["zoomout", "zoomout2", "panleft", "panright", "panup", "pandown"]
+
+
+async def test_a_single_image_gets_zoom_and_pan_buttons_that_extend_it(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    first = await bot.result_of(await bot.fake.command("imagine", {"prompt": "a red cat", "seed": 5}, member=ALICE))
+    job_id = first.custom_ids()[0].split(":")[2]
+    assert buttons(first) == ["reroll", "vary:0", "edit", "delete", *OUTPAINT_BUTTONS]
+    rows = [[item["custom_id"].split(":")[1] for item in row["components"]] for row in first.components]
+    assert rows[1:] == [OUTPAINT_BUTTONS[:2], OUTPAINT_BUTTONS[2:]]
+
+    zoomed = await bot.result_of(await bot.fake.press(first, f"easel:zoomout:{job_id}", member=ALICE))
+    panned = await bot.result_of(await bot.fake.press(first, f"easel:pandown:{job_id}", member=ALICE))
+
+    jobs = [await bot.core.db.get_job(link.job_id) for link in (await bot.link_of(zoomed), await bot.link_of(panned))]
+    assert [(job.operation, job.parent_id, job.prompt) for job in jobs if job] == [
+        ("outpaint", job_id, "a red cat"),
+        ("outpaint", job_id, "a red cat"),
+    ]
+    assert [(job.parameters["zoom"], job.parameters["pan"]) for job in jobs if job] == [(1.5, None), (None, "down")]
+    two = await bot.result_of(await bot.fake.command("imagine", {"prompt": "a dog", "count": 2}, member=ALICE))
+    assert not set(buttons(two)) & set(OUTPAINT_BUTTONS), "several images: no buttons that would need an image each"
+
+
+async def test_outpaint_and_remix_commands_take_an_attachment(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    picture = bot.fake.attachment("cat.png", png((64, 64)), "image/png")
+    commands = [
+        ("outpaint", {"prompt": "a harbour", "pan": "right"}),
+        ("outpaint", {"prompt": "a harbour", "zoom": 2.0}),
+        ("remix", {"prompt": "in watercolour", "strength": 0.5}),
+    ]
+    for name, options in commands:
+        await bot.result_of(await bot.fake.command(name, options, member=ALICE, attachments={"image": picture}))
+
+    jobs = await bot.core.core.history(bot.actor(ALICE_ID))
+    stored = [await bot.core.db.get_job(job.job_id) for job in reversed(jobs)]
+    assert [(job.operation, job.parameters["width"], job.parameters["height"]) for job in stored if job] == [
+        ("outpaint", 128, 64),
+        ("outpaint", 128, 128),
+        ("remix", 64, 64),
+    ]
+
+    both = await bot.fake.command(
+        "outpaint", {"prompt": "a harbour", "zoom": 1.5, "pan": "up"}, member=ALICE, attachments={"image": picture}
+    )
+    assert render("request.rule.zoom_or_pan") in await bot.ephemeral_reply(both)
+    assert len(await bot.core.core.history(bot.actor(ALICE_ID))) == 3

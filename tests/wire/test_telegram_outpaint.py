@@ -1,0 +1,89 @@
+"""Zoom out, pan and remix on Telegram end to end: the real python-telegram-bot client against the fake Bot API,
+through the real core and the tiny model."""
+
+from __future__ import annotations
+
+import test_telegram
+from PIL import Image
+from test_telegram import ANN, Bot, Start, jpeg
+
+from bots.texts import render
+from storage.records import JobState
+
+start = test_telegram.start
+
+
+async def test_zoom_and_pan_buttons_under_each_image_extend_it(start: Start) -> None:
+    bot: Bot = await start()
+    chat = bot.fake.private(bot.ann)
+    bot.fake.text(bot.ann, chat, "a lighthouse --seed 11")
+    [image] = await bot.images_in(ANN, 1)
+    [job_id] = await bot.job_ids(1)
+    rows = [[button["callback_data"] for button in row] for row in image["reply_markup"]["inline_keyboard"]]
+    assert rows[1:] == [
+        [f"zoomout:{job_id}:0", f"zoomout2:{job_id}:0"],
+        [f"panleft:{job_id}:0", f"panright:{job_id}:0", f"panup:{job_id}:0", f"pandown:{job_id}:0"],
+    ]
+    zooms = image["reply_markup"]["inline_keyboard"][1]
+    assert [button["text"] for button in zooms] == ["Zoom out 1.5x", "Zoom out 2x"]
+    bot.fake.press(bot.ann, image, f"zoomout2:{job_id}:0")
+    await bot.images_in(ANN, 2)
+    bot.fake.press(bot.ann, image, f"panleft:{job_id}:0")
+    images = await bot.images_in(ANN, 3)
+    jobs = [await bot.stack.db.get_job(one) for one in await bot.job_ids(3)]
+    assert [(job.operation, job.parent_id, job.prompt) for job in jobs[1:] if job] == [
+        ("outpaint", job_id, "a lighthouse"),
+        ("outpaint", job_id, "a lighthouse"),
+    ]
+    zoomed, panned = jobs[1], jobs[2]
+    assert zoomed is not None and panned is not None
+    assert (zoomed.parameters["zoom"], zoomed.parameters["width"], zoomed.parameters["height"]) == (2.0, 128, 128)
+    assert (panned.parameters["pan"], panned.parameters["width"], panned.parameters["height"]) == ("left", 128, 64)
+    assert all(len(image["reply_markup"]["inline_keyboard"]) == 3 for image in images)
+
+
+async def test_outpaint_and_remix_commands_on_photos_and_on_results(start: Start, photo: Image.Image) -> None:
+    bot: Bot = await start()
+    chat = bot.fake.private(bot.ann)
+    user_photo = bot.fake.photo(bot.ann, chat, jpeg(photo))
+    bot.fake.text(bot.ann, chat, "/outpaint a harbour --pan up", reply_to=user_photo)
+    [result] = await bot.images_in(ANN, 1)
+    bot.fake.text(bot.ann, chat, "/outpaint --zoom 1.5", reply_to=result)
+    await bot.images_in(ANN, 2)
+    bot.fake.text(bot.ann, chat, "/remix in watercolour --strength 1", reply_to=result)
+    await bot.images_in(ANN, 3)
+    bot.fake.photo(bot.ann, chat, jpeg(photo), "/remix as a mosaic")
+    await bot.images_in(ANN, 4)
+    jobs = [await bot.stack.db.get_job(one) for one in await bot.job_ids(4)]
+    first = jobs[0]
+    assert first is not None
+    assert [(job.operation, job.prompt, job.parent_id) for job in jobs if job] == [
+        ("outpaint", "a harbour", None),
+        ("outpaint", "a harbour", first.id),
+        ("remix", "in watercolour", first.id),
+        ("remix", "as a mosaic", None),
+    ]
+    assert (first.parameters["pan"], first.parameters["width"], first.parameters["height"]) == ("up", 64, 128)
+    second, third = jobs[1], jobs[2]
+    assert second is not None and third is not None
+    assert (second.parameters["zoom"], second.parameters["width"]) == (1.5, 128)
+    assert (third.parameters["strength"], third.parameters["width"], third.parameters["height"]) == (1.0, 64, 128)
+
+
+async def test_bad_zooms_and_pans_are_refused_in_the_users_language_and_nothing_is_queued(
+    start: Start, photo: Image.Image
+) -> None:
+    bot: Bot = await start()
+    chat = bot.fake.private(bot.ann)
+    user_photo = bot.fake.photo(bot.ann, chat, jpeg(photo))
+    bot.fake.text(bot.ann, chat, "/outpaint a harbour --pan sideways", reply_to=user_photo)
+    await bot.reply_in(ANN, render("request.expect.direction"))
+    bot.fake.text(bot.ann, chat, "/outpaint a harbour --zoom 1.5 --pan up", reply_to=user_photo)
+    await bot.reply_in(ANN, render("request.rule.zoom_or_pan"))
+    bot.fake.text(bot.ann, chat, "/outpaint --zoom 2", reply_to=user_photo)
+    await bot.reply_in(ANN, render("request.rule.needs_prompt", operation="outpaint"))
+    bot.fake.text(bot.ann, chat, "/imagine a harbour --pan left")
+    await bot.reply_in(ANN, render("request.rule.outpaint_only"))
+    bot.fake.text(bot.ann, chat, "/remix in watercolour")
+    await bot.reply_in(ANN, render("telegram.reply_to_photo", command="/remix"))
+    assert await bot.stack.db.jobs_in_states(list(JobState)) == []
