@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--negative", default="", help="what to keep out of the image")
     generate.add_argument("--width", type=int)
     generate.add_argument("--height", type=int)
+    generate.add_argument(
+        "--ar", type=_ratio, metavar="W:H", help="aspect ratio such as 16:9, instead of --width and --height"
+    )
     generate.add_argument("--steps", type=int, help="decoder steps")
     generate.add_argument("--prior-steps", type=int)
     generate.add_argument("--guidance", type=float, help="decoder guidance scale")
@@ -134,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--weights", help="mix: comma-separated weights in item order")
     generate.add_argument("-o", "--output", type=Path, default=Path("out.png"), help="PNG file to write")
     return parser
+
+
+def _ratio(text: str) -> tuple[int, int]:
+    width, colon, height = text.partition(":")
+    if not (colon and width.isdigit() and height.isdigit() and int(width) and int(height)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a ratio such as 16:9")
+    return int(width), int(height)
 
 
 def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
@@ -327,6 +337,7 @@ def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         language=detect_language(" ".join(texts)),
         zoom=args.zoom,
         pan=args.pan,
+        aspect=args.ar,
     )
     ask = Ask(
         args.op,

@@ -24,6 +24,7 @@ from generation.outpainting import Pan
 LANGUAGES = TRANSLATABLE | UNTRANSLATABLE | {ENGLISH}
 _OPTION = re.compile(r"^(?:--|—|–)([a-z][a-z-]*)$")
 _SIZE = re.compile(r"^(\d+)\s*[x×*]\s*(\d+)$")
+_RATIO = re.compile(r"^(\d{1,4})\s*[:/]\s*(\d{1,4})$")
 
 
 def _language(text: str) -> str:
@@ -50,6 +51,14 @@ def _direction(text: str) -> str:
     return direction
 
 
+def _aspect(text: str) -> tuple[int, int]:
+    """`--ar 16:9`: width to height, two whole numbers."""
+    match = _RATIO.match(text)
+    if not match or not int(match.group(1)) or not int(match.group(2)):
+        raise ValueError(text)
+    return int(match.group(1)), int(match.group(2))
+
+
 def _size(text: str) -> dict[str, int]:
     match = _SIZE.match(text)
     if not match:
@@ -59,6 +68,8 @@ def _size(text: str) -> dict[str, int]:
 
 _OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "size": ("size", _size, "size"),
+    "ar": ("aspect", _aspect, "aspect"),
+    "aspect": ("aspect", _aspect, "aspect"),
     "width": ("width", _integer, "pixels"),
     "height": ("height", _integer, "pixels"),
     "steps": ("steps", _integer, "whole"),

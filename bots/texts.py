@@ -44,6 +44,7 @@ OPTION_NAMES = {
     "weight": "--weights",
     "negative_prompt": "--neg",
     "zoom": "--zoom",
+    "aspect": "--ar",
     "pan": "--pan",
 }
 """Request fields as users set them (`--steps`), the same in every language: in refusals and in /settings."""

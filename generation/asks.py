@@ -36,12 +36,13 @@ class Options:
     language: str | None = None
     zoom: float | None = None
     pan: str | None = None
+    aspect: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Options:
         """Options from plain data (stored preferences); unknown names are a bug of the caller."""
-        weights = values.get("weights")
-        return cls(**{**values, **({"weights": tuple(weights)} if weights is not None else {})})
+        tuples = {name: tuple(values[name]) for name in ("weights", "aspect") if values.get(name) is not None}
+        return cls(**{**values, **tuples})
 
     def given(self) -> dict[str, Any]:
         """The named values only, as `make_request` keywords."""

@@ -35,6 +35,8 @@ RULES: dict[str, str] = {
     "outpaint_only": "only outpaint zooms out or pans",
     "zoom_or_pan": "a zoom or a pan, not both",
     "outpaint_sized_by_image": "outpaint takes its size from its image and the zoom or pan",
+    "size_or_aspect": "a size or an aspect ratio, not both",
+    "aspect_range": "a ratio from {low} to {high}, such as 16:9",
     "mix_texts_as_items": "mix takes its texts as mix items, each with a weight",
     "min_strength": "with {steps} steps the strength must be at least {strength:.3g} so that at least one step runs",
     "mix_count": "from {low} to {high} images or texts",

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from generation.aspect import WIDEST, aspect_size, within_range
 from generation.config import GenerationDefaults, Limits
 from generation.errors import InvalidRequest
 from generation.images import MaskSpec, build_mask, fit, fitted_size, to_rgb
@@ -176,6 +177,7 @@ def make_request(
     language: str | None = None,
     zoom: float | None = None,
     pan: Pan | str | None = None,
+    aspect: tuple[int, int] | None = None,
 ) -> GenerationRequest:
     """Resolve and validate one request; raises `InvalidRequest` or `InvalidImage` naming the bad value."""
     operation = _operation(operation)
@@ -190,6 +192,8 @@ def make_request(
 
     source = _input_image(operation, image)
     direction = _outpaint(operation, zoom, pan)
+    if aspect is not None:
+        width, height = _aspect(operation, aspect, width, height, defaults, limits)
     placed = None
     if operation is Operation.OUTPAINT:
         assert source is not None
@@ -313,6 +317,25 @@ def _outpaint(operation: Operation, zoom: float | None, pan: Pan | str | None) -
         return Pan(pan)
     except ValueError:
         raise InvalidRequest("unknown", "pan", pan, "one_of", choices=", ".join(p.value for p in Pan)) from None
+
+
+def _aspect(
+    operation: Operation,
+    aspect: tuple[int, int],
+    width: int | None,
+    height: int | None,
+    defaults: GenerationDefaults,
+    limits: Limits,
+) -> tuple[int, int]:
+    """The size an aspect ratio stands for, at about the default number of pixels; never beside a size."""
+    shown = f"{aspect[0]}:{aspect[1]}"
+    if operation is Operation.OUTPAINT:
+        raise InvalidRequest("unexpected", "aspect", shown, "outpaint_sized_by_image")
+    if width is not None or height is not None:
+        raise InvalidRequest("unexpected", "aspect", shown, "size_or_aspect")
+    if not within_range(aspect):
+        raise InvalidRequest("out_of_range", "aspect", shown, "aspect_range", low=f"1:{WIDEST:g}", high=f"{WIDEST:g}:1")
+    return aspect_size(aspect, defaults.width * defaults.height, limits)
 
 
 def _input_image(operation: Operation, image: Image.Image | None) -> Image.Image | None:

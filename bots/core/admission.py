@@ -212,8 +212,8 @@ def _prose(ask: Ask) -> list[str]:
 
 
 def _preferences_for(ask: Ask, preferences: Mapping[str, Any]) -> Options:
-    """The user's defaults that apply to this request: an input image decides its own size."""
-    sized_by_image = ask.image is not None
+    """The user's defaults that apply to this request: an input image, or an aspect ratio, decides its own size."""
+    sized_by_image = ask.image is not None or ask.options.aspect is not None
     return Options.of(
         {
             key: value

@@ -11,6 +11,7 @@ from bots.texts import SOURCE_LANGUAGE, available_languages, language_name, rend
 
 SIZES = ("512x512", "768x768", "1024x1024", "768x512", "512x768", "1024x576", "576x1024")
 """Common shapes; the configured default size is offered too."""
+ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "21:9")
 
 
 def localized(key: str) -> app_commands.locale_str:
@@ -47,6 +48,11 @@ def language_choices() -> list[app_commands.Choice[str]]:
     """Every catalog by its own name, and `auto` (Discord's language); 19 of Discord's 25 choices."""
     auto = app_commands.Choice(name=localized("discord.language.auto"), value="auto")
     return [auto, *(app_commands.Choice(name=language_name(code, code), value=code) for code in available_languages())]
+
+
+def aspect_choices() -> list[app_commands.Choice[str]]:
+    """Common aspect ratios; `--ar` in the prompt takes any from 1:4 to 4:1."""
+    return [app_commands.Choice(name=ratio, value=ratio) for ratio in ASPECTS]
 
 
 def zoom_choices() -> list[app_commands.Choice[float]]:

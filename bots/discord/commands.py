@@ -18,6 +18,7 @@ from bots.config import Settings
 from bots.discord.buttons import Buttons
 from bots.discord.choices import (
     CatalogTranslator,
+    aspect_choices,
     language_choices,
     localized,
     pan_choices,
@@ -64,20 +65,22 @@ def build_commands(settings: Settings) -> list[AppCommand]:
     sizes = size_choices(settings)
 
     @app_commands.command(name="imagine", description=localized("discord.command.imagine"))
-    @_describe("prompt", "negative", "size", "steps", "guidance", "seed", "count")
+    @_describe("prompt", "negative", "size", "aspect", "steps", "guidance", "seed", "count")
     @app_commands.choices(size=sizes)
+    @app_commands.choices(aspect=aspect_choices())
     async def imagine(
         interaction: discord.Interaction,
         prompt: str,
         negative: str | None = None,
         size: str | None = None,
+        aspect: str | None = None,
         steps: int | None = None,
         guidance: float | None = None,
         seed: int | None = None,
         count: app_commands.Range[int, 1, 4] | None = None,
     ) -> None:
         chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, seed=seed, count=count)
-        await _handlers(interaction).images.imagine(interaction, prompt, chosen, size)
+        await _handlers(interaction).images.imagine(interaction, prompt, chosen, size, aspect)
 
     @app_commands.command(name="edit", description=localized("discord.command.edit"))
     @_describe("image", "strength", prompt="change")

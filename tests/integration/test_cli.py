@@ -82,14 +82,21 @@ def test_count_writes_numbered_files(capsys: pytest.CaptureFixture[str], tmp_pat
         (["--op", "outpaint", "--prompt", "a bay", "--zoom", "2"], (128, 128)),
         (["--op", "outpaint", "--prompt", "a bay", "--pan", "up"], (64, 128)),
         (["--op", "remix", "--prompt", "in ink", "--strength", "0.5"], (64, 64)),
+        (["--op", "img2img", "--prompt", "in ink", "--ar", "4:1"], (256, 64)),
     ],
 )
-def test_outpaint_and_remix(
+def test_outpaint_remix_and_aspect_ratio(
     capsys: pytest.CaptureFixture[str], picture: Path, tmp_path: Path, arguments: list[str], size: tuple[int, int]
 ) -> None:
     code, _, err = run(capsys, *arguments, "--image", str(picture), "-o", "out.png")
     assert code == 0, err
     assert Image.open(tmp_path / "out.png").size == size
+
+
+def test_a_ratio_that_is_not_one_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run(capsys, "--prompt", "a", "--ar", "wide")
+    assert "'wide' is not a ratio such as 16:9" in capsys.readouterr().err
 
 
 def test_zoom_and_pan_are_one_or_the_other(capsys: pytest.CaptureFixture[str], picture: Path) -> None:

@@ -550,8 +550,15 @@ async def test_preferences_apply_under_explicit_options_and_bad_ones_are_refused
         assert caught.value.key == key
     mine = await harness.service.submit(ALICE, HERE, Ask("txt2img", "a", Options(steps=4)))
     theirs = await harness.service.submit(BOB, HERE, Ask("txt2img", "b"))
-    for receipt in (mine, theirs):
+    shaped = await harness.service.submit(ALICE, HERE, Ask("txt2img", "c", Options(aspect=(9, 16))))
+    for receipt in (mine, theirs, shaped):
         await harness.final(receipt.job_id)
+    tall = await harness.db.get_job(shaped.job_id)  # the ratio decides the size; the preferred width steps aside
+    assert tall is not None and (tall.parameters["width"], tall.parameters["height"], tall.parameters["steps"]) == (
+        64,
+        128,
+        3,
+    )
     job = await harness.db.get_job(mine.job_id)
     assert job is not None and (job.parameters["steps"], job.parameters["width"]) == (4, 128)
     other = await harness.db.get_job(theirs.job_id)

@@ -1,5 +1,5 @@
-"""Zoom out, pan and remix on Discord end to end: the real discord.py client against the fake, the core and the
-tiny model."""
+"""Zoom out, pan, remix and aspect ratios on Discord end to end: the real discord.py client against the fake,
+the core and the tiny model."""
 
 from __future__ import annotations
 
@@ -60,3 +60,12 @@ async def test_outpaint_and_remix_commands_take_an_attachment(start_bot: StartBo
     )
     assert render("request.rule.zoom_or_pan") in await bot.ephemeral_reply(both)
     assert len(await bot.core.core.history(bot.actor(ALICE_ID))) == 3
+
+
+async def test_imagine_offers_aspect_ratios(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    result = await bot.result_of(
+        await bot.fake.command("imagine", {"prompt": "a beach", "aspect": "9:16"}, member=ALICE)
+    )
+    job = await bot.core.db.get_job((await bot.link_of(result)).job_id)
+    assert job is not None and (job.parameters["width"], job.parameters["height"]) == (64, 128)

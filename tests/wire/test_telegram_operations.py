@@ -1,5 +1,5 @@
-"""Zoom out, pan and remix on Telegram end to end: the real python-telegram-bot client against the fake Bot API,
-through the real core and the tiny model."""
+"""Zoom out, pan, remix and aspect ratios on Telegram end to end: the real python-telegram-bot client against the
+fake Bot API, through the real core and the tiny model."""
 
 from __future__ import annotations
 
@@ -87,3 +87,15 @@ async def test_bad_zooms_and_pans_are_refused_in_the_users_language_and_nothing_
     bot.fake.text(bot.ann, chat, "/remix in watercolour")
     await bot.reply_in(ANN, render("telegram.reply_to_photo", command="/remix"))
     assert await bot.stack.db.jobs_in_states(list(JobState)) == []
+
+
+async def test_an_aspect_ratio_sets_the_size_and_a_size_beside_it_is_refused(start: Start) -> None:
+    bot: Bot = await start()
+    chat = bot.fake.private(bot.ann)
+    bot.fake.text(bot.ann, chat, "a beach --ar 16:9")
+    await bot.images_in(ANN, 1)
+    bot.fake.text(bot.ann, chat, "a beach --ar 16:9 --size 64x64")
+    await bot.reply_in(ANN, render("request.rule.size_or_aspect"))
+    [job_id] = await bot.job_ids(1)
+    job = await bot.stack.db.get_job(job_id)
+    assert job is not None and (job.parameters["width"], job.parameters["height"]) == (128, 64)
