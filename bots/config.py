@@ -129,6 +129,18 @@ class TierSettings(_Section):
     """Telegram user ids in this tier, unless an owner put them in another."""
 
 
+STYLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+"""What `--style` takes: one lowercase word, as people type it after the option."""
+
+
+class StyleSettings(_Section):
+    """A named style: `--style NAME` puts the prompt where `{prompt}` stands in `prompt` (or before it, when it has
+    none) and adds `negative` to the negative prompt."""
+
+    prompt: str = Field(min_length=1, max_length=500)
+    negative: str = Field(default="", max_length=500)
+
+
 class _PlatformSection(_Section):
     """What every chat platform's section has: how long to wait between tries to reach it while it cannot be
     reached (random waits up to `reconnect_first_seconds`, doubling up to `reconnect_longest_seconds`)."""
@@ -246,6 +258,7 @@ class Settings(BaseSettings):
     queue: QueueSettings = QueueSettings()
     worker: WorkerSettings = WorkerSettings()
     tiers: dict[str, TierSettings] = {"default": TierSettings()}
+    styles: dict[str, StyleSettings] = {}
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
     console: ConsoleSettings = ConsoleSettings()
@@ -263,6 +276,13 @@ class Settings(BaseSettings):
     def _default_tier_exists(self) -> Settings:
         if "default" not in self.tiers:
             raise ValueError("tiers.default is required: it applies to every user without a tier")
+        return self
+
+    @model_validator(mode="after")
+    def _style_names_are_words(self) -> Settings:
+        wrong = [name for name in self.styles if not STYLE_NAME.fullmatch(name)]
+        if wrong:
+            raise ValueError(f"styles.{wrong[0]}: a style's name is lowercase letters, digits, - and _ (1-32)")
         return self
 
     @classmethod

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bots.core.languages import LanguageChoice
+from bots.core.styles import StyleList
 from bots.core.types import Cancellation, JobEvent, JobSummary, QueueEntry, QuotaStatus, short_id
 from bots.texts import OPTION_NAMES, language_name, languages_list, render, shortened
 
@@ -107,6 +108,18 @@ def queue_lines(entries: Sequence[QueueEntry], language: str | None = None) -> l
         )
         for entry in entries
     ]
+
+
+def styles_text(listing: StyleList, language: str | None = None) -> str:
+    """The answer to `/styles`: each style with what it adds, then the community's own negative prompt."""
+    title = "styles.title" if listing.styles else "styles.none"
+    lines = [render(title, language)]
+    for style in listing.styles:
+        key = "styles.line_negative" if style.negative else "styles.line"
+        lines.append(render(key, language, name=style.name, prompt=style.prompt, negative=style.negative))
+    if listing.negative:
+        lines.append(render("styles.community_negative", language, negative=listing.negative))
+    return "\n".join(lines)
 
 
 def quota_text(status: QuotaStatus, language: str | None = None) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bots.config import STYLE_NAME
 from bots.errors import UserError
 from bots.texts import Text
 from generation.asks import Options, parse_weights
@@ -59,6 +60,14 @@ def _aspect(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _style(text: str) -> str:
+    """`--style noir`: a style's name, one word, in any case."""
+    name = text.strip().lower()
+    if not STYLE_NAME.fullmatch(name):
+        raise ValueError(text)
+    return name
+
+
 def _size(text: str) -> dict[str, int]:
     match = _SIZE.match(text)
     if not match:
@@ -85,6 +94,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "lang": ("language", _language, "language"),
     "zoom": ("zoom", _number, "zoom"),
     "pan": ("pan", _direction, "direction"),
+    "style": ("style", _style, "style"),
 }
 """option -> (`Options` field, converter, what the value must look like: `request.expect.<key>`)"""
 _TEXT_OPTIONS = {"neg", "negative"}

@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 DOMAIN = "easel"
 LOCALE_DIR = Path(__file__).with_name("locale")
 SOURCE_LANGUAGE = "en"
-_LEFT_TO_RIGHT_WORD = r"[/@#]?-{0,2}[A-Za-z0-9](?:[A-Za-z0-9_.,:/+×'-]*[A-Za-z0-9])?"
+_LEFT_TO_RIGHT_WORD = r"[/@#{]?-{0,2}[A-Za-z0-9](?:[A-Za-z0-9_.,:/+×'-]*[A-Za-z0-9])?}?"
 _LEFT_TO_RIGHT_RUN = re.compile(rf"(?<![A-Za-z0-9_]){_LEFT_TO_RIGHT_WORD}(?:[ ]+{_LEFT_TO_RIGHT_WORD})*")
 """Latin words and numbers in a row, with the marks options, commands and ids are written with ("--size 768x512",
-"/language de", "a1b2c3d4")."""
+"/language de", "a1b2c3d4", a style template's "{prompt}")."""
 OPTION_NAMES = {
     "width": "--width",
     "height": "--height",
@@ -45,6 +45,7 @@ OPTION_NAMES = {
     "negative_prompt": "--neg",
     "zoom": "--zoom",
     "aspect": "--ar",
+    "style": "--style",
     "pan": "--pan",
 }
 """Request fields as users set them (`--steps`), the same in every language: in refusals and in /settings."""

@@ -37,6 +37,8 @@ class Options:
     zoom: float | None = None
     pan: str | None = None
     aspect: tuple[int, int] | None = None
+    style: str | None = None
+    """A named style (the chat core applies it: the engine never sees one)."""
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Options:

@@ -32,6 +32,7 @@ from bots.formatting import (
     preferences_text,
     queue_lines,
     quota_text,
+    styles_text,
     translation_note,
     untranslated_note,
 )
@@ -208,6 +209,9 @@ class ConsoleAdapter:
     async def _queue(self, context: Context, _: str) -> None:
         lines = queue_lines(await self.core.queue(context.actor), context.language)
         self._say("\n".join(lines) or context.text("queue.empty"))
+
+    async def _styles(self, context: Context, _: str) -> None:
+        self._say(styles_text(await self.core.styles(context.place), context.language))
 
     async def _quota(self, context: Context, _: str) -> None:
         self._say(quota_text(await self.core.quota(context.actor), context.language))

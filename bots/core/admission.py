@@ -23,6 +23,7 @@ from bots.core.jobs import Jobs
 from bots.core.languages import untranslated
 from bots.core.lifecycle import Lifecycle, community_key, user_key
 from bots.core.positions import Positions
+from bots.core.styles import styled
 from bots.core.types import Actor, EventKind, Place, Receipt
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
@@ -69,7 +70,8 @@ class Admission:
         options = ask.options.over(_preferences_for(ask, user.preferences))
         if options.language is None:
             options = replace(options, language=detect_language(" ".join(_prose(ask))))
-        ask = replace(ask, options=options)
+        shown_prompt = ask.shown_prompt
+        ask = styled(replace(ask, options=options), self.settings, community)
         overrides = self.moderation.limits_for(community)
         limits = _limits(self.settings.limits, overrides)
         uploads = _uploads(ask)
@@ -95,7 +97,7 @@ class Admission:
             channel_id=place.channel_id,
             operation=str(request.operation),
             parameters={**parameters, "nsfw_channel": place.nsfw},
-            prompt=ask.shown_prompt,
+            prompt=shown_prompt,
             negative_prompt=request.negative_prompt,
             seed=request.seed,
             cost=job_cost(request),

@@ -66,6 +66,7 @@ class Core:
         self.job_of_message = self.jobs.job_of_message
         self.messages_of = self.jobs.messages_of
         self.queue = self.reads.queue
+        self.styles = self.reads.styles
         self.history = self.reads.history
         self.quota = self.reads.quota
         self.preferences = self.reads.preferences

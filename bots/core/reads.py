@@ -1,4 +1,5 @@
-"""What a user can look up and keep: their history, their place in the queue, their quota, their defaults."""
+"""What a user can look up and keep: their history, their place in the queue, their quota, their defaults, and
+the styles they may name."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from bots.config import Settings
 from bots.core.accounts import Accounts
 from bots.core.admission import PREFERENCE_KEYS, today
 from bots.core.files import Files
-from bots.core.types import Actor, JobSummary, QueueEntry, QuotaStatus
+from bots.core.styles import StyleList, community_negative, styles_for
+from bots.core.types import Actor, JobSummary, Place, QueueEntry, QuotaStatus
 from bots.errors import UserError, user_error
 from bots.moderation.tiers import tier_of
 from generation.errors import InvalidRequest
@@ -26,6 +28,11 @@ class Reads:
     files: Files
     worker: Worker
     accounts: Accounts
+
+    async def styles(self, place: Place) -> StyleList:
+        """The styles a request here may name, and the negative prompt this community adds to every request."""
+        community = await self.accounts.community(place)
+        return StyleList(tuple(styles_for(self.settings, community).values()), community_negative(community))
 
     async def queue(self, actor: Actor) -> list[QueueEntry]:
         """The actor's jobs still queued or running, with their place in the queue."""

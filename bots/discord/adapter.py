@@ -29,9 +29,10 @@ from discord import app_commands
 from bots.config import Settings
 from bots.core.facade import Core
 from bots.discord.buttons import Buttons
-from bots.discord.commands import Handlers, add_commands, sync_commands
+from bots.discord.commands import add_commands, sync_commands
 from bots.discord.delivery import Delivery
 from bots.discord.endpoints import point_at
+from bots.discord.handlers import Handlers
 from bots.discord.images import Images
 from bots.discord.intake import Intake
 from bots.discord.interactions import PLATFORM, on_command_error

@@ -29,7 +29,10 @@ class CatalogTranslator(app_commands.Translator):
         language = resolve_language(locale.value)
         if key is None or language == SOURCE_LANGUAGE:
             return None
-        translated = text_of(key, language)
+        text = text_of(key, language)
+        if text is None:
+            return None
+        translated = text.replace("{{", "{").replace("}}", "}")  # as `render` shows English's: `{prompt}`
         return None if translated == string.message else translated
 
 

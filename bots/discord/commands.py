@@ -8,14 +8,12 @@ The commands are the catalogue's, as `SPELLINGS` shows them, and checked against
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord import app_commands
 
 from bots.config import Settings
-from bots.discord.buttons import Buttons
 from bots.discord.choices import (
     CatalogTranslator,
     aspect_choices,
@@ -25,28 +23,14 @@ from bots.discord.choices import (
     size_choices,
     zoom_choices,
 )
-from bots.discord.images import Images
+from bots.discord.handlers import handlers_of
 from bots.discord.interactions import PLATFORM
-from bots.discord.lookups import Lookups
-from bots.discord.moderation import ModerationActions
+from bots.discord.mod_commands import moderation_group
 from bots.discord.spellings import CAPABILITIES, SPELLINGS
 from bots.kit.catalogue import Audience, check_served
-from bots.moderation.policy import NSFW_POLICIES
 from generation.asks import Options
 
-LIMITS_TO_CLEAR = ("images_per_day", "max_size", "max_steps", "all")
-
 AppCommand = app_commands.Command[Any, ..., None] | app_commands.ContextMenu | app_commands.Group
-
-
-@dataclass(frozen=True)
-class Handlers:
-    """What the commands, the buttons and the menu call; the client holds one."""
-
-    images: Images
-    buttons: Buttons
-    lookups: Lookups
-    moderation: ModerationActions
 
 
 def _describe(*names: str, **keys: str) -> Any:
@@ -56,16 +40,11 @@ def _describe(*names: str, **keys: str) -> Any:
     return app_commands.describe(**{name: localized(f"discord.option.{key}") for name, key in chosen.items()})
 
 
-def _handlers(interaction: discord.Interaction) -> Handlers:
-    handlers: Handlers = interaction.client.handlers  # type: ignore[attr-defined]
-    return handlers
-
-
 def build_commands(settings: Settings) -> list[AppCommand]:
     sizes = size_choices(settings)
 
     @app_commands.command(name="imagine", description=localized("discord.command.imagine"))
-    @_describe("prompt", "negative", "size", "aspect", "steps", "guidance", "seed", "count")
+    @_describe("prompt", "negative", "size", "aspect", "style", "steps", "guidance", "seed", "count")
     @app_commands.choices(size=sizes)
     @app_commands.choices(aspect=aspect_choices())
     async def imagine(
@@ -74,20 +53,23 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         negative: str | None = None,
         size: str | None = None,
         aspect: str | None = None,
+        style: str | None = None,
         steps: int | None = None,
         guidance: float | None = None,
         seed: int | None = None,
         count: app_commands.Range[int, 1, 4] | None = None,
     ) -> None:
         chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, seed=seed, count=count)
-        await _handlers(interaction).images.imagine(interaction, prompt, chosen, size, aspect)
+        await handlers_of(interaction).images.imagine(interaction, prompt, chosen, size, aspect, style)
 
     @app_commands.command(name="edit", description=localized("discord.command.edit"))
     @_describe("image", "strength", prompt="change")
     async def edit(
         interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
     ) -> None:
-        await _handlers(interaction).images.transform(interaction, "img2img", image, prompt, Options(strength=strength))
+        await handlers_of(interaction).images.transform(
+            interaction, "img2img", image, prompt, Options(strength=strength)
+        )
 
     @app_commands.command(name="outpaint", description=localized("discord.command.outpaint"))
     @_describe("image", "zoom", "pan", prompt="surroundings")
@@ -101,14 +83,14 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         pan: str | None = None,
     ) -> None:
         chosen = Options(zoom=zoom, pan=pan)
-        await _handlers(interaction).images.transform(interaction, "outpaint", image, prompt, chosen)
+        await handlers_of(interaction).images.transform(interaction, "outpaint", image, prompt, chosen)
 
     @app_commands.command(name="remix", description=localized("discord.command.remix"))
     @_describe("image", "strength", prompt="change")
     async def remix(
         interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
     ) -> None:
-        await _handlers(interaction).images.transform(interaction, "remix", image, prompt, Options(strength=strength))
+        await handlers_of(interaction).images.transform(interaction, "remix", image, prompt, Options(strength=strength))
 
     @app_commands.command(name="inpaint", description=localized("discord.command.inpaint"))
     @_describe("image", "mask", "region", prompt="change")
@@ -119,7 +101,7 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         mask: discord.Attachment | None = None,
         region: str | None = None,
     ) -> None:
-        await _handlers(interaction).images.inpaint(interaction, image, prompt, mask, region)
+        await handlers_of(interaction).images.inpaint(interaction, image, prompt, mask, region)
 
     @app_commands.command(name="mix", description=localized("discord.command.mix"))
     @_describe(
@@ -135,24 +117,28 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         weights: str | None = None,
     ) -> None:
         images = [image for image in (image1, image2, image3, image4) if image is not None]
-        await _handlers(interaction).images.mix(interaction, images, prompt, weights)
+        await handlers_of(interaction).images.mix(interaction, images, prompt, weights)
 
     @app_commands.command(name="history", description=localized("discord.command.history"))
     async def history(interaction: discord.Interaction) -> None:
-        await _handlers(interaction).lookups.history(interaction)
+        await handlers_of(interaction).lookups.history(interaction)
+
+    @app_commands.command(name="styles", description=localized("discord.command.styles"))
+    async def styles(interaction: discord.Interaction) -> None:
+        await handlers_of(interaction).lookups.styles(interaction)
 
     @app_commands.command(name="quota", description=localized("discord.command.quota"))
     async def quota(interaction: discord.Interaction) -> None:
-        await _handlers(interaction).lookups.quota(interaction)
+        await handlers_of(interaction).lookups.quota(interaction)
 
     @app_commands.command(name="queue", description=localized("discord.command.queue"))
     async def queue(interaction: discord.Interaction) -> None:
-        await _handlers(interaction).lookups.queue(interaction)
+        await handlers_of(interaction).lookups.queue(interaction)
 
     @app_commands.command(name="cancel", description=localized("discord.command.cancel"))
     @_describe("job")
     async def cancel(interaction: discord.Interaction, job: str | None = None) -> None:
-        await _handlers(interaction).lookups.cancel(interaction, job)
+        await handlers_of(interaction).lookups.cancel(interaction, job)
 
     @app_commands.command(name="settings", description=localized("discord.command.settings"))
     @_describe("size", "steps", "guidance", "negative", "count", "reset")
@@ -167,21 +153,21 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         reset: bool = False,
     ) -> None:
         chosen = Options(negative_prompt=negative, steps=steps, guidance_scale=guidance, count=count)
-        await _handlers(interaction).lookups.settings(interaction, chosen, size, reset)
+        await handlers_of(interaction).lookups.settings(interaction, chosen, size, reset)
 
     @app_commands.command(name="language", description=localized("discord.command.language"))
     @_describe("language")
     @app_commands.choices(language=language_choices())
     async def language(interaction: discord.Interaction, language: str | None = None) -> None:
-        await _handlers(interaction).lookups.language(interaction, language or "")
+        await handlers_of(interaction).lookups.language(interaction, language or "")
 
     @app_commands.command(name="help", description=localized("discord.command.help"))
     async def help_(interaction: discord.Interaction) -> None:
-        await _handlers(interaction).lookups.help(interaction, Audience.EVERYONE)
+        await handlers_of(interaction).lookups.help(interaction, Audience.EVERYONE)
 
     @app_commands.context_menu(name=localized("discord.command.edit_image"))
     async def edit_image(interaction: discord.Interaction, message: discord.Message) -> None:
-        await _handlers(interaction).buttons.open_edit_for_message(interaction, message)
+        await handlers_of(interaction).buttons.open_edit_for_message(interaction, message)
 
     commands: list[AppCommand] = [
         imagine,
@@ -195,6 +181,7 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         queue,
         cancel,
         preferences,
+        styles,
         language,
         help_,
         edit_image,
@@ -202,128 +189,6 @@ def build_commands(settings: Settings) -> list[AppCommand]:
     ]
     check_served(PLATFORM, CAPABILITIES, served(commands))
     return commands
-
-
-def moderation_group(sizes: list[app_commands.Choice[str]], tiers: Sequence[str]) -> app_commands.Group:
-    """/mod: shown by Discord to members with Manage Server only, in servers only; the core still checks every
-    call, since a hidden command can be sent all the same, and a moderator role may use part of it."""
-    mod = app_commands.Group(
-        name="mod",
-        description=localized("discord.mod.command"),
-        guild_only=True,
-        allowed_contexts=app_commands.AppCommandContext(guild=True),
-        default_permissions=discord.Permissions(manage_guild=True),
-    )
-    banword = app_commands.Group(name="banword", description=localized("discord.mod.command.banword"), parent=mod)
-    channels = app_commands.Group(name="channels", description=localized("discord.mod.command.channels"), parent=mod)
-    policies = [app_commands.Choice(name=localized(f"discord.mod.nsfw.{name}"), value=name) for name in NSFW_POLICIES]
-    clearable = [app_commands.Choice(name=localized(f"discord.mod.clear.{key}"), value=key) for key in LIMITS_TO_CLEAR]
-
-    def moderation(interaction: discord.Interaction) -> ModerationActions:
-        return _handlers(interaction).moderation
-
-    @mod.command(name="help", description=localized("discord.mod.command.help"))
-    async def help_(interaction: discord.Interaction) -> None:
-        await _handlers(interaction).lookups.help(interaction, Audience.MODERATORS)
-
-    @banword.command(name="add", description=localized("discord.mod.command.banword_add"))
-    @app_commands.describe(pattern=localized("discord.mod.option.pattern"), regex=localized("discord.mod.option.regex"))
-    async def banword_add(interaction: discord.Interaction, pattern: str, regex: bool = False) -> None:
-        await moderation(interaction).add_word(interaction, pattern, regex)
-
-    @banword.command(name="remove", description=localized("discord.mod.command.banword_remove"))
-    @app_commands.describe(pattern=localized("discord.mod.option.pattern"))
-    async def banword_remove(interaction: discord.Interaction, pattern: str) -> None:
-        await moderation(interaction).remove_word(interaction, pattern)
-
-    @banword.command(name="list", description=localized("discord.mod.command.banword_list"))
-    async def banword_list(interaction: discord.Interaction) -> None:
-        await moderation(interaction).list_words(interaction)
-
-    @mod.command(name="ban", description=localized("discord.mod.command.ban"))
-    @app_commands.rename(everywhere="global")
-    @app_commands.describe(
-        user=localized("discord.mod.option.user"),
-        duration=localized("discord.mod.option.duration"),
-        reason=localized("discord.mod.option.reason"),
-        everywhere=localized("discord.mod.option.global"),
-    )
-    async def ban(
-        interaction: discord.Interaction,
-        user: discord.User,
-        duration: str | None = None,
-        reason: str | None = None,
-        everywhere: bool = False,
-    ) -> None:
-        await moderation(interaction).ban(interaction, user, duration, reason, everywhere)
-
-    @mod.command(name="tier", description=localized("discord.mod.command.tier"))
-    @app_commands.describe(user=localized("discord.mod.option.user"), name=localized("discord.mod.option.tier"))
-    @app_commands.choices(name=[app_commands.Choice(name=tier, value=tier) for tier in tiers[:25]])
-    async def tier(interaction: discord.Interaction, user: discord.User, name: str | None = None) -> None:
-        await moderation(interaction).tier(interaction, user, name)
-
-    @mod.command(name="unban", description=localized("discord.mod.command.unban"))
-    @app_commands.rename(everywhere="global")
-    @app_commands.describe(user=localized("discord.mod.option.user"), everywhere=localized("discord.mod.option.global"))
-    async def unban(interaction: discord.Interaction, user: discord.User, everywhere: bool = False) -> None:
-        await moderation(interaction).unban(interaction, user, everywhere)
-
-    @mod.command(name="nsfw", description=localized("discord.mod.command.nsfw"))
-    @app_commands.describe(policy=localized("discord.mod.option.policy"))
-    @app_commands.choices(policy=policies)
-    async def nsfw(interaction: discord.Interaction, policy: str) -> None:
-        await moderation(interaction).nsfw(interaction, policy)
-
-    @mod.command(name="limits", description=localized("discord.mod.command.limits"))
-    @app_commands.describe(
-        images_per_day=localized("discord.mod.option.images_per_day"),
-        max_size=localized("discord.mod.option.max_size"),
-        max_steps=localized("discord.mod.option.max_steps"),
-        clear=localized("discord.mod.option.clear"),
-    )
-    @app_commands.choices(max_size=sizes, clear=clearable)
-    async def limits(
-        interaction: discord.Interaction,
-        images_per_day: int | None = None,
-        max_size: str | None = None,
-        max_steps: int | None = None,
-        clear: str | None = None,
-    ) -> None:
-        await moderation(interaction).limits(interaction, images_per_day, max_size, max_steps, clear)
-
-    @channels.command(name="add", description=localized("discord.mod.command.channels_add"))
-    @app_commands.describe(channel=localized("discord.mod.option.channel"))
-    async def channels_add(interaction: discord.Interaction, channel: app_commands.AppCommandChannel) -> None:
-        await moderation(interaction).channels(interaction, "add", channel.id)
-
-    @channels.command(name="remove", description=localized("discord.mod.command.channels_remove"))
-    @app_commands.describe(channel=localized("discord.mod.option.channel"))
-    async def channels_remove(interaction: discord.Interaction, channel: app_commands.AppCommandChannel) -> None:
-        await moderation(interaction).channels(interaction, "remove", channel.id)
-
-    @channels.command(name="list", description=localized("discord.mod.command.channels_list"))
-    async def channels_list(interaction: discord.Interaction) -> None:
-        await moderation(interaction).channels(interaction, "list")
-
-    @channels.command(name="clear", description=localized("discord.mod.command.channels_clear"))
-    async def channels_clear(interaction: discord.Interaction) -> None:
-        await moderation(interaction).channels(interaction, "clear")
-
-    @mod.command(name="log", description=localized("discord.mod.command.log"))
-    async def log(interaction: discord.Interaction) -> None:
-        await moderation(interaction).log(interaction)
-
-    @mod.command(name="export", description=localized("discord.mod.command.export"))
-    async def export(interaction: discord.Interaction) -> None:
-        await moderation(interaction).export(interaction)
-
-    @mod.command(name="purge", description=localized("discord.mod.command.purge"))
-    @app_commands.describe(user=localized("discord.mod.option.user"))
-    async def purge(interaction: discord.Interaction, user: discord.User) -> None:
-        await moderation(interaction).purge(interaction, user)
-
-    return mod
 
 
 def served(commands: Sequence[AppCommand]) -> dict[str, str]:

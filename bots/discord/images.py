@@ -38,13 +38,20 @@ class Images:
         self.max_download_mb = settings.discord.max_download_mb
 
     async def imagine(
-        self, interaction: discord.Interaction, prompt: str, chosen: Options, size: str | None, aspect: str | None
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        chosen: Options,
+        size: str | None,
+        aspect: str | None,
+        style: str | None,
     ) -> None:
         """`chosen` are the command's own options; they win over those typed after the prompt."""
 
         async def submit(context: Context) -> Receipt:
             parsed = parse_prompt(prompt)
-            options = chosen.over(option("size", size).over(option("ar", aspect)).over(parsed.options))
+            named = option("size", size).over(option("ar", aspect)).over(option("style", style))
+            options = chosen.over(named.over(parsed.options))
             return await self.core.submit(context.actor, context.place, Ask("txt2img", parsed.prompt, options))
 
         await self.start(interaction, submit)

@@ -1,5 +1,5 @@
-"""The commands answered at once and only to the one who asks: /history, /queue, /quota, /settings, /language,
-/help, and /cancel and delete, which the buttons share."""
+"""The commands answered at once and only to the one who asks: /history, /queue, /quota, /settings, /styles,
+/language, /help, and /cancel and delete, which the buttons share."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from bots.core.facade import Core
 from bots.core.types import short_id
 from bots.discord.interactions import Reply, answer, delete_messages, listed, moderator_of, option
 from bots.discord.spellings import help_text
-from bots.formatting import cancel_text, history_lines, language_text, preferences_text, queue_lines, quota_text
+from bots.formatting import (
+    cancel_text,
+    history_lines,
+    language_text,
+    preferences_text,
+    queue_lines,
+    quota_text,
+    styles_text,
+)
 from bots.kit.catalogue import Audience
 from bots.kit.context import Context
 from generation.asks import Options
@@ -24,6 +32,12 @@ class Lookups:
         async def produce(context: Context) -> str | Reply:
             lines = history_lines(await self.core.history(context.actor), context.language)
             return listed("", lines, "history") if lines else context.text("history.empty")
+
+        await answer(interaction, produce)
+
+    async def styles(self, interaction: discord.Interaction) -> None:
+        async def produce(context: Context) -> str | Reply:
+            return styles_text(await self.core.styles(context.place), context.language)
 
         await answer(interaction, produce)
 

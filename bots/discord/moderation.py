@@ -99,6 +99,30 @@ class ModerationActions:
 
         await self._run(interaction, call)
 
+    async def add_style(self, interaction: discord.Interaction, name: str, prompt: str, negative: str) -> None:
+        async def call(moderator: Moderator, language: str | None) -> str:
+            await self.moderation.add_style(moderator, name, prompt, negative)
+            return render("moderation.style_added", language, name=name.strip().lower(), prompt=prompt.strip())
+
+        await self._run(interaction, call)
+
+    async def remove_style(self, interaction: discord.Interaction, name: str) -> None:
+        async def call(moderator: Moderator, language: str | None) -> str:
+            await self.moderation.remove_style(moderator, name)
+            return render("moderation.style_removed", language, name=name.strip().lower())
+
+        await self._run(interaction, call)
+
+    async def negative(self, interaction: discord.Interaction, text: str | None) -> None:
+        """Sets the server's negative prompt; without a text it clears it."""
+
+        async def call(moderator: Moderator, language: str | None) -> str:
+            negative = await self.moderation.set_negative(moderator, text or "")
+            key = "moderation.negative_set" if negative else "moderation.negative_cleared"
+            return render(key, language, negative=negative)
+
+        await self._run(interaction, call)
+
     async def nsfw(self, interaction: discord.Interaction, policy: str) -> None:
         async def call(moderator: Moderator, language: str | None) -> str:
             await self.moderation.set_nsfw(moderator, policy)

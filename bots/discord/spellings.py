@@ -19,6 +19,7 @@ SPELLINGS: dict[str, str] = {
     "quota": "/quota",
     "cancel": "/cancel",
     "settings": "/settings",
+    "styles": "/styles",
     "language": "/language",
     "help": "/help",
     "mod.help": "/mod help",
@@ -35,6 +36,9 @@ SPELLINGS: dict[str, str] = {
     "mod.delete": "Delete button",
     "mod.purge": "/mod purge",
     "mod.tier": "/mod tier",
+    "mod.style.add": "/mod style add",
+    "mod.style.remove": "/mod style remove",
+    "mod.negative": "/mod negative",
 }
 """Catalogue name -> how Discord shows it: a slash command (a group stands for its subcommands), or a button."""
 

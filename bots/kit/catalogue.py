@@ -59,6 +59,7 @@ CATALOGUE: tuple[Command, ...] = (
     _user("quota", "quota"),
     _user("cancel", "cancel"),
     _user("settings", "set_preferences", parse_prompt),
+    _user("styles", "styles"),
     _user("language", "choose_language"),
     _user("help", "help"),
     _moderation("mod.help", "help"),
@@ -75,6 +76,9 @@ CATALOGUE: tuple[Command, ...] = (
     _moderation("mod.delete", "delete"),
     _moderation("mod.purge", "purge"),
     _moderation("mod.tier", "moderation.set_tier"),
+    _moderation("mod.style.add", "moderation.add_style"),
+    _moderation("mod.style.remove", "moderation.remove_style"),
+    _moderation("mod.negative", "moderation.set_negative"),
 )
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bots.config import Settings
+from bots.core.styles import MAX_COMMUNITY_STYLES, community_styles, style_name
 from bots.errors import UserError, user_error
 from bots.moderation.matching import BannedPattern, InvalidPattern, validate
 from bots.moderation.policy import LogEntry, ModerationPolicy, Moderator, Role, community_words
@@ -23,6 +24,8 @@ from storage.database import Database
 from storage.records import Community, Job, User
 
 LOG_EXPORT_LIMIT = 10_000
+MAX_STYLE_TEXT = 500
+"""The longest template or negative prompt a style may hold, as in the configuration's `[styles]`."""
 _USER_TARGET = re.compile(r"user:\d+")
 
 
@@ -191,6 +194,38 @@ class Moderation:
         await self._log(moderator, community, "limits", ",".join(sorted(changes)), details=dict(changes))
         return limits
 
+    async def add_style(self, moderator: Moderator, name: str, prompt: str, negative: str = "") -> None:
+        """A style of this community's own (admins), replacing one of the same name; at most
+        `MAX_COMMUNITY_STYLES`, so that any list of them fits a message and a Discord choice list."""
+        community = await self._community(moderator, Role.ADMIN)
+        name, prompt, negative = style_name(name), prompt.strip(), negative.strip()
+        if not prompt or len(prompt) > MAX_STYLE_TEXT or len(negative) > MAX_STYLE_TEXT:
+            raise UserError("moderation.bad_style", limit=MAX_STYLE_TEXT)
+        styles = dict(community_styles(community))
+        if name not in styles and len(styles) >= MAX_COMMUNITY_STYLES:
+            raise UserError("moderation.too_many_styles", limit=MAX_COMMUNITY_STYLES)
+        styles[name] = {"prompt": prompt, "negative": negative}
+        await self.db.update_community_settings(community.id, {"styles": styles})
+        await self._log(moderator, community, "style_add", name, details={"prompt": prompt, "negative": negative})
+
+    async def remove_style(self, moderator: Moderator, name: str) -> None:
+        community = await self._community(moderator, Role.ADMIN)
+        styles = dict(community_styles(community))
+        if styles.pop(style_name(name), None) is None:
+            raise UserError("moderation.no_such_style", name=name.strip()[:40])
+        await self.db.update_community_settings(community.id, {"styles": styles})
+        await self._log(moderator, community, "style_remove", style_name(name))
+
+    async def set_negative(self, moderator: Moderator, text: str) -> str:
+        """The negative prompt every request in this community gets (admins); empty clears it."""
+        community = await self._community(moderator, Role.ADMIN)
+        negative = text.strip()
+        if len(negative) > MAX_STYLE_TEXT:
+            raise UserError("moderation.bad_style", limit=MAX_STYLE_TEXT)
+        await self.db.update_community_settings(community.id, {"negative_prompt": negative})
+        await self._log(moderator, community, "negative", negative or "-")
+        return negative
+
     async def set_tier(self, moderator: Moderator, platform_user_id: str, name: str) -> str:
         """Put a user of the moderator's platform in a tier (owners only, from anywhere; `default` takes them out
         of theirs); the change is logged, in the community where it was asked if any. Returns the tier before."""
@@ -246,22 +281,7 @@ class Moderation:
 
     async def log_csv(self, moderator: Moderator) -> bytes:
         """The community's whole audit log as CSV (UTF-8 with a BOM, so spreadsheets read it right)."""
-        entries = await self.log(moderator, LOG_EXPORT_LIMIT)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["time", "action", "target", "actor", "reason", "details"])
-        for entry in entries:
-            writer.writerow(
-                [
-                    entry.created_at.isoformat(),
-                    entry.action,
-                    entry.target,
-                    entry.actor or "",
-                    entry.reason or "",
-                    ";".join(f"{key}={value}" for key, value in sorted(entry.details.items())),
-                ]
-            )
-        return buffer.getvalue().encode("utf-8-sig")
+        return _as_csv(await self.log(moderator, LOG_EXPORT_LIMIT))
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -295,6 +315,24 @@ class Moderation:
     async def _save_words(self, community: Community, words: Sequence[BannedPattern]) -> None:
         stored = [{"text": word.text, "regex": word.regex} for word in words]
         await self.db.update_community_settings(community.id, {"banned_words": stored})
+
+
+def _as_csv(entries: Sequence[LogEntry]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["time", "action", "target", "actor", "reason", "details"])
+    for entry in entries:
+        writer.writerow(
+            [
+                entry.created_at.isoformat(),
+                entry.action,
+                entry.target,
+                entry.actor or "",
+                entry.reason or "",
+                ";".join(f"{key}={value}" for key, value in sorted(entry.details.items())),
+            ]
+        )
+    return buffer.getvalue().encode("utf-8-sig")
 
 
 def _person(user: User) -> str:

@@ -28,6 +28,7 @@ SPELLINGS: dict[str, str] = {
     "quota": "quota",
     "cancel": "cancel",
     "settings": "settings",
+    "styles": "styles",
     "language": "language",
     "help": "help",
     "mod.help": "modhelp",
@@ -43,6 +44,9 @@ SPELLINGS: dict[str, str] = {
     "mod.delete": "delete",
     "mod.purge": "purge",
     "mod.tier": "tier",
+    "mod.style.add": "addstyle",
+    "mod.style.remove": "removestyle",
+    "mod.negative": "negative",
 }
 """Catalogue name -> Telegram command."""
 ALIASES = {"start": "help"}

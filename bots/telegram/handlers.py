@@ -21,7 +21,15 @@ from bots.config import TelegramSettings
 from bots.core.facade import Core
 from bots.core.types import ShownMessage
 from bots.errors import UserError
-from bots.formatting import cancel_text, history_lines, language_text, preferences_text, queue_lines, quota_text
+from bots.formatting import (
+    cancel_text,
+    history_lines,
+    language_text,
+    preferences_text,
+    queue_lines,
+    quota_text,
+    styles_text,
+)
 from bots.kit.boundary import guarded
 from bots.kit.catalogue import Audience, bind, check_served, commands_for
 from bots.kit.context import Context
@@ -205,6 +213,9 @@ class Handlers:
     async def _queue(self, context: Context, message: Message, rest: str) -> None:
         lines = queue_lines(await self.core.queue(context.actor), context.language)
         await reply_list(message, "\n".join(lines) or context.text("queue.empty"), "queue")
+
+    async def _styles(self, context: Context, message: Message, rest: str) -> None:
+        await reply_list(message, styles_text(await self.core.styles(context.place), context.language), "styles")
 
     async def _quota(self, context: Context, message: Message, rest: str) -> None:
         await reply(message, quota_text(await self.core.quota(context.actor), context.language))

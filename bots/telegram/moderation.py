@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 LOG_ENTRIES = 20
 LOG_LINE_LIMIT = 300
 _REGEX_FLAG = re.compile(r"(?:^|\s)--regex(?=\s|$)")
+_NEGATIVE_FLAG = re.compile(r"(?:^|\s)(?:--|—|–)neg(?:ative)?(?=\s|$)", re.IGNORECASE)
 _SIZE = re.compile(r"^([0-9]{1,6})x([0-9]{1,6})$")
 _LIMIT_OPTIONS: Mapping[str, tuple[str, ...]] = {
     "--images-per-day": ("images_per_day",),
@@ -69,6 +70,9 @@ class ModerationCommands:
             "mod.delete": self._delete,
             "mod.purge": self._purge,
             "mod.tier": self._tier,
+            "mod.style.add": self._addstyle,
+            "mod.style.remove": self._removestyle,
+            "mod.negative": self._negative,
         }
 
     # --- commands ----------------------------------------------------------------------------
@@ -141,6 +145,35 @@ class ModerationCommands:
             return
         await self.core.moderation.set_nsfw(moderator, policy)
         await reply(message, context.text("telegram.mod.nsfw_set", policy=policy))
+
+    async def _addstyle(self, context: Context, message: Message, rest: str) -> None:
+        """`/addstyle NAME TEMPLATE [--neg NEGATIVE]`: the template holds {prompt} where the prompt goes."""
+        moderator = await self._gate(context)
+        template, *negative = _NEGATIVE_FLAG.split(rest, maxsplit=1)
+        name, _, prompt = template.strip().partition(" ")
+        if not name or not prompt.strip():
+            raise UserError("telegram.mod.style_usage")
+        await self.core.moderation.add_style(moderator, name, prompt, "".join(negative))
+        await reply(message, context.text("moderation.style_added", name=name.lower(), prompt=prompt.strip()))
+
+    async def _removestyle(self, context: Context, message: Message, rest: str) -> None:
+        moderator = await self._gate(context)
+        if not rest.strip():
+            raise UserError("telegram.mod.style_usage")
+        await self.core.moderation.remove_style(moderator, rest.strip())
+        await reply(message, context.text("moderation.style_removed", name=rest.strip().lower()))
+
+    async def _negative(self, context: Context, message: Message, rest: str) -> None:
+        """`/negative` shows the group's negative prompt, `/negative TEXT` sets it, `/negative clear` clears it."""
+        moderator = await self._gate(context)
+        if not rest.strip():
+            current = (await self.core.styles(context.place)).negative
+            key = "styles.community_negative" if current else "moderation.negative_cleared"
+            await reply(message, context.text(key, negative=current))
+            return
+        negative = await self.core.moderation.set_negative(moderator, "" if rest.strip().lower() == "clear" else rest)
+        key = "moderation.negative_set" if negative else "moderation.negative_cleared"
+        await reply(message, context.text(key, negative=negative))
 
     async def _limits(self, context: Context, message: Message, rest: str) -> None:
         """`/limits` shows the group's own limits; `--images-per-day 20 --max-size 768x768 --max-steps 40`

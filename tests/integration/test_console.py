@@ -70,6 +70,13 @@ async def test_outpaint_and_remix_read_their_image_then_the_prompt(tmp_path: Pat
     assert outpaint.image == remix.image == picture.read_bytes()
 
 
+async def test_styles_lists_the_configured_styles(stack: Launch) -> None:
+    running = await stack()
+    out = io.StringIO()
+    await ConsoleAdapter(running.core, "en", io.StringIO(), out).handle("/styles")
+    assert render("styles.title") in out.getvalue() and "noir: {prompt}, film noir" in out.getvalue()
+
+
 async def test_language_switches_the_consoles_answers_and_auto_returns_to_the_configured_one(stack: Launch) -> None:
     running = await stack(recover=True)
     out = io.StringIO()

@@ -93,6 +93,8 @@ def test_right_to_left_texts_isolate_their_options_commands_and_ids(language: st
     text = render("request.bad_option", language, option="--size", expected=Text("request.expect.size"), value="9x9")
     assert "\u2066--size\u2069" in text and "\u2066768x512\u2069" in text and "\u20669x9\u2069" in text
     assert "\u2066" not in render("request.bad_option", "de", option="--size", expected="x", value="9x9")
+    usage = render("telegram.mod.style_usage", language)
+    assert "\u2066{prompt}\u2069" in usage, "a template's placeholder stays whole, to be copied as it is"
 
 
 def test_every_key_the_code_names_has_an_english_text() -> None:

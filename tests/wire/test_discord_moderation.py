@@ -87,6 +87,9 @@ async def test_the_mod_command_is_hidden_from_non_admins_yet_each_subcommand_is_
         ("mod log", {}),
         ("mod export", {}),
         ("mod purge", {"user": ALICE}),
+        ("mod style add", {"name": "ink", "prompt": "ink of {prompt}"}),
+        ("mod style remove", {"name": "ink"}),
+        ("mod negative", {"text": "text"}),
     ]
     for name, options in calls:
         assert await ask(bot, name, options, member=BOB) == NOT_ALLOWED, name
@@ -104,7 +107,7 @@ async def test_mod_help_lists_the_moderation_commands_in_the_users_language(star
     assert f"**/mod channels** — {render('discord.mod.command.channels')}" in shown
     assert f"**Delete button** — {render('discord.mod.command.delete')}" in shown
     assert f"**/mod help** — {render('discord.mod.command.help', 'ru')}" in russian
-    assert "/imagine" not in shown and len(shown.splitlines()) == 14
+    assert "/imagine" not in shown and len(shown.splitlines()) == 17
     assert f"**/mod tier** — {render('discord.mod.command.tier')}" in shown
 
 

@@ -1,10 +1,11 @@
-"""Zoom out, pan, remix and aspect ratios on Discord end to end: the real discord.py client against the fake,
+"""Zoom out, pan, remix, aspect ratios and styles on Discord end to end: the real discord.py client against the fake,
 the core and the tiny model."""
 
 from __future__ import annotations
 
 import test_discord
 from test_discord import ALICE, ALICE_ID, StartBot, buttons, png
+from test_discord_moderation import CAROL, ask
 
 from bots.texts import render
 
@@ -69,3 +70,31 @@ async def test_imagine_offers_aspect_ratios(start_bot: StartBot) -> None:
     )
     job = await bot.core.db.get_job((await bot.link_of(result)).job_id)
     assert job is not None and (job.parameters["width"], job.parameters["height"]) == (64, 128)
+
+
+async def test_server_admins_add_styles_that_imagine_takes_by_name(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    added = await ask(
+        bot, "mod style add", {"name": "ink", "prompt": "ink of {prompt}", "negative": "photo"}, member=CAROL
+    )
+    assert added == render("moderation.style_added", name="ink", prompt="ink of {prompt}")
+    negative = await ask(bot, "mod negative", {"text": "watermark"}, member=CAROL)
+    assert negative == render("moderation.negative_set", negative="watermark")
+    listed = await ask(bot, "styles", member=ALICE)
+    assert "ink: ink of {prompt} (keeps out: photo)" in listed and "watermark" in listed
+    result = await bot.result_of(await bot.fake.command("imagine", {"prompt": "a fox", "style": "ink"}, member=ALICE))
+    job = await bot.core.db.get_job((await bot.link_of(result)).job_id)
+    assert job is not None and (job.prompt, job.parameters["prompt"]) == ("a fox", "ink of a fox")
+    assert job.negative_prompt == "photo, watermark"
+    cleared = await ask(bot, "mod negative", {}, member=CAROL)
+    assert cleared == render("moderation.negative_cleared")
+
+
+async def test_the_template_option_shows_the_placeholder_as_typed_in_every_language(start_bot: StartBot) -> None:
+    bot = await start_bot(sync_commands=True)
+    mod = next(command for command in bot.fake.commands[None] if command["name"] == "mod")
+    style = next(option for option in mod["options"] if option["name"] == "style")
+    add = next(option for option in style["options"] if option["name"] == "add")
+    template = next(option for option in add["options"] if option["name"] == "prompt")
+    described = [template["description"], *template["description_localizations"].values()]
+    assert len(described) == 19 and all("{prompt}" in text and "{{" not in text for text in described)

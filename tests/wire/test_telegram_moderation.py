@@ -89,6 +89,10 @@ async def test_a_member_is_refused_every_moderation_command_and_others_jobs(star
         "/modlog",
         "/modlog csv",
         f"/purge {ANN}",
+        "/addstyle ink ink drawing of {prompt}",
+        "/removestyle ink",
+        "/negative text",
+        "/negative",
     ]
     for command in commands:
         assert await ask(bot, bot.bob, group, command) == REFUSED, command

@@ -1,11 +1,12 @@
-"""Zoom out, pan, remix and aspect ratios on Telegram end to end: the real python-telegram-bot client against the
-fake Bot API, through the real core and the tiny model."""
+"""Zoom out, pan, remix, aspect ratios and styles on Telegram end to end: the real python-telegram-bot client
+against the fake Bot API, through the real core and the tiny model."""
 
 from __future__ import annotations
 
 import test_telegram
 from PIL import Image
 from test_telegram import ANN, Bot, Start, jpeg
+from test_telegram_moderation import ask
 
 from bots.texts import render
 from storage.records import JobState
@@ -99,3 +100,33 @@ async def test_an_aspect_ratio_sets_the_size_and_a_size_beside_it_is_refused(sta
     [job_id] = await bot.job_ids(1)
     job = await bot.stack.db.get_job(job_id)
     assert job is not None and (job.parameters["width"], job.parameters["height"]) == (128, 64)
+
+
+async def test_group_admins_add_styles_and_a_negative_prompt_that_members_requests_get(start: Start) -> None:
+    bot: Bot = await start()
+    group = bot.fake.group(-1001)
+    bot.fake.admin(group, bot.ann, creator=True)
+    added = await ask(bot, bot.ann, group, "/addstyle Ink ink drawing of {prompt} --neg colour, photo")
+    assert added == render("moderation.style_added", name="ink", prompt="ink drawing of {prompt}")
+    assert await ask(bot, bot.ann, group, "/negative text, watermark") == render(
+        "moderation.negative_set", negative="text, watermark"
+    )
+    assert await ask(bot, bot.bob, group, "/addstyle mine x {prompt}") == render("moderation.not_allowed")
+    listed = await ask(bot, bot.bob, group, "/styles")
+    assert "ink: ink drawing of {prompt} (keeps out: colour, photo)" in listed and "noir: " in listed
+    assert render("styles.community_negative", negative="text, watermark") in listed
+    bot.fake.text(bot.bob, group, "/imagine a lighthouse --style ink")
+    await bot.images_in(-1001, 1)
+    [job_id] = await bot.job_ids(1)
+    job = await bot.stack.db.get_job(job_id)
+    assert job is not None and job.prompt == "a lighthouse"
+    assert (job.parameters["prompt"], job.negative_prompt) == (
+        "ink drawing of a lighthouse",
+        "colour, photo, text, watermark",
+    )
+    unknown = await ask(bot, bot.bob, group, "/imagine a lighthouse --style baroque")
+    assert unknown.startswith(
+        render("style.unknown", name="baroque", known="anime, cinematic, ink, noir, photo, pixel-art, watercolour")[:40]
+    )
+    assert await ask(bot, bot.ann, group, "/removestyle ink") == render("moderation.style_removed", name="ink")
+    assert "ink:" not in await ask(bot, bot.bob, group, "/styles")
