@@ -98,8 +98,8 @@ def build_request(
         prompt = ""
     elif operation is Operation.OUTPAINT:
         options = {"image": photo, "zoom": OUTPAINT_ZOOM}  # the canvas, 2x the source's side, sets the size
-    elif operation is Operation.REMIX:
-        options = {"image": photo, "strength": STRENGTH}
+    elif operation in (Operation.REMIX, Operation.DEPTH):
+        options = {"image": photo} | ({"strength": STRENGTH} if operation is Operation.REMIX else {})
     if operation is not Operation.OUTPAINT:
         options.update(width=SIZE, height=SIZE)
     return make_request(
@@ -155,21 +155,24 @@ def pipeline_weights(models: KandinskyModels) -> dict[str, tuple[int, int]]:
 
     Tensors are identified by their data pointer, so a weight shared between pipelines counts once in
     the second figure; the sum of the first is what loading every pipeline separately would take.
-    Calling `models.inpaint_pipeline()` loads the inpaint decoder if it is not loaded yet.
+    Calling `models.inpaint_pipeline()` and `models.depth.get()` load those models if they are not loaded yet.
     """
-    pipelines = {
+    pipelines: dict[str, Any] = {
         "prior": models.prior,
         "remix": models.remix_prior,
         "decoder": models.decoder,
         "img2img": models.img2img,
         "inpaint": models.inpaint_pipeline(),
+        "depth": models.depth.get().decoder,
+        "depth estimator": models.depth.get().estimator,
     }
     seen: set[int] = set()
     figures: dict[str, tuple[int, int]] = {}
     for name, pipe in pipelines.items():
+        modules = [pipe] if isinstance(pipe, torch.nn.Module) else list(pipe.components.values())
         tensors = {
             parameter.data_ptr(): parameter.numel() * parameter.element_size()
-            for module in pipe.components.values()
+            for module in modules
             if isinstance(module, torch.nn.Module)
             for parameter in module.parameters()
         }
@@ -260,6 +263,8 @@ def print_latency(
             note = f" (zoom {OUTPAINT_ZOOM:g}: the inpaint decoder paints a {request.width}x{request.height} canvas)"
         elif operation is Operation.REMIX:
             note = f" (strength {STRENGTH}: the prior runs {request.prior_denoising_steps} of {PRIOR_STEPS} steps)"
+        elif operation is Operation.DEPTH:
+            note = " (the depth map by the tiny DPT, then the ControlNet decoder from noise)"
         print(f"  {operation:<8} {latency_s[operation]:7.3f} s  {total_steps([request])} denoiser calls{note}")
 
 

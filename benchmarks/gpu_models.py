@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import torch
 from diffusers import (
     DDPMScheduler,
+    KandinskyV22ControlnetPipeline,
     KandinskyV22InpaintPipeline,
     KandinskyV22Pipeline,
     KandinskyV22PriorPipeline,
@@ -55,6 +56,12 @@ class Architecture:
     inpaint_unet: Mapping[str, Any]
     movq: Mapping[str, Any]
     decoder_scheduler: Mapping[str, Any]
+
+    @property
+    def controlnet_unet(self) -> dict[str, Any]:
+        """The depth ControlNet decoder's UNet: the decoder's, with the hint's 4 channels beside the latents' and
+        the hint embedding (kandinsky-2-2-controlnet-depth's config is not among the fixtures)."""
+        return {**self.unet, "in_channels": 8, "addition_embed_type": "image_hint"}
 
 
 def real_architecture() -> Architecture:
@@ -100,6 +107,7 @@ class Components:
     image_encoder: CLIPVisionModelWithProjection
     unet: UNet2DConditionModel
     inpaint_unet: UNet2DConditionModel
+    controlnet_unet: UNet2DConditionModel
     movq: VQModel
 
     def parameters_m(self) -> dict[str, float]:
@@ -122,6 +130,7 @@ def build(architecture: Architecture, device: torch.device, dtype: torch.dtype) 
         image_encoder=make(lambda: CLIPVisionModelWithProjection(architecture.image_encoder)),
         unet=make(lambda: UNet2DConditionModel.from_config(architecture.unet)),
         inpaint_unet=make(lambda: UNet2DConditionModel.from_config(architecture.inpaint_unet)),
+        controlnet_unet=make(lambda: UNet2DConditionModel.from_config(architecture.controlnet_unet)),
         movq=make(lambda: VQModel.from_config(architecture.movq)),
     )
 
@@ -145,8 +154,16 @@ def assemble(parts: Components, placement: Placement) -> KandinskyModels:
         scheduler = DDPMScheduler.from_config(architecture.decoder_scheduler)
         return KandinskyV22InpaintPipeline(unet=parts.inpaint_unet, scheduler=scheduler, movq=movq)
 
-    models = KandinskyModels(prior, decoder, load_inpaint, placement)
-    models.inpaint_pipeline()  # everything loaded, as with `preload_inpaint`
+    def load_depth(movq: VQModel) -> tuple[Any, Any, KandinskyV22ControlnetPipeline]:
+        """The tiny depth estimator: DPT-Hybrid's config is not among the fixtures (its time is the map's only)."""
+        scheduler = DDPMScheduler.from_config(architecture.decoder_scheduler)
+        estimator, processor = tiny.depth_estimator(0)
+        controlnet = KandinskyV22ControlnetPipeline(unet=parts.controlnet_unet, scheduler=scheduler, movq=movq)
+        return estimator, processor, controlnet
+
+    models = KandinskyModels(prior, decoder, load_inpaint, placement, load_depth)
+    models.inpaint_pipeline()  # everything loaded, as with `preload_inpaint` and `preload_depth`
+    models.depth.get()
     return models
 
 

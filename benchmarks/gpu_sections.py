@@ -171,6 +171,7 @@ def request(operation: Operation, defaults: GenerationDefaults, seed: int = 1) -
         Operation.MIX: {"mix": [prompt, photo], "weights": [0.5, 0.5]},
         Operation.OUTPAINT: {"image": photo, "zoom": 2.0},  # the Zoom out 2x button: a 1024x1024 canvas
         Operation.REMIX: {"image": photo},
+        Operation.DEPTH: {"image": photo},
     }
     if operation is Operation.MIX:
         prompt = ""

@@ -32,7 +32,7 @@ from generation.errors import EaselError
 
 log = logging.getLogger("easel")
 
-OPERATIONS = ["txt2img", "img2img", "inpaint", "mix", "outpaint", "remix"]
+OPERATIONS = ["txt2img", "img2img", "inpaint", "mix", "outpaint", "remix", "depth"]
 PANS = ["left", "right", "up", "down"]
 """`generation.requests.Operation` and `generation.outpainting.Pan`, spelt out so that `easel --help` loads no
 imaging library (tests/unit/test_cli_choices.py holds them equal)."""
@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--prior-steps", type=int)
     generate.add_argument("--guidance", type=float, help="decoder guidance scale")
     generate.add_argument("--prior-guidance", type=float, help="prior guidance scale")
-    generate.add_argument("--strength", type=float, help="img2img and remix: how much to change, 0-1")
+    generate.add_argument(
+        "--strength", type=float, help="img2img, remix: how much to change, 0-1; depth: start from the image too"
+    )
     zoom_or_pan = generate.add_mutually_exclusive_group()
     zoom_or_pan.add_argument("--zoom", type=float, help="outpaint: zoom out by 1.1 to 2 (1.5, 2)")
     zoom_or_pan.add_argument("--pan", choices=PANS, help="outpaint: extend the image this way")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from generation.config import Limits
+from generation.errors import InvalidRequest
 
 GRID = 64
 WIDEST = 4.0
@@ -37,3 +38,17 @@ def aspect_size(ratio: tuple[int, int], area: int, limits: Limits) -> tuple[int,
 def within_range(ratio: tuple[int, int]) -> bool:
     width, height = ratio
     return width > 0 and height > 0 and 1 / WIDEST <= width / height <= WIDEST
+
+
+def requested_size(
+    ratio: tuple[int, int], sized_by_image: bool, width: int | None, height: int | None, area: int, limits: Limits
+) -> tuple[int, int]:
+    """The size `--ar` stands for in a request; never beside a size, nor for an outpaint, which its image sizes."""
+    shown = f"{ratio[0]}:{ratio[1]}"
+    if sized_by_image:
+        raise InvalidRequest("unexpected", "aspect", shown, "outpaint_sized_by_image")
+    if width is not None or height is not None:
+        raise InvalidRequest("unexpected", "aspect", shown, "size_or_aspect")
+    if not within_range(ratio):
+        raise InvalidRequest("out_of_range", "aspect", shown, "aspect_range", low=f"1:{WIDEST:g}", high=f"{WIDEST:g}:1")
+    return aspect_size(ratio, area, limits)

@@ -24,6 +24,9 @@ class ModelSettings(_Section):
     prior: str = "kandinsky-community/kandinsky-2-2-prior"
     decoder: str = "kandinsky-community/kandinsky-2-2-decoder"
     inpaint_decoder: str = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
+    controlnet_depth_decoder: str = "kandinsky-community/kandinsky-2-2-controlnet-depth"
+    depth_estimator: str = "Intel/dpt-hybrid-midas"
+    """Any transformers depth-estimation model; DPT-Hybrid MiDaS is what the depth ControlNet's examples use."""
     cache_dir: str | None = None
     local_files_only: bool = False
     device: str = Field(default="auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -34,6 +37,7 @@ class ModelSettings(_Section):
     channels_last: bool = False
     compile: bool = False
     preload_inpaint: bool = False
+    preload_depth: bool = False
     threads: int = Field(default=0, ge=0)
     tiny_seed: int = Field(default=0, ge=0)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import accumulate
 from typing import Any, Protocol
@@ -27,7 +27,9 @@ import torch
 from PIL import Image
 
 from generation.config import PreviewSettings
+from generation.embeddings import Row, generators, mix_embeddings, remix_embeddings, text_embeddings
 from generation.errors import GenerationCancelled
+from generation.lazy import LazyLoad
 from generation.models import KandinskyModels
 from generation.previews import Judged, Preview, Previewer, decode_small
 from generation.requests import GenerationRequest, MixItem, Operation
@@ -62,14 +64,6 @@ class GenerationResult:
     translation: PromptTranslation | None = None
     nsfw_scores: tuple[float, ...] = ()
     input_nsfw_score: float | None = None
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One image to make: the request it belongs to and its own seed."""
-
-    request: GenerationRequest
-    seed: int
 
 
 class _StepCounter:
@@ -107,11 +101,6 @@ def check_batch(batch: Sequence[GenerationRequest]) -> None:
         raise ValueError(f"requests cannot share a pipeline call: {[r.operation for r in batch]}")
 
 
-def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
-    """CPU generators: the same seed gives the same image on any device."""
-    return [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-
-
 class Engine:
     def __init__(
         self,
@@ -127,12 +116,20 @@ class Engine:
 
     def prepare(self, request: GenerationRequest) -> None:
         """A job was queued: a model that only its operation needs starts loading now, not when its turn comes."""
-        if request.operation.inpaints:
-            self.models.load_inpaint_soon()
+        lazy = self._lazy(request.operation)
+        if lazy is not None:
+            lazy.soon()
 
     def ready(self, request: GenerationRequest) -> bool:
-        """Whether the models the request needs are loaded (until then the worker runs other jobs)."""
-        return not request.operation.inpaints or self.models.inpaint_loaded
+        """Whether the job may run: the models only its operation needs are loaded, or their load ahead failed (the
+        job then tries once more and fails with the reason). Until then the worker runs other jobs."""
+        lazy = self._lazy(request.operation)
+        return lazy is None or lazy.settled
+
+    def _lazy(self, operation: Operation) -> LazyLoad[Any] | None:
+        if operation.inpaints:
+            return self.models.inpaint
+        return self.models.depth if operation is Operation.DEPTH else None
 
     def generate(
         self,
@@ -153,7 +150,7 @@ class Engine:
             request if translation is None else _in_english(request, translation)
             for request, translation in zip(batch, translations, strict=True)
         ]
-        rows = [_Row(request, seed) for request in english for seed in request.seeds]
+        rows = [Row(request, seed) for request in english for seed in request.seeds]
         counter = _StepCounter(total_steps(batch), on_progress, should_cancel)
         input_scores = self._input_scores(batch)
         previewer = self._previewer(batch, counter, on_progress, Judged(input_scores, translations))
@@ -228,6 +225,8 @@ class Engine:
         settings = self.previews
         if settings is None or not settings.enabled or on_progress is None or self.models.placement.cpu_offload:
             return None
+        if batch[0].operation is Operation.DEPTH:
+            return None  # the ControlNet pipelines take no step-end callback
         size, movq, safety, report = settings.size, self.models.decoder.movq, self.safety, on_progress
         first_rows = [0, *accumulate(request.count for request in batch)][:-1]
         return Previewer(
@@ -243,6 +242,8 @@ class Engine:
     def _hooked(self, counter: _StepCounter, operation: Operation) -> Iterator[None]:
         if operation.inpaints:
             unet = self.models.inpaint_pipeline().unet
+        elif operation is Operation.DEPTH:
+            unet = self.models.depth.get().decoder.unet
         else:
             unet = self.models.decoder.unet
         handles = [module.register_forward_pre_hook(counter) for module in (self.models.prior.prior, unet)]
@@ -252,14 +253,14 @@ class Engine:
             for handle in handles:
                 handle.remove()
 
-    def _run(self, operation: Operation, rows: list[_Row], previewer: Previewer | None) -> list[Image.Image]:
+    def _run(self, operation: Operation, rows: list[Row], previewer: Previewer | None) -> list[Image.Image]:
         head = rows[0].request
         if operation is Operation.MIX:
-            embeds, negative = self._mix_embeddings(head)
+            embeds, negative = mix_embeddings(self.models.prior, head)
         elif operation is Operation.REMIX:
-            embeds, negative = self._remix_embeddings(head)
+            embeds, negative = remix_embeddings(self.models.remix_prior, head)
         else:
-            embeds, negative = self._text_embeddings(rows)
+            embeds, negative = text_embeddings(self.models.prior, rows)
         common: dict[str, Any] = {
             "image_embeds": embeds,
             "negative_image_embeds": negative,
@@ -267,21 +268,24 @@ class Engine:
             "height": head.height,
             "num_inference_steps": head.steps,
             "guidance_scale": head.guidance_scale,
-            "generator": _generators([row.seed for row in rows]),
+            "generator": generators([row.seed for row in rows]),
             "output_type": "np",
         }
+        if previewer is None:
+            return self._decode(operation, rows, common)
         decoder = self.models.inpaint_pipeline() if operation.inpaints else self.models.decoder
-        if previewer is not None:
-            common["callback_on_step_end"] = previewer.step_end
-            if operation.inpaints:
-                common["callback_on_step_end_tensor_inputs"] = INPAINT_PREVIEW_TENSORS
-        with previewer.predicting(decoder.scheduler) if previewer is not None else nullcontext():
+        common["callback_on_step_end"] = previewer.step_end
+        if operation.inpaints:
+            common["callback_on_step_end_tensor_inputs"] = INPAINT_PREVIEW_TENSORS
+        with previewer.predicting(decoder.scheduler):
             return self._decode(operation, rows, common)
 
-    def _decode(self, operation: Operation, rows: list[_Row], common: dict[str, Any]) -> list[Image.Image]:
+    def _decode(self, operation: Operation, rows: list[Row], common: dict[str, Any]) -> list[Image.Image]:
         head = rows[0].request
         if operation is Operation.IMG2IMG:
             pixels = self.models.img2img(image=[row.request.image for row in rows], strength=head.strength, **common)
+        elif operation is Operation.DEPTH:
+            pixels = self._depth(rows, common)
         elif operation.inpaints:
             assert head.image is not None and head.mask is not None
             inpaint = self.models.inpaint_pipeline()
@@ -291,57 +295,14 @@ class Engine:
             pixels = self.models.decoder(**common)
         return [_to_pil(image) for image in pixels.images]
 
-    def _text_embeddings(self, rows: list[_Row]) -> tuple[torch.Tensor, torch.Tensor]:
-        head = rows[0].request
-        prompts = [row.request.prompt for row in rows]
-        seeds = [row.seed for row in rows]
-        negatives = None
-        if head.negative_prompt:
-            negatives = [row.request.negative_prompt for row in rows]
-            seeds = seeds + seeds  # the prior runs the negatives as extra rows
-        output = self.models.prior(
-            prompt=prompts,
-            negative_prompt=negatives,
-            num_inference_steps=head.prior_steps,
-            guidance_scale=head.prior_guidance_scale,
-            generator=_generators(seeds),
-            output_type="pt",
-        )
-        return output.image_embeds, output.negative_image_embeds
-
-    def _remix_embeddings(self, request: GenerationRequest) -> tuple[torch.Tensor, torch.Tensor]:
-        """The image's own embedding moved towards the prompt by the prior (emb2emb). Without a negative prompt
-        its negative is the embedding of a blank image, as the decoder expects, not `interpolate`'s random one."""
-        seeds = list(request.seeds)
-        negatives = None
-        if request.negative_prompt:
-            negatives = [request.negative_prompt] * request.count
-            seeds = seeds + seeds
-        output = self.models.remix_prior(
-            prompt=[request.prompt] * request.count,
-            image=[request.image] * request.count,
-            strength=request.strength,
-            negative_prompt=negatives,
-            num_inference_steps=request.prior_steps,
-            guidance_scale=request.prior_guidance_scale,
-            generator=_generators(seeds),
-            output_type="pt",
-        )
-        return output.image_embeds, output.negative_image_embeds
-
-    def _mix_embeddings(self, request: GenerationRequest) -> tuple[torch.Tensor, torch.Tensor]:
-        prior = self.models.prior
-        output = prior.interpolate(
-            [item.text if item.text is not None else item.image for item in request.mix],
-            [item.weight for item in request.mix],
-            num_images_per_prompt=request.count,
-            num_inference_steps=request.prior_steps,
-            generator=_generators(request.seeds),
-            negative_prompt=request.negative_prompt,
-            guidance_scale=request.prior_guidance_scale,
-            device=prior._execution_device,
-        )
-        return output.image_embeds, output.negative_image_embeds
+    def _depth(self, rows: list[Row], common: dict[str, Any]) -> Any:
+        """The ControlNet decoder following each image's depth map: from noise, or from the image at a strength."""
+        head, depth = rows[0].request, self.models.depth.get()
+        images = [row.request.image for row in rows]
+        hint = depth.hints(images, head.width, head.height).to(self.models.device, self.models.placement.dtype)
+        if head.strength is None:
+            return depth.decoder(hint=hint, **common)
+        return depth.img2img(image=images, strength=head.strength, hint=hint, **common)
 
 
 def _texts(request: GenerationRequest) -> list[str]:

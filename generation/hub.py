@@ -56,6 +56,8 @@ def sources(model: ModelSettings, translation: TranslationSettings, safety: Safe
             Source("model.prior", model.prior),
             Source("model.decoder", model.decoder, ("unet", "movq", "scheduler")),
             Source("model.inpaint_decoder", model.inpaint_decoder, ("unet", "scheduler")),  # the decoder's MoVQ
+            Source("model.controlnet_depth_decoder", model.controlnet_depth_decoder, ("unet", "scheduler")),
+            Source("model.depth_estimator", model.depth_estimator),
         ]
     if translation.enabled and not uses_tiny(translation.preset, model):
         found.append(Source("translation.model", translation.model))

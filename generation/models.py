@@ -3,14 +3,12 @@
 The prior (with its text and image encoders) serves every operation, remix through its emb2emb form; the
 decoder's UNet and MoVQ serve txt2img, img2img and remix; the inpaint decoder brings only its own 9-channel UNet
 and borrows the MoVQ, and is loaded the first time an inpaint or outpaint is asked for unless `preload_inpaint`
-is set.
+is set; the depth ControlNet decoder (its UNet, borrowing the MoVQ too) and the depth estimator likewise for depth.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -18,6 +16,8 @@ from typing import Any, TypeVar, cast
 import torch
 from diffusers import (
     DiffusionPipeline,
+    KandinskyV22ControlnetImg2ImgPipeline,
+    KandinskyV22ControlnetPipeline,
     KandinskyV22Img2ImgPipeline,
     KandinskyV22InpaintPipeline,
     KandinskyV22Pipeline,
@@ -29,7 +29,10 @@ from diffusers.image_processor import VaeImageProcessor
 
 from generation import tiny
 from generation.config import ModelSettings
+from generation.depth import DepthModels
+from generation.errors import ModelLoadError
 from generation.hub import load_failure
+from generation.lazy import LazyLoad
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ PipelineT = TypeVar("PipelineT", bound=DiffusionPipeline)
 _PRIORS = (KandinskyV22PriorPipeline, KandinskyV22PriorEmb2EmbPipeline)
 """Pipelines without a UNet: attention slicing has nothing to slice in them."""
 InpaintLoader = Callable[[VQModel], KandinskyV22InpaintPipeline]
+DepthLoader = Callable[[VQModel], tuple[Any, Any, KandinskyV22ControlnetPipeline]]
+"""Given the MoVQ to share: the depth estimator, its image processor and the ControlNet decoder."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class Placement:
         return cast(torch.nn.Module, torch.compile(unet, backend=self.compile_backend))
 
 
-def _keep_input_size(img2img: KandinskyV22Img2ImgPipeline) -> None:
+def _keep_input_size(img2img: KandinskyV22Img2ImgPipeline | KandinskyV22ControlnetImg2ImgPipeline) -> None:
     """Stop img2img from resizing its input image, because diffusers 0.42.1 swaps the size it resizes to.
 
     `pipeline_kandinsky2_2_img2img.py` calls `image_processor.preprocess(i, width, height)`, whose signature is
@@ -130,6 +135,7 @@ class KandinskyModels:
         decoder: KandinskyV22Pipeline,
         load_inpaint: InpaintLoader,
         placement: Placement,
+        load_depth: DepthLoader | None = None,
     ) -> None:
         self.placement = placement
         self.prior = prior
@@ -141,9 +147,9 @@ class KandinskyModels:
             placement.apply(pipe)
         decoder.unet = self.img2img.unet = placement.tune_unet(decoder.unet)
         self._load_inpaint = load_inpaint
-        self._inpaint: KandinskyV22InpaintPipeline | None = None
-        self._inpaint_lock = threading.Lock()
-        self._loader: threading.Thread | None = None
+        self._load_depth = load_depth
+        self.inpaint = LazyLoad("the inpaint decoder", self._placed_inpaint)
+        self.depth = LazyLoad("the depth ControlNet decoder and depth estimator", self._placed_depth)
 
     @property
     def device(self) -> torch.device:
@@ -151,38 +157,31 @@ class KandinskyModels:
 
     @property
     def inpaint_loaded(self) -> bool:
-        return self._inpaint is not None
+        return self.inpaint.loaded
 
     def inpaint_pipeline(self) -> KandinskyV22InpaintPipeline:
-        """The inpaint pipeline, loading its decoder on the first call (or waiting for `load_inpaint_soon`'s)."""
-        with self._inpaint_lock:
-            if self._inpaint is None:
-                log.info("loading the inpaint decoder")
-                began = time.monotonic()
-                pipe = self._load_inpaint(self.decoder.movq)
-                self.placement.apply(pipe)
-                pipe.unet = self.placement.tune_unet(pipe.unet)
-                self._inpaint = pipe
-                log.info("inpaint decoder loaded in %.1f s", time.monotonic() - began)
-            return self._inpaint
+        """The inpaint pipeline, loading its decoder on the first call (or waiting for the load started ahead)."""
+        return self.inpaint.get()
 
-    def load_inpaint_soon(self) -> None:
-        """Start loading the inpaint decoder on a thread of its own, once: an inpaint job has just been queued,
-        and the batches ahead of it run on the engine's thread meanwhile instead of waiting for the load. A load
-        that fails is logged here and tried again (and reported to its job) when the job runs."""
-        with self._inpaint_lock:
-            if self._inpaint is not None or self._loader is not None:
-                return
-            self._loader = threading.Thread(target=self._load_quietly, name="easel-model-loader", daemon=True)
-            self._loader.start()
+    def _placed_inpaint(self) -> KandinskyV22InpaintPipeline:
+        pipe = self._load_inpaint(self.decoder.movq)
+        self.placement.apply(pipe)
+        pipe.unet = self.placement.tune_unet(pipe.unet)
+        return pipe
 
-    def _load_quietly(self) -> None:
-        try:
-            self.inpaint_pipeline()
-        except Exception:
-            log.exception("loading the inpaint decoder ahead of its first job failed")
-        finally:
-            self._loader = None
+    def _placed_depth(self) -> DepthModels:
+        """The ControlNet decoder (borrowing the MoVQ), its img2img form sharing its UNet, and the estimator."""
+        if self._load_depth is None:
+            raise ModelLoadError("depth-guided generation is not set up in this process")
+        estimator, processor, decoder = self._load_depth(self.decoder.movq)
+        parts = {"unet": decoder.unet, "scheduler": decoder.scheduler, "movq": decoder.movq}
+        img2img = KandinskyV22ControlnetImg2ImgPipeline(**parts)
+        _keep_input_size(img2img)
+        for pipe in (decoder, img2img):
+            self.placement.apply(pipe)
+        decoder.unet = img2img.unet = self.placement.tune_unet(decoder.unet)
+        estimator.to(device=self.placement.device, dtype=self.placement.dtype).eval()
+        return DepthModels(estimator, processor, decoder, img2img)
 
 
 def load_models(settings: ModelSettings) -> KandinskyModels:
@@ -195,6 +194,8 @@ def load_models(settings: ModelSettings) -> KandinskyModels:
         models = _pretrained_models(settings, placement)
     if settings.preload_inpaint:
         models.inpaint_pipeline()
+    if settings.preload_depth:
+        models.depth.get()
     log.info("model %s ready on %s (%s)", settings.preset, placement.device, placement.dtype)
     return models
 
@@ -213,7 +214,28 @@ def _pretrained_models(settings: ModelSettings, placement: Placement) -> Kandins
         inpaint = {**options, "movq": movq}
         return _from_pretrained(KandinskyV22InpaintPipeline, "model.inpaint_decoder", settings.inpaint_decoder, inpaint)
 
-    return KandinskyModels(prior, decoder, load_inpaint, placement)
+    def load_depth(movq: VQModel) -> tuple[Any, Any, KandinskyV22ControlnetPipeline]:
+        source = settings.controlnet_depth_decoder
+        controlnet = _from_pretrained(
+            KandinskyV22ControlnetPipeline, "model.controlnet_depth_decoder", source, {**options, "movq": movq}
+        )
+        estimator, processor = _depth_estimator(settings)
+        return estimator, processor, controlnet
+
+    return KandinskyModels(prior, decoder, load_inpaint, placement, load_depth)
+
+
+def _depth_estimator(settings: ModelSettings) -> tuple[Any, Any]:
+    """Any transformers depth-estimation model and its image processor (the slow one, which needs no torchvision)."""
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    options = {"cache_dir": settings.cache_dir, "local_files_only": settings.local_files_only}
+    try:
+        model = AutoModelForDepthEstimation.from_pretrained(settings.depth_estimator, **options)
+        processor = AutoImageProcessor.from_pretrained(settings.depth_estimator, use_fast=False, **options)
+    except (OSError, ValueError) as error:
+        raise load_failure("model.depth_estimator", settings.depth_estimator, error, "depth estimator") from error
+    return model, processor
 
 
 def _from_pretrained(pipeline: type[PipelineT], setting: str, source: str, options: dict[str, Any]) -> PipelineT:
@@ -242,4 +264,10 @@ def _tiny_models(seed: int, placement: Placement) -> KandinskyModels:
             unet=tiny.unet(seed + 5, in_channels=9), scheduler=tiny.decoder_scheduler(), movq=movq
         )
 
-    return KandinskyModels(prior, decoder, load_inpaint, placement)
+    def load_depth(movq: VQModel) -> tuple[Any, Any, KandinskyV22ControlnetPipeline]:
+        unet = tiny.unet(seed + 6, in_channels=8, addition="image_hint")
+        controlnet = KandinskyV22ControlnetPipeline(unet=unet, scheduler=tiny.decoder_scheduler(), movq=movq)
+        estimator, processor = tiny.depth_estimator(seed + 7)
+        return estimator, processor, controlnet
+
+    return KandinskyModels(prior, decoder, load_inpaint, placement, load_depth)

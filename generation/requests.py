@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from generation.aspect import WIDEST, aspect_size, within_range
+from generation.aspect import requested_size
 from generation.config import GenerationDefaults, Limits
 from generation.errors import InvalidRequest
 from generation.images import MaskSpec, build_mask, fit, fitted_size, to_rgb
@@ -36,6 +36,7 @@ class Operation(StrEnum):
     MIX = "mix"
     OUTPAINT = "outpaint"
     REMIX = "remix"
+    DEPTH = "depth"
 
     @property
     def inpaints(self) -> bool:
@@ -43,8 +44,11 @@ class Operation(StrEnum):
         return self in (Operation.INPAINT, Operation.OUTPAINT)
 
 
-IMAGE_OPERATIONS = frozenset({Operation.IMG2IMG, Operation.INPAINT, Operation.OUTPAINT, Operation.REMIX})
-STRENGTH_OPERATIONS = frozenset({Operation.IMG2IMG, Operation.REMIX})
+IMAGE_OPERATIONS = frozenset(
+    {Operation.IMG2IMG, Operation.INPAINT, Operation.OUTPAINT, Operation.REMIX, Operation.DEPTH}
+)
+STRENGTH_OPERATIONS = frozenset({Operation.IMG2IMG, Operation.REMIX, Operation.DEPTH})
+"""Depth takes a strength only when it should start from its image too (without one, it starts from noise)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,8 +94,8 @@ class GenerationRequest:
 
     @property
     def denoising_steps(self) -> int:
-        """Decoder steps actually run: img2img skips the part of the schedule its strength keeps."""
-        if self.operation is Operation.IMG2IMG and self.strength is not None:
+        """Decoder steps actually run: img2img (and depth with a strength) skips the part its strength keeps."""
+        if self.operation in (Operation.IMG2IMG, Operation.DEPTH) and self.strength is not None:
             return min(int(self.steps * self.strength), self.steps)
         return self.steps
 
@@ -193,7 +197,8 @@ def make_request(
     source = _input_image(operation, image)
     direction = _outpaint(operation, zoom, pan)
     if aspect is not None:
-        width, height = _aspect(operation, aspect, width, height, defaults, limits)
+        area = defaults.width * defaults.height
+        width, height = requested_size(aspect, operation is Operation.OUTPAINT, width, height, area, limits)
     placed = None
     if operation is Operation.OUTPAINT:
         assert source is not None
@@ -233,10 +238,10 @@ def make_request(
     seed = secrets.randbelow(SEED_LIMIT) if seed is None else _int_in("seed", seed, 0, SEED_LIMIT - 1)
 
     resolved_strength = None
-    if operation in STRENGTH_OPERATIONS:
-        default = defaults.strength if operation is Operation.IMG2IMG else defaults.remix_strength
+    default = {Operation.IMG2IMG: defaults.strength, Operation.REMIX: defaults.remix_strength}.get(operation)
+    if operation in STRENGTH_OPERATIONS and (strength is not None or default is not None):
         resolved_strength = _float_in("strength", strength if strength is not None else default, 0.0, 1.0)
-        scheduled = steps if operation is Operation.IMG2IMG else prior_steps
+        scheduled = prior_steps if operation is Operation.REMIX else steps
         if int(scheduled * resolved_strength) < 1:
             raise InvalidRequest(
                 "out_of_range", "strength", resolved_strength, "min_strength", steps=scheduled, strength=1 / scheduled
@@ -317,25 +322,6 @@ def _outpaint(operation: Operation, zoom: float | None, pan: Pan | str | None) -
         return Pan(pan)
     except ValueError:
         raise InvalidRequest("unknown", "pan", pan, "one_of", choices=", ".join(p.value for p in Pan)) from None
-
-
-def _aspect(
-    operation: Operation,
-    aspect: tuple[int, int],
-    width: int | None,
-    height: int | None,
-    defaults: GenerationDefaults,
-    limits: Limits,
-) -> tuple[int, int]:
-    """The size an aspect ratio stands for, at about the default number of pixels; never beside a size."""
-    shown = f"{aspect[0]}:{aspect[1]}"
-    if operation is Operation.OUTPAINT:
-        raise InvalidRequest("unexpected", "aspect", shown, "outpaint_sized_by_image")
-    if width is not None or height is not None:
-        raise InvalidRequest("unexpected", "aspect", shown, "size_or_aspect")
-    if not within_range(aspect):
-        raise InvalidRequest("out_of_range", "aspect", shown, "aspect_range", low=f"1:{WIDEST:g}", high=f"{WIDEST:g}:1")
-    return aspect_size(aspect, defaults.width * defaults.height, limits)
 
 
 def _input_image(operation: Operation, image: Image.Image | None) -> Image.Image | None:

@@ -18,6 +18,9 @@ from transformers import (
     CLIPTokenizer,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
+    DPTConfig,
+    DPTForDepthEstimation,
+    DPTImageProcessor,
 )
 
 EMBEDDING_DIM = 32
@@ -107,13 +110,14 @@ def prior_scheduler() -> UnCLIPScheduler:
     )
 
 
-def unet(seed: int, in_channels: int) -> UNet2DConditionModel:
-    """The decoder UNet; 4 input channels for txt2img/img2img, 9 (latents, masked image, mask) for inpaint."""
+def unet(seed: int, in_channels: int, addition: str = "image") -> UNet2DConditionModel:
+    """The decoder UNet; 4 input channels for txt2img/img2img, 9 (latents, masked image, mask) for inpaint, 8
+    (latents and the depth hint's features, `addition="image_hint"`) for the depth ControlNet."""
     with _seeded(seed):
         return UNet2DConditionModel(
             in_channels=in_channels,
             out_channels=8,  # Kandinsky predicts a learned variance beside the noise
-            addition_embed_type="image",
+            addition_embed_type=addition,
             down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
             up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
             mid_block_type="UNetMidBlock2DSimpleCrossAttn",
@@ -163,3 +167,21 @@ def decoder_scheduler() -> DDPMScheduler:
         prediction_type="epsilon",
         thresholding=False,
     )
+
+
+def depth_estimator(seed: int) -> tuple[DPTForDepthEstimation, DPTImageProcessor]:
+    """A DPT depth estimator (the real default's family) on 32x32 inputs, and its image processor."""
+    config = DPTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=EMBEDDING_DIM,
+        num_hidden_layers=4,
+        backbone_out_indices=[0, 1, 2, 3],
+        num_attention_heads=4,
+        intermediate_size=37,
+        neck_hidden_sizes=[16, 16, 32, 32],
+        fusion_hidden_size=16,
+    )
+    with _seeded(seed):
+        model = DPTForDepthEstimation(config).eval()
+    return model, DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False)

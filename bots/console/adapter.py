@@ -173,8 +173,11 @@ class ConsoleAdapter:
     async def _remix(self, context: Context, rest: str) -> None:
         await self._transform(context, "remix", rest)
 
+    async def _depth(self, context: Context, rest: str) -> None:
+        await self._transform(context, "depth", rest)
+
     async def _transform(self, context: Context, operation: str, rest: str) -> None:
-        """`/edit`, `/outpaint`, `/remix`: PATH, then the prompt and its options."""
+        """`/edit`, `/outpaint`, `/remix`, `/depth`: PATH, then the prompt and its options."""
         (path,), text = _split_paths(rest, 1)
         parsed = parse_prompt(text)
         await self._submit(context, Ask(operation, parsed.prompt, parsed.options, image=await _read(path)))

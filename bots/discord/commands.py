@@ -92,6 +92,13 @@ def build_commands(settings: Settings) -> list[AppCommand]:
     ) -> None:
         await handlers_of(interaction).images.transform(interaction, "remix", image, prompt, Options(strength=strength))
 
+    @app_commands.command(name="depth", description=localized("discord.command.depth"))
+    @_describe("image", prompt="change", strength="depth_strength")
+    async def depth(
+        interaction: discord.Interaction, image: discord.Attachment, prompt: str, strength: float | None = None
+    ) -> None:
+        await handlers_of(interaction).images.transform(interaction, "depth", image, prompt, Options(strength=strength))
+
     @app_commands.command(name="inpaint", description=localized("discord.command.inpaint"))
     @_describe("image", "mask", "region", prompt="change")
     async def inpaint(
@@ -174,6 +181,7 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         edit,
         outpaint,
         remix,
+        depth,
         inpaint,
         mix,
         history,

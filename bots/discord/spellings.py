@@ -12,6 +12,7 @@ SPELLINGS: dict[str, str] = {
     "edit": "/edit",
     "outpaint": "/outpaint",
     "remix": "/remix",
+    "depth": "/depth",
     "inpaint": "/inpaint",
     "mix": "/mix",
     "history": "/history",

@@ -52,6 +52,7 @@ CATALOGUE: tuple[Command, ...] = (
     _user("edit", "submit", parse_prompt),
     _user("outpaint", "submit", parse_prompt),
     _user("remix", "submit", parse_prompt),
+    _user("depth", "submit", parse_prompt),
     _user("inpaint", "submit", parse_prompt),
     _user("mix", "submit", parse_prompt),
     _user("history", "history"),

@@ -181,15 +181,23 @@ class Handlers:
         await self._submit(context, Ask("outpaint", prompt, options, image=image))
 
     async def _remix(self, context: Context, message: Message, rest: str) -> None:
-        """`/remix prompt [--strength 0.5]` in reply to a photo (one of the bot's images keeps its lineage), or on
-        a photo: the picture's look moved towards the prompt."""
+        """`/remix prompt [--strength 0.5]` in reply to a photo, or on one: the picture's look moved towards the
+        prompt."""
+        await self._transform(context, message, rest, "remix")
+
+    async def _depth(self, context: Context, message: Message, rest: str) -> None:
+        """`/depth prompt [--strength 0.6]` in reply to a photo, or on one: its shape kept, the rest redrawn."""
+        await self._transform(context, message, rest, "depth")
+
+    async def _transform(self, context: Context, message: Message, rest: str, operation: str) -> None:
+        """An operation on the photo a command replies to (one of the bot's images keeps its lineage) or comes with."""
         shown = await self._shown_image(message)
         if shown is not None:
             prompt, options = _parse(rest)
             index = shown.output_index or 0
-            await self.core.edit(context.actor, context.place, shown.job_id, index, prompt, options, "remix")
+            await self.core.edit(context.actor, context.place, shown.job_id, index, prompt, options, operation)
             return
-        await self._from_image(context, self._source(message, "/remix"), rest, "remix")
+        await self._from_image(context, self._source(message, f"/{operation}"), rest, operation)
 
     async def _inpaint(self, context: Context, message: Message, rest: str) -> None:
         """In reply to a photo: the image sent with the command is the mask, or `--region` marks it; alone: a

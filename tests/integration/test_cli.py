@@ -83,6 +83,7 @@ def test_count_writes_numbered_files(capsys: pytest.CaptureFixture[str], tmp_pat
         (["--op", "outpaint", "--prompt", "a bay", "--pan", "up"], (64, 128)),
         (["--op", "remix", "--prompt", "in ink", "--strength", "0.5"], (64, 64)),
         (["--op", "img2img", "--prompt", "in ink", "--ar", "4:1"], (256, 64)),
+        (["--op", "depth", "--prompt", "a statue"], (64, 64)),
     ],
 )
 def test_outpaint_remix_and_aspect_ratio(

@@ -64,7 +64,9 @@ async def test_outpaint_and_remix_read_their_image_then_the_prompt(tmp_path: Pat
     console = _console(core, out)
     await console.handle(f"/outpaint {picture} a wider harbour --pan left")
     await console.handle(f"/remix {picture} in ink --strength 0.7")
-    outpaint, remix = core.asks
+    await console.handle(f"/depth {picture} a statue")
+    outpaint, remix, depth = core.asks
+    assert (depth.operation, depth.prompt, depth.options.strength) == ("depth", "a statue", None)
     assert (outpaint.operation, outpaint.prompt, outpaint.options.pan) == ("outpaint", "a wider harbour", "left")
     assert (remix.operation, remix.prompt, remix.options.strength) == ("remix", "in ink", 0.7)
     assert outpaint.image == remix.image == picture.read_bytes()

@@ -42,7 +42,7 @@ def test_the_dry_run_goes_through_every_section_and_ends_with_one_json_line() ->
     assert (figures["benchmark"], figures["dry_run"], figures["preset"]) == ("gpu", True, "tiny")
     assert figures["failed"] == {} and figures["skipped"] == {}, done.stderr[-3000:]
     assert SECTIONS <= set(figures)
-    assert set(figures["operations"]) == {"txt2img", "img2img", "inpaint", "mix", "outpaint", "remix"}
+    assert set(figures["operations"]) == {"txt2img", "img2img", "inpaint", "mix", "outpaint", "remix", "depth"}
     assert all(figure["seconds_per_image"] > 0 for figure in figures["operations"].values())
     assert set(figures["batches"]) == {"1", "2", "4"}
     assert figures["compile"]["backend"] == "eager" and figures["compile"]["seconds_per_image"] > 0

@@ -27,6 +27,10 @@ def hub_layout(tmp_path_factory: pytest.TempPathFactory, tiny_models: KandinskyM
     tiny_models.prior.save_pretrained(community / "kandinsky-2-2-prior")
     tiny_models.decoder.save_pretrained(community / "kandinsky-2-2-decoder")
     tiny_models.inpaint_pipeline().save_pretrained(community / "kandinsky-2-2-decoder-inpaint")
+    depth = tiny_models.depth.get()
+    depth.decoder.save_pretrained(community / "kandinsky-2-2-controlnet-depth")
+    depth.estimator.save_pretrained(root / "Intel" / "dpt-hybrid-midas")
+    depth.processor.save_pretrained(root / "Intel" / "dpt-hybrid-midas")
     for weights in list(root.rglob("*.safetensors")):
         weights.with_suffix(".bin").write_bytes(b"pickled copy")
         weights.with_name(weights.name.replace(".safetensors", ".fp16.safetensors")).write_bytes(b"half copy")
@@ -73,6 +77,8 @@ def test_only_the_safetensors_the_loaders_read_are_fetched_and_they_load_offline
         prior=str(target / "kandinsky-2-2-prior"),
         decoder=str(target / "kandinsky-2-2-decoder"),
         inpaint_decoder=str(target / "kandinsky-2-2-decoder-inpaint"),
+        controlnet_depth_decoder=str(target / "kandinsky-2-2-controlnet-depth"),
+        depth_estimator=str(target / "dpt-hybrid-midas"),
         local_files_only=True,
         device="cpu",
     )
@@ -81,6 +87,13 @@ def test_only_the_safetensors_the_loaders_read_are_fetched_and_they_load_offline
     original = tiny_models.inpaint_pipeline()
     for mine, theirs in zip(inpaint.unet.parameters(), original.unet.parameters(), strict=True):
         assert torch.equal(mine, theirs)
+    depth, original_depth = loaded.depth.get(), tiny_models.depth.get()
+    for module, theirs_module in (
+        (depth.decoder.unet, original_depth.decoder.unet),
+        (depth.estimator, original_depth.estimator),
+    ):
+        for mine, theirs in zip(module.parameters(), theirs_module.parameters(), strict=True):
+            assert torch.equal(mine, theirs)
 
 
 def test_a_hub_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
@@ -99,12 +112,20 @@ def test_a_folder_without_safetensors_falls_back_to_its_bin_and_local_directorie
     ]
     sharded = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]
     assert wanted_files(Source("safety.model", "a/b"), [*sharded, "pytorch_model.bin"]) == sorted(sharded)
-    local = ModelSettings(prior=str(tmp_path), decoder=str(tmp_path), inpaint_decoder=str(tmp_path))
+    local = ModelSettings(
+        prior=str(tmp_path),
+        decoder=str(tmp_path),
+        inpaint_decoder=str(tmp_path),
+        controlnet_depth_decoder=str(tmp_path),
+        depth_estimator=str(tmp_path),
+    )
     assert sources(local, TranslationSettings(enabled=False), SafetySettings(enabled=False)) == []
     assert [source.setting for source in sources(ModelSettings(), TranslationSettings(), SafetySettings())] == [
         "model.prior",
         "model.decoder",
         "model.inpaint_decoder",
+        "model.controlnet_depth_decoder",
+        "model.depth_estimator",
         "translation.model",
         "safety.model",
     ]

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from generation.costs import job_cost
+from generation.embeddings import remix_embeddings
 from generation.engine import Engine, total_steps
 from generation.requests import GenerationRequest
 
@@ -82,10 +83,10 @@ def test_remix_without_a_negative_prompt_uses_the_blank_image_embedding(
     """Not `interpolate`'s random negative: the same seed gives the same image, and the negative is what the
     image encoder makes of a blank picture."""
     request = request_for("remix", "in watercolour", image=photo, seed=4, prior_steps=4)
-    embeds, negative = engine._remix_embeddings(request)
+    embeds, negative = remix_embeddings(engine.models.remix_prior, request)
     blank = engine.models.remix_prior.get_zero_embed(1, device=negative.device)
     assert torch.allclose(negative, blank)
-    again, _ = engine._remix_embeddings(request)
+    again, _ = remix_embeddings(engine.models.remix_prior, request)
     assert torch.equal(embeds, again)
     with_negative = request_for("remix", "in watercolour", image=photo, seed=4, prior_steps=4, negative_prompt="dark")
     (result,) = engine.generate([with_negative])

@@ -70,7 +70,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str, str, str]] = [
     ("mix", {"mix": ["a", "b"], "weights": [1.0, -0.5]}, "weight", "-0.5", "from 0 to inf"),
     ("mix", {"mix": ["a", "b"], "weights": [0.0, 0.0]}, "weights", "[0.0, 0.0]", "at least one weight above zero"),
     ("mix", {"mix": ["a", " "]}, "mix text", "", "must not be empty"),
-    ("mix", {"mix": ["a", "b"], "image": "photo"}, "image", "", "only img2img, inpaint, outpaint and remix"),
+    ("mix", {"mix": ["a", "b"], "image": "photo"}, "image", "", "only img2img, inpaint, outpaint, remix and depth"),
     ("mix", {"mix": ["a", "b"], "prompt": "a dog"}, "prompt", "a dog", "mix takes its texts as mix items"),
 ]
 

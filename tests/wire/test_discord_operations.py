@@ -1,5 +1,5 @@
-"""Zoom out, pan, remix, aspect ratios and styles on Discord end to end: the real discord.py client against the fake,
-the core and the tiny model."""
+"""Zoom out, pan, remix, depth, aspect ratios and styles on Discord end to end: the real discord.py client against
+the fake, the core and the tiny model."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ async def test_outpaint_and_remix_commands_take_an_attachment(start_bot: StartBo
         ("outpaint", {"prompt": "a harbour", "pan": "right"}),
         ("outpaint", {"prompt": "a harbour", "zoom": 2.0}),
         ("remix", {"prompt": "in watercolour", "strength": 0.5}),
+        ("depth", {"prompt": "a bronze statue"}),
     ]
     for name, options in commands:
         await bot.result_of(await bot.fake.command(name, options, member=ALICE, attachments={"image": picture}))
@@ -54,13 +55,14 @@ async def test_outpaint_and_remix_commands_take_an_attachment(start_bot: StartBo
         ("outpaint", 128, 64),
         ("outpaint", 128, 128),
         ("remix", 64, 64),
+        ("depth", 64, 64),
     ]
 
     both = await bot.fake.command(
         "outpaint", {"prompt": "a harbour", "zoom": 1.5, "pan": "up"}, member=ALICE, attachments={"image": picture}
     )
     assert render("request.rule.zoom_or_pan") in await bot.ephemeral_reply(both)
-    assert len(await bot.core.core.history(bot.actor(ALICE_ID))) == 3
+    assert len(await bot.core.core.history(bot.actor(ALICE_ID))) == 4
 
 
 async def test_imagine_offers_aspect_ratios(start_bot: StartBot) -> None:

@@ -1,4 +1,4 @@
-"""Zoom out, pan, remix, aspect ratios and styles on Telegram end to end: the real python-telegram-bot client
+"""Zoom out, pan, remix, depth, aspect ratios and styles on Telegram end to end: the real python-telegram-bot client
 against the fake Bot API, through the real core and the tiny model."""
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ async def test_outpaint_and_remix_commands_on_photos_and_on_results(start: Start
     await bot.images_in(ANN, 3)
     bot.fake.photo(bot.ann, chat, jpeg(photo), "/remix as a mosaic")
     await bot.images_in(ANN, 4)
-    jobs = [await bot.stack.db.get_job(one) for one in await bot.job_ids(4)]
+    bot.fake.text(bot.ann, chat, "/depth a bronze statue --strength 0.5", reply_to=result)
+    await bot.images_in(ANN, 5)
+    jobs = [await bot.stack.db.get_job(one) for one in await bot.job_ids(5)]
     first = jobs[0]
     assert first is not None
     assert [(job.operation, job.prompt, job.parent_id) for job in jobs if job] == [
@@ -63,6 +65,7 @@ async def test_outpaint_and_remix_commands_on_photos_and_on_results(start: Start
         ("outpaint", "a harbour", first.id),
         ("remix", "in watercolour", first.id),
         ("remix", "as a mosaic", None),
+        ("depth", "a bronze statue", first.id),
     ]
     assert (first.parameters["pan"], first.parameters["width"], first.parameters["height"]) == ("up", 64, 128)
     second, third = jobs[1], jobs[2]
