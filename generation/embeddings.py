@@ -33,14 +33,9 @@ def generators(seeds: Sequence[int]) -> list[torch.Generator]:
 
 def text_embeddings(prior: KandinskyV22PriorPipeline, rows: list[Row]) -> Embeddings:
     head = rows[0].request
-    prompts = [row.request.prompt for row in rows]
-    seeds = [row.seed for row in rows]
-    negatives = None
-    if head.negative_prompt:
-        negatives = [row.request.negative_prompt for row in rows]
-        seeds = seeds + seeds  # the prior runs the negatives as extra rows
+    negatives, seeds = _negatives([row.request.negative_prompt for row in rows], [row.seed for row in rows])
     output = prior(
-        prompt=prompts,
+        prompt=[row.request.prompt for row in rows],
         negative_prompt=negatives,
         num_inference_steps=head.prior_steps,
         guidance_scale=head.prior_guidance_scale,
@@ -53,11 +48,7 @@ def text_embeddings(prior: KandinskyV22PriorPipeline, rows: list[Row]) -> Embedd
 def remix_embeddings(remix_prior: KandinskyV22PriorEmb2EmbPipeline, request: GenerationRequest) -> Embeddings:
     """The image's own embedding moved towards the prompt by the prior (emb2emb). Without a negative prompt its
     negative is the embedding of a blank image, as the decoder expects, not `interpolate`'s random one."""
-    seeds = list(request.seeds)
-    negatives = None
-    if request.negative_prompt:
-        negatives = [request.negative_prompt] * request.count
-        seeds = seeds + seeds
+    negatives, seeds = _negatives([request.negative_prompt] * request.count, list(request.seeds))
     output = remix_prior(
         prompt=[request.prompt] * request.count,
         image=[request.image] * request.count,
@@ -83,3 +74,10 @@ def mix_embeddings(prior: KandinskyV22PriorPipeline, request: GenerationRequest)
         device=prior._execution_device,
     )
     return output.image_embeds, output.negative_image_embeds
+
+
+def _negatives(texts: list[str], seeds: list[int]) -> tuple[list[str] | None, list[int]]:
+    """The negative prompts, if any, and the seeds of every row the prior runs: the negatives are extra rows."""
+    if not any(texts):
+        return None, seeds
+    return texts, seeds + seeds

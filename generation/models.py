@@ -229,10 +229,12 @@ def _depth_estimator(settings: ModelSettings) -> tuple[Any, Any]:
     """Any transformers depth-estimation model and its image processor (the slow one, which needs no torchvision)."""
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-    options = {"cache_dir": settings.cache_dir, "local_files_only": settings.local_files_only}
+    source, cache, offline = settings.depth_estimator, settings.cache_dir, settings.local_files_only
     try:
-        model = AutoModelForDepthEstimation.from_pretrained(settings.depth_estimator, **options)
-        processor = AutoImageProcessor.from_pretrained(settings.depth_estimator, use_fast=False, **options)
+        model = AutoModelForDepthEstimation.from_pretrained(source, cache_dir=cache, local_files_only=offline)
+        processor = AutoImageProcessor.from_pretrained(
+            source, use_fast=False, cache_dir=cache, local_files_only=offline
+        )
     except (OSError, ValueError) as error:
         raise load_failure("model.depth_estimator", settings.depth_estimator, error, "depth estimator") from error
     return model, processor

@@ -149,9 +149,10 @@ class Admission:
         self, actor: Actor, place: Place, job_id: str, index: int, options: Options, prompt: str = ""
     ) -> Receipt:
         """Zoom out of one of the job's images, or pan it (`options` names which), after `prompt` or else the
-        job's own."""
+        prompt the job ran (its style's template included, so that the new border is drawn in that style)."""
         job, _output, data = await self.jobs.output(job_id, index)
-        ask = Ask("outpaint", prompt or job.prompt or "a wider view", options, image=data)
+        ran = str(job.parameters.get("prompt") or job.prompt)
+        ask = Ask("outpaint", prompt or ran or "a wider view", options, image=data)
         return await self.submit(actor, place, ask, job.id)
 
     async def edit(

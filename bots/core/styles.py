@@ -90,10 +90,12 @@ def styled(ask: Ask, settings: Settings, community: Community | None) -> Ask:
 
 
 def _joined(parts: list[str]) -> str:
-    """The negative prompts in order, each once: a reroll of a styled job already holds the style's and the
-    community's, and gets them again."""
+    """The negative prompts' comma-separated terms in order, each once: a reroll of a styled job already holds the
+    style's and the community's, and gets them again."""
     kept: list[str] = []
-    for part in (part.strip() for part in parts):
-        if part and not any(part in earlier for earlier in kept):
-            kept.append(part)
+    seen: set[str] = set()
+    for term in (term.strip() for part in parts for term in part.split(",")):
+        if term and term.lower() not in seen:
+            kept.append(term)
+            seen.add(term.lower())
     return ", ".join(kept)
