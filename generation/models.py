@@ -211,11 +211,13 @@ def _pretrained_models(settings: ModelSettings, placement: Placement) -> Kandins
     decoder = _from_pretrained(KandinskyV22Pipeline, "model.decoder", settings.decoder, options)
 
     def load_inpaint(movq: VQModel) -> KandinskyV22InpaintPipeline:
+        log.info("the inpaint decoder comes from %s", settings.inpaint_decoder)
         inpaint = {**options, "movq": movq}
         return _from_pretrained(KandinskyV22InpaintPipeline, "model.inpaint_decoder", settings.inpaint_decoder, inpaint)
 
     def load_depth(movq: VQModel) -> tuple[Any, Any, KandinskyV22ControlnetPipeline]:
         source = settings.controlnet_depth_decoder
+        log.info("the depth models come from %s and %s", source, settings.depth_estimator)
         controlnet = _from_pretrained(
             KandinskyV22ControlnetPipeline, "model.controlnet_depth_decoder", source, {**options, "movq": movq}
         )

@@ -3,6 +3,7 @@ the pickled `.bin` and half-precision copies the real repositories hold beside e
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def download(hub_url: str, workdir: Path, *options: str) -> subprocess.Completed
 
 
 def test_only_the_safetensors_the_loaders_read_are_fetched_and_they_load_offline(
-    hub_layout: Path, tmp_path: Path, tiny_models: KandinskyModels
+    hub_layout: Path, tmp_path: Path, tiny_models: KandinskyModels, caplog: pytest.LogCaptureFixture
 ) -> None:
     target = tmp_path / "weights"
     with serving(hub_layout) as hub:
@@ -87,7 +88,11 @@ def test_only_the_safetensors_the_loaders_read_are_fetched_and_they_load_offline
     original = tiny_models.inpaint_pipeline()
     for mine, theirs in zip(inpaint.unet.parameters(), original.unet.parameters(), strict=True):
         assert torch.equal(mine, theirs)
+    caplog.set_level(logging.INFO, logger="generation")
     depth, original_depth = loaded.depth.get(), tiny_models.depth.get()
+    said = caplog.text  # what a lazy load fetches, and from where, is in the log
+    assert f"the depth models come from {settings.controlnet_depth_decoder} and {settings.depth_estimator}" in said
+    assert "the depth ControlNet decoder and depth estimator loaded in" in said
     for module, theirs_module in (
         (depth.decoder.unet, original_depth.decoder.unet),
         (depth.estimator, original_depth.estimator),
