@@ -59,7 +59,7 @@ class Images:
     async def transform(
         self, interaction: discord.Interaction, operation: str, image: discord.Attachment, prompt: str, chosen: Options
     ) -> None:
-        """/edit, /outpaint, /remix: one attached image and a prompt; `chosen` (the command's options) win over
+        """/edit, /outpaint, /remix, /depth: one attached image and a prompt; `chosen` (the command's options) win over
         those typed after the prompt."""
 
         async def submit(context: Context) -> Receipt:

@@ -101,15 +101,15 @@ class ModerationActions:
 
     async def add_style(self, interaction: discord.Interaction, name: str, prompt: str, negative: str) -> None:
         async def call(moderator: Moderator, language: str | None) -> str:
-            await self.moderation.add_style(moderator, name, prompt, negative)
-            return render("moderation.style_added", language, name=name.strip().lower(), prompt=prompt.strip())
+            style = await self.moderation.add_style(moderator, name, prompt, negative)
+            return render("moderation.style_added", language, name=style.name, prompt=style.prompt)
 
         await self._run(interaction, call)
 
     async def remove_style(self, interaction: discord.Interaction, name: str) -> None:
         async def call(moderator: Moderator, language: str | None) -> str:
-            await self.moderation.remove_style(moderator, name)
-            return render("moderation.style_removed", language, name=name.strip().lower())
+            removed = await self.moderation.remove_style(moderator, name)
+            return render("moderation.style_removed", language, name=removed)
 
         await self._run(interaction, call)
 

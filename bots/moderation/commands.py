@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bots.config import Settings
-from bots.core.styles import MAX_COMMUNITY_STYLES, community_styles, style_name
+from bots.core.styles import MAX_COMMUNITY_STYLES, Style, community_styles, style_name
 from bots.errors import UserError, user_error
 from bots.moderation.matching import BannedPattern, InvalidPattern, validate
 from bots.moderation.policy import LogEntry, ModerationPolicy, Moderator, Role, community_words
@@ -194,9 +194,10 @@ class Moderation:
         await self._log(moderator, community, "limits", ",".join(sorted(changes)), details=dict(changes))
         return limits
 
-    async def add_style(self, moderator: Moderator, name: str, prompt: str, negative: str = "") -> None:
+    async def add_style(self, moderator: Moderator, name: str, prompt: str, negative: str = "") -> Style:
         """A style of this community's own (admins), replacing one of the same name; at most
-        `MAX_COMMUNITY_STYLES`, so that any list of them fits a message and a Discord choice list."""
+        `MAX_COMMUNITY_STYLES`, so that any list of them fits a message and a Discord choice list. Returns it as
+        stored (its name lowercased, its texts trimmed)."""
         community = await self._community(moderator, Role.ADMIN)
         name, prompt, negative = style_name(name), prompt.strip(), negative.strip()
         if not prompt or len(prompt) > MAX_STYLE_TEXT or len(negative) > MAX_STYLE_TEXT:
@@ -207,14 +208,17 @@ class Moderation:
         styles[name] = {"prompt": prompt, "negative": negative}
         await self.db.update_community_settings(community.id, {"styles": styles})
         await self._log(moderator, community, "style_add", name, details={"prompt": prompt, "negative": negative})
+        return Style(name, prompt, negative, community=True)
 
-    async def remove_style(self, moderator: Moderator, name: str) -> None:
+    async def remove_style(self, moderator: Moderator, name: str) -> str:
+        """Returns the name removed, as stored."""
         community = await self._community(moderator, Role.ADMIN)
-        styles = dict(community_styles(community))
-        if styles.pop(style_name(name), None) is None:
-            raise UserError("moderation.no_such_style", name=name.strip()[:40])
+        styles, name = dict(community_styles(community)), style_name(name)
+        if styles.pop(name, None) is None:
+            raise UserError("moderation.no_such_style", name=name)
         await self.db.update_community_settings(community.id, {"styles": styles})
-        await self._log(moderator, community, "style_remove", style_name(name))
+        await self._log(moderator, community, "style_remove", name)
+        return name
 
     async def set_negative(self, moderator: Moderator, text: str) -> str:
         """The negative prompt every request in this community gets (admins); empty clears it."""

@@ -153,15 +153,15 @@ class ModerationCommands:
         name, _, prompt = template.strip().partition(" ")
         if not name or not prompt.strip():
             raise UserError("telegram.mod.style_usage")
-        await self.core.moderation.add_style(moderator, name, prompt, "".join(negative))
-        await reply(message, context.text("moderation.style_added", name=name.lower(), prompt=prompt.strip()))
+        style = await self.core.moderation.add_style(moderator, name, prompt, "".join(negative))
+        await reply(message, context.text("moderation.style_added", name=style.name, prompt=style.prompt))
 
     async def _removestyle(self, context: Context, message: Message, rest: str) -> None:
         moderator = await self._gate(context)
         if not rest.strip():
             raise UserError("telegram.mod.style_usage")
-        await self.core.moderation.remove_style(moderator, rest.strip())
-        await reply(message, context.text("moderation.style_removed", name=rest.strip().lower()))
+        removed = await self.core.moderation.remove_style(moderator, rest)
+        await reply(message, context.text("moderation.style_removed", name=removed))
 
     async def _negative(self, context: Context, message: Message, rest: str) -> None:
         """`/negative` shows the group's negative prompt, `/negative TEXT` sets it, `/negative clear` clears it."""
