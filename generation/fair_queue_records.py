@@ -33,6 +33,9 @@ class QueuedJob:
     images: int = 1
     kind: Hashable | None = None
     submitted_at: float
+    counted: bool = True
+    """Whether it holds a place of its user's cap (`max_pending_per_user`): a grid's cells hold one between them,
+    so a grid is one request there as it is in the chat."""
 
     def __post_init__(self) -> None:
         check_positive("cost", self.cost)

@@ -114,9 +114,10 @@ class FairScheduler:
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._entries
 
-    def check_capacity(self, user: str) -> None:
-        """Raise `UserQueueFull` or `QueueFull` if a job of this user would be refused now (before storing it)."""
-        if self._pending.get(user, 0) >= self._max_pending_per_user:
+    def check_capacity(self, user: str | None) -> None:
+        """Raise `UserQueueFull` or `QueueFull` if a job of this user would be refused now (before storing it); a
+        job that holds no place of its user's cap (`QueuedJob.counted`) is checked with `user` None."""
+        if user is not None and self._pending.get(user, 0) >= self._max_pending_per_user:
             raise UserQueueFull(self._max_pending_per_user)
         if len(self._entries) >= self._max_queue:
             raise QueueFull(self._max_queue)
@@ -128,7 +129,7 @@ class FairScheduler:
         """
         if job.job_id in self._entries or job.job_id in self._running:
             raise DuplicateJob(job.job_id)
-        self.check_capacity(job.user)
+        self.check_capacity(job.user if job.counted else None)
         self._now = max(self._now, now)
         group = self._group(job.community if self._communities else None)
         user = group.users.setdefault(job.user, User())
@@ -145,7 +146,8 @@ class FairScheduler:
         group.queued += 1
         user.pending.append(entry)
         self._entries[job.job_id] = entry
-        self._pending[job.user] = self._pending.get(job.user, 0) + 1
+        if job.counted:
+            self._pending[job.user] = self._pending.get(job.user, 0) + 1
         self._promote()
         return self._position(entry)
 
@@ -311,6 +313,8 @@ class FairScheduler:
     def _unqueue(self, entry: Entry) -> None:
         entry.user.pending.remove(entry)
         entry.group.queued -= 1
+        if not entry.job.counted:
+            return
         left = self._pending[entry.job.user] - 1
         if left:
             self._pending[entry.job.user] = left

@@ -65,6 +65,7 @@ class WorkItem:
     user: str
     community: str | None = None
     weight: float = 1.0
+    counted: bool = True  # whether it holds a place of its user's cap (`QueuedJob.counted`)
 
 
 class JobSink(Protocol):
@@ -134,6 +135,7 @@ class Worker:
             images=item.request.count,
             kind=str(item.request.operation),
             submitted_at=self._clock(),
+            counted=item.counted,
         )
         if self.queue.shared and not self._serving:  # a front end only: the job runs elsewhere, read back there
             await self.queue.submit(queued)
@@ -164,9 +166,7 @@ class Worker:
 
     def position(self, job_id: str) -> int | None:
         """1-based place in the queue; None once the job has left it."""
-        if job_id not in self.queue:
-            return None
-        return self.queue.position(job_id)
+        return self.queue.position(job_id) if job_id in self.queue else None
 
     def head(self, count: int) -> list[str]:
         """The first `count` queued jobs, in order."""

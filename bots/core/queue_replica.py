@@ -137,6 +137,7 @@ def job_data(job: QueuedJob, *, submitted_at: float) -> dict[str, Any]:
         "images": job.images,
         "kind": None if job.kind is None else str(job.kind),
         "submitted_at": submitted_at,
+        "counted": job.counted,
     }
 
 
@@ -151,6 +152,7 @@ def job_from(data: dict[str, Any]) -> QueuedJob:
         images=data["images"],
         kind=data["kind"],
         submitted_at=data["submitted_at"],
+        counted=data.get("counted", True),
     )
 
 

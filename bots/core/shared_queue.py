@@ -129,7 +129,7 @@ class SharedQueue:
         def decide(turn: QueueTurn) -> None:
             if job.job_id in self._replica.jobs:
                 raise DuplicateJob(job.job_id)
-            self._scheduler.check_capacity(job.user)
+            self._scheduler.check_capacity(job.user if job.counted else None)
             self._replica.apply(turn.append("submit", job_data(job, submitted_at=turn.now)))
 
         await self._turn(decide)
