@@ -15,6 +15,7 @@ from storage.blobs import FileBlobs
 from storage.communities import Communities
 from storage.database_thread import DatabaseThread
 from storage.engine import open_engine, opening, single_connection, sqlite_file
+from storage.grid_jobs import GridJobs
 from storage.groups import Grouped
 from storage.inbox import Inbox
 from storage.jobs import Jobs
@@ -36,6 +37,7 @@ class Database(
     Communities,
     CommunityBans,
     Jobs,
+    GridJobs,
     MessageLinks,
     Quotas,
     ModerationLog,

@@ -125,6 +125,8 @@ class Jobs(Repository):
             query = query.where(JobRow.state.in_(list(states)))
         if id_prefix:
             query = query.where(JobRow.id.startswith(id_prefix, autoescape=True))
+        else:  # a grid's cells are its sheet's, not listed apart; a reference names one still
+            query = query.where(JobRow.grid_id.is_(None))
 
         def work(session: Session) -> list[Job]:
             rows = session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
@@ -139,7 +141,11 @@ class Jobs(Repository):
 
         def work(session: Session) -> list[Job]:
             rows = session.scalars(
-                select(JobRow).where(JobRow.owner_id == user_id, JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]))
+                select(JobRow).where(
+                    JobRow.owner_id == user_id,
+                    JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                    JobRow.grid_id.is_(None),
+                )
             )
             return sorted((row.record() for row in rows), key=lambda job: (job.created_at, job.id))
 
@@ -164,7 +170,11 @@ class Jobs(Repository):
         def work(session: Session) -> list[Job]:
             rows = session.scalars(
                 select(JobRow)
-                .where(JobRow.delivery_state == DeliveryState.PENDING, JobRow.state.in_(FINISHED_STATES))
+                .where(
+                    JobRow.delivery_state == DeliveryState.PENDING,
+                    JobRow.state.in_(FINISHED_STATES),
+                    JobRow.grid_id.is_(None),  # a cell is delivered in its grid's sheet
+                )
                 .order_by(JobRow.finished_at, JobRow.id)
             )
             return [row.record() for row in rows]

@@ -117,6 +117,7 @@ class JobRow(Base):
         Index(None, "owner_id", "created_at"),
         Index(None, "owner_id", "state", "created_at"),
         Index(None, "delivery_state"),
+        Index(None, "grid_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -144,6 +145,7 @@ class JobRow(Base):
     delivered_at: Mapped[datetime | None]
     delivery_error: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+    grid_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
     input_files: Mapped[list[str]]
     deleted_at: Mapped[datetime | None]
     leased_by: Mapped[str | None] = mapped_column(String(128))
@@ -176,6 +178,7 @@ class JobRow(Base):
             delivered_at=self.delivered_at,
             delivery_error=self.delivery_error,
             parent_id=self.parent_id,
+            grid_id=self.grid_id,
             input_files=tuple(self.input_files),
             deleted_at=self.deleted_at,
         )

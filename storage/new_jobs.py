@@ -29,7 +29,7 @@ from storage.turns import Sessions
 
 
 @dataclass(eq=False)
-class _Waiting:
+class Waiting:
     draft: JobDraft
     reservation: QuotaReservation | None
 
@@ -37,25 +37,25 @@ class _Waiting:
 class NewJobs:
     def __init__(self, sessions: Sessions, now: Callable[[], datetime]) -> None:
         self._now = now
-        self._groups: Grouped[_Waiting, Job] = Grouped(sessions, self._insert)
+        self._groups: Grouped[Waiting, Job] = Grouped(sessions, self._insert)
 
     async def create(self, draft: JobDraft, reservation: QuotaReservation | None) -> Job:
-        return await self._groups(_Waiting(draft, reservation))
+        return await self._groups(Waiting(draft, reservation))
 
-    def _insert(self, session: Session, group: Sequence[_Waiting]) -> list[Job | QuotaExceeded]:
+    def _insert(self, session: Session, group: Sequence[Waiting]) -> list[Job | QuotaExceeded]:
         return _insert(session, group, self._now())
 
 
-def _insert(session: Session, group: Sequence[_Waiting], now: datetime) -> list[Job | QuotaExceeded]:
+def _insert(session: Session, group: Sequence[Waiting], now: datetime) -> list[Job | QuotaExceeded]:
     """Within one transaction: the reservations checked against each owner's day (their rows locked), then every
     job that fits written with its reservation and its updates marked handled. Each job is stamped a microsecond
     after the one submitted before it, so that "oldest first" (a restart's order, /history) stays the order of
     submission within a group."""
-    refused = _over_quota(session, group)
+    refused = over_quota(session, group)
     rows = {}
     for place, waiting in enumerate(group):
         if waiting not in refused:
-            rows[waiting] = _row(waiting.draft, now + timedelta(microseconds=place))
+            rows[waiting] = job_row(waiting.draft, now + timedelta(microseconds=place))
     session.add_all(rows.values())
     session.flush()
     charges = [
@@ -75,7 +75,7 @@ def _insert(session: Session, group: Sequence[_Waiting], now: datetime) -> list[
     return [refused[waiting] if waiting in refused else rows[waiting].record() for waiting in group]
 
 
-def _over_quota(session: Session, group: Sequence[_Waiting]) -> dict[_Waiting, QuotaExceeded]:
+def over_quota(session: Session, group: Sequence[Waiting]) -> dict[Waiting, QuotaExceeded]:
     """The reservations that would take their owner past a limit, counting the day's usage and the group's own
     reservations before them; the owners' rows are locked first, so that concurrent writers cannot overdraw."""
     reserving = [waiting for waiting in group if waiting.reservation is not None]
@@ -113,7 +113,7 @@ def _over_quota(session: Session, group: Sequence[_Waiting]) -> dict[_Waiting, Q
     return refused
 
 
-def _row(draft: JobDraft, now: datetime) -> JobRow:
+def job_row(draft: JobDraft, now: datetime) -> JobRow:
     return JobRow(
         id=uuid.uuid4().hex,
         owner_id=draft.owner_id,
@@ -133,5 +133,6 @@ def _row(draft: JobDraft, now: datetime) -> JobRow:
         delivery_state=DeliveryState.PENDING,
         delivery_attempts=0,
         parent_id=draft.parent_id,
+        grid_id=draft.grid_id,
         input_files=list(draft.input_files),
     )

@@ -102,6 +102,8 @@ class JobDraft:
     community_id: int | None = None
     parent_id: str | None = None
     """The job this one rerolls or varies."""
+    grid_id: str | None = None
+    """The grid this job is a cell of: its images go into the grid's sheet, never to the chat one by one."""
     input_files: tuple[str, ...] = ()
     """sha256 of each stored input image, in the order the operation takes them."""
     answers: tuple[str, tuple[int, ...]] | None = None
@@ -138,6 +140,7 @@ class Job:
     input_files: tuple[str, ...]
     deleted_at: datetime | None
     """When its images were deleted (by the owner or a moderator); the row stays for the audit trail."""
+    grid_id: str | None = None
 
 
 @dataclass(frozen=True)
