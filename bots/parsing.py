@@ -18,6 +18,7 @@ from bots.errors import UserError
 from bots.texts import Text
 from generation.asks import Options, parse_weights
 from generation.errors import InvalidImage
+from generation.grids import AXES, INTEGER_AXES, MAX_AXES, Axis
 from generation.images import parse_region
 from generation.language_detection import ENGLISH, TRANSLATABLE, UNTRANSLATABLE
 from generation.outpainting import Pan
@@ -144,6 +145,46 @@ def parse_prompt(text: str) -> ParsedPrompt:
         else:
             options[keyword] = value
     return ParsedPrompt(" ".join(prompt), Options(**options))
+
+
+def parse_grid(text: str) -> tuple[ParsedPrompt, tuple[Axis, ...]]:
+    """`/grid PROMPT --steps 20,40 --guidance 2,4,6`: the options given as comma lists (of `AXES`) become the
+    grid's axes, in the order typed; the rest is parsed as any prompt. Under a grid a comma separates values, so
+    decimals take a point (`--guidance 2.5,4`)."""
+    words = text.split()
+    kept: list[str] = []
+    axes: dict[str, Axis] = {}
+    index = 0
+    while index < len(words):
+        match = _OPTION.match(words[index].lower())
+        value = words[index + 1] if index + 1 < len(words) else ""
+        if match and match.group(1) in AXES and "," in value:
+            axes[match.group(1)] = _axis(match.group(1), value)
+            index += 2
+            continue
+        kept.append(words[index])
+        index += 1
+    parsed = parse_prompt(" ".join(kept))
+    if not axes:
+        raise UserError("grid.no_axis")
+    if len(axes) > MAX_AXES:
+        raise UserError("grid.too_many_axes", limit=MAX_AXES)
+    if parsed.options.count is not None:
+        raise UserError("grid.bad_option", option="--count")
+    return parsed, tuple(axes.values())
+
+
+def _axis(option: str, text: str) -> Axis:
+    """One axis's values; each must be a number (a whole one where the option takes whole numbers)."""
+    convert = _integer if option in INTEGER_AXES else float
+    try:
+        values = tuple(float(convert(part)) for part in text.split(",") if part)
+    except ValueError:
+        values = ()
+    if len(values) < 2:
+        expected = Text("request.expect.whole_list") if option in INTEGER_AXES else Text("request.expect.number_list")
+        raise UserError("request.bad_option", option=f"--{option}", expected=expected, value=text)
+    return Axis(option, values)
 
 
 def _value(words: list[str], start: int, *, whole_rest: bool) -> tuple[list[str], int]:

@@ -114,6 +114,8 @@ class Limits(_Section):
     max_guidance_scale: float = Field(default=20.0, gt=0.0)
     max_images: int = Field(default=4, ge=1, le=4)
     max_prompt_length: int = Field(default=1000, ge=1)
+    max_grid_cells: int = Field(default=12, ge=2, le=20)
+    """A grid's cells at most (`/grid`): each is a job; 20 keeps a button per cell within Discord's 25."""
     # Pillow refuses more than twice its MAX_IMAGE_PIXELS (178,956,970) however it is asked.
     max_input_pixels: int = Field(default=50_000_000, ge=64 * 64, le=178_956_970)
 
