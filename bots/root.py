@@ -165,7 +165,7 @@ class Runtime:
     async def _orphaned(self, job_id: str) -> None:
         job = await self.db.get_job(job_id)
         if job is not None and job.state in (JobState.QUEUED, JobState.RUNNING):
-            await self.core.lifecycle.requeue(job)
+            await self.core.recovery.requeue(job)
 
     async def finish(self, timeout: float | None = None) -> None:
         """Let the batch on the GPU finish, be written down and delivered; jobs still queued wait in the database

@@ -49,6 +49,21 @@ SIZE_KEYS = ("width", "height")
 """Preferences that an operation sized by its input image ignores: the image decides."""
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An ask ready to be built: its owner, their community, the ask as it will run, the prompt as shown."""
+
+    user: User
+    community_id: int | None
+    ask: Ask
+    shown_prompt: str
+    limits: Limits
+    tier: TierSettings
+
+    def parts(self) -> tuple[User, int | None, Ask, str, Limits, TierSettings]:
+        return self.user, self.community_id, self.ask, self.shown_prompt, self.limits, self.tier
+
+
 @dataclass(eq=False)
 class Admission:
     settings: Settings
@@ -62,10 +77,11 @@ class Admission:
     jobs: Jobs
     positions: Positions
 
-    async def submit(self, actor: Actor, place: Place, ask: Ask, parent_job_id: str | None = None) -> Receipt:
+    async def prepare(self, actor: Actor, place: Place, ask: Ask) -> Prepared:
+        """Who asks and where, screened (bans, banned words, the channel), with their preferences under the ask's
+        options, its language read and its style applied, and the community's limits and the user's tier."""
         user = await self.accounts.user(actor)
         community = await self.accounts.community(place)
-        community_id = community.id if community is not None else None
         await self.moderation.check_request(user, community, ask.texts(), place.channel_id)
         options = ask.options.over(_preferences_for(ask, user.preferences))
         if options.language is None:
@@ -73,10 +89,21 @@ class Admission:
         shown_prompt = ask.shown_prompt
         ask = styled(replace(ask, options=options), self.settings, community)
         overrides = self.moderation.limits_for(community)
-        limits = _limits(self.settings.limits, overrides)
+        tier = _tier(self.settings.tier(tier_of(self.settings, user, actor.roles)), overrides)
+        return Prepared(
+            user,
+            community.id if community is not None else None,
+            ask,
+            shown_prompt,
+            _limits(self.settings.limits, overrides),
+            tier,
+        )
+
+    async def submit(self, actor: Actor, place: Place, ask: Ask, parent_job_id: str | None = None) -> Receipt:
+        prepared = await self.prepare(actor, place, ask)
+        user, community_id, ask, shown_prompt, limits, tier = prepared.parts()
         uploads = _uploads(ask)
         request = await asyncio.to_thread(self.build, ask, limits) if uploads else self.build(ask, limits)
-        tier = _tier(self.settings.tier(tier_of(self.settings, user, actor.roles)), overrides)
         estimate = self.worker.throughput.seconds(request)
         if uploads:  # refused before they are written; `create_job` checks the same limits atomically in any case
             await self._check_quota(user, tier, request.count, estimate)
@@ -108,7 +135,7 @@ class Admission:
         try:
             job = await self.db.create_job(draft, reservation)
         except QuotaExceeded as error:  # another request of the same user got there first
-            raise _quota_error(error.resource, tier) from None
+            raise quota_error(error.resource, tier) from None
         language = user.chosen_language or actor.language or user.language or request.language
         route = Route(place.platform, place.channel_id, actor.user_id, language, job.prompt, place.message_id)
         self.announcer.route(job.id, route)
@@ -198,9 +225,9 @@ class Admission:
         """Refuse before the uploads are written; `create_job` enforces the same limits atomically."""
         usage = await self.db.quota_usage(user.id, today())
         if usage.images + images > tier.images_per_day:
-            raise _quota_error("images", tier)
+            raise quota_error("images", tier)
         if usage.gpu_seconds + gpu_seconds > tier.gpu_seconds_per_day:
-            raise _quota_error("gpu_seconds", tier)
+            raise quota_error("gpu_seconds", tier)
 
 
 def _uploads(ask: Ask) -> bool:
@@ -248,7 +275,7 @@ def _tier(tier: TierSettings, overrides: Mapping[str, int]) -> TierSettings:
     return tier.model_copy(update={"images_per_day": min(tier.images_per_day, overrides["images_per_day"])})
 
 
-def _quota_error(resource: str, tier: TierSettings) -> UserError:
+def quota_error(resource: str, tier: TierSettings) -> UserError:
     if resource == "images":
         return UserError("quota.images", limit=tier.images_per_day)
     return UserError("quota.gpu_seconds", limit=int(tier.gpu_seconds_per_day))

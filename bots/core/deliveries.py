@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from bots.core.accounts import Accounts
 from bots.core.announcer import Announcer
 from bots.core.files import Files
+from bots.core.grid_sheets import grid_size
 from bots.core.positions import Positions
 from bots.core.types import EventKind
 from bots.moderation.commands import Moderation
@@ -107,6 +108,7 @@ class Deliveries:
             translation=job.processed_prompt,
             source_language=job.parameters.get("language") if job.processed_prompt else None,
             spoiler=await self._spoilered(job, [o.nsfw_score for o in outputs if o.nsfw_score is not None]),
+            grid_cells=grid_size(job),
         )
 
     async def _spoilered(self, job: Job, scores: Sequence[float]) -> bool:

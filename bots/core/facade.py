@@ -13,11 +13,15 @@ from bots.core.admission import Admission
 from bots.core.announcer import Announcer
 from bots.core.deliveries import Deliveries
 from bots.core.files import Files
+from bots.core.grid_sheets import GRID, GridSheets
+from bots.core.grids import Grids
 from bots.core.jobs import Jobs
 from bots.core.languages import Languages
 from bots.core.lifecycle import Lifecycle
 from bots.core.positions import Positions
 from bots.core.reads import Reads
+from bots.core.recovery import Recovery
+from bots.core.types import Actor, Place, Receipt
 from bots.moderation.commands import Moderation
 from generation.worker import Worker
 from storage.database import Database
@@ -34,8 +38,20 @@ class Core:
         self.languages = Languages(db, self.accounts)
         self.announcer = Announcer(db)
         self.positions = Positions(worker, self.announcer, settings.queue)
+        self.grid_sheets = GridSheets(db, files, self.accounts, self.moderation, self.announcer)
         self.lifecycle = Lifecycle(
-            settings, db, files, worker, self.accounts, self.moderation, self.announcer, self.positions
+            settings,
+            db,
+            files,
+            worker,
+            self.accounts,
+            self.moderation,
+            self.announcer,
+            self.positions,
+            self.grid_sheets,
+        )
+        self.recovery = Recovery(
+            settings, db, files, worker, self.announcer, self.positions, self.lifecycle, self.grid_sheets
         )
         self.deliveries = Deliveries(db, files, self.accounts, self.moderation, self.announcer, self.positions)
         self.jobs = Jobs(db, files, worker, self.accounts, self.moderation, self.lifecycle)
@@ -52,12 +68,16 @@ class Core:
             self.positions,
         )
         self.reads = Reads(settings, db, files, worker, self.accounts)
+        self.grids = Grids(
+            db, files, worker, self.moderation, self.announcer, self.lifecycle, self.admission, self.jobs
+        )
 
         self.submit = self.admission.submit
-        self.reroll = self.admission.reroll
         self.variations = self.admission.variations
         self.edit = self.admission.edit
         self.outpaint = self.admission.outpaint
+        self.grid = self.grids.submit
+        self.cell = self.grids.cell
         self.upload_operation = self.admission.upload_operation
         self.cancel = self.jobs.cancel
         self.delete = self.jobs.delete
@@ -86,6 +106,13 @@ class Core:
 
     async def recover(self) -> int:
         """Ready to serve after a start: the users' chosen languages read, and what a previous run left in the
-        queue taken up again (`Lifecycle.recover`)."""
+        queue taken up again (`Recovery.recover`)."""
         await self.languages.load()
-        return await self.lifecycle.recover()
+        return await self.recovery.recover()
+
+    async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:
+        """The same request with a new seed, for whoever asks (a grid: the same grid)."""
+        job = await self.jobs.visible_job(job_id)
+        if job.operation == GRID:
+            return await self.grids.reroll(actor, place, job)
+        return await self.admission.reroll(actor, place, job_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bots.core.accounts import Accounts, now
 from bots.core.files import Files
+from bots.core.grid_sheets import GRID
 from bots.core.lifecycle import Lifecycle
 from bots.core.types import Actor, Cancellation, short_id
 from bots.errors import UserError
@@ -21,6 +22,7 @@ from bots.texts import Text
 from generation.codec import stored_paths
 from generation.worker import Worker
 from storage.database import Database
+from storage.errors import InvalidTransition
 from storage.records import Job, JobState, MessageLink, Output
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
@@ -47,6 +49,8 @@ class Jobs:
             job = await self._own_job(actor, reference, moderator, "cancel")
         else:
             job = await self._newest_active(actor)
+        if job.operation == GRID and job.state in ACTIVE_STATES:
+            return Cancellation(job.id, await self._cancel_grid(job))
         outcome = await self.worker.cancel(job.id)
         if outcome == "queued":
             await self.lifecycle.close(job.id, JobState.CANCELLED)
@@ -110,13 +114,31 @@ class Jobs:
             raise UserError("job.not_found", job_id=short_id(job_id)) from None
         return job, output, data
 
+    async def _cancel_grid(self, grid: Job) -> str:
+        """The grid ends cancelled first, so that its cells' endings draw no sheet; then its cells still queued
+        leave the queue (refunded) and a running one stops at its next step."""
+        outcome = "queued" if grid.state is JobState.QUEUED else "running"
+        try:
+            await self.lifecycle.close(grid.id, JobState.CANCELLED)
+        except InvalidTransition:  # its last cell ended, and its sheet was drawn, in the meantime
+            raise UserError("job.not_cancellable", job_id=short_id(grid.id), state=Text("state.done")) from None
+        for cell in await self.db.grid_cells(grid.id):
+            if cell.state in ACTIVE_STATES and await self.worker.cancel(cell.id) == "queued":
+                await self.lifecycle.close(cell.id, JobState.CANCELLED)
+        return outcome
+
     async def _delete(self, job: Job) -> list[MessageLink]:
-        """Its images and its uploads go, unless another job still names the same file."""
+        """Its images and its uploads go, unless another job still names the same file; a grid's cells go
+        with it."""
+        links = []
+        if job.operation == GRID:
+            for cell in await self.db.grid_cells(job.id):
+                links += await self._delete(cell)
         paths = [output.path for output in await self.db.outputs_of(job.id)] + stored_paths(job.parameters)
         await self.db.mark_deleted(job.id, now())
         kept = await self.db.paths_kept(paths, [job.id])
         await self.files.remove(path for path in paths if path not in kept)
-        return await self.db.messages_of(job.id)
+        return links + await self.db.messages_of(job.id)
 
     async def _own_job(self, actor: Actor, reference: str, moderator: Moderator | None, action: str) -> Job:
         """The actor's job named by its full id or by the start of one of their own job ids; or, named by its

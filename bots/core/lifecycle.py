@@ -1,9 +1,8 @@
-"""A job from the GPU's point of view: started, progress, done, failed, cancelled; and what a restart finds.
+"""A job from the GPU's point of view: started, progress, done, failed, cancelled.
 
 This is the worker's `JobSink`. Post-generation moderation happens here, since only now are the
-translation's words and the images' safety scores known. Recovery re-enqueues what a previous run left
-queued or running (a running job is retried once), and redelivery announces again the final results
-that were never delivered.
+translation's words and the images' safety scores known. A grid's cells are told as their grid
+(`GridSheets`); what a restart finds is `Recovery`'s.
 """
 
 from __future__ import annotations
@@ -23,22 +22,20 @@ from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
 from bots.core.deliveries import FINAL_KINDS
 from bots.core.files import Files
+from bots.core.grid_sheets import GridSheets
 from bots.core.languages import untranslated
 from bots.core.persistence import persistently
 from bots.core.positions import Positions
 from bots.core.types import EventKind
-from bots.errors import UserError, user_error
+from bots.errors import UserError
 from bots.moderation.commands import Moderation
-from bots.moderation.tiers import tier_of
 from generation.asks import build_request
 from generation.codec import decode, stored_paths
 from generation.engine import GenerationResult
-from generation.errors import QueueRefused
 from generation.previews import Preview
 from generation.requests import GenerationRequest
-from generation.scheduler import DuplicateJob
 from generation.translation import PromptTranslation
-from generation.worker import Done, Ending, Worker, WorkItem
+from generation.worker import Done, Ending, Worker
 from storage.database import Database
 from storage.records import Community, Job, JobState, OutputDraft
 from storage.turns import urgent
@@ -62,6 +59,7 @@ class Lifecycle:
     moderation: Moderation
     announcer: Announcer
     positions: Positions
+    grids: GridSheets
     _running: dict[str, Job] = field(default_factory=dict, init=False)
     """Jobs started here, as they started: their end's log line says how long they waited."""
 
@@ -80,8 +78,11 @@ class Lifecycle:
         for job in running:
             self._running[job.id] = job
             job_log.started(job)
+        await self.grids.started([job for job in running if job.grid_id is not None])
         started = {job.id for job in running}
         for job_id in job_ids:
+            if self.grids.is_cell(job_id):
+                continue
             if job_id not in started:  # cancelled in the instant before the GPU took it
                 log.info("job %s started after it ended", job_id)
                 continue
@@ -90,7 +91,8 @@ class Lifecycle:
     async def on_progress(self, job_ids: Sequence[str], fraction: float, previews: Sequence[Preview] = ()) -> None:
         """Progress, with each job's preview where the result, judged now, would be shown: a preview whose
         translation holds a banned word, or whose scores (its own, its inputs') the community's NSFW policy would
-        block, is left out; one the policy would hide goes behind a spoiler."""
+        block, is left out; one the policy would hide goes behind a spoiler. A grid's cells tell their grid."""
+        job_ids, previews = await self.grids.progress(job_ids, fraction, previews)
         if not previews:
             for job_id in job_ids:
                 await self.announcer.emit(EventKind.PROGRESS, job_id, progress=fraction)
@@ -152,8 +154,8 @@ class Lifecycle:
 
     async def _settle_done(self, job_id: str, result: GenerationResult, gpu_seconds: float) -> Announcement | None:
         """Apply the community's rules to what the worker made (the translation's words, the images' safety
-        scores), then store and write it; what tells it is returned. Most results need neither check, and skip
-        reading the job."""
+        scores), then store and write it; what tells it is returned (for a grid's cell, what tells the grid). Most
+        results need neither check, and skip reading the job."""
         translation = result.translation
         english = _translated_prompt(translation) if translation is not None else None
         scores = [*result.nsfw_scores, *([result.input_nsfw_score] if result.input_nsfw_score is not None else [])]
@@ -183,6 +185,8 @@ class Lifecycle:
 
         await persistently(write, f"the result of job {job_id}")
         job_log.done(job_id, self._running.pop(job_id, None), finished, gpu_seconds)
+        if (grid_id := self.grids.running_cell(job_id)) is not None:
+            return await self.grids.cell_ended(grid_id)
         return partial(
             self.announcer.emit,
             EventKind.DONE,
@@ -240,70 +244,9 @@ class Lifecycle:
             await persistently(lambda: self.db.mark_cancelled(job_id, ended), what)
         await persistently(lambda: self.db.refund_quota(job_id), what)
         job_log.ended(job_id, self._running.pop(job_id, None), ended, state.value, error_key)
+        if (grid_id := await self.grids.grid_of(job_id)) is not None:
+            return await self.grids.cell_ended(grid_id)
         return partial(self.announcer.emit, FINAL_KINDS[state], job_id, error_key=error_key)
-
-    # --- after a restart ---------------------------------------------------------------------
-
-    async def recover(self) -> int:
-        """Re-enqueue what a previous run left queued or running; running jobs are retried once. A job the queue
-        holds already (a queue in the database, shared with other processes) is only followed: its events reach
-        its owner from here."""
-        recovered = 0
-        for job in await self.db.jobs_in_states([JobState.QUEUED, JobState.RUNNING]):
-            if job.id in self.worker.queue and job.state is JobState.RUNNING:
-                unstarted = await self._unstart(job)
-                if unstarted is None:
-                    continue
-                job = unstarted
-            if job.id in self.worker.queue or self.worker.is_running(job.id):
-                if self.announcer.serves(job.platform):
-                    await self.announcer.route_stored(job)
-                    if job.id in self.worker.queue:
-                        self.positions.track(job.id, (job.platform, job.channel_id), told=None, eta_seconds=None)
-                continue
-            recovered += await self.requeue(job)
-        if recovered:
-            log.info("re-enqueued %d jobs left by the previous run", recovered)
-        return recovered
-
-    async def _unstart(self, job: Job) -> Job | None:
-        """A job written running that the shared queue still holds queued: its start was written and then undone
-        by a crash. Back to queued, or failed after `MAX_ATTEMPTS` starts."""
-        if job.attempts < MAX_ATTEMPTS:
-            return await self.db.requeue_job(job.id)
-        log.error("job %s was interrupted %d times; giving up", job.id, job.attempts)
-        await self.worker.cancel(job.id)
-        await self.close(job.id, JobState.FAILED, error_key="error.internal")
-        return None
-
-    async def requeue(self, job: Job) -> int:
-        """A job the queue does not hold, queued again; 1 if it was."""
-        owner = await self.announcer.route_stored(job)
-        if job.state is JobState.RUNNING and job.attempts >= MAX_ATTEMPTS:
-            log.error("job %s was interrupted %d times; giving up", job.id, job.attempts)
-            await self.close(job.id, JobState.FAILED, error_key="error.internal")
-            return 0
-        try:
-            await self.files.fetch(stored_paths(job.parameters))
-            request = await asyncio.to_thread(self.rebuild, job)
-        except (ValueError, KeyError, OSError) as error:  # a damaged row, a newer codec, a missing input
-            log.error("job %s cannot be rebuilt after a restart: %s", job.id, error)
-            await self.close(job.id, JobState.FAILED, error_key="error.internal")
-            return 0
-        if job.state is JobState.RUNNING:
-            await self.db.requeue_job(job.id)
-        weight = self.settings.tier(tier_of(self.settings, owner)).weight
-        try:
-            await self.worker.submit(
-                WorkItem(job.id, request, user_key(owner.id), community_key(job.community_id), weight)
-            )
-        except DuplicateJob:  # another process recovering at the same time queued it first
-            return 0
-        except QueueRefused as error:  # the caps were lowered since the job was accepted
-            await self.close(job.id, JobState.FAILED, error_key=user_error(error).key)
-            return 0
-        self.positions.track(job.id, (job.platform, job.channel_id), told=None, eta_seconds=None)
-        return 1
 
     def rebuild(self, job: Job) -> GenerationRequest:
         """The stored request, built again exactly as it was accepted."""

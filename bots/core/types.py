@@ -95,6 +95,8 @@ class JobEvent:
     first_delivery: bool = False
     """A done event told the moment its job was written done, in this process: none of its images can have been
     sent yet, so the adapter need not look for those an earlier attempt sent."""
+    grid_cells: int = 0
+    """A grid's result: how many cells its sheet shows, each of which a button sends alone."""
 
 
 @dataclass(frozen=True)
