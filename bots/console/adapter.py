@@ -41,7 +41,7 @@ from bots.kit.catalogue import Capability, bind, commands_for
 from bots.kit.context import Context
 from bots.kit.lifetime import started
 from bots.kit.views import view_of
-from bots.parsing import parse_prompt
+from bots.parsing import parse_grid, parse_prompt
 from bots.texts import Text, render
 from generation.asks import Ask
 
@@ -163,6 +163,11 @@ class ConsoleAdapter:
     async def _imagine(self, context: Context, text: str) -> None:
         parsed = parse_prompt(text)
         await self._submit(context, Ask("txt2img", parsed.prompt, parsed.options))
+
+    async def _grid(self, context: Context, text: str) -> None:
+        """`/grid prompt --steps 20,40 --guidance 2,4,6`: one image per combination, on one sheet."""
+        parsed, axes = parse_grid(text)
+        await self.core.grid(context.actor, context.place, Ask("txt2img", parsed.prompt, parsed.options), axes)
 
     async def _edit(self, context: Context, rest: str) -> None:
         await self._transform(context, "img2img", rest)

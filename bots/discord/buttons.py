@@ -47,6 +47,8 @@ class Buttons:
             await self.images.start(
                 interaction, lambda c: self.core.outpaint(c.actor, c.place, job_id, index or 0, options), job_id
             )
+        elif action is Action.CELL:
+            await self.images.cell(interaction, job_id, index or 0)
         elif action is Action.EDIT:
             count = len(interaction.message.attachments) if interaction.message is not None else 1
             await self._open_form(interaction, count, f"job:{job_id}")

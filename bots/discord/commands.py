@@ -126,6 +126,32 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         images = [image for image in (image1, image2, image3, image4) if image is not None]
         await handlers_of(interaction).images.mix(interaction, images, prompt, weights)
 
+    @app_commands.command(name="grid", description=localized("discord.command.grid"))
+    @_describe(
+        "prompt",
+        "size",
+        "style",
+        "negative",
+        steps="steps_list",
+        guidance="guidance_list",
+        prior_steps="prior_steps_list",
+        seed="seed_list",
+    )
+    @app_commands.choices(size=sizes)
+    async def grid(
+        interaction: discord.Interaction,
+        prompt: str,
+        steps: str | None = None,
+        guidance: str | None = None,
+        prior_steps: str | None = None,
+        seed: str | None = None,
+        size: str | None = None,
+        style: str | None = None,
+        negative: str | None = None,
+    ) -> None:
+        lists = {"steps": steps, "guidance": guidance, "prior-steps": prior_steps, "seed": seed}
+        await handlers_of(interaction).images.grid(interaction, prompt, lists, size, style, negative)
+
     @app_commands.command(name="history", description=localized("discord.command.history"))
     async def history(interaction: discord.Interaction) -> None:
         await handlers_of(interaction).lookups.history(interaction)
@@ -184,6 +210,7 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         depth,
         inpaint,
         mix,
+        grid,
         history,
         quota,
         queue,

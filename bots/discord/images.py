@@ -1,5 +1,5 @@
-"""The commands that make images (/imagine, /edit, /outpaint, /remix, /inpaint, /mix) and the acknowledgement every
-job shares.
+"""The commands that make images (/imagine, /edit, /outpaint, /remix, /inpaint, /mix, /grid), a grid's cell sent
+alone, and the acknowledgement every job shares.
 
 A command is recorded and deferred publicly at once (`interactions.acknowledged`: Discord wants an answer within 3
 seconds and never sends the interaction again), and its deferred response becomes
@@ -9,6 +9,7 @@ the queued event names back. A refusal removes the deferred response and is told
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import discord
@@ -16,13 +17,24 @@ import discord
 from bots.config import Settings
 from bots.core.facade import Core
 from bots.core.types import Receipt
-from bots.discord.interactions import acknowledged, context_of, described, guard, option, refusals_to
+from bots.discord.interactions import (
+    MESSAGE_LIMIT,
+    PLATFORM,
+    acknowledged,
+    context_of,
+    described,
+    guard,
+    option,
+    refusals_to,
+)
 from bots.discord.status import Status, StatusBoard
-from bots.discord.uploads import read_images
+from bots.discord.uploads import fit_upload, read_images
+from bots.discord.views import discord_view
 from bots.errors import UserError
 from bots.kit.boundary import Say
 from bots.kit.context import Context
-from bots.parsing import parse_prompt
+from bots.kit.views import view_of
+from bots.parsing import parse_grid, parse_prompt
 from generation.asks import Ask, Options
 
 NEEDED_PERMISSIONS = ("view_channel", "send_messages", "attach_files")
@@ -103,6 +115,44 @@ class Images:
             return await self.core.submit(context.actor, context.place, Ask("mix", "", options, mix=tuple(items)))
 
         await self.start(interaction, submit)
+
+    async def grid(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        lists: dict[str, str | None],
+        size: str | None,
+        style: str | None,
+        negative: str | None,
+    ) -> None:
+        """/grid: the comma lists of its options read as if typed after the prompt (spaces dropped)."""
+
+        async def submit(context: Context) -> Receipt:
+            typed = " ".join(f"--{name} {''.join(value.split())}" for name, value in lists.items() if value)
+            parsed, axes = parse_grid(f"{prompt} {typed}")
+            named = option("size", size).over(option("style", style))
+            options = Options(negative_prompt=negative).over(named.over(parsed.options))
+            return await self.core.grid(context.actor, context.place, Ask("txt2img", parsed.prompt, options), axes)
+
+        await self.start(interaction, submit)
+
+    async def cell(self, interaction: discord.Interaction, job_id: str, index: int) -> None:
+        """A grid's cell alone, as the public answer to its button: its image with its own buttons, linked to the
+        cell's job so that replies and buttons on it act on that cell."""
+        async with acknowledged(interaction, ephemeral=False) as deferred:
+            if deferred is None:
+                return
+            context = context_of(interaction)
+            say = refusals_to(interaction, public=True)
+            async with guard(say, context, what=described(interaction), job_id=job_id):
+                view = view_of(await self.core.cell(context.actor, context.place, job_id, index))
+                status = Status(interaction=interaction, response_id=deferred.message_id)
+                uploads = await asyncio.to_thread(
+                    lambda: [fit_upload(p.path, status.upload_limit, spoiler=view.spoiler) for p in view.pictures]
+                )
+                message = await status.show(view.caption(MESSAGE_LIMIT), discord_view(view.buttons), uploads)
+                channel = str(interaction.channel_id)
+                await self.core.link_message(PLATFORM, channel, str(message.id), view.event.job_id, 0)
 
     async def start(self, interaction: discord.Interaction, submit: Submit, job_id: str | None = None) -> None:
         """Defer publicly, then queue the job with the deferred response as its status; `job_id` is the job a

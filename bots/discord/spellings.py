@@ -15,6 +15,7 @@ SPELLINGS: dict[str, str] = {
     "depth": "/depth",
     "inpaint": "/inpaint",
     "mix": "/mix",
+    "grid": "/grid",
     "history": "/history",
     "queue": "/queue",
     "quota": "/quota",

@@ -1,8 +1,9 @@
 """The kit's buttons as Discord components, and the modal that asks how to edit an image.
 
 Buttons are persistent dynamic items: their custom id carries the action and the job id (and the image number
-for variations), `easel:{action}:{job_id}[:{index}]`, nothing else, so buttons already in channels keep working
-after a restart and across versions. What a press does is up to the buttons handler that the client holds.
+for variations, the cell's for a grid), `easel:{action}:{job_id}[:{index}]`, nothing else, so buttons already in
+channels keep working after a restart and across versions. What a press does is up to the buttons handler that the
+client holds.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Pressed(Protocol):
 
 class JobButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=re.compile(rf"easel:(?P<action>{'|'.join(Action)}):(?P<job>[0-9a-f]{{32}})(?::(?P<index>\d))?"),
+    template=re.compile(rf"easel:(?P<action>{'|'.join(Action)}):(?P<job>[0-9a-f]{{32}})(?::(?P<index>\d{{1,2}}))?"),
 ):
     def __init__(
         self,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from bots.parsing import parse_prompt
+from bots.parsing import parse_grid, parse_prompt
 
 
 class Audience(StrEnum):
@@ -55,6 +55,7 @@ CATALOGUE: tuple[Command, ...] = (
     _user("depth", "submit", parse_prompt),
     _user("inpaint", "submit", parse_prompt),
     _user("mix", "submit", parse_prompt),
+    _user("grid", "grid", parse_grid),
     _user("history", "history"),
     _user("queue", "queue"),
     _user("quota", "quota"),

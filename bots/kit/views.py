@@ -32,6 +32,8 @@ class Action(StrEnum):
     PAN_RIGHT = "panright"
     PAN_UP = "panup"
     PAN_DOWN = "pandown"
+    CELL = "cell"
+    """A grid's cell sent alone; its index is the cell's."""
 
 
 OUTPAINTS: dict[Action, Options] = {
@@ -43,6 +45,7 @@ OUTPAINTS: dict[Action, Options] = {
     Action.PAN_DOWN: Options(pan="down"),
 }
 """What each zoom and pan button asks of `Core.outpaint`."""
+CELLS_PER_ROW = 5
 _ARROWS = {Action.PAN_LEFT: "⬅️", Action.PAN_RIGHT: "➡️", Action.PAN_UP: "⬆️", Action.PAN_DOWN: "⬇️"}
 
 
@@ -115,6 +118,9 @@ def view_of(event: JobEvent) -> View:
         text = render("status.started", language)
     elif event.kind is EventKind.PROGRESS:
         text = progress_text(event.progress, language)
+    elif event.kind is EventKind.DONE and event.grid_cells:
+        buttons = _grid_buttons(event)
+        return View(event, result_caption(event), buttons, _pictures(event, buttons))
     elif event.kind is EventKind.DONE:
         return View(event, result_caption(event), _result_buttons(event), _pictures(event))
     else:
@@ -155,9 +161,28 @@ def _result_buttons(event: JobEvent) -> tuple[Button, ...]:
     )
 
 
-def _pictures(event: JobEvent) -> tuple[Picture, ...]:
-    """For images shown one by one: each with reroll, its variations, its edit, zoom and pan."""
+def _grid_buttons(event: JobEvent) -> tuple[Button, ...]:
+    """For a grid's sheet: reroll (the same grid, a new seed), delete, then a button per cell that sends it alone,
+    numbered as on the sheet, five to a row."""
     language, job_id = event.language, event.job_id
+    cells = (
+        Button(Action.CELL, job_id, f"#{index + 1}", index, row=1 + index // CELLS_PER_ROW)
+        for index in range(event.grid_cells)
+    )
+    return (
+        Button(Action.REROLL, job_id, render("button.reroll", language), style=Style.PRIMARY),
+        Button(Action.DELETE, job_id, render("button.delete", language), style=Style.DANGER),
+        *cells,
+    )
+
+
+def _pictures(event: JobEvent, buttons: tuple[Button, ...] | None = None) -> tuple[Picture, ...]:
+    """For images shown one by one: each with reroll, its variations, its edit, zoom and pan (a grid's sheet with
+    the grid's own `buttons`)."""
+    language, job_id = event.language, event.job_id
+    if buttons is not None:  # as under other pictures, deleting is left to the message's buttons
+        kept = tuple(button for button in buttons if button.action is not Action.DELETE)
+        return tuple(Picture(index, path, None, kept) for index, path in enumerate(event.files))
     return tuple(
         Picture(
             index,

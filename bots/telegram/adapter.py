@@ -81,7 +81,9 @@ class TelegramAdapter:
         bot = self.application.bot
         self.delivery = Delivery(core, bot, settings)
         downloads = Downloads(bot, settings)
-        self.handlers = Handlers(core, settings, downloads, Admins(bot, admin_cache_seconds), self.intake)
+        self.handlers = Handlers(
+            core, settings, downloads, Admins(bot, admin_cache_seconds), self.intake, self.delivery.show
+        )
 
     def register(self) -> None:
         self.core.listen(PLATFORM, self.delivery.on_event)

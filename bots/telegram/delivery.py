@@ -96,6 +96,11 @@ class Delivery:
     async def close(self) -> None:
         await self.throttle.close()
 
+    async def show(self, event: JobEvent) -> None:
+        """A result shown on request (a grid's cell): its pictures sent now, outside any status message and the
+        delivery ledger, as often as it is asked for."""
+        await self._deliver(view_of(event))
+
     # --- the status message ----------------------------------------------------------------
 
     async def _draw(self, job_id: str, view: View) -> None:

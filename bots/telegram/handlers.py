@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from telegram import Bot, CallbackQuery, ForceReply, Message, Update
@@ -19,29 +20,24 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 
 from bots.config import TelegramSettings
 from bots.core.facade import Core
-from bots.core.types import ShownMessage
+from bots.core.types import JobEvent, ShownMessage
 from bots.errors import UserError
 from bots.formatting import (
     cancel_text,
-    history_lines,
-    language_text,
-    preferences_text,
-    queue_lines,
-    quota_text,
-    styles_text,
 )
 from bots.kit.boundary import guarded
 from bots.kit.catalogue import Audience, bind, check_served, commands_for
 from bots.kit.context import Context
 from bots.kit.views import OUTPAINTS, Action
-from bots.parsing import parse_prompt
+from bots.parsing import parse_grid, parse_prompt
 from bots.telegram.admins import Admins
 from bots.telegram.albums import Albums
-from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, context_of, cut, refused, reply, reply_list, shown_job
+from bots.telegram.chat import ANSWER_LIMIT, PLATFORM, context_of, cut, refused, reply, shown_job
 from bots.telegram.commands import CAPABILITIES, SPELLINGS, Handler, Routes, parse_command
 from bots.telegram.downloads import Downloads
 from bots.telegram.intake import Intake
 from bots.telegram.keyboards import Press, parse
+from bots.telegram.lookups import Lookups
 from bots.telegram.moderation import ModerationCommands
 from generation.asks import Ask, Options
 
@@ -50,11 +46,18 @@ log = logging.getLogger(__name__)
 MAX_ALBUM = 4
 
 
-class Handlers:
+class Handlers(Lookups):
     def __init__(
-        self, core: Core, settings: TelegramSettings, downloads: Downloads, admins: Admins, intake: Intake
+        self,
+        core: Core,
+        settings: TelegramSettings,
+        downloads: Downloads,
+        admins: Admins,
+        intake: Intake,
+        show: Callable[[JobEvent], Awaitable[None]],
     ) -> None:
         self.core = core
+        self.show = show
         self.settings = settings
         self.downloads = downloads
         self.admins = admins
@@ -160,6 +163,13 @@ class Handlers:
         else:
             await self._submit(context, Ask("txt2img", *_parse(rest)))
 
+    async def _grid(self, context: Context, message: Message, rest: str) -> None:
+        """`/grid prompt --steps 20,40 --guidance 2,4,6`: one image per combination, on one sheet."""
+        if not rest.strip():
+            raise UserError("usage.grid")
+        parsed, axes = parse_grid(rest)
+        await self.core.grid(context.actor, context.place, Ask("txt2img", parsed.prompt, parsed.options), axes)
+
     async def _edit(self, context: Context, message: Message, rest: str) -> None:
         """`/edit prompt` in reply to a photo (one of the bot's images keeps its lineage), or on a photo."""
         shown = await self._shown_image(message)
@@ -213,51 +223,6 @@ class Handlers:
     async def _mix(self, context: Context, message: Message, rest: str) -> None:
         raise UserError("telegram.mix_usage")
 
-    async def _history(self, context: Context, message: Message, rest: str) -> None:
-        jobs = await self.core.history(context.actor)
-        lines = history_lines(jobs, context.language)
-        await reply_list(message, "\n".join(lines) or context.text("history.empty"), "history")
-
-    async def _queue(self, context: Context, message: Message, rest: str) -> None:
-        lines = queue_lines(await self.core.queue(context.actor), context.language)
-        await reply_list(message, "\n".join(lines) or context.text("queue.empty"), "queue")
-
-    async def _styles(self, context: Context, message: Message, rest: str) -> None:
-        await reply_list(message, styles_text(await self.core.styles(context.place), context.language), "styles")
-
-    async def _quota(self, context: Context, message: Message, rest: str) -> None:
-        await reply(message, quota_text(await self.core.quota(context.actor), context.language))
-
-    async def _cancel(self, context: Context, message: Message, rest: str) -> None:
-        """`/cancel` the newest own job, `/cancel id` one of one's own or (a group admin, by its full id) any in
-        the group."""
-        reference = rest.strip() or None
-        moderator = await self.admins.moderator(context) if reference else None
-        cancellation = await self.core.cancel(context.actor, reference, moderator)
-        await reply(message, cancel_text(cancellation, context.language))
-
-    async def _settings(self, context: Context, message: Message, rest: str) -> None:
-        """`/settings` shows the user's defaults, `/settings --size 512x512 --steps 30` sets, `reset` clears."""
-        if rest.strip().lower() == "reset":
-            await self.core.reset_preferences(context.actor)
-            await reply(message, context.text("settings.reset"))
-            return
-        if not rest.strip():
-            preferences = await self.core.preferences(context.actor)
-            key = "settings.show" if preferences else "settings.none"
-            await reply(message, context.text(key, values=preferences_text(preferences)))
-            return
-        prompt, options = _parse(rest)
-        if prompt:
-            raise UserError("settings.unknown", option=prompt)
-        preferences = await self.core.set_preferences(context.actor, options.given())
-        await reply(message, context.text("settings.saved", values=preferences_text(preferences)))
-
-    async def _language(self, context: Context, message: Message, rest: str) -> None:
-        """`/language` shows the language easel answers in, `/language de` (or `Deutsch`) chooses one, `/language
-        auto` follows Telegram's again."""
-        await reply(message, language_text(await self.core.choose_language(context.actor, rest)))
-
     # --- albums and buttons ------------------------------------------------------------------
 
     async def _album(self, messages: list[Message]) -> None:
@@ -290,6 +255,8 @@ class Handlers:
             await self.core.reroll(context.actor, context.place, press.job_id)
         elif press.action is Action.VARY:
             await self.core.variations(context.actor, context.place, press.job_id, press.index)
+        elif press.action is Action.CELL:
+            await self.show(await self.core.cell(context.actor, context.place, press.job_id, press.index))
         elif press.action in OUTPAINTS:
             await self.core.outpaint(context.actor, context.place, press.job_id, press.index, OUTPAINTS[press.action])
         else:

@@ -13,7 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bots.kit.views import OUTPAINTS, Action, Button
 
-ACTIONS = frozenset({Action.REROLL, Action.VARY, Action.EDIT, Action.CANCEL, *OUTPAINTS})
+ACTIONS = frozenset({Action.REROLL, Action.VARY, Action.EDIT, Action.CANCEL, Action.CELL, *OUTPAINTS})
 """The buttons Telegram shows (deleting is the /delete command)."""
 
 

@@ -859,7 +859,7 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
     monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
 
     assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
-    assert "synced 17 Discord commands in guilds" in capsys.readouterr().out
+    assert "synced 18 Discord commands in guilds" in capsys.readouterr().out
 
     names = {command["name"] for command in fake.commands[GUILD_ID]}
     assert names == {
@@ -870,6 +870,7 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
         "depth",
         "inpaint",
         "mix",
+        "grid",
         "history",
         "quota",
         "queue",

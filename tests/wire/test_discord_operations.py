@@ -100,3 +100,29 @@ async def test_the_template_option_shows_the_placeholder_as_typed_in_every_langu
     template = next(option for option in add["options"] if option["name"] == "prompt")
     described = [template["description"], *template["description_localizations"].values()]
     assert len(described) == 19 and all("{prompt}" in text and "{{" not in text for text in described)
+
+
+async def test_a_grid_comes_as_one_sheet_whose_buttons_send_each_cell_alone(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    options = {"prompt": "a red cat --seed 4", "steps": "2, 3", "guidance": "2,4,6"}
+    sheet = await bot.result_of(await bot.fake.command("grid", options, member=ALICE))
+    assert buttons(sheet) == ["reroll", "delete", *(f"cell:{index}" for index in range(6))]
+    rows = [[item["custom_id"].split(":")[1] for item in row["components"]] for row in sheet.components]
+    assert rows == [["reroll", "delete"], ["cell"] * 5, ["cell"]]
+    grid_id = (await bot.link_of(sheet)).job_id
+    grid = await bot.core.db.get_job(grid_id)
+    assert (
+        grid is not None
+        and grid.operation == "grid"
+        and grid.parameters["grid"]
+        == [
+            ["steps", [2.0, 3.0]],
+            ["guidance", [2.0, 4.0, 6.0]],
+        ]
+    )
+    cell = await bot.result_of(await bot.fake.press(sheet, f"easel:cell:{grid_id}:5", member=CAROL))
+    cells = await bot.core.db.grid_cells(grid_id)
+    assert (await bot.link_of(cell)).job_id == cells[5].id
+    assert buttons(cell)[:2] == ["reroll", "vary:0"], "a cell alone is a result like any"
+    refused = await bot.fake.command("grid", {"prompt": "a red cat", "steps": "20"}, member=ALICE)
+    assert await bot.ephemeral_reply(refused) == render("grid.no_axis", "en-US")

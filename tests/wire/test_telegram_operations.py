@@ -133,3 +133,33 @@ async def test_group_admins_add_styles_and_a_negative_prompt_that_members_reques
     )
     assert await ask(bot, bot.ann, group, "/removestyle ink") == render("moderation.style_removed", name="ink")
     assert "ink:" not in await ask(bot, bot.bob, group, "/styles")
+
+
+async def test_a_grid_comes_as_one_labelled_sheet_whose_buttons_send_each_cell_alone(start: Start) -> None:
+    bot: Bot = await start()
+    chat = bot.fake.private(bot.ann)
+    bot.fake.text(bot.ann, chat, "/grid a lighthouse --steps 2,3 --guidance 2,4 --seed 5")
+    [sheet] = await bot.images_in(ANN, 1)
+    grid_id, *cells = await bot.job_ids(5, JobState.DONE)
+    keyboard = [[button["callback_data"] for button in row] for row in sheet["reply_markup"]["inline_keyboard"]]
+    assert keyboard == [[f"reroll:{grid_id}"], [f"cell:{grid_id}:{index}" for index in range(4)]]
+    assert [button["text"] for button in sheet["reply_markup"]["inline_keyboard"][1]] == ["#1", "#2", "#3", "#4"]
+    grid = await bot.stack.db.get_job(grid_id)
+    assert grid is not None and grid.operation == "grid" and grid.prompt == "a lighthouse"
+    bot.fake.press(bot.ann, sheet, f"cell:{grid_id}:2")
+    [_, cell] = await bot.images_in(ANN, 2)
+    assert "5" in cell["caption"] and cell["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == (
+        f"reroll:{cells[2]}"
+    )
+    bot.fake.press(bot.ann, sheet, f"cell:{grid_id}:2")
+    await bot.images_in(ANN, 3)  # asked again, sent again
+
+
+async def test_a_grid_that_cannot_be_made_is_refused_in_the_users_language(start: Start) -> None:
+    bot: Bot = await start()
+    chat = bot.fake.private(bot.ann)
+    bot.fake.text(bot.ann, chat, "/grid a lighthouse --steps 20")
+    await bot.reply_in(ANN, render("grid.no_axis", "en")[:30])
+    bot.fake.text(bot.ann, chat, "/grid a lighthouse --steps 1,2,3,4,5 --guidance 1,2,3")
+    await bot.reply_in(ANN, "15")
+    assert await bot.stack.db.jobs_in_states(list(JobState)) == []
