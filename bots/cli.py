@@ -8,12 +8,14 @@ import dataclasses
 import importlib.metadata
 import json
 import logging
+import secrets
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bots.cli_grid import ListError, cell_args, grid_axes, numbers, one, run_grid
 from bots.config import ConfigError, Settings, load_settings
 from bots.environment import read_environment
 from bots.logs import configure as configure_logging
@@ -32,7 +34,7 @@ from generation.errors import EaselError
 
 log = logging.getLogger("easel")
 
-OPERATIONS = ["txt2img", "img2img", "inpaint", "mix", "outpaint", "remix", "depth"]
+OPERATIONS = ["txt2img", "img2img", "inpaint", "mix", "outpaint", "remix", "depth", "grid"]
 PANS = ["left", "right", "up", "down"]
 """`generation.requests.Operation` and `generation.outpainting.Pan`, spelt out so that `easel --help` loads no
 imaging library (tests/unit/test_cli_choices.py holds them equal)."""
@@ -116,9 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--ar", type=_ratio, metavar="W:H", help="aspect ratio such as 16:9, instead of --width and --height"
     )
-    generate.add_argument("--steps", type=int, help="decoder steps")
-    generate.add_argument("--prior-steps", type=int)
-    generate.add_argument("--guidance", type=float, help="decoder guidance scale")
+    generate.add_argument("--steps", type=numbers(int), help="decoder steps (grid: a comma list such as 20,40)")
+    generate.add_argument("--prior-steps", type=numbers(int), help="(grid: a comma list)")
+    generate.add_argument("--guidance", type=numbers(float), help="decoder guidance scale (grid: a list such as 2,4,6)")
     generate.add_argument("--prior-guidance", type=float, help="prior guidance scale")
     generate.add_argument(
         "--strength", type=float, help="img2img, remix: how much to change, 0-1; depth: start from the image too"
@@ -127,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoom_or_pan.add_argument("--zoom", type=float, help="outpaint: zoom out by 1.1 to 2 (1.5, 2)")
     zoom_or_pan.add_argument("--pan", choices=PANS, help="outpaint: extend the image this way")
     generate.add_argument("--count", type=int, default=1, help="images to make, 1-4 (files out-1.png ... out-N.png)")
-    generate.add_argument("--seed", type=int, help="random when absent; printed either way")
+    generate.add_argument("--seed", type=numbers(int), help="random when absent; printed either way (grid: a list)")
     generate.add_argument(
         "--image", dest="items", action=_InOrder, const="image", metavar="PATH", help="input image (mix: repeat)"
     )
@@ -268,25 +270,34 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from generation.engine import Engine
     from generation.errors import InvalidImage, InvalidRequest, ModelLoadError
     from generation.models import load_models
+    from generation.requests import SEED_LIMIT
     from generation.translation import load_translator
 
     if args.model:
         settings = settings.model_copy(update={"model": settings.model.model_copy(update={"preset": args.model})})
     try:
-        request = _request_from_args(args, settings)
-    except (InvalidRequest, InvalidImage, UsageError) as error:
+        axes = grid_axes(args) if args.op == "grid" else ()
+        cells = cell_args(args, axes, secrets.randbelow(SEED_LIMIT)) if axes else [args]
+        requests = [_request_from_args(cell, settings) for cell in cells]
+    except (InvalidRequest, InvalidImage, UsageError, ListError) as error:
         return fail(str(error))
     except OSError as error:
         return fail(f"cannot read {error.filename}: {error.strerror}")
     try:
         # English needs no translator: a one-off run should not load (or download) one for nothing.
+        request = requests[0]
         foreign = request.language not in (None, "en")
         translator = load_translator(settings.translation, settings.model) if foreign else None
         engine = Engine(load_models(settings.model), translator)
+        if axes:
+            print(json.dumps(run_grid(lambda one: engine.generate([one])[0], requests, axes, args.output)))
+            return 0
         started = time.perf_counter()
         result = engine.generate([request])[0]
     except ModelLoadError as error:
         return fail(str(error))
+    except OSError as error:
+        return fail(f"cannot write {error.filename}: {error.strerror}")
     seconds = time.perf_counter() - started
     paths = _output_paths(args.output, request.count)
     try:
@@ -327,13 +338,13 @@ def _request_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         negative_prompt=args.negative,
         width=args.width,
         height=args.height,
-        steps=args.steps,
-        prior_steps=args.prior_steps,
-        guidance_scale=args.guidance,
+        steps=one(args.steps, "steps"),
+        prior_steps=one(args.prior_steps, "prior-steps"),
+        guidance_scale=one(args.guidance, "guidance"),
         prior_guidance_scale=args.prior_guidance,
         strength=args.strength,
         count=args.count,
-        seed=args.seed,
+        seed=one(args.seed, "seed"),
         mask=parse_region(args.region) if args.region and args.op == "inpaint" else None,
         weights=parse_weights(args.weights) if args.weights and args.op == "mix" else None,
         language=detect_language(" ".join(texts)),

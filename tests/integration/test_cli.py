@@ -171,6 +171,10 @@ def test_mix_of_images_and_text_with_weights(capsys: pytest.CaptureFixture[str],
         (["--op", "mix", "--image", "{picture}", "--text", "a", "--weights", "1,x"], "comma-separated numbers"),
         (["--op", "mix", "--image", "{picture}", "--text", "a", "--weights", "1"], "one weight for each of the 2"),
         (["--op", "img2img", "--prompt", "c", "--image", "{picture}", "--image", "{picture}"], "takes one --image"),
+        (["--prompt", "cat", "--steps", "2,3"], "--steps takes one value; comma lists are for --op grid"),
+        (["--op", "grid", "--prompt", "cat", "--steps", "2"], "--op grid needs at least one of --steps"),
+        (["--op", "grid", "--prompt", "cat", "--steps", "2,3", "--count", "2"], "no --count"),
+        (["--op", "grid", "--prompt", "cat", "--steps", "2,300"], "steps 300 is not allowed"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_clear_line(
@@ -182,6 +186,37 @@ def test_bad_input_exits_non_zero_with_one_clear_line(
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("easel: error: ")
     assert message in err
+
+
+def test_a_grid_writes_its_sheet_and_each_cell(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(
+        capsys, "--op", "grid", "--prompt", "a red cat", "--width", "64", "--height", "64",
+        "--steps", "2,3", "--guidance", "2,4,6", "--seed", "9", "-o", "sheet.png",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["files"] == ["sheet.png"] and summary["seeds"] == [9]
+    assert summary["cells"] == [f"sheet-{n}.png" for n in range(1, 7)]
+    assert all(Image.open(tmp_path / cell).size == (64, 64) for cell in summary["cells"])
+    sheet = Image.open(tmp_path / "sheet.png")
+    assert sheet.width > 2 * 64 and sheet.height > 3 * 64, "two columns, three rows, and their labels"
+    code, _, _ = run(
+        capsys,
+        "--prompt",
+        "a red cat",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "3",
+        "--guidance",
+        "2",
+        "--seed",
+        "9",
+    )
+    alone, cell = Image.open(tmp_path / "out.png"), Image.open(tmp_path / "sheet-2.png")
+    assert code == 0 and np.array_equal(np.asarray(alone), np.asarray(cell)), "a cell is the request it stands for"
 
 
 def test_an_unloadable_model_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -347,7 +382,7 @@ def test_a_schema_migrated_by_a_newer_easel_is_refused_by_name(
         assert code == 1
         assert err.strip().splitlines() == [
             f"easel: error: storage.database_url (sqlite+aiosqlite:///{tmp_path / 'state' / 'easel.db'}): its schema "
-            "is at revision 0099, which this easel does not know (its newest is 0010): a newer easel has migrated it"
+            "is at revision 0099, which this easel does not know (its newest is 0011): a newer easel has migrated it"
         ]
 
 

@@ -5,6 +5,6 @@ from generation.outpainting import Pan
 from generation.requests import Operation
 
 
-def test_generate_offers_every_operation_and_pan() -> None:
-    assert OPERATIONS == [operation.value for operation in Operation]
+def test_generate_offers_every_operation_a_grid_and_every_pan() -> None:
+    assert OPERATIONS == [*(operation.value for operation in Operation), "grid"]
     assert PANS == [pan.value for pan in Pan]
