@@ -50,6 +50,7 @@ from generation.config import (
     resolve_defaults,
 )
 from generation.engine import Engine, total_steps
+from generation.grids import Axis, cell_options, compose
 from generation.images import RegionMask
 from generation.models import KandinskyModels, load_models
 from generation.requests import GenerationRequest, Operation, make_request
@@ -268,6 +269,31 @@ def print_latency(
         print(f"  {operation:<8} {latency_s[operation]:7.3f} s  {total_steps([request])} denoiser calls{note}")
 
 
+def measure_grid(engine: Engine, defaults: GenerationDefaults, repeats: int) -> dict[str, Any]:
+    """A 2x3 grid (steps x guidance) as the service runs it: each cell a txt2img job, one after another, then the
+    labelled sheet drawn from them; the sheet also from six 768x768 cells, the size a real grid's cells have, since
+    drawing it is the grid's only work beyond its cells'."""
+    axes = (Axis("steps", (STEPS // 2, STEPS)), Axis("guidance", (2.0, 4.0, 6.0)))
+    cells = [
+        make_request(
+            Operation.TXT2IMG, PROMPTS[0], defaults=defaults, limits=Limits(), width=SIZE, height=SIZE,
+            prior_steps=PRIOR_STEPS, seed=1, **values,
+        )
+        for values in cell_options(axes)
+    ]  # fmt: skip
+    cells_s = median_seconds(lambda: [engine.generate([cell]) for cell in cells], repeats)
+    images = [engine.generate([cell])[0].images[0] for cell in cells]
+    sheet_s = median_seconds(lambda: compose(images, axes), repeats)
+    large = [Image.effect_noise((768, 768), 64).convert("RGB") for _ in cells]
+    sheet_768_s = median_seconds(lambda: compose(large, axes), repeats)
+    print(f"\ngrid of {len(cells)} cells (--steps {STEPS // 2},{STEPS} --guidance 2,4,6), median of {repeats}:")
+    print(f"  its cells, one by one: {cells_s:7.3f} s")
+    print(f"  its sheet:             {sheet_s:7.3f} s  ({SIZE}x{SIZE} cells)")
+    print(f"  its sheet:             {sheet_768_s:7.3f} s  (768x768 cells, shrunk to fit 2048 px)")
+    return {"grid_cells": len(cells), "grid_cells_s": round(cells_s, 4), "grid_sheet_s": round(sheet_s, 4),
+            "grid_sheet_768_s": round(sheet_768_s, 4)}  # fmt: skip
+
+
 def print_batching(batch_s: float, sequential_s: float, count: int, repeats: int) -> None:
     print(f"\nbatching {count} txt2img requests (different prompts and seeds), median of {repeats}:")
     print(f"  one call:     {batch_s:7.3f} s  {count / batch_s:6.3f} images/s")
@@ -313,6 +339,7 @@ def benchmark(repeats: int, real_movq: bool = False) -> dict[str, Any]:
     batch = [build_request(Operation.TXT2IMG, defaults, seed, prompt) for seed, prompt in enumerate(PROMPTS)]
     batch_s, sequential_s = measure_batching(engine, batch, repeats)
     print_batching(batch_s, sequential_s, len(batch), repeats)
+    grid = measure_grid(engine, defaults, repeats)
 
     safety = load_safety_checker(SafetySettings(preset="tiny"), ModelSettings(preset="tiny"))
     previews = seconds_per_preview(models, safety, requests[Operation.TXT2IMG], repeats)
@@ -340,6 +367,7 @@ def benchmark(repeats: int, real_movq: bool = False) -> dict[str, Any]:
         "batch4_images_per_s": round(len(batch) / batch_s, 3),
         "sequential_images_per_s": round(len(batch) / sequential_s, 3),
         "batch_speedup": round(sequential_s / batch_s, 3),
+        **grid,
         "load_s": round(probes["txt2img"]["load_s"], 4),
         "import_s": round(import_s, 3),
         "rss_mb_txt2img": round(probes["txt2img"]["rss_mb"], 1),
