@@ -62,6 +62,9 @@ class GridSheets:
     announcer: Announcer
     _cells: dict[str, tuple[str, int, int]] = field(default_factory=dict, init=False)
     """Cells running here: their grid, the cells of it that had ended when this one started, and its size."""
+    _shown: dict[str, float] = field(default_factory=dict, init=False)
+    """Each grid's progress as last told: a cell may start before the one before it is written ended, so a count
+    taken at its start can be one short, and progress never goes back."""
 
     def is_cell(self, job_id: str) -> bool:
         return job_id in self._cells
@@ -103,7 +106,8 @@ class GridSheets:
             grid_id, ended, size = cell
             if grid_id not in told:
                 told.add(grid_id)
-                await self.announcer.emit(EventKind.PROGRESS, grid_id, progress=(ended + fraction) / size)
+                shown = self._shown[grid_id] = max(self._shown.get(grid_id, 0.0), (ended + fraction) / size)
+                await self.announcer.emit(EventKind.PROGRESS, grid_id, progress=shown)
         return others, kept
 
     def running_cell(self, job_id: str) -> str | None:
@@ -124,10 +128,12 @@ class GridSheets:
         that (nothing, while cells are left or once the grid has ended, cancelled by its owner)."""
         grid = await self.db.get_job(grid_id)
         if grid is None or grid.state not in ACTIVE:
+            self._shown.pop(grid_id, None)
             return _nothing
         cells = await self.db.grid_cells(grid_id)
         if any(cell.state in ACTIVE for cell in cells):
             return _nothing
+        self._shown.pop(grid_id, None)
         try:
             return await self._finish(grid, cells)
         except InvalidTransition:  # another process drew the sheet first

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +39,13 @@ def colour(request: GenerationRequest) -> tuple[int, int, int]:
 
 
 class Painter:
-    """Each image a flat colour read from its request, at once; a batch holding a request whose steps are in
-    `failing` fails; while `gate` is closed, every batch waits for it."""
+    """Each image a flat colour read from its request, after progress at a quarter and at three quarters, `seconds`
+    apart; a batch holding a request whose steps are in `failing` fails; while `gate` is closed, every batch waits
+    for it."""
 
-    def __init__(self, failing: Sequence[int] = ()) -> None:
+    def __init__(self, failing: Sequence[int] = (), seconds: float = 0.0) -> None:
         self.failing = set(failing)
+        self.seconds = seconds
         self.gate = threading.Event()
         self.gate.set()
         self.batches: list[list[int]] = []
@@ -52,7 +55,9 @@ class Painter:
     ) -> list[GenerationResult]:
         assert self.gate.wait(20), "the gate never opened"
         self.batches.append([request.steps for request in batch])
-        on_progress(0.5)
+        on_progress(0.25)
+        time.sleep(self.seconds)
+        on_progress(0.75)
         if any(request.steps in self.failing for request in batch):
             raise RuntimeError("this batch fails")
         return [
@@ -133,6 +138,24 @@ async def test_a_grid_runs_a_job_per_cell_and_tells_its_owner_one_labelled_sheet
     assert await grids.usage() == 6, "each cell is an image of the owner's day"
     history = await grids.stack.core.history(ANN)
     assert [(item.job_id, item.operation) for item in history] == [(receipt.job_id, GRID)]
+
+
+async def test_a_grids_progress_never_goes_back_when_a_cell_starts_before_the_last_is_written(launch) -> None:  # type: ignore[no-untyped-def]
+    painter = Painter()
+    painter.gate.clear()
+    grids: Grids = await launch(painter, queue={"max_batch_images": 1})
+    receipt = await grids.stack.core.grid(ANN, GUILD, fox(), (Axis("seed", (1, 2, 3)),))
+    while not [event for event in grids.events if event.kind is EventKind.STARTED]:
+        await asyncio.sleep(0.01)
+    first, second, _ = await grids.stack.db.grid_cells(receipt.job_id)
+    sheets = grids.stack.core.grid_sheets
+    await sheets.started([second])  # as a second worker would, while the first cell is not yet written ended
+    await sheets.progress([first.id], 0.9, ())
+    await sheets.progress([second.id], 0.1, ())
+    painter.gate.set()
+    await grids.final(receipt.job_id)
+    progress = [event.progress for event in grids.events if event.kind is EventKind.PROGRESS]
+    assert progress[:2] == [0.3, 0.3] and progress == sorted(progress), progress
 
 
 async def test_a_cell_is_sent_alone_on_request_to_whoever_asks(launch) -> None:  # type: ignore[no-untyped-def]
