@@ -40,7 +40,7 @@ $(DEV_STAMP): WHAT := easel, its dependencies and its test tools
 $(RUN_STAMP) $(DEV_STAMP): pyproject.toml $(STALE)
 	@if $(BIN)/python -c 'import sys, pip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
 	    if [ '$(EXTRAS)' = '[dev]' ] && [ $(RUN_STAMP) -nt pyproject.toml ]; then \
-	        echo "easel: installing easel's test tools into .venv (pytest, hypothesis, psutil, asyncpg: a few MB)"; \
+	        echo "easel: installing easel's test tools into .venv (pytest, pytest-xdist, hypothesis, psutil, asyncpg: a few MB)"; \
 	    else \
 	        echo "easel: installing $(WHAT) into .venv (new, or pyproject.toml changed since: only what is missing is downloaded)"; \
 	    fi; \
@@ -78,8 +78,10 @@ install: $(DEV_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/easel $(ARGS)
 
+# One pytest worker per core (-n auto), each taking the next test as it finishes one (worksteal): most of the
+# suite's time is its process tests, which mostly wait on the easel processes they start and stop.
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 benchmark: $(DEV_STAMP)
 	$(BIN)/python benchmarks/engine.py
