@@ -69,7 +69,15 @@ class Core:
         )
         self.reads = Reads(settings, db, files, worker, self.accounts)
         self.grids = Grids(
-            db, files, worker, self.moderation, self.announcer, self.lifecycle, self.admission, self.jobs
+            db,
+            files,
+            worker,
+            self.moderation,
+            self.announcer,
+            self.lifecycle,
+            self.admission,
+            self.jobs,
+            self.positions,
         )
 
         self.submit = self.admission.submit

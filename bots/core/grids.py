@@ -20,6 +20,7 @@ from bots.core.intake import answered
 from bots.core.jobs import Jobs
 from bots.core.languages import untranslated
 from bots.core.lifecycle import Lifecycle, community_key, user_key
+from bots.core.positions import Positions
 from bots.core.types import Actor, EventKind, JobEvent, Place, Receipt, short_id
 from bots.errors import UserError, user_error
 from bots.moderation.commands import Moderation
@@ -45,6 +46,7 @@ class Grids:
     lifecycle: Lifecycle
     admission: Admission
     jobs: Jobs
+    positions: Positions
 
     async def submit(
         self, actor: Actor, place: Place, ask: Ask, axes: tuple[Axis, ...], parent_job_id: str | None = None
@@ -134,6 +136,11 @@ class Grids:
                     eta_seconds=receipt.eta_seconds,
                     untranslated=untold,
                 )
+                if receipt.position is not None:
+                    chat = (place.platform, place.channel_id)
+                    self.positions.track(
+                        cell.id, chat, receipt.position, first_eta, shown_as=grid.id, after_seconds=rest
+                    )
         assert receipt is not None
         return receipt
 

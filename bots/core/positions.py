@@ -44,6 +44,10 @@ class _Waiting:
     """The place the user was last told; None: not told yet (a job recovered after a restart)."""
     due: float = 0.0
     """When its check is due; the heap's other entries for the job are stale."""
+    shown_as: str | None = None
+    """The job its user knows it by: a grid, for its first cell."""
+    after_seconds: float = 0.0
+    """What its user waits for beyond it: the rest of a grid's cells."""
 
 
 class Positions:
@@ -69,9 +73,19 @@ class Positions:
         self._wake = asyncio.Event()
         self._sleeping_until = float("inf")
 
-    def track(self, job_id: str, chat: Chat, told: int | None, eta_seconds: float | None) -> None:
-        """A job joined the queue and its user was told `told` (None: nothing yet, checked at once)."""
-        self._waiting[job_id] = _Waiting(chat, told)
+    def track(
+        self,
+        job_id: str,
+        chat: Chat,
+        told: int | None,
+        eta_seconds: float | None,
+        *,
+        shown_as: str | None = None,
+        after_seconds: float = 0.0,
+    ) -> None:
+        """A job joined the queue and its user was told `told` (None: nothing yet, checked at once). A grid is
+        tracked by its first cell, `shown_as` the grid, its wait the cell's plus `after_seconds`."""
+        self._waiting[job_id] = _Waiting(chat, told, shown_as=shown_as, after_seconds=after_seconds)
         now = self._clock()
         self._check_at(job_id, now if told is None else self._next_check(now, eta_seconds))
 
@@ -118,6 +132,8 @@ class Positions:
                 del self._waiting[job_id]
                 continue
             eta = self.worker.eta(job_id)
+            if eta is not None:
+                eta += waiting.after_seconds
             if not _meaningful(waiting.told, place):
                 self._check_at(job_id, self._next_check(now, eta))
                 continue
@@ -128,7 +144,7 @@ class Positions:
             self._chats[waiting.chat] = now + self.chat_interval
             self._tokens -= 1
             waiting.told = place
-            tell.append((job_id, place, eta))
+            tell.append((waiting.shown_as or job_id, place, eta))
             self._check_at(job_id, self._next_check(now, eta))
         if len(self._chats) > 2 * len(self._waiting) + 64:
             self._chats = {chat: turn for chat, turn in self._chats.items() if turn > now}

@@ -64,11 +64,20 @@ class Recovery:
                 continue
             recovered += await self.requeue(job)
         for grid in grids:
-            announce = await self.grids.cell_ended(grid.id)
-            await announce()
+            await self._follow(grid)
         if recovered:
             log.info("re-enqueued %d jobs left by the previous run", recovered)
         return recovered
+
+    async def _follow(self, grid: Job) -> None:
+        """A grid left by the previous run: finished when its cells all ended, else its owner told its place (its
+        first queued cell's) as for any waiting job."""
+        announce = await self.grids.cell_ended(grid.id)
+        await announce()
+        queued = [cell for cell in await self.db.grid_cells(grid.id) if cell.id in self.worker.queue]
+        if queued and self.announcer.serves(grid.platform):
+            chat = (grid.platform, grid.channel_id)
+            self.positions.track(queued[0].id, chat, told=None, eta_seconds=None, shown_as=grid.id)
 
     async def _unstart(self, job: Job) -> Job | None:
         """A job written running that the shared queue still holds queued: its start was written and then undone

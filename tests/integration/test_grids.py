@@ -158,6 +158,23 @@ async def test_a_grids_progress_never_goes_back_when_a_cell_starts_before_the_la
     assert progress[:2] == [0.3, 0.3] and progress == sorted(progress), progress
 
 
+async def test_a_waiting_grid_is_told_its_place_as_the_queue_moves(launch) -> None:  # type: ignore[no-untyped-def]
+    painter = Painter(seconds=0.3)
+    painter.gate.clear()
+    grids: Grids = await launch(painter, queue={"max_batch_images": 1, "position_chat_interval_seconds": 0.0})
+    ahead = [await grids.stack.core.submit(ANN, GUILD, fox(steps=4)) for _ in range(3)]
+    receipt = await grids.stack.core.grid(ANN, GUILD, fox(), (Axis("seed", (1, 2)),))
+    assert receipt.position == 3 and receipt.eta_seconds is not None
+    painter.gate.set()
+    await grids.final(receipt.job_id)
+    cells = {cell.id for cell in await grids.stack.db.grid_cells(receipt.job_id)}
+    places = [(e.job_id, e.position) for e in grids.events if e.kind is EventKind.POSITION]
+    assert (receipt.job_id, 1) in places, places
+    assert not cells & {event.job_id for event in grids.events}, "a cell's place is its grid's"
+    for job in ahead:
+        assert (await grids.final(job.job_id)).kind is EventKind.DONE
+
+
 async def test_a_cell_is_sent_alone_on_request_to_whoever_asks(launch) -> None:  # type: ignore[no-untyped-def]
     grids: Grids = await launch()
     receipt = await grids.stack.core.grid(ANN, GUILD, fox(seed=5), (Axis("guidance", (2, 4)),))
