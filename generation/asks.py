@@ -69,6 +69,9 @@ class Ask:
     mask_image: bytes | None = None
     """Inpaint: white repaints. Without one, a `region` option or the image's transparent pixels mark the area."""
     mix: tuple[bytes | str, ...] = ()
+    shown: str | None = None
+    """The prompt as its user knows it, where it differs from the prompt it runs: a reroll of a styled job runs
+    the styled prompt it stored and shows the one its user typed."""
 
     def texts(self) -> list[str]:
         """Every text a person wrote into it: what moderation screens and what language detection reads."""
@@ -78,7 +81,7 @@ class Ask:
     @property
     def shown_prompt(self) -> str:
         """The prompt as people see it, for a mix its text items."""
-        return self.prompt or " + ".join(item for item in self.mix if isinstance(item, str))
+        return self.shown or self.prompt or " + ".join(item for item in self.mix if isinstance(item, str))
 
 
 def parse_weights(text: str) -> tuple[float, ...]:

@@ -164,7 +164,8 @@ class Admission:
         job = await self.jobs.visible_job(job_id)
         await self.files.fetch(stored_paths(job.parameters))
         ask = await asyncio.to_thread(decode, job.parameters, job.seed, self.files.read)
-        return await self.submit(actor, place, replace(ask, options=ask.options.without("seed")), job.id)
+        ask = replace(ask, options=ask.options.without("seed"), shown=job.prompt)
+        return await self.submit(actor, place, ask, job.id)
 
     async def variations(self, actor: Actor, place: Place, job_id: str, index: int = 0) -> Receipt:
         """An img2img of one of the job's images with its own prompt, at the default strength."""
@@ -179,7 +180,8 @@ class Admission:
         prompt the job ran (its style's template included, so that the new border is drawn in that style)."""
         job, _output, data = await self.jobs.output(job_id, index)
         ran = str(job.parameters.get("prompt") or job.prompt)
-        ask = Ask("outpaint", prompt or ran or "a wider view", options, image=data)
+        shown = None if prompt else job.prompt
+        ask = Ask("outpaint", prompt or ran or "a wider view", options, image=data, shown=shown)
         return await self.submit(actor, place, ask, job.id)
 
     async def edit(

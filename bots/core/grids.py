@@ -159,9 +159,8 @@ class Grids:
     async def reroll(self, actor: Actor, place: Place, grid: Job) -> Receipt:
         """The same grid with a new seed (unless the seed is one of its axes), for whoever asks."""
         ask = decode(grid.parameters, grid.seed, self.files.read)
-        return await self.submit(
-            actor, place, replace(ask, options=ask.options.without("seed")), grid_axes(grid), grid.id
-        )
+        ask = replace(ask, options=ask.options.without("seed"), shown=grid.prompt)
+        return await self.submit(actor, place, ask, grid_axes(grid), grid.id)
 
     async def cell(self, actor: Actor, place: Place, job_id: str, index: int) -> JobEvent:
         """One cell of a grid as a result of its own (its image, its seed, its buttons), for whoever asks where

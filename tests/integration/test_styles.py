@@ -45,11 +45,13 @@ async def test_a_style_from_the_configuration_runs_styled_and_shows_the_users_pr
     await core.final(rerolled.job_id)
     again = await core.db.get_job(rerolled.job_id)
     assert again is not None and again.parameters["prompt"] == job.parameters["prompt"], "not styled twice"
+    assert again.prompt == "a harbour", "shown as its user typed it"
     assert again.negative_prompt == job.negative_prompt
     wider = await core.core.outpaint(ANN, GUILD, receipt.job_id, 0, Options(zoom=1.5))
     await core.final(wider.job_id)
     border = await core.db.get_job(wider.job_id)
     assert border is not None and border.parameters["prompt"] == job.parameters["prompt"], "drawn in the style"
+    assert border.prompt == "a harbour"
 
 
 async def test_an_unknown_style_is_refused_naming_the_styles_there_are(core: Harness) -> None:
