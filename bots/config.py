@@ -26,6 +26,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bots.config_problems import ENV_PREFIX, describe
 from bots.moderation.matching import BannedPattern, InvalidPattern, validate
 from generation.config import (
     DefaultsSettings,
@@ -40,7 +41,6 @@ from generation.config import (
 )
 from generation.errors import EaselError
 
-ENV_PREFIX = "EASEL_"
 _OWNER = re.compile(r"[a-z][a-z0-9_-]*:\S+")
 DEFAULT_CONFIG = Path("config.toml")
 
@@ -223,6 +223,17 @@ class ConsoleSettings(_Section):
     """The language it answers in; empty: the system locale (LC_ALL, LC_MESSAGES, LANG), else English."""
 
 
+class HttpSettings(_Section):
+    """easel's own HTTP server in the `easel run` process (/healthz, /metrics); `port` 0: any free one, logged."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    """Where it listens: this machine only by default (0.0.0.0: every interface, behind a reverse proxy)."""
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = ""
+    """How others reach it (https://easel.example.org); empty: http://HOST:PORT."""
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -266,6 +277,7 @@ class Settings(BaseSettings):
     translation: TranslationSettings = TranslationSettings()
     safety: SafetySettings = SafetySettings()
     previews: PreviewSettings = PreviewSettings()
+    http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
 
     def tier(self, name: str) -> TierSettings:
@@ -327,7 +339,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     try:
         settings = Settings(**data)
     except ValidationError as error:
-        raise ConfigError(_describe(error, path, environ)) from None
+        raise ConfigError(describe(error, path, environ)) from None
     except SettingsError:
         raise ConfigError(f"invalid configuration: {_not_json(environ)}; {_JSON_HINT}") from None
     finally:
@@ -368,26 +380,3 @@ def _not_json(environ: Mapping[str, str]) -> str:
             except ValueError:
                 bad.append(f"the environment variable {name} ({value!r}) is not JSON")
     return "; ".join(bad) or "a list or a table of the environment could not be read"
-
-
-def _describe(error: ValidationError, path: Path | None, environ: Mapping[str, str]) -> str:
-    """Each problem with the setting it is about, and where its value came from: a variable or the file."""
-    lines = []
-    for problem in error.errors():
-        if problem["loc"]:
-            setting = ".".join(str(part) for part in problem["loc"])
-            shown = "" if setting.endswith("database_url") else f" (got {problem.get('input')!r})"  # a password
-            lines.append(f"{setting}: {problem['msg']}{shown}{_source(problem['loc'], path, environ)}")
-        else:
-            lines.append(str(problem["ctx"]["error"]) if "error" in problem.get("ctx", {}) else problem["msg"])
-    return "invalid configuration: " + "; ".join(lines)
-
-
-def _source(loc: tuple[int | str, ...], path: Path | None, environ: Mapping[str, str]) -> str:
-    """The variable that set the value at `loc` (or a table or list around it), else the file."""
-    names = {name.upper(): name for name in environ}
-    for end in range(len(loc), 0, -1):
-        wanted = ENV_PREFIX + "__".join(str(part).upper() for part in loc[:end])
-        if wanted in names:
-            return f", from the environment variable {names[wanted]}"
-    return f", in {path}" if path is not None else ""
