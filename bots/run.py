@@ -20,6 +20,7 @@ from typing import NoReturn, TextIO
 from bots.config import Settings
 from bots.console.adapter import ConsoleAdapter
 from bots.core.facade import Core
+from bots.core.health import HealthCheck
 from bots.core.retention import keeps_everything, prune_daily
 from bots.environment import Environment
 from bots.heap import set_start_up_aside
@@ -99,6 +100,12 @@ async def serve(
         if console:
             language = settings.console.language or environment.locale
             chosen.append(ConsoleAdapter(core, language, stdin, stdout, settings.storage.outputs_dir / "previews"))
+        if settings.http.enabled:
+            from bots.http.adapter import HttpAdapter
+
+            worker = runtime.task
+            alive = (lambda: worker is not None and not worker.done()) if runtime.local_worker else None
+            chosen.append(HttpAdapter(core, settings.http, HealthCheck(runtime.db, alive)))
         async with Adapters(chosen) as adapters:
             adapters.register()
             await core.recover()

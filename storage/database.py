@@ -98,6 +98,10 @@ class Database(
         # The mappers' relationships are worked out here, not on the first user's request (40 ms of its transaction).
         configure_mappers()
 
+    async def ping(self) -> None:
+        """One round trip to the database; raises what the driver raises when it does not answer."""
+        await self._sessions.run(_answers)
+
     async def close(self) -> None:
         if self._sessions.thread is not None:
             await self._sessions.thread.close()

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage.columns import as_utc
@@ -148,6 +148,20 @@ class Jobs(Repository):
                 )
             )
             return sorted((row.record() for row in rows), key=lambda job: (job.created_at, job.id))
+
+        return await self._sessions.run(work)
+
+    async def active_counts(self, excluding_operation: str) -> dict[str, int]:
+        """How many jobs are queued and running, by state, leaving out the jobs of one operation (one that no
+        worker runs: its work is counted in other jobs)."""
+
+        def work(session: Session) -> dict[str, int]:
+            rows = session.execute(
+                select(JobRow.state, func.count())
+                .where(JobRow.state.in_([JobState.QUEUED, JobState.RUNNING]), JobRow.operation != excluding_operation)
+                .group_by(JobRow.state)
+            )
+            return {state.value: count for state, count in rows}
 
         return await self._sessions.run(work)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.core.accounts import now
+from bots.core.metrics import Metrics
 from bots.core.persistence import persistently
 from bots.core.types import EventKind, JobEvent
 from storage.database import Database
@@ -43,8 +44,9 @@ class Route:
 
 
 class Announcer:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, metrics: Metrics) -> None:
         self.db = db
+        self.metrics = metrics
         self.relay: Relay | None = None
         self._listeners: dict[str, Listener] = {}
         self._routes: dict[str, Route] = {}
@@ -128,6 +130,7 @@ class Announcer:
             await listener(event)
         except Exception as error:
             final = delivery_attempts + 1 >= MAX_DELIVERY_ATTEMPTS
+            self.metrics.deliveries_failed.labels(event.platform).inc()
             log.log(
                 logging.ERROR if final else logging.WARNING,
                 "delivering job %s failed (attempt %d of %d): %r",

@@ -18,6 +18,7 @@ from bots.core.grids import Grids
 from bots.core.jobs import Jobs
 from bots.core.languages import Languages
 from bots.core.lifecycle import Lifecycle
+from bots.core.metrics import Metrics
 from bots.core.positions import Positions
 from bots.core.reads import Reads
 from bots.core.recovery import Recovery
@@ -36,7 +37,8 @@ class Core:
         self.moderation = Moderation(settings, db)
         self.accounts = Accounts(db)
         self.languages = Languages(db, self.accounts)
-        self.announcer = Announcer(db)
+        self.metrics = Metrics(worker)
+        self.announcer = Announcer(db, self.metrics)
         self.positions = Positions(worker, self.announcer, settings.queue)
         self.grid_sheets = GridSheets(db, files, self.accounts, self.moderation, self.announcer)
         self.lifecycle = Lifecycle(
@@ -49,6 +51,7 @@ class Core:
             self.announcer,
             self.positions,
             self.grid_sheets,
+            self.metrics,
         )
         self.recovery = Recovery(
             settings, db, files, worker, self.announcer, self.positions, self.lifecycle, self.grid_sheets
@@ -117,6 +120,10 @@ class Core:
         queue taken up again (`Recovery.recover`)."""
         await self.languages.load()
         return await self.recovery.recover()
+
+    async def exposition(self) -> bytes:
+        """/metrics: every figure in Prometheus's text format, the queue's length read from the database now."""
+        return self.metrics.exposition(await self.db.active_counts(excluding_operation=GRID))
 
     async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:
         """The same request with a new seed, for whoever asks (a grid: the same grid)."""

@@ -111,17 +111,9 @@ class GridSheets:
         return others, kept
 
     def running_cell(self, job_id: str) -> str | None:
-        """The grid of a job that started here and has ended, if it is a cell."""
+        """The grid of a job that started here and has ended, if it is a cell; the cell is forgotten."""
         cell = self._cells.pop(job_id, None)
         return cell[0] if cell is not None else None
-
-    async def grid_of(self, job_id: str) -> str | None:
-        """The grid a job that has just ended belongs to, if any (a cell that never started is read back)."""
-        cell = self._cells.pop(job_id, None)
-        if cell is not None:
-            return cell[0]
-        job = await self.db.get_job(job_id)
-        return job.grid_id if job is not None else None
 
     async def cell_ended(self, grid_id: str) -> Callable[[], Awaitable[None]]:
         """A cell of `grid_id` has ended and been written: the grid ends too when it was the last; what tells

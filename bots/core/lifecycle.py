@@ -24,6 +24,7 @@ from bots.core.deliveries import FINAL_KINDS
 from bots.core.files import Files
 from bots.core.grid_sheets import GridSheets
 from bots.core.languages import untranslated
+from bots.core.metrics import Metrics
 from bots.core.persistence import persistently
 from bots.core.positions import Positions
 from bots.core.types import EventKind
@@ -60,6 +61,7 @@ class Lifecycle:
     announcer: Announcer
     positions: Positions
     grids: GridSheets
+    metrics: Metrics
     _running: dict[str, Job] = field(default_factory=dict, init=False)
     """Jobs started here, as they started: their end's log line says how long they waited."""
 
@@ -78,6 +80,7 @@ class Lifecycle:
         for job in running:
             self._running[job.id] = job
             job_log.started(job)
+            self.metrics.started(job)
         await self.grids.started([job for job in running if job.grid_id is not None])
         started = {job.id for job in running}
         for job_id in job_ids:
@@ -184,7 +187,9 @@ class Lifecycle:
             await self.db.mark_done(job_id, finished, outputs, gpu_seconds=gpu_seconds, processed_prompt=english)
 
         await persistently(write, f"the result of job {job_id}")
-        job_log.done(job_id, self._running.pop(job_id, None), finished, gpu_seconds)
+        started = self._running.pop(job_id, None)
+        job_log.done(job_id, started, finished, gpu_seconds)
+        self.metrics.done(started, gpu_seconds)
         if (grid_id := self.grids.running_cell(job_id)) is not None:
             return await self.grids.cell_ended(grid_id)
         return partial(
@@ -243,9 +248,13 @@ class Lifecycle:
         else:
             await persistently(lambda: self.db.mark_cancelled(job_id, ended), what)
         await persistently(lambda: self.db.refund_quota(job_id), what)
-        job_log.ended(job_id, self._running.pop(job_id, None), ended, state.value, error_key)
-        if (grid_id := await self.grids.grid_of(job_id)) is not None:
-            return await self.grids.cell_ended(grid_id)
+        started = self._running.pop(job_id, None)
+        job_log.ended(job_id, started, ended, state.value, error_key)
+        job = started or await self.db.get_job(job_id)  # for the metrics, and whether it is a grid's cell
+        self.metrics.ended(job, state.value)
+        if job is not None and job.grid_id is not None:
+            self.grids.running_cell(job_id)
+            return await self.grids.cell_ended(job.grid_id)
         return partial(self.announcer.emit, FINAL_KINDS[state], job_id, error_key=error_key)
 
     def rebuild(self, job: Job) -> GenerationRequest:

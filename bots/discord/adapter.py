@@ -132,6 +132,7 @@ class DiscordAdapter:
             longest=settings.discord.reconnect_longest_seconds,
             is_outage=unreachable,
             on_back=partial(core.redeliver, PLATFORM),
+            counted=core.metrics.platform_error,
         )
 
     def register(self) -> None:

@@ -33,8 +33,10 @@ class Link:
         longest: float,
         is_outage: IsOutage,
         on_back: Callable[[], Awaitable[object]],
+        counted: Callable[[str, str], None] = lambda platform, kind: None,
     ) -> None:
         self.platform = platform
+        self._counted = counted
         self.is_outage = is_outage
         self._on_back = on_back
         self._wait = wait_random_exponential(multiplier=first, max=longest)
@@ -61,7 +63,9 @@ class Link:
         return result
 
     def lost(self, error: BaseException) -> None:
-        """The platform did not answer: the first failure of an outage is logged, the others are not."""
+        """The platform did not answer: the first failure of an outage is logged, the others are not; each is
+        counted (`counted(platform, kind)`, the metrics' platform errors) by the kind of error it was."""
+        self._counted(self.platform, type(error).__name__)
         if self._down_since is None:
             self._down_since = asyncio.get_running_loop().time()
             log.warning("%s: cannot reach the platform (%r); trying again until it answers", self.platform, error)

@@ -74,6 +74,7 @@ class TelegramAdapter:
             longest=settings.reconnect_longest_seconds,
             is_outage=lambda error: isinstance(error, NetworkError),
             on_back=partial(core.redeliver, PLATFORM),
+            counted=core.metrics.platform_error,
         )
         self.intake = Intake(core, token)
         one_line_platform_errors()

@@ -25,7 +25,7 @@ class Flaky:
         return "answer"
 
 
-def link(backs: list[str]) -> Link:
+def link(backs: list[str], counted: list[tuple[str, str]] | None = None) -> Link:
     async def on_back() -> None:
         backs.append("back")
 
@@ -35,6 +35,7 @@ def link(backs: list[str]) -> Link:
         longest=0.02,
         is_outage=lambda error: isinstance(error, ConnectionError),
         on_back=on_back,
+        counted=lambda platform, kind: (counted if counted is not None else []).append((platform, kind)),
     )
 
 
@@ -43,11 +44,13 @@ async def test_an_outage_is_waited_out_and_told_once_and_what_waited_runs_when_i
 ) -> None:
     caplog.set_level(logging.INFO)
     backs: list[str] = []
-    platform = link(backs)
+    counted: list[tuple[str, str]] = []
+    platform = link(backs, counted)
     attempt = Flaky(failures=4)
 
     assert await platform.patiently(attempt) == "answer"
     await asyncio.sleep(0)
+    assert counted == [("test", "ConnectionError")] * 4, "each failed attempt counted, for the metrics"
 
     assert attempt.calls == 5 and backs == ["back"] and not platform.down
     assert caplog.text.count("test: cannot reach") == 1 and caplog.text.count("test: reachable again") == 1
