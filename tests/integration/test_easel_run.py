@@ -8,10 +8,12 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -152,12 +154,24 @@ def test_a_second_ctrl_c_stops_at_once_in_one_line_and_the_job_completes_after_a
     assert job_rows(workdir) == [(job_id, "done", 2, "delivered")]  # so no later start announces it again
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_sigterm_finishes_the_running_job_and_loses_nothing(workdir: Path) -> None:
+    port = free_port()
+    (workdir / "config.toml").write_text(f'[model]\npreset = "tiny"\n[http]\nenabled = true\nport = {port}\n')
     process = start_console(workdir)
     assert process.stdin is not None
     process.stdin.write(SLOW + "\n" + "queued behind it --seed 3\n")
     process.stdin.flush()
     wait_until_running(workdir, process, jobs=2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:  # [http] served too
+        assert answer.status == 200 and json.loads(answer.read())["worker"] == "running"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        assert 'easel_queue_jobs{state="running"} 1.0' in answer.read().decode()
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
