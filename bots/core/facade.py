@@ -40,7 +40,7 @@ class Core:
         self.metrics = Metrics(worker)
         self.announcer = Announcer(db, self.metrics)
         self.positions = Positions(worker, self.announcer, settings.queue)
-        self.grid_sheets = GridSheets(db, files, self.accounts, self.moderation, self.announcer)
+        self.grid_sheets = GridSheets(db, files, self.accounts, self.moderation, self.announcer, self.metrics)
         self.lifecycle = Lifecycle(
             settings,
             db,

@@ -22,6 +22,7 @@ from PIL import Image
 from bots.core.accounts import Accounts, now
 from bots.core.announcer import Announcer
 from bots.core.files import Files
+from bots.core.metrics import Metrics
 from bots.core.persistence import persistently
 from bots.core.types import EventKind
 from bots.moderation.commands import Moderation
@@ -60,6 +61,7 @@ class GridSheets:
     accounts: Accounts
     moderation: Moderation
     announcer: Announcer
+    metrics: Metrics
     _cells: dict[str, tuple[str, int, int]] = field(default_factory=dict, init=False)
     """Cells running here: their grid, the cells of it that had ended when this one started, and its size."""
     _shown: dict[str, float] = field(default_factory=dict, init=False)
@@ -141,9 +143,11 @@ class GridSheets:
             failed = next((cell for cell in cells if cell.state is JobState.FAILED), None)
             if failed is None:
                 await self.db.mark_cancelled(grid.id, ended)
+                self.metrics.ended(grid, "cancelled")
                 return partial(self.announcer.emit, EventKind.CANCELLED, grid.id)
             key = failed.error_code or "error.internal"
             await self.db.mark_failed(grid.id, ended, key, f"every cell failed, the first with {key}")
+            self.metrics.ended(grid, "failed")
             return partial(self.announcer.emit, EventKind.FAILED, grid.id, error_key=key)
         outputs = await self.db.outputs_of_jobs([cell.id for cell in made])
         firsts = {job_id: found[0] for job_id, found in outputs.items() if found}
@@ -158,6 +162,7 @@ class GridSheets:
         translated = next((cell.processed_prompt for cell in made if cell.processed_prompt), None)
         await self.files.share([output.path])
         await self.db.mark_done(grid.id, ended, [output], processed_prompt=translated)  # the cells hold the charges
+        self.metrics.ended(grid, "done")
         community = await self.accounts.community_by_id(grid.community_id)
         verdict = self.moderation.nsfw_verdict(community, scores, bool(grid.parameters.get("nsfw_channel")))
         log.info("grid %s done: %d of %d cells made", grid.id, len(made), len(cells))

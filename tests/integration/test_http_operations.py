@@ -17,6 +17,7 @@ from bots.core.health import HealthCheck
 from bots.core.types import Actor, EventKind, JobEvent, Place
 from bots.http.adapter import HttpAdapter
 from generation.asks import Ask, Options
+from generation.grids import Axis
 
 ANN = Actor("test", "ann", "Ann", "en")
 HERE = Place("test", "channel-1")
@@ -108,3 +109,13 @@ async def test_metrics_count_jobs_times_and_the_queue_in_prometheus_text(server:
     cancelled = [kind for kind in server.events if kind.job_id == refused.job_id and kind.kind is EventKind.CANCELLED]
     outcome = "cancelled" if cancelled else "done"
     assert found[("easel_jobs_total", (("operation", "txt2img"), ("outcome", outcome)))] == 1
+
+
+async def test_a_grid_counts_as_its_cells_and_as_one_grid(server: Server) -> None:
+    core = server.stack.core
+    receipt = await core.grid(ANN, HERE, Ask("txt2img", "a red fox", Options(seed=1)), (Axis("steps", (2, 3)),))
+    assert (await server.ended(receipt.job_id)).kind is EventKind.DONE
+    found = samples((await server.get("/metrics"))[2])
+    assert found[("easel_jobs_total", (("operation", "txt2img"), ("outcome", "done")))] == 2
+    assert found[("easel_jobs_total", (("operation", "grid"), ("outcome", "done")))] == 1
+    assert found[("easel_generation_seconds_count", (("operation", "txt2img"),))] == 2
