@@ -39,7 +39,7 @@ from generation.requests import GenerationRequest, Operation
 from generation.worker import Worker, WorkItem
 from storage.database import Database
 from storage.errors import QuotaExceeded
-from storage.records import JobDraft, JobState, QuotaReservation, User
+from storage.records import Job, JobDraft, JobState, QuotaReservation, User
 
 PREFERENCE_KEYS = frozenset(
     {"width", "height", "steps", "prior_steps", "guidance_scale", "prior_guidance_scale", "negative_prompt", "count"}
@@ -147,17 +147,17 @@ class Admission:
             await self.lifecycle.close(job.id, JobState.FAILED, error_key="queue.refused")
             raise user_error(error) from None
         receipt = Receipt(job.id, self.worker.position(job.id), self.worker.eta(job.id))
-        job_log.queued(job, actor.user_id, receipt.position)
-        await self.announcer.emit(
-            EventKind.QUEUED,
-            job.id,
-            position=receipt.position,
-            eta_seconds=receipt.eta_seconds,
-            untranslated=untranslated(self.settings.translation, request.language),
-        )
+        await self.tell_queued(job, actor, receipt, untranslated(self.settings.translation, request.language))
         if receipt.position is not None:
             self.positions.track(job.id, (place.platform, place.channel_id), receipt.position, receipt.eta_seconds)
         return receipt
+
+    async def tell_queued(self, job: Job, actor: Actor, receipt: Receipt, untold: str | None) -> None:
+        """A job just queued (a grid, once its first cell is): its log line, and its queued event to its owner."""
+        job_log.queued(job, actor.user_id, receipt.position)
+        await self.announcer.emit(
+            EventKind.QUEUED, job.id, position=receipt.position, eta_seconds=receipt.eta_seconds, untranslated=untold
+        )
 
     async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:
         """The same request with a new seed, for whoever asks: the new job is theirs, and so is its cost."""

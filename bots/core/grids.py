@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
-from bots.core import job_log
 from bots.core.admission import Admission, quota_error, today
 from bots.core.announcer import Announcer, Route
 from bots.core.files import Files
@@ -128,14 +127,7 @@ class Grids:
                 receipt = Receipt(
                     grid.id, self.worker.position(cell.id), None if first_eta is None else first_eta + rest
                 )
-                job_log.queued(grid, actor.user_id, receipt.position)
-                await self.announcer.emit(
-                    EventKind.QUEUED,
-                    grid.id,
-                    position=receipt.position,
-                    eta_seconds=receipt.eta_seconds,
-                    untranslated=untold,
-                )
+                await self.admission.tell_queued(grid, actor, receipt, untold)
                 if receipt.position is not None:
                     chat = (place.platform, place.channel_id)
                     self.positions.track(
