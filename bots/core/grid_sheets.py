@@ -66,7 +66,7 @@ class GridSheets:
     """Cells running here: their grid, the cells of it that had ended when this one started, and its size."""
     _shown: dict[str, float] = field(default_factory=dict, init=False)
     """Each grid's progress as last told: a cell may start before the one before it is written ended, so a count
-    taken at its start can be one short, and progress never goes back."""
+    taken at its start can be one short; progress is told only when it goes forward."""
 
     def is_cell(self, job_id: str) -> bool:
         return job_id in self._cells
@@ -106,10 +106,11 @@ class GridSheets:
                     kept.append(previews[place])
                 continue
             grid_id, ended, size = cell
-            if grid_id not in told:
+            previous = self._shown.get(grid_id, 0.0)
+            if grid_id not in told and (ended + fraction) / size > previous:
                 told.add(grid_id)
-                shown = self._shown[grid_id] = max(self._shown.get(grid_id, 0.0), (ended + fraction) / size)
-                await self.announcer.emit(EventKind.PROGRESS, grid_id, progress=shown)
+                self._shown[grid_id] = (ended + fraction) / size
+                await self.announcer.emit(EventKind.PROGRESS, grid_id, progress=self._shown[grid_id])
         return others, kept
 
     def running_cell(self, job_id: str) -> str | None:

@@ -155,7 +155,7 @@ async def test_a_grids_progress_never_goes_back_when_a_cell_starts_before_the_la
     painter.gate.set()
     await grids.final(receipt.job_id)
     progress = [event.progress for event in grids.events if event.kind is EventKind.PROGRESS]
-    assert progress[:2] == [0.3, 0.3] and progress == sorted(progress), progress
+    assert progress[0] == 0.3 and progress == sorted(set(progress)), f"told only forward: {progress}"
 
 
 async def test_a_waiting_grid_is_told_its_place_as_the_queue_moves(launch) -> None:  # type: ignore[no-untyped-def]
