@@ -10,8 +10,8 @@ Discord it refuses a message content over 2000 characters, an interaction's firs
 and any second one (40060), and notes every edit that came before the `retry_after` of a 429 had passed
 (`early`). It can be unreachable: not started yet, or stopped and started again on the same port; or only its
 gateway can be (`gateway_down`: the upgrade is refused). Like Discord it honours a channel post's `nonce` with
-`enforce_nonce` (`nonce_window`), and it can tell a test the moment it has answered a channel message request
-(`answered`), so the test can kill the client before it acts on the answer.
+`enforce_nonce` (`nonce_window`), and it can tell a test the moment it has carried out a channel message request,
+just before its answer goes (`answered`), so that a test can kill the client before it can act on the answer.
 """
 
 from __future__ import annotations
@@ -170,7 +170,8 @@ class FakeDiscord:
         """Seconds a nonce sent with `enforce_nonce` names its message ("the past few minutes"; 0: never)."""
         self._nonces: dict[tuple[int, str], tuple[float, int]] = {}
         self.answered: Callable[[str, FakeMessage], Any] | None = None
-        """Called with the method and the message right after a channel message's POST or DELETE is answered."""
+        """Called with the method and the message once a channel message's POST or DELETE is carried out, just before
+        its answer is sent: a client killed there never sees the answer, however busy the machine."""
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = itertools.count(1)
         self.callbacks_held = False
@@ -671,12 +672,10 @@ class FakeDiscord:
             self._nonces[(BOT_ID, str(body["nonce"]))] = (time.monotonic(), message.id)
 
     async def _answer(self, request: web.Request, message: FakeMessage, response: web.Response) -> web.Response:
-        """The answer to a channel message request; with `answered` set, sent before it is called."""
-        if self.answered is None:
-            return response
-        await response.prepare(request)
-        await response.write_eof()
-        self.answered(request.method, message)
+        """The answer to a channel message request; with `answered` set, sent after it is called (to a client that may
+        be dead by then: the answer is then lost, as it would be over a real network)."""
+        if self.answered is not None:
+            self.answered(request.method, message)
         return response
 
     def _edit(
