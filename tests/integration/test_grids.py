@@ -90,7 +90,9 @@ class Grids:
 
 
 @pytest.fixture
-def launch(stack: Launch, tmp_path: Path, database_url: str) -> object:
+def launch(database_url: str, stack: Launch, tmp_path: Path) -> object:
+    """The database first, so that its teardown (a PostgreSQL database is dropped) comes after the stacks stop."""
+
     async def start(painter: Painter | None = None, **sections: dict[str, object]) -> Grids:
         painter = painter or Painter()
         settings = core_settings(tmp_path, storage={"database_url": database_url}, **sections)
@@ -284,9 +286,7 @@ async def test_a_reroll_makes_the_same_grid_with_a_new_seed(launch) -> None:  # 
     assert [c.parameters["steps"] for c in cells] == [2, 3] * 3
 
 
-async def test_a_grid_left_by_a_crash_is_finished_after_the_restart(
-    launch, tmp_path: Path, stack: Launch, database_url: str
-) -> None:  # type: ignore[no-untyped-def]
+async def test_a_grid_left_by_a_crash_is_finished_after_the_restart(launch) -> None:  # type: ignore[no-untyped-def]
     painter = Painter()
     painter.gate.clear()
     grids: Grids = await launch(painter)

@@ -50,7 +50,8 @@ class Server:
 
 
 @pytest.fixture
-async def server(stack: Launch, tmp_path: Path, database_url: str) -> AsyncIterator[Server]:
+async def server(database_url: str, stack: Launch, tmp_path: Path) -> AsyncIterator[Server]:
+    """The database first, so that its teardown (a PostgreSQL database is dropped) comes after the stack stops."""
     settings = core_settings(tmp_path, storage={"database_url": database_url}, http={"enabled": True, "port": 0})
     running = await stack(settings)
     task = running.runtime.task

@@ -107,7 +107,7 @@ class Harness:
 
 
 @pytest.fixture
-async def core(stack: Launch, tmp_path: Path, database_url: str) -> Harness:
+async def core(database_url: str, stack: Launch, tmp_path: Path) -> Harness:
     moderation = {"owners": ["test:owner"], "banned_words": ["gore"]}
     stand_in = StandIn()
     settings = core_settings(tmp_path, moderation=moderation, storage={"database_url": database_url})

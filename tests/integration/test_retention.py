@@ -74,7 +74,7 @@ class Bot:
 
 
 @pytest.fixture
-async def bot(stack: Launch, tmp_path: Path, database_url: str) -> Bot:
+async def bot(database_url: str, stack: Launch, tmp_path: Path) -> Bot:
     settings = core_settings(tmp_path, storage={"database_url": database_url})
     return Bot(await stack(settings, plain))
 
