@@ -99,8 +99,10 @@ class Jobs:
         return job
 
     async def output(self, job_id: str, index: int) -> tuple[Job, Output, bytes]:
-        """One image of a visible job, with its bytes."""
+        """One image of a visible job, with its bytes; a grid's sheet is not one: its cells are."""
         job = await self.visible_job(job_id)
+        if job.operation == GRID:
+            raise UserError("grid.pick_a_cell")
         outputs = await self.db.outputs_of(job_id)
         if not outputs:
             raise UserError("job.no_images", job_id=short_id(job_id))

@@ -189,6 +189,14 @@ async def test_a_cell_is_sent_alone_on_request_to_whoever_asks(launch) -> None: 
     with pytest.raises(UserError) as caught:
         await grids.stack.core.cell(BOB, GUILD, receipt.job_id, 2)
     assert caught.value.key == "job.no_such_image"
+    for building_on_the_sheet in (
+        grids.stack.core.variations(BOB, GUILD, receipt.job_id, 0),
+        grids.stack.core.edit(BOB, GUILD, receipt.job_id, 0, "in ink", Options()),
+        grids.stack.core.outpaint(BOB, GUILD, receipt.job_id, 0, Options(zoom=1.5)),
+    ):
+        with pytest.raises(UserError) as caught:
+            await building_on_the_sheet
+        assert caught.value.key == "grid.pick_a_cell"
 
 
 async def test_a_grid_is_charged_whole_or_refused_whole(launch) -> None:  # type: ignore[no-untyped-def]
