@@ -7,6 +7,11 @@ import os
 # Tests never reach the network: the hub is off before diffusers or transformers are imported.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# `make test` runs a pytest worker per core (pytest-xdist): one torch thread each, set before torch is imported and
+# inherited by the easel processes the tests start. Two workers of two threads, beside those processes, left
+# OpenMP's spinning threads waiting on one another: a 2-step tiny image once took over 30 s in CI.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
