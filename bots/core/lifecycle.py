@@ -250,7 +250,7 @@ class Lifecycle:
         await persistently(lambda: self.db.refund_quota(job_id), what)
         started = self._running.pop(job_id, None)
         job_log.ended(job_id, started, ended, state.value, error_key)
-        job = started or await self.db.get_job(job_id)  # for the metrics, and whether it is a grid's cell
+        job = started or await persistently(lambda: self.db.get_job(job_id), what)  # metrics; a grid's cell?
         self.metrics.ended(job, state.value)
         if job is not None and job.grid_id is not None:
             self.grids.running_cell(job_id)
