@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session, configure_mappers
 
+from storage.access_tokens import AccessTokens
 from storage.bans import CommunityBans
 from storage.blobs import FileBlobs
 from storage.communities import Communities
@@ -46,6 +47,7 @@ class Database(
     Notifying,
     FileBlobs,
     Retention,
+    AccessTokens,
 ):
     """easel's database at `url`, e.g. `sqlite+aiosqlite:///data/easel.db`.
 

@@ -115,10 +115,13 @@ class Jobs(Repository):
         id_prefix: str = "",
         limit: int = 10,
         community_id: int | None = None,
+        deleted: bool = True,
     ) -> list[Job]:
         """A user's jobs, newest first, optionally only in `states`, with ids starting with `id_prefix`, or made
-        in one community."""
+        in one community; without `deleted`, only those whose images were not deleted."""
         query = select(JobRow).where(JobRow.owner_id == user_id)
+        if not deleted:
+            query = query.where(JobRow.deleted_at.is_(None))
         if community_id is not None:
             query = query.where(JobRow.community_id == community_id)
         if states is not None:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storage.columns import UTCDateTime, state_enum
 from storage.records import (
+    AccessToken,
     Community,
     CommunityBan,
     DeliveryState,
@@ -255,6 +256,20 @@ class QuotaChargeRow(Base):
             gpu_seconds=self.gpu_seconds,
             state=self.state,
         )
+
+
+class AccessTokenRow(Base):
+    __tablename__ = "access_tokens"
+    __table_args__ = (Index(None, "user_id", "kind"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+    def record(self) -> AccessToken:
+        return AccessToken(self.token_hash, self.kind, self.user_id, self.created_at, self.expires_at)
 
 
 class CommunityBanRow(Base):

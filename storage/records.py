@@ -74,6 +74,18 @@ class User:
 
 
 @dataclass(frozen=True)
+class AccessToken:
+    """A secret that stands for a user outside the chats, known here only by its hash: an API token (`api`,
+    without end), a login link (`login`, one use) or a web session (`session`)."""
+
+    token_hash: str
+    kind: str
+    user_id: int
+    created_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Community:
     """A Discord guild or a Telegram group chat."""
 

@@ -382,7 +382,7 @@ def test_a_schema_migrated_by_a_newer_easel_is_refused_by_name(
         assert code == 1
         assert err.strip().splitlines() == [
             f"easel: error: storage.database_url (sqlite+aiosqlite:///{tmp_path / 'state' / 'easel.db'}): its schema "
-            "is at revision 0099, which this easel does not know (its newest is 0011): a newer easel has migrated it"
+            "is at revision 0099, which this easel does not know (its newest is 0012): a newer easel has migrated it"
         ]
 
 

@@ -158,7 +158,7 @@ async def test_upgrade_builds_the_schema_the_models_describe(
         assert (tmp_path / "data" / "easel.db").is_file()
     assert await on_database(url, schema_differences) == []
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    assert await on_database(url, current_revision) == head == "0011"
+    assert await on_database(url, current_revision) == head == "0012"
     assert TABLES <= set(await on_database(url, lambda connection: inspect(connection).get_table_names()))
 
 
