@@ -231,7 +231,17 @@ class HttpSettings(_Section):
     """Where it listens: this machine only by default (0.0.0.0: every interface, behind a reverse proxy)."""
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""
-    """How others reach it (https://easel.example.org); empty: http://HOST:PORT."""
+    """How others reach it (https://easel.example.org), for the links the bot sends; empty: http://HOST:PORT."""
+    max_request_mb: float = Field(default=30.0, gt=0, le=1024)
+    """The largest request body, refused (413) from its declared length before it is read."""
+    max_upload_mb: float = Field(default=10.0, gt=0, le=1024)
+    """The largest image a request may carry."""
+    sign_in_attempts_per_minute: int = Field(default=10, ge=1, le=10_000)
+    """Failed API tokens and login links one client address may present a minute, before it is refused (429)."""
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 class LoggingSettings(_Section):

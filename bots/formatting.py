@@ -32,9 +32,12 @@ def ending_text(event: JobEvent) -> str:
     """What a job that ended without images says: cancelled, refused for a reason, or failed."""
     if event.kind == "cancelled":
         return render("cancelled", event.language, job_id=short_id(event.job_id))
-    if event.error_key in EXPLAINED_FAILURES:
-        return render(event.error_key, event.language)
-    return render("failed", event.language, job_id=short_id(event.job_id))
+    return render(failure_key(event.error_key), event.language, job_id=short_id(event.job_id))
+
+
+def failure_key(error_key: str | None) -> str:
+    """The text a failed job is explained by: its own reason where that tells more, else "failed" (job_id)."""
+    return error_key if error_key in EXPLAINED_FAILURES else "failed"
 
 
 def cancel_text(cancellation: Cancellation, language: str | None = None) -> str:

@@ -8,7 +8,7 @@ Values are converted here and range-checked by the engine, which names the allow
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,13 +165,24 @@ def parse_grid(text: str) -> tuple[ParsedPrompt, tuple[Axis, ...]]:
         kept.append(words[index])
         index += 1
     parsed = parse_prompt(" ".join(kept))
+    _check_axes(tuple(axes.values()))
+    if parsed.options.count is not None:
+        raise UserError("grid.bad_option", option="--count")
+    return parsed, tuple(axes.values())
+
+
+def grid_axes(given: Mapping[str, Sequence[float]]) -> tuple[Axis, ...]:
+    """A grid's axes given as lists (the REST API's `{"steps": [20, 40]}`), checked as `/grid` checks them."""
+    axes = tuple(_axis(option, ",".join(f"{value:g}" for value in values)) for option, values in given.items())
+    return _check_axes(axes)
+
+
+def _check_axes(axes: tuple[Axis, ...]) -> tuple[Axis, ...]:
     if not axes:
         raise UserError("grid.no_axis")
     if len(axes) > MAX_AXES:
         raise UserError("grid.too_many_axes", limit=MAX_AXES)
-    if parsed.options.count is not None:
-        raise UserError("grid.bad_option", option="--count")
-    return parsed, tuple(axes.values())
+    return axes
 
 
 def _axis(option: str, text: str) -> Axis:

@@ -8,6 +8,7 @@ parts that use it.
 from __future__ import annotations
 
 from bots.config import Settings
+from bots.core.access import Access
 from bots.core.accounts import Accounts
 from bots.core.admission import Admission
 from bots.core.announcer import Announcer
@@ -15,6 +16,7 @@ from bots.core.deliveries import Deliveries
 from bots.core.files import Files
 from bots.core.grid_sheets import GRID, GridSheets
 from bots.core.grids import Grids
+from bots.core.job_reads import JobReads
 from bots.core.jobs import Jobs
 from bots.core.languages import Languages
 from bots.core.lifecycle import Lifecycle
@@ -71,6 +73,8 @@ class Core:
             self.positions,
         )
         self.reads = Reads(settings, db, files, worker, self.accounts)
+        self.job_reads = JobReads(db, files, worker, self.accounts)
+        self.access = Access(db, self.accounts, settings.http.base_url)
         self.grids = Grids(
             db,
             files,
@@ -121,9 +125,13 @@ class Core:
         await self.languages.load()
         return await self.recovery.recover()
 
+    async def queue_counts(self) -> dict[str, int]:
+        """How many jobs are queued and running, everyone's (a grid counted as its cells)."""
+        return await self.db.active_counts(excluding_operation=GRID)
+
     async def exposition(self) -> bytes:
         """/metrics: every figure in Prometheus's text format, the queue's length read from the database now."""
-        return self.metrics.exposition(await self.db.active_counts(excluding_operation=GRID))
+        return self.metrics.exposition(await self.queue_counts())
 
     async def reroll(self, actor: Actor, place: Place, job_id: str) -> Receipt:
         """The same request with a new seed, for whoever asks (a grid: the same grid)."""

@@ -111,6 +111,37 @@ class JobSummary:
 
 
 @dataclass(frozen=True)
+class ImageInfo:
+    number: int
+    """1 for a job's first image, as users count them."""
+    width: int
+    height: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """One of a user's jobs as they may read it outside a chat (the REST API, the web pages)."""
+
+    job_id: str
+    operation: str
+    state: str
+    prompt: str
+    negative_prompt: str
+    translation: str | None
+    """The English prompt the model was given, where it differs from the prompt the user typed."""
+    seed: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    parent_id: str | None
+    error_key: str | None
+    images: tuple[ImageInfo, ...]
+    position: int | None
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
 class QueueEntry:
     job_id: str
     state: str

@@ -1,0 +1,81 @@
+"""A user's own jobs read one by one, with their images, for the surfaces outside the chats (the REST API, the web
+pages): only the owner reads a job here; anyone else is told it does not exist, so ids cannot be probed. A job
+whose images were deleted is gone from here too (its row stays, for the moderation log)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bots.core.accounts import Accounts
+from bots.core.files import Files
+from bots.core.types import Actor, ImageInfo, JobDetail, short_id
+from bots.errors import UserError
+from generation.worker import Worker
+from storage.database import Database
+from storage.records import Job, Output, User
+
+HISTORY_LIMIT = 100
+
+
+@dataclass(eq=False)
+class JobReads:
+    db: Database
+    files: Files
+    worker: Worker
+    accounts: Accounts
+
+    async def job(self, actor: Actor, job_id: str) -> JobDetail:
+        user = await self.accounts.user(actor)
+        job = await self._own(user, job_id)
+        return self._detail(job, await self.db.outputs_of(job.id))
+
+    async def jobs(self, actor: Actor, limit: int = 20) -> list[JobDetail]:
+        """The actor's newest jobs (a grid's cells are in their grid), in two queries however many."""
+        user = await self.accounts.user(actor)
+        jobs = await self.db.owner_jobs(user.id, limit=max(1, min(limit, HISTORY_LIMIT)), deleted=False)
+        outputs = await self.db.outputs_of_jobs([job.id for job in jobs])
+        return [self._detail(job, outputs.get(job.id, [])) for job in jobs]
+
+    async def image(self, actor: Actor, job_id: str, number: int) -> tuple[str, bytes]:
+        """One image of the actor's job (1 for the first; a grid's is its sheet): its file name and bytes."""
+        user = await self.accounts.user(actor)
+        job = await self._own(user, job_id)
+        outputs = await self.db.outputs_of(job.id)
+        if not outputs:
+            raise UserError("job.no_images", job_id=short_id(job.id))
+        if not 1 <= number <= len(outputs):
+            raise UserError("job.no_such_image", job_id=short_id(job.id), number=number, count=len(outputs))
+        output = outputs[number - 1]
+        await self.files.fetch([output.path])
+        try:
+            data = await asyncio.to_thread(self.files.read, output.path)
+        except OSError:
+            raise UserError("job.no_images", job_id=short_id(job.id)) from None
+        return output.path.rsplit("/", 1)[-1], data
+
+    async def _own(self, user: User, job_id: str) -> Job:
+        job = await self.db.get_job(job_id.strip().lower()) if job_id.strip() else None
+        if job is None or job.owner_id != user.id or job.deleted_at is not None:
+            raise UserError("job.not_found", job_id=short_id(job_id))
+        return job
+
+    def _detail(self, job: Job, outputs: list[Output]) -> JobDetail:
+        translation = job.processed_prompt if job.processed_prompt not in (None, job.prompt) else None
+        return JobDetail(
+            job.id,
+            job.operation,
+            job.state.value,
+            job.prompt,
+            job.negative_prompt,
+            translation,
+            job.seed,
+            job.created_at,
+            job.started_at,
+            job.finished_at,
+            job.parent_id,
+            job.error_code,
+            tuple(ImageInfo(output.index + 1, output.width, output.height, output.seed) for output in outputs),
+            self.worker.position(job.id),
+            self.worker.eta(job.id),
+        )
