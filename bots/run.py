@@ -88,10 +88,10 @@ async def serve(
 ) -> None:
     """Run until a signal arrives (or the console's input ends). `generate` replaces the engine in benchmarks."""
     _say_unserved(settings, environment)
-    if not console and not served_platforms(environment):
+    if not console and not served_platforms(environment) and not settings.http.enabled:
         raise NothingToRun(
             f"no chat platform to serve: set {settings.telegram.token_env} or {settings.discord.token_env} "
-            "(with telegram.enabled / discord.enabled), or run `easel run --console`"
+            "(with telegram.enabled / discord.enabled), enable [http], or run `easel run --console`"
         )
     async with running_core(settings, generate, tokens=_tokens(environment)) as runtime:
         core = runtime.core

@@ -1,27 +1,39 @@
-"""easel's HTTP server, an adapter like the chat ones: for now the operations endpoints, /healthz and /metrics.
+"""easel's HTTP server, an adapter like the chat ones: the REST API (`bots.http.api`), /healthz and /metrics.
 
-It runs in the `easel run` process when `[http] enabled` (aiohttp, already easel's HTTP client library: one event
-loop, one dependency). /healthz answers 200 when the database answers and the worker runs (503 otherwise) with
-each check as JSON; /metrics is Prometheus's text format. Nothing else is served: an unknown path is a 404, and
-there is no directory listing.
+It runs in the `easel run` process when `[http] enabled`, served by uvicorn in the process's event loop. Jobs
+asked for over HTTP announce to this adapter, which hands their events to the streams that watch them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+from collections.abc import Iterator
 
-from aiohttp import web
+import uvicorn
 
 from bots.config import HttpSettings
 from bots.core.facade import Core
 from bots.core.health import HealthCheck
-from bots.core.metrics import CONTENT_TYPE
+from bots.http.api import PLATFORM
+from bots.http.app import http_app
+from bots.http.feed import JobFeed
 from bots.kit.lifetime import started
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "http"
+GRACE_SECONDS = 2
+"""How long requests in flight may finish once the server stops (an event stream ends at once)."""
+
+
+class _Embedded(uvicorn.Server):
+    """uvicorn inside `easel run`: the signals are the process's, which stops its adapters itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class HttpAdapter:
@@ -30,40 +42,50 @@ class HttpAdapter:
     def __init__(self, core: Core, settings: HttpSettings, health: HealthCheck) -> None:
         self.core = core
         self.settings = settings
-        self.health = health
-        self.app = web.Application()
-        self.app.router.add_get("/healthz", self._healthz)
-        self.app.router.add_get("/metrics", self._metrics)
-        self._runner: web.AppRunner | None = None
+        self.feed = JobFeed()
+        self.app = http_app(core, settings, health, self.feed)
+        self._server: _Embedded | None = None
+        self._serving: asyncio.Task[None] | None = None
         self.port: int | None = None
         """The port it listens on, once it does (the configured one, or the one chosen for port 0)."""
+        self.ready = asyncio.Event()
+        """Set once the server takes requests."""
 
     def register(self) -> None:
-        """Nothing to announce to: no job is asked for over HTTP yet."""
+        self.core.listen(PLATFORM, self.feed.on_event)
 
     async def run(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
-        address = self._runner.addresses[0]
-        self.port = int(address[1])
-        log.info("http: listening on %s", self.settings.public_url or f"http://{self.settings.host}:{self.port}")
+        listening = socket.create_server((self.settings.host, self.settings.port), reuse_port=False)
+        self.port = int(listening.getsockname()[1])
+        if not self.settings.public_url:
+            self.core.access.base_url = f"http://{self.settings.host}:{self.port}"
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=GRACE_SECONDS,
+            proxy_headers=True,
+        )
+        self._server = _Embedded(config)
+        self._serving = asyncio.create_task(self._server.serve(sockets=[listening]), name="easel-http-server")
+        while not self._server.started and not self._serving.done():
+            await asyncio.sleep(0.01)
+        if self._serving.done():
+            await self._serving
+            raise RuntimeError(f"the HTTP server could not start on port {self.port}")
+        log.info("http: listening on %s", self.core.access.base_url)
         started(PLATFORM)
-        await asyncio.Event().wait()
+        self.ready.set()
+        await asyncio.shield(self._serving)
 
     async def stop_receiving(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Every event stream ends, and requests in flight get GRACE_SECONDS to finish."""
+        self.feed.closing.set()
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await asyncio.gather(self._serving, return_exceptions=True)
+            self._server = self._serving = None
 
     async def close(self) -> None:
         """No client to close."""
-
-    async def _healthz(self, _: web.Request) -> web.Response:
-        health = await self.health.check()
-        return web.json_response({"ok": health.ok, **health.checks}, status=200 if health.ok else 503)
-
-    async def _metrics(self, _: web.Request) -> web.Response:
-        body = await self.core.exposition()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
