@@ -21,6 +21,7 @@ from bots.environment import read_environment
 from bots.logs import configure as configure_logging
 from bots.logs import quiet_progress_bars
 from bots.maintenance import (
+    api_token,
     backup,
     database_failed,
     discord_sync,
@@ -100,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     tier = _command(users, "tier", "show a user's tier, or put them in one (default: out of theirs)")
     tier.add_argument("user", metavar="PLATFORM:ID", help="e.g. telegram:123456789 or discord:987654321")
     tier.add_argument("name", metavar="NAME", nargs="?", help="a tier of the config ([tiers.NAME]); none: show it")
+
+    tokens = _group(commands, "token", "personal API tokens (users ask the bot for theirs with /token)")
+    for action, what in (
+        ("create", "make a user's API token (printed once; their earlier one stops working)"),
+        ("revoke", "revoke a user's API token"),
+    ):
+        command = _command(tokens, action, what)
+        command.add_argument("--platform", required=True, choices=["telegram", "discord", "console"])
+        command.add_argument("--user", required=True, metavar="ID", help="their user id on that platform")
 
     discord_commands = _group(commands, "discord", "Discord maintenance")
     _command(
@@ -213,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return download_models(settings, args.to)
     if args.command == "discord":
         return discord_sync(settings)
+    if args.command == "token":
+        return api_token(settings, args.platform, args.user, revoke=args.token_command == "revoke")
     raise AssertionError(f"unhandled command {args.command}")
 
 

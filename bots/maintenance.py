@@ -180,6 +180,33 @@ def set_tier(settings: Settings, who: str, name: str | None) -> int:
     return 0
 
 
+def api_token(settings: Settings, platform: str, user_id: str, *, revoke: bool = False) -> int:
+    """`easel token create|revoke --platform P --user ID`: a user's personal API token, as the bot's /token makes
+    it; the new token is printed alone on stdout (for a script to keep), once."""
+    from bots.core.access import Access
+    from bots.core.accounts import Accounts
+    from bots.core.types import Actor
+    from bots.errors import UserError
+    from storage.errors import DatabaseUnavailable
+
+    async def run() -> str:
+        async with _opened(settings.storage.database_url) as database:
+            access = Access(database, Accounts(database), settings.http.base_url)
+            actor = Actor(platform, user_id)
+            if revoke:
+                revoked = await access.revoke_api_token(actor)
+                return f"the token of {platform}:{user_id} is revoked" if revoked else "there was no token to revoke"
+            return await access.api_token(actor)
+
+    try:
+        print(asyncio.run(run()))
+    except DatabaseUnavailable as error:
+        return database_failed(error)
+    except UserError as error:
+        return fail(f"{platform}:{user_id} is banned ({error.values.get('reason', '-')}): no token")
+    return 0
+
+
 @asynccontextmanager
 async def _opened(url: str) -> AsyncIterator[Database]:
     """The database connected and at the current schema, as `easel run` would leave it (a new one gets its

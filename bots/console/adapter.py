@@ -40,6 +40,7 @@ from bots.kit.boundary import guarded
 from bots.kit.catalogue import Capability, bind, commands_for
 from bots.kit.context import Context
 from bots.kit.lifetime import started
+from bots.kit.tokens import token_reply
 from bots.kit.views import view_of
 from bots.parsing import parse_grid, parse_prompt
 from bots.texts import Text, render
@@ -243,6 +244,10 @@ class ConsoleAdapter:
                 raise UserError("settings.unknown", option=parsed.prompt)
             preferences = await self.core.set_preferences(context.actor, parsed.options.given())
             self._say(context.text("settings.saved", values=preferences_text(preferences)))
+
+    async def _token(self, context: Context, rest: str) -> None:
+        """`/token` (or `/token revoke`): the operator's own API token; `easel token create` makes anyone's."""
+        self._say(await token_reply(self.core.access, context, rest))
 
     async def _language(self, context: Context, rest: str) -> None:
         """`/language` shows, `/language de` chooses, `/language auto` returns to the configured language."""

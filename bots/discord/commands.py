@@ -194,6 +194,11 @@ def build_commands(settings: Settings) -> list[AppCommand]:
     async def language(interaction: discord.Interaction, language: str | None = None) -> None:
         await handlers_of(interaction).lookups.language(interaction, language or "")
 
+    @app_commands.command(name="token", description=localized("discord.command.token"))
+    @_describe("revoke", revoke="revoke_token")
+    async def token(interaction: discord.Interaction, revoke: bool = False) -> None:
+        await handlers_of(interaction).lookups.token(interaction, revoke)
+
     @app_commands.command(name="help", description=localized("discord.command.help"))
     async def help_(interaction: discord.Interaction) -> None:
         await handlers_of(interaction).lookups.help(interaction, Audience.EVERYONE)
@@ -218,6 +223,7 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         preferences,
         styles,
         language,
+        token,
         help_,
         edit_image,
         moderation_group(sizes, list(settings.tiers)),

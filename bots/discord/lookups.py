@@ -20,6 +20,7 @@ from bots.formatting import (
 )
 from bots.kit.catalogue import Audience
 from bots.kit.context import Context
+from bots.kit.tokens import token_reply
 from generation.asks import Options
 
 
@@ -114,3 +115,11 @@ class Lookups:
             return deleted
 
         await answer(interaction, produce, job_id=job_id)
+
+    async def token(self, interaction: discord.Interaction, revoke: bool) -> None:
+        """`/token`: a personal API token, in an answer only its owner sees."""
+
+        async def produce(context: Context) -> str:
+            return await token_reply(self.core.access, context, "revoke" if revoke else "")
+
+        await answer(interaction, produce)

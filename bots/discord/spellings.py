@@ -23,6 +23,7 @@ SPELLINGS: dict[str, str] = {
     "settings": "/settings",
     "styles": "/styles",
     "language": "/language",
+    "token": "/token",
     "help": "/help",
     "mod.help": "/mod help",
     "mod.banword.add": "/mod banword add",

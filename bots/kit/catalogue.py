@@ -63,6 +63,7 @@ CATALOGUE: tuple[Command, ...] = (
     _user("settings", "set_preferences", parse_prompt),
     _user("styles", "styles"),
     _user("language", "choose_language"),
+    _user("token", "access.api_token"),
     _user("help", "help"),
     _moderation("mod.help", "help"),
     _moderation("mod.banword.add", "moderation.add_word"),

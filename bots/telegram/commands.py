@@ -32,6 +32,7 @@ SPELLINGS: dict[str, str] = {
     "settings": "settings",
     "styles": "styles",
     "language": "language",
+    "token": "token",
     "help": "help",
     "mod.help": "modhelp",
     "mod.banword.add": "banword",

@@ -17,6 +17,7 @@ from bots.formatting import (
     styles_text,
 )
 from bots.kit.context import Context
+from bots.kit.tokens import token_reply
 from bots.parsing import parse_prompt
 from bots.telegram.admins import Admins
 from bots.telegram.chat import reply, reply_list
@@ -71,3 +72,9 @@ class Lookups:
         """`/language` shows the language easel answers in, `/language de` (or `Deutsch`) chooses one, `/language
         auto` follows Telegram's again."""
         await reply(message, language_text(await self.core.choose_language(context.actor, rest)))
+
+    async def _token(self, context: Context, message: Message, rest: str) -> None:
+        """`/token`: a personal API token, shown in a private chat only (a group would show it to everyone)."""
+        if message.chat.type != "private":
+            raise UserError("token.private_only")
+        await reply(message, await token_reply(self.core.access, context, rest))

@@ -859,7 +859,7 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
     monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
 
     assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
-    assert "synced 18 Discord commands in guilds" in capsys.readouterr().out
+    assert "synced 19 Discord commands in guilds" in capsys.readouterr().out
 
     names = {command["name"] for command in fake.commands[GUILD_ID]}
     assert names == {
@@ -878,6 +878,7 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
         "settings",
         "styles",
         "language",
+        "token",
         "help",
         "Edit image",
         "mod",
@@ -892,3 +893,17 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
 
     await start_bot(sync_commands=True)
     assert {command["name"] for command in fake.commands[None]} == names
+
+
+async def test_token_is_answered_to_its_owner_alone_and_revoked_on_request(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    shown = await bot.ephemeral_reply(await bot.fake.command("token", member=ALICE, locale="de"))
+    token = next(word for word in shown.split() if word.startswith("easel_"))
+    assert shown == render("token.created", "de", token=token, url="http://127.0.0.1:8080/api/v1")
+    assert all(m.ephemeral for m in bot.fake.messages.values() if m.author.get("bot"))
+    access = bot.core.core.access
+    caller = await access.caller(token)
+    assert caller is not None and (caller.user.platform, caller.user.platform_user_id) == ("discord", str(ALICE_ID))
+    revoked = await bot.fake.command("token", {"revoke": True}, member=ALICE, locale="de")
+    assert await bot.ephemeral_reply(revoked) == render("token.revoked", "de")
+    assert await access.caller(token) is None

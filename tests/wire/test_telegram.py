@@ -697,3 +697,23 @@ async def test_language_chooses_the_language_easel_answers_in_until_auto(start: 
     await bot.reply_in(1004, render("language.following", "ru", name="русский"))
     bot.fake.text(ivan, chat, "/quota")  # the queued job counts already
     await bot.reply_in(1004, render("quota.status", "ru", images=1, images_limit=100, seconds=0, seconds_limit=1800))
+
+
+async def test_token_is_shown_in_a_private_chat_only_and_works_until_revoked(start: Start, held: Held) -> None:
+    bot: Bot = await start(held=held)
+    ivan = bot.fake.user(1005, "Ivan", "ru")
+    bot.fake.text(ivan, bot.fake.group(), "/token")
+    await bot.reply_in(-1001, render("token.private_only", "ru"))
+    chat = bot.fake.private(ivan)
+    bot.fake.text(ivan, chat, "/token")
+    shown = await bot.reply_in(1005, "easel_")
+    token = next(word for word in shown.split() if word.startswith("easel_"))
+    assert shown == render("token.created", "ru", token=token, url="http://127.0.0.1:8080/api/v1")
+    access = bot.stack.core.access
+    caller = await access.caller(token)
+    assert caller is not None and (caller.user.platform, caller.user.platform_user_id) == ("telegram", "1005")
+    bot.fake.text(ivan, chat, "/token revoke")
+    await bot.reply_in(1005, render("token.revoked", "ru"))
+    assert await access.caller(token) is None
+    bot.fake.text(ivan, chat, "/token revoke")
+    await bot.reply_in(1005, render("token.none", "ru"))
