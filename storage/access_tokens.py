@@ -15,10 +15,18 @@ from storage.repository import Repository
 
 class AccessTokens(Repository):
     async def issue_token(
-        self, user_id: int, kind: str, token_hash: str, expires_at: datetime | None, *, only: bool = False
+        self,
+        user_id: int,
+        kind: str,
+        token_hash: str,
+        expires_at: datetime | None,
+        *,
+        only: bool = False,
+        grant: tuple[str, int] | None = None,
     ) -> AccessToken:
-        """Keep a new secret's hash; with `only`, every earlier one of the same kind is revoked in the same
-        transaction (a new API token replaces the old). Secrets of any user that have expired go too."""
+        """Keep a new secret's hash, with the moderation it grants (a community's platform id, a role); with `only`,
+        every earlier one of the same kind is revoked in the same transaction (a new API token replaces the old).
+        Secrets of any user that have expired go too."""
         created = self._now()
 
         def work(session: Session) -> AccessToken:
@@ -29,7 +37,13 @@ class AccessTokens(Repository):
                 )
             expires = None if expires_at is None else as_utc(expires_at)
             row = AccessTokenRow(
-                token_hash=token_hash, kind=kind, user_id=user_id, created_at=created, expires_at=expires
+                token_hash=token_hash,
+                kind=kind,
+                user_id=user_id,
+                created_at=created,
+                expires_at=expires,
+                community_id=grant[0] if grant else None,
+                role=grant[1] if grant else None,
             )
             session.add(row)
             session.flush()
@@ -55,10 +69,10 @@ class AccessTokens(Repository):
 
         return await self._sessions.run(work)
 
-    async def take_token(self, token_hash: str, kind: str, now: datetime) -> User | None:
-        """A one-use secret's user, and the secret gone: of two requests with the same link, one gets the user."""
+    async def take_token(self, token_hash: str, kind: str, now: datetime) -> tuple[AccessToken, User] | None:
+        """A one-use secret and its user, and the secret gone: of two requests with the same link, one gets them."""
 
-        def work(session: Session) -> User | None:
+        def work(session: Session) -> tuple[AccessToken, User] | None:
             row = session.get(AccessTokenRow, token_hash)
             if row is None or row.kind != kind:
                 return None
@@ -67,7 +81,7 @@ class AccessTokens(Repository):
             if expired or not removed.rowcount:  # type: ignore[attr-defined]
                 return None
             user = session.get(UserRow, row.user_id)
-            return None if user is None else user.record()
+            return None if user is None else (row.record(), user.record())
 
         return await self._sessions.run(work)
 

@@ -267,9 +267,13 @@ class AccessTokenRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
+    community_id: Mapped[str | None] = mapped_column(PLATFORM_ID)
+    role: Mapped[int | None]
 
     def record(self) -> AccessToken:
-        return AccessToken(self.token_hash, self.kind, self.user_id, self.created_at, self.expires_at)
+        return AccessToken(
+            self.token_hash, self.kind, self.user_id, self.created_at, self.expires_at, self.community_id, self.role
+        )
 
 
 class CommunityBanRow(Base):

@@ -83,6 +83,10 @@ class AccessToken:
     user_id: int
     created_at: datetime
     expires_at: datetime | None
+    community_id: str | None = None
+    """The platform id of the community whose moderation it grants (a link a moderator asked for there)."""
+    role: int | None = None
+    """Their role in that community when they asked."""
 
 
 @dataclass(frozen=True)

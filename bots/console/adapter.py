@@ -40,7 +40,7 @@ from bots.kit.boundary import guarded
 from bots.kit.catalogue import Capability, bind, commands_for
 from bots.kit.context import Context
 from bots.kit.lifetime import started
-from bots.kit.tokens import token_reply
+from bots.kit.tokens import token_reply, web_reply
 from bots.kit.views import view_of
 from bots.parsing import parse_grid, parse_prompt
 from bots.texts import Text, render
@@ -248,6 +248,10 @@ class ConsoleAdapter:
     async def _token(self, context: Context, rest: str) -> None:
         """`/token` (or `/token revoke`): the operator's own API token; `easel token create` makes anyone's."""
         self._say(await token_reply(self.core.access, context, rest))
+
+    async def _web(self, context: Context, _: str) -> None:
+        """`/web`: a one-use sign-in link to the web pages, for the operator."""
+        self._say(await web_reply(self.core.access, context))
 
     async def _language(self, context: Context, rest: str) -> None:
         """`/language` shows, `/language de` chooses, `/language auto` returns to the configured language."""

@@ -199,6 +199,10 @@ def build_commands(settings: Settings) -> list[AppCommand]:
     async def token(interaction: discord.Interaction, revoke: bool = False) -> None:
         await handlers_of(interaction).lookups.token(interaction, revoke)
 
+    @app_commands.command(name="web", description=localized("discord.command.web"))
+    async def web(interaction: discord.Interaction) -> None:
+        await handlers_of(interaction).lookups.web(interaction)
+
     @app_commands.command(name="help", description=localized("discord.command.help"))
     async def help_(interaction: discord.Interaction) -> None:
         await handlers_of(interaction).lookups.help(interaction, Audience.EVERYONE)
@@ -224,6 +228,7 @@ def build_commands(settings: Settings) -> list[AppCommand]:
         styles,
         language,
         token,
+        web,
         help_,
         edit_image,
         moderation_group(sizes, list(settings.tiers)),

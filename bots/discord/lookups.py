@@ -20,7 +20,7 @@ from bots.formatting import (
 )
 from bots.kit.catalogue import Audience
 from bots.kit.context import Context
-from bots.kit.tokens import token_reply
+from bots.kit.tokens import token_reply, web_reply
 from generation.asks import Options
 
 
@@ -121,5 +121,15 @@ class Lookups:
 
         async def produce(context: Context) -> str:
             return await token_reply(self.core.access, context, "revoke" if revoke else "")
+
+        await answer(interaction, produce)
+
+    async def web(self, interaction: discord.Interaction) -> None:
+        """`/web`: a sign-in link only its owner sees; a moderator's, asked for in their server, opens its
+        moderation pages too."""
+        moderator = moderator_of(interaction, self.moderator_role)
+
+        async def produce(context: Context) -> str:
+            return await web_reply(self.core.access, context, moderator)
 
         await answer(interaction, produce)

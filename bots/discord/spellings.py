@@ -24,6 +24,7 @@ SPELLINGS: dict[str, str] = {
     "styles": "/styles",
     "language": "/language",
     "token": "/token",
+    "web": "/web",
     "help": "/help",
     "mod.help": "/mod help",
     "mod.banword.add": "/mod banword add",

@@ -64,6 +64,7 @@ CATALOGUE: tuple[Command, ...] = (
     _user("styles", "styles"),
     _user("language", "choose_language"),
     _user("token", "access.api_token"),
+    _user("web", "access.login_link"),
     _user("help", "help"),
     _moderation("mod.help", "help"),
     _moderation("mod.banword.add", "moderation.add_word"),

@@ -33,6 +33,7 @@ SPELLINGS: dict[str, str] = {
     "styles": "styles",
     "language": "language",
     "token": "token",
+    "web": "web",
     "help": "help",
     "mod.help": "modhelp",
     "mod.banword.add": "banword",

@@ -3,7 +3,8 @@ settings and language (the commands that make images are `Handlers`' own)."""
 
 from __future__ import annotations
 
-from telegram import Message
+from telegram import LinkPreviewOptions, Message
+from telegram.error import TelegramError
 
 from bots.core.facade import Core
 from bots.errors import UserError
@@ -17,10 +18,12 @@ from bots.formatting import (
     styles_text,
 )
 from bots.kit.context import Context
-from bots.kit.tokens import token_reply
+from bots.kit.tokens import token_reply, web_reply
 from bots.parsing import parse_prompt
 from bots.telegram.admins import Admins
 from bots.telegram.chat import reply, reply_list
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 class Lookups:
@@ -78,3 +81,19 @@ class Lookups:
         if message.chat.type != "private":
             raise UserError("token.private_only")
         await reply(message, await token_reply(self.core.access, context, rest))
+
+    async def _web(self, context: Context, message: Message, rest: str) -> None:
+        """`/web`: a one-use sign-in link, always in the private chat (in a group everyone would see it), with
+        no link preview, which would fetch the link. Asked for in a group by one of its admins, it opens the
+        group's moderation pages too."""
+        moderator = await self.admins.moderator(context) if context.place.community_id else None
+        text = await web_reply(self.core.access, context, moderator)
+        if message.chat.type == "private":
+            await message.reply_text(text, link_preview_options=NO_PREVIEW)
+            return
+        try:
+            await message.get_bot().send_message(int(context.actor.user_id), text, link_preview_options=NO_PREVIEW)
+        except TelegramError:  # they never opened a private chat with the bot, which may not write first
+            await reply(message, context.text("web.open_private_chat"))
+            return
+        await reply(message, context.text("web.sent_privately"))

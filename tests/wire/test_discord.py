@@ -48,6 +48,7 @@ from bots.errors import UserError
 from bots.formatting import quota_text
 from bots.kit.catalogue import check_served, commands_for
 from bots.kit.lifetime import Adapters
+from bots.moderation.policy import Role
 from bots.parsing import parse_prompt
 from bots.run import serve
 from bots.texts import available_languages, languages_list, render
@@ -859,7 +860,7 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
     monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
 
     assert await asyncio.to_thread(main, ["--config", str(config), "discord", "sync"]) == 0
-    assert "synced 19 Discord commands in guilds" in capsys.readouterr().out
+    assert "synced 20 Discord commands in guilds" in capsys.readouterr().out
 
     names = {command["name"] for command in fake.commands[GUILD_ID]}
     assert names == {
@@ -879,6 +880,7 @@ async def test_commands_are_synced_by_easel_discord_sync_or_on_start(
         "styles",
         "language",
         "token",
+        "web",
         "help",
         "Edit image",
         "mod",
@@ -907,3 +909,21 @@ async def test_token_is_answered_to_its_owner_alone_and_revoked_on_request(start
     revoked = await bot.fake.command("token", {"revoke": True}, member=ALICE, locale="de")
     assert await bot.ephemeral_reply(revoked) == render("token.revoked", "de")
     assert await access.caller(token) is None
+
+
+async def test_web_sends_a_link_only_its_owner_sees_which_opens_moderation_for_an_admin(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    access = bot.core.core.access
+    admin = member(1003, "carol", permissions=ALL_PERMISSIONS)
+    for who, moderates in ((ALICE, False), (admin, True)):
+        shown = await bot.ephemeral_reply(await bot.fake.command("web", member=who))
+        link = shown.split()[-1]
+        assert link.startswith("http://127.0.0.1:8080/web/login?token=")
+        session = await access.open_session(link.split("token=")[1])
+        assert session is not None
+        caller = await access.session_caller(session)
+        assert caller is not None and (caller.moderator is not None) == moderates
+        if caller.moderator is not None:
+            assert (caller.moderator.community_id, caller.moderator.role) == (str(GUILD_ID), Role.ADMIN)
+            assert shown.startswith(render("web.link_moderator", "en", url="", minutes=10, community="", hours=12)[:40])
+    assert all(m.ephemeral for m in bot.fake.messages.values() if m.author.get("bot"))

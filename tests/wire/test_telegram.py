@@ -717,3 +717,32 @@ async def test_token_is_shown_in_a_private_chat_only_and_works_until_revoked(sta
     assert await access.caller(token) is None
     bot.fake.text(ivan, chat, "/token revoke")
     await bot.reply_in(1005, render("token.none", "ru"))
+
+
+async def test_web_links_go_to_the_private_chat_and_open_moderation_for_a_group_admin(start: Start) -> None:
+    bot: Bot = await start()
+    group = bot.fake.group()
+    bot.fake.admin(group, bot.ann)
+    access = bot.stack.core.access
+
+    async def link(user: dict[str, Any], chat: dict[str, Any]) -> str:
+        bot.fake.text(user, chat, "/web")
+        found = await bot.reply_in(user["id"], "/web/login?token=")
+        return found.split()[-1]
+
+    private = await link(bot.bob, bot.fake.private(bot.bob))
+    assert private.startswith("http://127.0.0.1:8080/web/login?token=")
+    sent = bot.fake.sent("sendMessage")[-1]
+    assert sent.params["link_preview_options"] == {"is_disabled": True}
+    admin = await link(bot.ann, group)
+    await bot.reply_in(group["id"], render("web.sent_privately", "en"))
+    for given, moderates in ((private, False), (admin, True)):
+        session = await access.open_session(given.split("token=")[1])
+        assert session is not None and await access.open_session(given.split("token=")[1]) is None
+        caller = await access.session_caller(session)
+        assert caller is not None and (caller.moderator is not None) == moderates
+    assert caller.moderator is not None and caller.moderator.community_id == str(group["id"])
+    stranger = bot.fake.user(1009, "Zed", "en")
+    bot.fake.fail("sendMessage", 403, "Forbidden: bot can't initiate conversation with a user")
+    bot.fake.text(stranger, group, "/web")
+    await bot.reply_in(group["id"], render("web.open_private_chat", "en"))

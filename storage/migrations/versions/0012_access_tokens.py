@@ -25,6 +25,8 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("community_id", sa.String(64), nullable=True),
+        sa.Column("role", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_access_tokens_user_id_users")),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_access_tokens")),
     )
