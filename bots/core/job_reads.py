@@ -9,13 +9,15 @@ from dataclasses import dataclass
 
 from bots.core.accounts import Accounts
 from bots.core.files import Files
-from bots.core.types import Actor, ImageInfo, JobDetail, short_id
+from bots.core.grid_sheets import GRID
+from bots.core.types import Actor, ImageInfo, JobDetail, QueueSpot, short_id
 from bots.errors import UserError
 from generation.worker import Worker
 from storage.database import Database
-from storage.records import Job, Output, User
+from storage.records import Job, JobState, Output, User
 
 HISTORY_LIMIT = 100
+QUEUE_SHOWN = 100
 
 
 @dataclass(eq=False)
@@ -36,6 +38,26 @@ class JobReads:
         jobs = await self.db.owner_jobs(user.id, limit=max(1, min(limit, HISTORY_LIMIT)), deleted=False)
         outputs = await self.db.outputs_of_jobs([job.id for job in jobs])
         return [self._detail(job, outputs.get(job.id, [])) for job in jobs]
+
+    async def everyone(self, actor: Actor) -> list[QueueSpot]:
+        """The queue as anyone may see it: what runs, then what waits, in order; only the actor's own jobs
+        show their prompt and id. A grid is shown as its cells, which are what waits."""
+        user = await self.accounts.user(actor)
+        positions = self.worker.positions()
+        spots = [
+            QueueSpot(
+                job.state.value,
+                job.operation,
+                positions.get(job.id),
+                job.owner_id == user.id,
+                job.id if job.owner_id == user.id else None,
+                job.prompt if job.owner_id == user.id else None,
+            )
+            for job in await self.db.jobs_in_states([JobState.RUNNING, JobState.QUEUED])
+            if job.operation != GRID
+        ]
+        spots.sort(key=lambda spot: (spot.state != JobState.RUNNING.value, spot.position or 1 << 30))
+        return spots[:QUEUE_SHOWN]
 
     async def image(self, actor: Actor, job_id: str, number: int) -> tuple[str, bytes]:
         """One image of the actor's job (1 for the first; a grid's is its sheet): its file name and bytes."""

@@ -142,6 +142,18 @@ class JobDetail:
 
 
 @dataclass(frozen=True)
+class QueueSpot:
+    """A place in the queue as everyone may see it: another user's job shows no prompt and no id."""
+
+    state: str
+    operation: str
+    position: int | None
+    mine: bool
+    job_id: str | None
+    prompt: str | None
+
+
+@dataclass(frozen=True)
 class QueueEntry:
     job_id: str
     state: str

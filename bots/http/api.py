@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bots.core.access import Caller
 from bots.core.facade import Core
-from bots.core.types import JobDetail, Place
+from bots.core.types import JobDetail, Place, short_id
 from bots.core.types import Receipt as CoreReceipt
 from bots.errors import UserError
 from bots.formatting import failure_key
@@ -194,11 +194,16 @@ def api_router(core: Core, feed: JobFeed, attempts: Attempts, policy: UploadPoli
 
 
 def _job(request: Request, detail: JobDetail, feed: JobFeed, who: Caller) -> schemas.Job:
-    base = f"/api/v1/jobs/{detail.job_id}"
+    base = _url(request, f"/api/v1/jobs/{detail.job_id}")
+    return job_body(detail, base, feed.progress(detail.job_id), who.actor.language)
+
+
+def job_body(detail: JobDetail, base: str, progress: float | None, language: str | None) -> schemas.Job:
+    """A job as the API and the pages' event streams show it; its images under `base`/images/N."""
     error = None
     if detail.state == "failed":
         key = failure_key(detail.error_key)
-        error = schemas.JobError(key=key, message=render(key, who.actor.language, job_id=detail.job_id[:8]))
+        error = schemas.JobError(key=key, message=render(key, language, job_id=short_id(detail.job_id)))
     return schemas.Job(
         id=detail.job_id,
         operation=detail.operation,
@@ -210,7 +215,7 @@ def _job(request: Request, detail: JobDetail, feed: JobFeed, who: Caller) -> sch
         seeds=[image.seed for image in detail.images] or [detail.seed],
         position=detail.position,
         eta_seconds=detail.eta_seconds,
-        progress=1.0 if detail.state == "done" else feed.progress(detail.job_id),
+        progress=1.0 if detail.state == "done" else progress,
         created_at=detail.created_at,
         started_at=detail.started_at,
         finished_at=detail.finished_at,
@@ -218,7 +223,7 @@ def _job(request: Request, detail: JobDetail, feed: JobFeed, who: Caller) -> sch
         images=[
             schemas.JobImage(
                 number=image.number,
-                url=_url(request, f"{base}/images/{image.number}"),
+                url=f"{base}/images/{image.number}",
                 width=image.width,
                 height=image.height,
                 seed=image.seed,

@@ -8,22 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from bots.config import HttpSettings
 from bots.core.facade import Core
 from bots.core.health import HealthCheck
 from bots.core.metrics import CONTENT_TYPE
-from bots.errors import EaselError
 from bots.http import schemas
 from bots.http.api import api_router
-from bots.http.errors import on_bug, on_http_error, on_invalid_body, on_user_error
 from bots.http.feed import JobFeed
 from bots.http.guards import Attempts, BodyLimit
+from bots.http.web.errors import web_errors
+from bots.http.web.moderation import moderation_router
+from bots.http.web.pages import web_router
+from bots.http.web.rendering import Pages
 from bots.kit.uploads import MEGABYTE, UploadPolicy
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -38,12 +38,12 @@ def http_app(core: Core, settings: HttpSettings, health: HealthCheck, feed: JobF
         docs_url=None,
         redoc_url=None,
     )
-    app.add_exception_handler(EaselError, on_user_error)
-    app.add_exception_handler(RequestValidationError, on_invalid_body)
-    app.add_exception_handler(HTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_bug)
     attempts = Attempts(settings.sign_in_attempts_per_minute)
+    pages = Pages()
     app.include_router(api_router(core, feed, attempts, UploadPolicy(settings.max_upload_mb)))
+    app.include_router(web_router(core, settings, feed, attempts, pages))
+    app.include_router(moderation_router(core, pages))
+    web_errors(app, core, pages)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

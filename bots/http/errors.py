@@ -39,6 +39,10 @@ STATUS_BY_PREFIX = (
     ("api.unauthorized", 401),
     ("api.too_many_attempts", 429),
     ("api.not_found", 404),
+    ("web.link_spent", 401),
+    ("web.signed_out_error", 401),
+    ("web.expired_form", 403),
+    ("web.not_a_moderator", 403),
 )
 """The status of each refusal, by its key's start; any other refusal is a bad request (400)."""
 
