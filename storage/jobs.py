@@ -64,6 +64,18 @@ class Jobs(Repository):
     async def get_job(self, job_id: str) -> Job | None:
         return await self._sessions.run(_job, job_id)
 
+    async def job_with_outputs(self, job_id: str) -> tuple[Job, list[Output]] | None:
+        """A job and its outputs in order, in one read (a page or an API call shows both)."""
+
+        def work(session: Session) -> tuple[Job, list[Output]] | None:
+            job = _job(session, job_id)
+            if job is None:
+                return None
+            rows = session.scalars(select(OutputRow).where(OutputRow.job_id == job_id).order_by(OutputRow.index))
+            return job, [row.record() for row in rows]
+
+        return await self._sessions.run(work)
+
     async def mark_running(self, job_id: str, now: datetime) -> Job:
         """Start an attempt: counts it in `attempts`."""
         return await self._change_state(job_id, JobState.RUNNING, started_at=as_utc(now), attempts=JobRow.attempts + 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +19,8 @@ from bots.core.health import HealthCheck
 from bots.core.types import Actor
 from bots.http.adapter import HttpAdapter
 
+Start = Callable[..., Any]
+"""`async with start(**sections) as served`: the fixture of tests/integration/conftest.py."""
 ANN = Actor("telegram", "ann", "Ann", "en")
 """A Telegram user who asked the bot for a token."""
 

@@ -124,4 +124,4 @@ class Access:
         if token.community_id is not None and token.role is not None:
             role = Role(token.role)
             moderator = Moderator(user.platform, user.platform_user_id, token.community_id, role, user.display_name)
-        return Caller(actor, await self.accounts.user(actor), moderator)
+        return Caller(actor, self.accounts.admitted(user), moderator)

@@ -17,6 +17,11 @@ class Accounts:
     async def user(self, actor: Actor) -> User:
         """The actor's user row, created on first contact; a global ban refuses every use case here."""
         user = await self.db.get_or_create_user(actor.platform, actor.user_id, actor.display_name, actor.language)
+        return self.admitted(user)
+
+    @staticmethod
+    def admitted(user: User) -> User:
+        """`user`, unless banned everywhere: then the refusal that says until when and why."""
         if user.is_banned(now()):
             assert user.banned_until is not None
             if user.banned_permanently:

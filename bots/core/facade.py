@@ -73,7 +73,7 @@ class Core:
             self.positions,
         )
         self.reads = Reads(settings, db, files, worker, self.accounts)
-        self.job_reads = JobReads(db, files, worker, self.accounts)
+        self.job_reads = JobReads(db, files, worker)
         self.access = Access(db, self.accounts, settings.http.base_url)
         self.grids = Grids(
             db,

@@ -1,16 +1,17 @@
 """A user's own jobs read one by one, with their images, for the surfaces outside the chats (the REST API, the web
-pages): only the owner reads a job here; anyone else is told it does not exist, so ids cannot be probed. A job
-whose images were deleted is gone from here too (its row stays, for the moderation log)."""
+pages), by a caller whose token or session `Access` checked already, so no user is looked up again. Only the
+owner reads a job here; anyone else is told it does not exist, so ids cannot be probed. A job whose images were
+deleted is gone from here too (its row stays, for the moderation log)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
-from bots.core.accounts import Accounts
+from bots.core.access import Caller
 from bots.core.files import Files
 from bots.core.grid_sheets import GRID
-from bots.core.types import Actor, ImageInfo, JobDetail, QueueSpot, short_id
+from bots.core.types import ImageInfo, JobDetail, QueueSpot, short_id
 from bots.errors import UserError
 from generation.worker import Worker
 from storage.database import Database
@@ -25,24 +26,21 @@ class JobReads:
     db: Database
     files: Files
     worker: Worker
-    accounts: Accounts
 
-    async def job(self, actor: Actor, job_id: str) -> JobDetail:
-        user = await self.accounts.user(actor)
-        job = await self._own(user, job_id)
-        return self._detail(job, await self.db.outputs_of(job.id))
+    async def job(self, caller: Caller, job_id: str) -> JobDetail:
+        job, outputs = await self._own(caller.user, job_id)
+        return self._detail(job, outputs)
 
-    async def jobs(self, actor: Actor, limit: int = 20) -> list[JobDetail]:
-        """The actor's newest jobs (a grid's cells are in their grid), in two queries however many."""
-        user = await self.accounts.user(actor)
-        jobs = await self.db.owner_jobs(user.id, limit=max(1, min(limit, HISTORY_LIMIT)), deleted=False)
+    async def jobs(self, caller: Caller, limit: int = 20) -> list[JobDetail]:
+        """The caller's newest jobs (a grid's cells are in their grid), in two queries however many."""
+        jobs = await self.db.owner_jobs(caller.user.id, limit=max(1, min(limit, HISTORY_LIMIT)), deleted=False)
         outputs = await self.db.outputs_of_jobs([job.id for job in jobs])
         return [self._detail(job, outputs.get(job.id, [])) for job in jobs]
 
-    async def everyone(self, actor: Actor) -> list[QueueSpot]:
-        """The queue as anyone may see it: what runs, then what waits, in order; only the actor's own jobs
+    async def everyone(self, caller: Caller) -> list[QueueSpot]:
+        """The queue as anyone may see it: what runs, then what waits, in order; only the caller's own jobs
         show their prompt and id. A grid is shown as its cells, which are what waits."""
-        user = await self.accounts.user(actor)
+        user = caller.user
         positions = self.worker.positions()
         spots = [
             QueueSpot(
@@ -59,11 +57,9 @@ class JobReads:
         spots.sort(key=lambda spot: (spot.state != JobState.RUNNING.value, spot.position or 1 << 30))
         return spots[:QUEUE_SHOWN]
 
-    async def image(self, actor: Actor, job_id: str, number: int) -> tuple[str, bytes]:
-        """One image of the actor's job (1 for the first; a grid's is its sheet): its file name and bytes."""
-        user = await self.accounts.user(actor)
-        job = await self._own(user, job_id)
-        outputs = await self.db.outputs_of(job.id)
+    async def image(self, caller: Caller, job_id: str, number: int) -> tuple[str, bytes]:
+        """One image of the caller's job (1 for the first; a grid's is its sheet): its file name and bytes."""
+        job, outputs = await self._own(caller.user, job_id)
         if not outputs:
             raise UserError("job.no_images", job_id=short_id(job.id))
         if not 1 <= number <= len(outputs):
@@ -76,11 +72,11 @@ class JobReads:
             raise UserError("job.no_images", job_id=short_id(job.id)) from None
         return output.path.rsplit("/", 1)[-1], data
 
-    async def _own(self, user: User, job_id: str) -> Job:
-        job = await self.db.get_job(job_id.strip().lower()) if job_id.strip() else None
-        if job is None or job.owner_id != user.id or job.deleted_at is not None:
+    async def _own(self, user: User, job_id: str) -> tuple[Job, list[Output]]:
+        found = await self.db.job_with_outputs(job_id.strip().lower()) if job_id.strip() else None
+        if found is None or found[0].owner_id != user.id or found[0].deleted_at is not None:
             raise UserError("job.not_found", job_id=short_id(job_id))
-        return job
+        return found
 
     def _detail(self, job: Job, outputs: list[Output]) -> JobDetail:
         translation = job.processed_prompt if job.processed_prompt not in (None, job.prompt) else None

@@ -95,12 +95,12 @@ def api_router(core: Core, feed: JobFeed, attempts: Attempts, policy: UploadPoli
 
     @router.get("/jobs", response_model=schemas.JobList, summary="Your newest jobs")
     async def history(request: Request, who: Who, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> schemas.JobList:
-        details = await core.job_reads.jobs(who.actor, limit)
+        details = await core.job_reads.jobs(who, limit)
         return schemas.JobList(jobs=[_job(request, detail, feed, who) for detail in details])
 
     @router.get("/jobs/{job_id}", response_model=schemas.Job, summary="One of your jobs")
     async def job(request: Request, job_id: str, who: Who) -> schemas.Job:
-        return _job(request, await core.job_reads.job(who.actor, job_id), feed, who)
+        return _job(request, await core.job_reads.job(who, job_id), feed, who)
 
     @router.get(
         "/jobs/{job_id}/images/{number}",
@@ -109,7 +109,7 @@ def api_router(core: Core, feed: JobFeed, attempts: Attempts, policy: UploadPoli
         responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
     )
     async def image(job_id: str, number: int, who: Who) -> Response:
-        name, data = await core.job_reads.image(who.actor, job_id, number)
+        name, data = await core.job_reads.image(who, job_id, number)
         headers = {"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "private, max-age=3600"}
         return Response(data, media_type=_media_type(name), headers=headers)
 
@@ -122,30 +122,30 @@ def api_router(core: Core, feed: JobFeed, attempts: Attempts, policy: UploadPoli
     async def events(request: Request, job_id: str, who: Who) -> StreamingResponse:
         """`state` at once, then `position`, `progress` and `preview` as they come, and the final `done`,
         `failed` or `cancelled` (the whole job) before the stream ends."""
-        detail = await core.job_reads.job(who.actor, job_id)
+        detail = await core.job_reads.job(who, job_id)
 
         def shown(given: JobDetail) -> schemas.Job:
             return _job(request, given, feed, who)
 
-        stream = job_events(core, feed, who.actor, detail, shown)
+        stream = job_events(core, feed, who, detail, shown)
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
     @router.post("/jobs/{job_id}/cancel", response_model=schemas.Cancellation, summary="Cancel your job")
     async def cancel(job_id: str, who: Who) -> schemas.Cancellation:
-        detail = await core.job_reads.job(who.actor, job_id)
+        detail = await core.job_reads.job(who, job_id)
         cancelled = await core.cancel(who.actor, detail.job_id)
         return schemas.Cancellation(id=cancelled.job_id, outcome=cancelled.outcome)  # type: ignore[arg-type]
 
     @router.delete("/jobs/{job_id}", status_code=204, response_class=Response, summary="Delete your job and its images")
     async def delete(job_id: str, who: Who) -> Response:
-        detail = await core.job_reads.job(who.actor, job_id)
+        detail = await core.job_reads.job(who, job_id)
         await core.delete(who.actor, detail.job_id)
         return Response(status_code=204)
 
     @router.post("/jobs/{job_id}/reroll", status_code=202, response_model=schemas.Receipt, summary="The same, anew")
     async def reroll(request: Request, response: Response, job_id: str, who: Who) -> schemas.Receipt:
-        detail = await core.job_reads.job(who.actor, job_id)
+        detail = await core.job_reads.job(who, job_id)
         return receipt(request, response, await core.reroll(who.actor, API_PLACE, detail.job_id))
 
     @router.post("/jobs/{job_id}/variations", status_code=202, response_model=schemas.Receipt, summary="Vary one image")
@@ -156,7 +156,7 @@ def api_router(core: Core, feed: JobFeed, attempts: Attempts, policy: UploadPoli
         who: Who,
         chosen: Annotated[schemas.Variations | None, Body()] = None,
     ) -> schemas.Receipt:
-        detail = await core.job_reads.job(who.actor, job_id)
+        detail = await core.job_reads.job(who, job_id)
         number = chosen.image if chosen is not None else 1
         given = await core.variations(who.actor, API_PLACE, detail.job_id, number - 1)
         return receipt(request, response, given)

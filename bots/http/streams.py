@@ -12,8 +12,9 @@ import base64
 import json
 from collections.abc import AsyncIterator, Callable
 
+from bots.core.access import Caller
 from bots.core.facade import Core
-from bots.core.types import Actor, EventKind, JobDetail
+from bots.core.types import EventKind, JobDetail
 from bots.http import schemas
 from bots.http.feed import JobFeed
 
@@ -27,10 +28,10 @@ def message(event: str, data: object) -> bytes:
 
 
 async def job_events(
-    core: Core, feed: JobFeed, actor: Actor, detail: JobDetail, shown: Callable[[JobDetail], schemas.Job]
+    core: Core, feed: JobFeed, caller: Caller, detail: JobDetail, shown: Callable[[JobDetail], schemas.Job]
 ) -> AsyncIterator[bytes]:
     with feed.watch(detail.job_id) as events:
-        detail = await core.job_reads.job(actor, detail.job_id)  # what happened since the request was read
+        detail = await core.job_reads.job(caller, detail.job_id)  # what happened since the request was read
         yield message("state", shown(detail).model_dump(mode="json"))
         last = (detail.state, detail.position)
         quiet = 0.0
@@ -39,7 +40,7 @@ async def job_events(
                 event = await asyncio.wait_for(events.get(), POLL_SECONDS)
             except TimeoutError:
                 quiet += POLL_SECONDS
-                detail = await core.job_reads.job(actor, detail.job_id)
+                detail = await core.job_reads.job(caller, detail.job_id)
                 if (detail.state, detail.position) != last and detail.state not in FINAL_STATES:
                     last = (detail.state, detail.position)
                     yield message("state", shown(detail).model_dump(mode="json"))
@@ -49,7 +50,7 @@ async def job_events(
                 continue
             quiet = 0.0
             if event.kind.final:
-                detail = await core.job_reads.job(actor, detail.job_id)
+                detail = await core.job_reads.job(caller, detail.job_id)
                 continue
             if event.kind is EventKind.PROGRESS:
                 yield message("progress", {"progress": event.progress})

@@ -7,15 +7,11 @@ import asyncio
 import io
 import json
 import random
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
-from core_stack import Launch, core_settings
-from http_server import ANN, Served, png, serving
+from http_server import ANN, Served, Start, png
 from PIL import Image
 
 from bots.config import TierSettings
@@ -24,26 +20,6 @@ from bots.texts import render
 
 BOB = Actor("discord", "bob", "Bob", "en")
 SMALL = {"size": "64x64", "steps": 2, "prior_steps": 2}
-
-Start = Callable[..., Any]
-
-
-@pytest.fixture
-async def start(database_url: str, stack: Launch, tmp_path: Path) -> AsyncIterator[Start]:
-    """`async with start(**sections)`: the server on a fresh core; the database first, so that it is dropped last."""
-
-    def begin(**sections: dict[str, Any]) -> Any:
-        http = {"enabled": True, "port": 0, **sections.pop("http", {})}
-        settings = core_settings(tmp_path, storage={"database_url": database_url}, http=http, **sections)
-        return serving(stack, settings)
-
-    yield begin
-
-
-@pytest.fixture
-async def served(start: Start) -> AsyncIterator[Served]:
-    async with start() as server:
-        yield server
 
 
 async def submit(server: Served, token: str, **body: Any) -> dict[str, Any]:

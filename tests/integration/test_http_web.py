@@ -7,13 +7,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from core_stack import Launch, core_settings
-from http_server import ANN, Served, serving
+from http_server import ANN, Served, Start
 
 from bots.core.types import Actor, Place
 from bots.moderation.policy import Moderator, Role
@@ -29,27 +27,6 @@ def shown(key: str, **values: Any) -> str:
 
 
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
-
-Start = Callable[..., Any]
-
-
-@pytest.fixture
-async def start(database_url: str, stack: Launch, tmp_path: Path) -> AsyncIterator[Start]:
-    def begin(**sections: dict[str, Any]) -> Any:
-        http = {"enabled": True, "port": 0, **sections.pop("http", {})}
-        defaults = {"width": 64, "height": 64, "steps": 2, "prior_steps": 2}
-        settings = core_settings(
-            tmp_path, storage={"database_url": database_url}, http=http, defaults=defaults, **sections
-        )
-        return serving(stack, settings)
-
-    yield begin
-
-
-@pytest.fixture
-async def served(start: Start) -> AsyncIterator[Served]:
-    async with start() as server:
-        yield server
 
 
 class Browser:

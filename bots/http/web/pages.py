@@ -73,7 +73,7 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
     @router.get("/")
     async def gallery(request: Request) -> Response:
         reader = await who(request)
-        jobs = await core.job_reads.jobs(reader.caller.actor, 30)
+        jobs = await core.job_reads.jobs(reader.caller, 30)
         return pages.render(request, "gallery.html", reader.language, viewer=reader, jobs=[job_view(j) for j in jobs])
 
     @router.post("/jobs")
@@ -94,25 +94,25 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
     @router.get("/jobs/{job_id}")
     async def job(request: Request, job_id: str) -> Response:
         reader = await who(request)
-        detail = await core.job_reads.job(reader.caller.actor, job_id)
+        detail = await core.job_reads.job(reader.caller, job_id)
         progress = 1.0 if detail.state == "done" else feed.progress(detail.job_id)
         return pages.render(request, "job.html", reader.language, viewer=reader, job=job_view(detail, progress))
 
     @router.get("/jobs/{job_id}/events")
     async def events(request: Request, job_id: str) -> StreamingResponse:
         reader = await who(request)
-        detail = await core.job_reads.job(reader.caller.actor, job_id)
+        detail = await core.job_reads.job(reader.caller, job_id)
 
         def shown(given: JobDetail) -> Any:
             return pages.shown(given, reader.language)
 
-        stream = job_events(core, feed, reader.caller.actor, detail, shown)
+        stream = job_events(core, feed, reader.caller, detail, shown)
         return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     @router.get("/jobs/{job_id}/images/{number}")
     async def image(request: Request, job_id: str, number: int) -> Response:
         reader = await who(request)
-        name, data = await core.job_reads.image(reader.caller.actor, job_id, number)
+        name, data = await core.job_reads.image(reader.caller, job_id, number)
         kind = "image/png" if name.endswith(".png") else "image/jpeg"
         return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -120,7 +120,7 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
         async def handle(request: Request, job_id: str, csrf: Token) -> Response:
             reader = await who(request)
             check_form(reader, csrf)
-            detail = await core.job_reads.job(reader.caller.actor, job_id)
+            detail = await core.job_reads.job(reader.caller, job_id)
             return RedirectResponse(await run(reader, detail.job_id), status_code=303)
 
         return handle
@@ -145,7 +145,7 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
     @router.get("/queue")
     async def queue(request: Request) -> Response:
         reader = await who(request)
-        spots = await core.job_reads.everyone(reader.caller.actor)
+        spots = await core.job_reads.everyone(reader.caller)
         return pages.render(request, "queue.html", reader.language, viewer=reader, spots=spots)
 
     @router.get("/static/{name}")
