@@ -1,5 +1,8 @@
 """The REST API under /api/v1: the chat commands' use cases for other programs, as the user whose personal token
-(`/token` in a private chat with the bot) they present. Their requests share that user's quota and fair share."""
+(`/token` in a private chat with the bot) they present. Their requests share that user's quota and fair share.
+
+Annotations are evaluated here (no `from __future__ import annotations`): FastAPI reads the endpoints' parameter
+types at run time, and those of functions nested in `api_router` cannot be resolved from strings."""
 
 from typing import Annotated
 

@@ -56,18 +56,21 @@ async def test_a_json_job_is_queued_runs_and_its_image_downloads(served: Served)
     assert status == 200 and quota["images"] == 1 and quota["images_limit"] > 1
 
 
-async def test_images_come_as_multipart_parts_for_img2img_inpaint_and_mix(served: Served) -> None:
+async def test_images_come_as_multipart_parts_for_every_image_operation(served: Served) -> None:
     token = await served.token()
     jobs = []
     for request, parts in (
         ({"operation": "img2img", "prompt": "blue", "strength": 0.5, "steps": 2}, {"image": png()}),
         ({"operation": "inpaint", "prompt": "a hat", "steps": 2}, {"image": png(), "mask": png(colour=(255,) * 3)}),
         ({"operation": "mix", "mix": ["a tiger"], "steps": 2, "prior_steps": 2}, {"images": [png(), png()]}),
+        ({"operation": "outpaint", "prompt": "a beach", "pan": "left", "steps": 2}, {"image": png()}),
+        ({"operation": "remix", "prompt": "as ink", "strength": 0.5, "prior_steps": 4, "steps": 2}, {"image": png()}),
+        ({"operation": "depth", "prompt": "a stone", "steps": 2}, {"image": png()}),
     ):
         status, receipt, _ = await served.call("POST", "/api/v1/jobs", token, data=multipart(request, **parts))
         assert status == 202, receipt
         jobs.append(receipt["id"])
-    for job_id, operation in zip(jobs, ("img2img", "inpaint", "mix"), strict=True):
+    for job_id, operation in zip(jobs, ("img2img", "inpaint", "mix", "outpaint", "remix", "depth"), strict=True):
         job = await served.finished(token, job_id)
         assert (job["state"], job["operation"], len(job["images"])) == ("done", operation, 1), job
 
