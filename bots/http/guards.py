@@ -9,6 +9,8 @@ from collections import OrderedDict
 from aiolimiter import AsyncLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bots.errors import UserError
+from bots.kit.uploads import MEGABYTE
 from bots.texts import render
 
 ADDRESSES_KEPT = 10_000
@@ -31,40 +33,27 @@ class BodyLimit:
             await self._refuse(send)
             return
         received = 0
-        started = False
 
         async def counted() -> Message:
+            """A body without a declared length is counted as it arrives: past the limit, the application's
+            reading raises a refusal, which its error boundary answers (413) like any other."""
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge
+                    raise UserError("api.too_large", limit_mb=f"{self.limit / MEGABYTE:g}")
             return message
 
-        async def sending(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, sending)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, counted, send)
 
     async def _refuse(self, send: Send) -> None:
-        megabytes = self.limit / (1024 * 1024)
-        values = {"limit_mb": f"{megabytes:g}"}
+        values = {"limit_mb": f"{self.limit / MEGABYTE:g}"}
         body = {"error": {"key": "api.too_large", "message": render("api.too_large", None, **values), "values": values}}
         payload = json.dumps(body).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers + [(b"connection", b"close")]})
         await send({"type": "http.response.body", "body": payload})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class Attempts:

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,6 +180,15 @@ async def test_413_for_a_body_or_an_image_over_the_limits(start: Start) -> None:
         big = {"prompt": "x" * 100, "mix": ["a"] * 30_000, "operation": "mix"}
         status, body, _ = await server.call("POST", "/api/v1/jobs", token, json=big)
         assert status == 413 and body["error"]["key"] == "api.too_large"
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"prompt": "'
+            for _ in range(100):
+                yield b"x" * 1024
+
+        headers = {"Content-Type": "application/json"}
+        status, body, _ = await server.call("POST", "/api/v1/jobs", token, headers, data=chunks())
+        assert status == 413 and body["error"]["key"] == "api.too_large", body
         noise = Image.frombytes("RGB", (100, 100), random.Random(1).randbytes(30_000))
         buffer = io.BytesIO()
         noise.save(buffer, "PNG")
