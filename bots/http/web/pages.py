@@ -23,7 +23,7 @@ from bots.http.guards import Attempts
 from bots.http.requests import ask_of
 from bots.http.schemas import JobRequest
 from bots.http.streams import job_events
-from bots.http.web.rendering import Pages, job_view
+from bots.http.web.rendering import JobView, Pages
 from bots.http.web.sessions import Viewer, check_form, clear_session, set_session, viewer
 
 WEB_PLACE = Place("http", "web")
@@ -74,7 +74,7 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
     async def gallery(request: Request) -> Response:
         reader = await who(request)
         jobs = await core.job_reads.jobs(reader.caller, 30)
-        return pages.render(request, "gallery.html", reader.language, viewer=reader, jobs=[job_view(j) for j in jobs])
+        return pages.render(request, "gallery.html", reader.language, viewer=reader, jobs=[JobView(j) for j in jobs])
 
     @router.post("/jobs")
     async def submit(request: Request) -> Response:
@@ -96,7 +96,7 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
         reader = await who(request)
         detail = await core.job_reads.job(reader.caller, job_id)
         progress = 1.0 if detail.state == "done" else feed.progress(detail.job_id)
-        return pages.render(request, "job.html", reader.language, viewer=reader, job=job_view(detail, progress))
+        return pages.render(request, "job.html", reader.language, viewer=reader, job=JobView(detail, progress))
 
     @router.get("/jobs/{job_id}/events")
     async def events(request: Request, job_id: str) -> StreamingResponse:

@@ -37,7 +37,7 @@ class JobView:
     """A job as a page shows it."""
 
     detail: JobDetail
-    progress: float | None
+    progress: float | None = None
 
     @property
     def id(self) -> str:
@@ -58,10 +58,6 @@ class JobView:
     @property
     def seeds(self) -> str:
         return ", ".join(str(image.seed) for image in self.detail.images) or str(self.detail.seed)
-
-
-def job_view(detail: JobDetail, progress: float | None = None) -> JobView:
-    return JobView(detail, progress)
 
 
 class Pages:
