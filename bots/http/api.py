@@ -114,7 +114,7 @@ def api_router(core: Core, feed: JobFeed, attempts: Attempts, policy: UploadPoli
     async def image(job_id: str, number: int, who: Who) -> Response:
         name, data = await core.job_reads.image(who, job_id, number)
         headers = {"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "private, max-age=3600"}
-        return Response(data, media_type=_media_type(name), headers=headers)
+        return Response(data, media_type=media_type(name), headers=headers)
 
     @router.get(
         "/jobs/{job_id}/events",
@@ -241,7 +241,7 @@ def _url(request: Request, path: str) -> str:
     return str(request.base_url).rstrip("/") + path
 
 
-def _media_type(name: str) -> str:
+def media_type(name: str) -> str:
     suffix = name.rsplit(".", 1)[-1].lower()
     return {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}.get(
         suffix, "application/octet-stream"

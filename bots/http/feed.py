@@ -1,6 +1,6 @@
 """Live events of the jobs asked for over HTTP, for their event streams: the core announces them to this
 platform's listener, which hands each to whoever watches the job. A watcher also reads the job from the
-database now and then (`ServerSentEvents`), so jobs asked for in a chat, or events lost, still reach it."""
+database now and then (`bots.http.streams.job_events`), so jobs asked for in a chat, or events lost, still reach it."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ async def read_request(request: Request, policy: UploadPolicy) -> tuple[JobReque
     """The body, and the images of a multipart request by part name (`image`, `mask`, `images`)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "multipart/form-data":
-        return _parsed(await request.body()), {}
+        return job_request(await request.body() or b"{}"), {}
     form = await request.form(max_files=MAX_MIX_ITEMS + 2, max_fields=FORM_FIELDS)
     try:
         body = form.get("request")
@@ -59,14 +59,17 @@ async def read_request(request: Request, policy: UploadPolicy) -> tuple[JobReque
             data = await value.read()
             policy.check_size(value.filename or name, len(data))
             images.setdefault(name, []).append(data)
-        return _parsed(text), images
+        return job_request(text), images
     finally:
         await form.close()
 
 
-def _parsed(text: bytes) -> JobRequest:
+def job_request(given: bytes | dict[str, str]) -> JobRequest:
+    """A JSON body, or a form's fields, as a job request; a value of the wrong shape is the bad request it names."""
     try:
-        return JobRequest.model_validate_json(text or b"{}")
+        if isinstance(given, bytes):
+            return JobRequest.model_validate_json(given)
+        return JobRequest.model_validate(given)
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"]) or "body"

@@ -10,18 +10,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import ValidationError
 
 from bots.config import HttpSettings
-from bots.core.access import MODERATOR_HOURS, SESSION_DAYS
+from bots.core.access import SESSION_DAYS
 from bots.core.facade import Core
 from bots.core.types import JobDetail, Place
 from bots.errors import UserError
+from bots.http.api import media_type
 from bots.http.errors import language_of
 from bots.http.feed import JobFeed
 from bots.http.guards import Attempts
-from bots.http.requests import ask_of
-from bots.http.schemas import JobRequest
+from bots.http.requests import ask_of, job_request
 from bots.http.streams import job_events
 from bots.http.web.rendering import JobView, Pages
 from bots.http.web.sessions import Viewer, check_form, clear_session, set_session, viewer
@@ -55,10 +54,8 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
         if session is None:
             await attempts.failed(address)
             raise UserError("web.link_spent")
-        caller = await core.access.session_caller(session)
         response = RedirectResponse("/web/", status_code=303)
-        hours = MODERATOR_HOURS if caller is not None and caller.moderator else SESSION_DAYS * 24
-        set_session(response, session, secure, hours * 3600)
+        set_session(response, session, secure, SESSION_DAYS * 24 * 3600)  # the server ends a moderator's sooner
         return response
 
     @router.post("/logout")
@@ -82,12 +79,7 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
         form = await request.form(max_files=0, max_fields=len(FORM_FIELDS) + 1)
         check_form(reader, str(form.get("csrf", "")))
         given = {name: str(form[name]).strip() for name in FORM_FIELDS if str(form.get(name, "")).strip()}
-        try:
-            body = JobRequest.model_validate(given)
-        except ValidationError as error:
-            problem = error.errors()[0]
-            raise UserError("api.bad_request", field=str(problem["loc"][0]), detail=problem["msg"]) from None
-        ask, _ = ask_of(body, {})
+        ask, _ = ask_of(job_request(given), {})
         receipt = await core.submit(reader.caller.actor, WEB_PLACE, ask)
         return RedirectResponse(f"/web/jobs/{receipt.job_id}", status_code=303)
 
@@ -113,8 +105,7 @@ def web_router(core: Core, settings: HttpSettings, feed: JobFeed, attempts: Atte
     async def image(request: Request, job_id: str, number: int) -> Response:
         reader = await who(request)
         name, data = await core.job_reads.image(reader.caller, job_id, number)
-        kind = "image/png" if name.endswith(".png") else "image/jpeg"
-        return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=3600"})
+        return Response(data, media_type=media_type(name), headers={"Cache-Control": "private, max-age=3600"})
 
     def action(run: Callable[[Viewer, str], Awaitable[str]]) -> Callable[..., Awaitable[Response]]:
         async def handle(request: Request, job_id: str, csrf: Token) -> Response:
